@@ -1,0 +1,296 @@
+#include "kd_accept.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <apr_file_info.h>
+#include <apr_hash.h>
+#include <apr_strings.h>
+#include <apr_thread_mutex.h>
+#include <gssapi/gssapi_ext.h>
+#include <gssapi/gssapi_krb5.h>
+
+#include "kd_base64.h"
+#include "kd_gss.h"
+#include "kd_log.h"
+
+/* Acceptor credentials for one principal, valid for one state of the
+ * keytab file. Reference-counted so a keytab change never releases a
+ * credential another thread is still accepting with. */
+typedef struct {
+    gss_cred_id_t cred;
+    apr_time_t mtime;
+    apr_ino_t inode;
+    apr_off_t size;
+    unsigned refs;
+    int stale;
+    char *principal;
+} cred_entry;
+
+struct kd_acceptor {
+    const char *keytab;
+    apr_thread_mutex_t *lock;
+    apr_hash_t *creds;          /* principal -> cred_entry*, guarded by lock */
+    unsigned long acquisitions; /* guarded by lock */
+};
+
+struct kd_acceptors {
+    apr_pool_t *pool;
+    apr_thread_mutex_t *lock;
+    apr_hash_t *by_keytab;      /* path -> kd_acceptor*, guarded by lock */
+};
+
+static void entry_free(cred_entry *e)
+{
+    OM_uint32 min;
+
+    gss_release_cred(&min, &e->cred);
+    free(e->principal);
+    free(e);
+}
+
+static apr_status_t acceptor_cleanup(void *data)
+{
+    kd_acceptor *a = data;
+    apr_hash_index_t *hi;
+
+    for (hi = apr_hash_first(NULL, a->creds); hi; hi = apr_hash_next(hi))
+        entry_free(apr_hash_this_val(hi));
+    apr_hash_clear(a->creds);
+    return APR_SUCCESS;
+}
+
+kd_acceptors *kd_acceptors_create(apr_pool_t *p)
+{
+    kd_acceptors *reg = apr_pcalloc(p, sizeof(*reg));
+
+    reg->pool = p;
+    reg->by_keytab = apr_hash_make(p);
+    apr_thread_mutex_create(&reg->lock, APR_THREAD_MUTEX_DEFAULT, p);
+    return reg;
+}
+
+kd_acceptor *kd_acceptors_get(kd_acceptors *reg, const char *keytab)
+{
+    kd_acceptor *a;
+
+    apr_thread_mutex_lock(reg->lock);
+    a = apr_hash_get(reg->by_keytab, keytab, APR_HASH_KEY_STRING);
+    if (a == NULL) {
+        a = apr_pcalloc(reg->pool, sizeof(*a));
+        a->keytab = apr_pstrdup(reg->pool, keytab);
+        a->creds = apr_hash_make(reg->pool);
+        apr_thread_mutex_create(&a->lock, APR_THREAD_MUTEX_DEFAULT, reg->pool);
+        apr_pool_cleanup_register(reg->pool, a, acceptor_cleanup, apr_pool_cleanup_null);
+        apr_hash_set(reg->by_keytab, a->keytab, APR_HASH_KEY_STRING, a);
+    }
+    apr_thread_mutex_unlock(reg->lock);
+    return a;
+}
+
+unsigned long kd_acceptor_acquisitions(const kd_acceptor *a)
+{
+    return a->acquisitions;
+}
+
+/* Acquire acceptor credentials for one principal from the keytab only. */
+static kd_cause acquire(kd_acceptor *a, apr_pool_t *p, const char *principal,
+                        gss_cred_id_t *cred, kd_result *res)
+{
+    OM_uint32 major, minor, ignored;
+    gss_buffer_desc namebuf;
+    gss_name_t name = GSS_C_NO_NAME;
+    gss_key_value_element_desc elements[] = {{"keytab", a->keytab}};
+    gss_key_value_set_desc store = {1, elements};
+
+    namebuf.value = (void *)principal;
+    namebuf.length = strlen(principal);
+    major = gss_import_name(&minor, &namebuf, GSS_KRB5_NT_PRINCIPAL_NAME, &name);
+    if (GSS_ERROR(major))
+        return kd_result_fail(res, p, KD_CAUSE_KEYTAB_UNUSABLE, "acquire",
+                              "cannot parse principal %s: %s", principal,
+                              kd_gss_error(p, major, minor));
+    major = gss_acquire_cred_from(&minor, name, GSS_C_INDEFINITE, GSS_C_NO_OID_SET, GSS_C_ACCEPT,
+                                  &store, cred, NULL, NULL);
+    gss_release_name(&ignored, &name);
+    if (GSS_ERROR(major)) {
+        res->gss_major = major;
+        res->krb5_code = (krb5_error_code)minor;
+        return kd_result_fail(res, p, KD_CAUSE_KEYTAB_UNUSABLE, "acquire",
+                              "no acceptor key for %s in keytab %s: %s", principal, a->keytab,
+                              kd_gss_error(p, major, minor));
+    }
+    a->acquisitions++;
+    kd_log(KD_LOG_DEBUG, "acquired acceptor credentials for %s from %s", principal, a->keytab);
+    return KD_CAUSE_NONE;
+}
+
+static int entry_current(const cred_entry *e, const apr_finfo_t *fi)
+{
+    return e->mtime == fi->mtime && e->inode == fi->inode && e->size == fi->size;
+}
+
+/* Drop an entry from the table; free it now or when its last user is done. */
+static void retire(kd_acceptor *a, cred_entry *e)
+{
+    apr_hash_set(a->creds, e->principal, APR_HASH_KEY_STRING, NULL);
+    e->stale = 1;
+    if (e->refs == 0)
+        entry_free(e);
+}
+
+static kd_cause get_cred(kd_acceptor *a, apr_pool_t *p, const char *principal,
+                         cred_entry **out, kd_result *res)
+{
+    apr_finfo_t fi;
+    apr_status_t rv;
+    cred_entry *e;
+    gss_cred_id_t cred = GSS_C_NO_CREDENTIAL;
+    char errbuf[128];
+
+    rv = apr_stat(&fi, a->keytab, APR_FINFO_MTIME | APR_FINFO_INODE | APR_FINFO_SIZE, p);
+    if (rv != APR_SUCCESS)
+        return kd_result_fail(res, p, KD_CAUSE_KEYTAB_UNUSABLE, "acquire", "keytab %s: %s",
+                              a->keytab, apr_strerror(rv, errbuf, sizeof(errbuf)));
+    apr_thread_mutex_lock(a->lock);
+    e = apr_hash_get(a->creds, principal, APR_HASH_KEY_STRING);
+    if (e != NULL && !entry_current(e, &fi)) {
+        kd_log(KD_LOG_INFO, "keytab %s changed: re-acquiring credentials for %s", a->keytab,
+               principal);
+        retire(a, e);
+        e = NULL;
+    }
+    if (e == NULL) {
+        /* Failures are not cached: a fixed keytab must work on the next request. */
+        if (acquire(a, p, principal, &cred, res) != KD_CAUSE_NONE) {
+            apr_thread_mutex_unlock(a->lock);
+            return res->cause;
+        }
+        e = calloc(1, sizeof(*e));
+        if (e == NULL || (e->principal = strdup(principal)) == NULL) {
+            OM_uint32 min;
+            gss_release_cred(&min, &cred);
+            free(e);
+            apr_thread_mutex_unlock(a->lock);
+            return kd_result_fail(res, p, KD_CAUSE_INTERNAL_ERROR, "acquire", "out of memory");
+        }
+        e->cred = cred;
+        e->mtime = fi.mtime;
+        e->inode = fi.inode;
+        e->size = fi.size;
+        apr_hash_set(a->creds, e->principal, APR_HASH_KEY_STRING, e);
+    }
+    e->refs++;
+    apr_thread_mutex_unlock(a->lock);
+    *out = e;
+    return KD_CAUSE_NONE;
+}
+
+static void put_cred(kd_acceptor *a, cred_entry *e)
+{
+    apr_thread_mutex_lock(a->lock);
+    if (--e->refs == 0 && e->stale)
+        entry_free(e);
+    apr_thread_mutex_unlock(a->lock);
+}
+
+static const char *configured_spns(apr_pool_t *p, const kd_accept_params *params)
+{
+    const char *list = NULL;
+    int i;
+
+    for (i = 0; i < params->n_spns; i++) {
+        const char *one = kd_spn_unparse(p, &params->spns[i]);
+        list = list ? apr_pstrcat(p, list, " ", one, NULL) : one;
+    }
+    return list ? list : "(none)";
+}
+
+static int spn_allowed(const kd_token_info *info, const kd_accept_params *params)
+{
+    int i;
+
+    for (i = 0; i < params->n_spns; i++) {
+        if (kd_spn_matches(&params->spns[i], info->ticket_sname, info->ticket_realm))
+            return 1;
+    }
+    return 0;
+}
+
+/* Fill the caller-visible results from an established context. */
+static kd_cause describe_client(apr_pool_t *p, gss_name_t src, gss_OID mech,
+                                const kd_accept_params *params, kd_accept_out *out,
+                                kd_result *res)
+{
+    OM_uint32 major, minor, ignored;
+    gss_buffer_desc buf = GSS_C_EMPTY_BUFFER;
+
+    major = gss_display_name(&minor, src, &buf, NULL);
+    if (GSS_ERROR(major))
+        return kd_result_fail(res, p, KD_CAUSE_INTERNAL_ERROR, "accept",
+                              "cannot display client name: %s", kd_gss_error(p, major, minor));
+    out->client_principal = kd_gss_buffer_str(p, &buf);
+    gss_release_buffer(&ignored, &buf);
+    if (params->want_local_name) {
+        major = gss_localname(&minor, src, mech, &buf);
+        if (!GSS_ERROR(major)) {
+            out->local_name = kd_gss_buffer_str(p, &buf);
+            gss_release_buffer(&ignored, &buf);
+        }
+    }
+    return KD_CAUSE_NONE;
+}
+
+kd_cause kd_acceptor_accept(kd_acceptor *a, apr_pool_t *p, const unsigned char *tok, size_t len,
+                            const kd_token_info *info, const kd_accept_params *params,
+                            kd_accept_out *out, kd_result *res)
+{
+    OM_uint32 major, minor, ignored, flags = 0;
+    gss_ctx_id_t ctx = GSS_C_NO_CONTEXT;
+    gss_buffer_desc in, reply = GSS_C_EMPTY_BUFFER;
+    gss_name_t src = GSS_C_NO_NAME;
+    gss_OID mech = GSS_C_NO_OID;
+    cred_entry *entry = NULL;
+    kd_cause cause = KD_CAUSE_NONE;
+
+    memset(out, 0, sizeof(*out));
+    if (!info->has_ap_req)
+        return kd_result_fail(res, p, KD_CAUSE_MALFORMED_TOKEN, "accept", "no Kerberos AP-REQ");
+    out->spn = kd_token_ticket_principal(p, info);
+    if (!spn_allowed(info, params))
+        return kd_result_fail(res, p, KD_CAUSE_WRONG_SPN, "accept",
+                              "ticket is for %s; this host answers for %s", out->spn,
+                              configured_spns(p, params));
+    if (get_cred(a, p, out->spn, &entry, res) != KD_CAUSE_NONE)
+        return res->cause;
+
+    in.value = (void *)tok;
+    in.length = len;
+    major = gss_accept_sec_context(&minor, &ctx, entry->cred, &in, GSS_C_NO_CHANNEL_BINDINGS,
+                                   &src, &mech, &reply, &flags, NULL, NULL);
+    if (GSS_ERROR(major)) {
+        res->gss_major = major;
+        res->krb5_code = (krb5_error_code)minor;
+        cause = kd_result_fail(res, p, kd_cause_from_accept_error(major, (krb5_error_code)minor),
+                               "accept", "ticket for %s (kvno %d, enctype %d): %s", out->spn,
+                               (int)info->ticket_kvno, (int)info->ticket_etype,
+                               kd_gss_error(p, major, minor));
+        goto done;
+    }
+    if (major & GSS_S_CONTINUE_NEEDED) {
+        cause = kd_result_fail(res, p, KD_CAUSE_MALFORMED_TOKEN, "accept",
+                               "the client started a multi-round exchange, which HTTP "
+                               "Negotiate with Kerberos never needs");
+        goto done;
+    }
+    cause = describe_client(p, src, mech, params, out, res);
+    if (cause == KD_CAUSE_NONE && reply.length > 0)
+        out->mutual_token = kd_b64_encode(p, reply.value, reply.length);
+
+done:
+    gss_release_buffer(&ignored, &reply);
+    gss_release_name(&ignored, &src);
+    if (ctx != GSS_C_NO_CONTEXT)
+        gss_delete_sec_context(&ignored, &ctx, GSS_C_NO_BUFFER);
+    put_cred(a, entry);
+    return cause;
+}

@@ -1,0 +1,43 @@
+/* kd_accept: the acceptor side of SPNEGO. One kd_acceptor per keytab per
+ * process holds acceptor credentials pinned to each service principal
+ * (acquired from a credential store naming the keytab, never from the
+ * process environment), re-acquired when the keytab file changes, shared
+ * safely by all threads of the process. */
+#ifndef KD_ACCEPT_H
+#define KD_ACCEPT_H
+
+#include <apr_pools.h>
+
+#include "kd_result.h"
+#include "kd_spn.h"
+#include "kd_token.h"
+
+typedef struct kd_acceptor kd_acceptor;
+typedef struct kd_acceptors kd_acceptors;
+
+typedef struct {
+    const kd_spn *spns;        /* service principals this vhost answers for */
+    int n_spns;
+    int want_local_name;       /* run auth_to_local on the client name */
+} kd_accept_params;
+
+typedef struct {
+    const char *client_principal;  /* "alice@EXAMPLE.TEST" */
+    const char *local_name;        /* auth_to_local mapping, NULL if none */
+    const char *spn;               /* principal the ticket was for, with realm */
+    const char *mutual_token;      /* base64 reply token, NULL when empty */
+} kd_accept_out;
+
+/* Per-process registry: one acceptor per keytab path. */
+kd_acceptors *kd_acceptors_create(apr_pool_t *p);
+kd_acceptor *kd_acceptors_get(kd_acceptors *reg, const char *keytab);
+
+/* Accept a token that kd_token_sniff recognised as Kerberos. Thread safe. */
+kd_cause kd_acceptor_accept(kd_acceptor *a, apr_pool_t *p, const unsigned char *tok, size_t len,
+                            const kd_token_info *info, const kd_accept_params *params,
+                            kd_accept_out *out, kd_result *res);
+
+/* How often acceptor credentials were acquired (for tests and the status page). */
+unsigned long kd_acceptor_acquisitions(const kd_acceptor *a);
+
+#endif

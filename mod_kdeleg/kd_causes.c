@@ -1,0 +1,198 @@
+#include "kd_causes.h"
+
+#include <errno.h>
+#include <string.h>
+
+/* Indexed by kd_cause; kd_causes_selfcheck() in the unit tests proves that
+ * row i describes cause i. */
+static const kd_cause_info catalogue[KD_CAUSE__COUNT] = {
+    {KD_CAUSE_NONE, "none", 200, 0, "no failure", "", ""},
+    {KD_CAUSE_NO_TOKEN, "no-token", 401, 0,
+     "the client sent no Negotiate token (normal first leg of SPNEGO)",
+     "nothing to fix; if the browser never answers, add the site to the Local intranet zone",
+     "nothing to fix; clients need a TGT (kinit) and must allow Negotiate for this host"},
+    {KD_CAUSE_MALFORMED_TOKEN, "malformed-token", 401, 0,
+     "the Authorization header, its base64 or the token's DER structure is unusable",
+     "a client bug or tampering; capture the request and check the client",
+     "a client bug or tampering; capture the request and check the client"},
+    {KD_CAUSE_NTLM_OFFERED, "ntlm-offered", 401, 0,
+     "the client offered NTLM instead of Kerberos",
+     "register the SPN for the exact host name the client used (setspn -S HTTP/name account), "
+     "use an A record not a CNAME, put the site in the Local intranet zone; on a load-balanced "
+     "name every node needs the shared account's key (KdelegFQDNRedirect otherwise)",
+     "create HTTP/<host name the client used> (kadmin addprinc -randkey), give the client a TGT, "
+     "allow Negotiate for the host in the browser (auth-server-allowlist)"},
+    {KD_CAUSE_WRONG_SPN, "wrong-spn", 401, 0,
+     "the ticket is for a service principal this virtual host is not configured to answer for",
+     "check the host name the client used and the SPNs on the account (setspn -L account); "
+     "list the name in KdelegServiceNames",
+     "add the principal to KdelegServiceNames or make the client use a configured host name"},
+    {KD_CAUSE_KEY_VERSION_MISMATCH, "key-version-mismatch", 401, 1,
+     "KRB_AP_ERR_BADKEYVER: the ticket's key version (kvno) is not in the keytab",
+     "the account's password changed after the keytab was made: re-export it with ktpass "
+     "(or adcli/msktutil) and install it on every node",
+     "re-extract the key (kadmin ktadd, or ktadd -norandkey to keep the kvno) and compare "
+     "kvno HTTP/host with klist -k -t"},
+    {KD_CAUSE_DECRYPT_FAILED, "decrypt-failed", 401, 1,
+     "KRB_AP_ERR_MODIFIED / BAD_INTEGRITY: the ticket is encrypted with a key this host lacks",
+     "duplicate SPN (setspn -X; the SPN must be on exactly one account) or a stale keytab "
+     "(re-export with ktpass)",
+     "stale keytab: re-extract the key (kadmin ktadd) and check klist -k -t -e against kvno"},
+    {KD_CAUSE_CLOCK_SKEW, "clock-skew", 401, 1,
+     "KRB_AP_ERR_SKEW / TKT_NYV: client and server clocks differ by more than the allowed skew",
+     "synchronise time with the domain hierarchy (w32tm /resync); 5 minutes is the default",
+     "run NTP (chrony/ntpd) on clients, servers and KDCs; clockskew in krb5.conf is 300 s"},
+    {KD_CAUSE_REPLAY, "replay", 401, 0,
+     "KRB_AP_ERR_REPEAT: this authenticator was seen before",
+     "the client resent a token; if every request fails, check that the replay cache is "
+     "writable and clocks are synchronised",
+     "the client resent a token; check the replay cache directory (KRB5RCACHEDIR) is writable"},
+    {KD_CAUSE_TICKET_EXPIRED, "ticket-expired", 401, 0,
+     "KRB_AP_ERR_TKT_EXPIRED: the client's service ticket expired",
+     "the client must renew (klist purge, lock/unlock the session)",
+     "the client must renew (kinit -R or kinit)"},
+    {KD_CAUSE_KEYTAB_UNUSABLE, "keytab-unusable", 500, 1,
+     "the keytab is missing, unreadable by the httpd user, or holds no key for the SPN",
+     "check KdelegKeytab path and permissions; the keytab must hold the SPN "
+     "(ktpass -princ HTTP/name@REALM ... ; setspn -L account)",
+     "check KdelegKeytab path and permissions (readable by the httpd user); "
+     "klist -k -t -e FILE must list the SPN (kadmin ktadd -k FILE HTTP/name)"},
+    {KD_CAUSE_KDC_UNREACHABLE, "kdc-unreachable", 503, 1,
+     "no KDC answered",
+     "check DNS SRV records for the domain controllers and the firewall (TCP/UDP 88)",
+     "check [realms] kdc = in krb5.conf and the firewall (TCP/UDP 88)"},
+    {KD_CAUSE_SPN_UNKNOWN, "spn-unknown", 502, 1,
+     "KDC_ERR_S_PRINCIPAL_UNKNOWN: the back-end service principal is not registered",
+     "register the back-end SPN on its service account (setspn -S service/host account)",
+     "create the back-end principal (kadmin addprinc -randkey service/host)"},
+    {KD_CAUSE_USER_UNKNOWN, "user-unknown", 500, 1,
+     "KDC_ERR_C_PRINCIPAL_UNKNOWN in S4U2Self: the user is not known to the KDC",
+     "check the user name format and realm mapping (KdelegUserRealm, UPN suffix)",
+     "check the user name and KdelegUserRealm; the principal must exist (kadmin getprinc)"},
+    {KD_CAUSE_DELEGATION_NOT_ALLOWED, "delegation-not-allowed", 500, 1,
+     "S4U2Proxy refused (KDC_ERR_BADOPTION): the target is not in the front end's allowed list",
+     "on the front-end account's Delegation tab choose \"Trust this user for delegation to "
+     "specified services only\" and add the back-end SPN (msDS-AllowedToDelegateTo)",
+     "add the target principal to the front end's krbAllowedToDelegateTo LDAP attribute"},
+    {KD_CAUSE_PROTOCOL_TRANSITION_NOT_ALLOWED, "protocol-transition-not-allowed", 500, 1,
+     "the S4U2Self ticket is not forwardable: protocol transition is not allowed",
+     "on the Delegation tab choose \"Use any authentication protocol\" "
+     "(TrustedToAuthForDelegation)",
+     "kadmin modprinc +ok_to_auth_as_delegate on the front-end principal"},
+    {KD_CAUSE_USER_NOT_DELEGABLE, "user-not-delegable", 500, 0,
+     "the user's tickets may not be delegated (sensitive account / Protected Users)",
+     "by design: \"Account is sensitive and cannot be delegated\" or Protected Users; exclude the user",
+     "by design: the user has -allow_forwardable; exclude the user"},
+    {KD_CAUSE_CROSS_REALM_DELEGATION, "cross-realm-delegation", 500, 1,
+     "constrained delegation to a back end in another realm "
+     "(SEC_E_CROSSREALM_DELEGATION_FAILURE 0x80090357)",
+     "use resource-based constrained delegation on the back end "
+     "(msDS-AllowedToActOnBehalfOfOtherIdentity) or keep both in one domain",
+     "classic constrained delegation is single-realm: move the back end into the front end's realm"},
+    {KD_CAUSE_ETYPE_UNSUPPORTED, "etype-unsupported", 500, 1,
+     "KDC_ERR_ETYPE_NOSUPP: no common encryption type",
+     "enable AES on the account (msDS-SupportedEncryptionTypes) and re-export the keytab",
+     "add AES keys (kadmin cpw -randkey -e aes256-cts ...) and re-extract the keytab"},
+    {KD_CAUSE_SESSION_INVALID, "session-invalid", 401, 0,
+     "the session cookie is tampered, expired, for another virtual host or sealed with an unknown key",
+     "nothing to fix: the user re-authenticates silently",
+     "nothing to fix: the user re-authenticates silently"},
+    {KD_CAUSE_NEGOTIATE_FAILED, "negotiate-failed", 401, 0,
+     "the Kerberos exchange failed for a reason not listed above (see the detail)",
+     "read the detail; enable Kerberos event logging on the client",
+     "read the detail; KRB5_TRACE on the client shows the exchange"},
+    {KD_CAUSE_INTERNAL_ERROR, "internal-error", 500, 1,
+     "an unexpected error inside mod_kdeleg or a library (see the detail)",
+     "read the detail in the error log",
+     "read the detail in the error log"},
+};
+
+const kd_cause_info *kd_cause_get(kd_cause cause)
+{
+    if ((int)cause < 0 || cause >= KD_CAUSE__COUNT)
+        cause = KD_CAUSE_INTERNAL_ERROR;
+    return &catalogue[cause];
+}
+
+const char *kd_cause_name(kd_cause cause)
+{
+    return kd_cause_get(cause)->name;
+}
+
+kd_cause kd_cause_by_name(const char *name)
+{
+    int i;
+
+    for (i = 0; name != NULL && i < KD_CAUSE__COUNT; i++) {
+        if (strcmp(catalogue[i].name, name) == 0)
+            return (kd_cause)i;
+    }
+    return KD_CAUSE__COUNT;
+}
+
+kd_cause kd_cause_from_accept_error(OM_uint32 major, krb5_error_code minor)
+{
+    switch (minor) {
+    case KRB5KRB_AP_ERR_BADKEYVER:
+    case KRB5_KT_KVNONOTFOUND:
+        return KD_CAUSE_KEY_VERSION_MISMATCH;
+    case KRB5KRB_AP_ERR_MODIFIED:
+    case KRB5KRB_AP_ERR_BAD_INTEGRITY:
+        return KD_CAUSE_DECRYPT_FAILED;
+    case KRB5KRB_AP_ERR_SKEW:
+    case KRB5KRB_AP_ERR_TKT_NYV:
+        return KD_CAUSE_CLOCK_SKEW;
+    case KRB5KRB_AP_ERR_REPEAT:
+        return KD_CAUSE_REPLAY;
+    case KRB5KRB_AP_ERR_TKT_EXPIRED:
+        return KD_CAUSE_TICKET_EXPIRED;
+    case KRB5KRB_AP_ERR_NOT_US:
+    case KRB5_KT_NOTFOUND:
+    case KRB5_KT_END:
+    case KRB5_KT_BADNAME:
+    case KRB5_KT_UNKNOWN_TYPE:
+    case KRB5_KT_FORMAT:
+        return KD_CAUSE_KEYTAB_UNUSABLE;
+    case KRB5_BAD_ENCTYPE:
+    case KRB5_PROG_ETYPE_NOSUPP:
+    case KRB5KDC_ERR_ETYPE_NOSUPP:
+        return KD_CAUSE_ETYPE_UNSUPPORTED;
+    case KRB5_KDC_UNREACH:
+        return KD_CAUSE_KDC_UNREACHABLE;
+    case KRB5KRB_AP_ERR_MSG_TYPE:
+    case KRB5KRB_AP_ERR_BADVERSION:
+    case KRB5KRB_AP_ERR_INAPP_CKSUM:
+    case KRB5KRB_AP_ERR_BADMATCH:
+    case KRB5KRB_AP_ERR_MUT_FAIL:
+    case KRB5KRB_AP_ERR_BADDIRECTION:
+    case KRB5KRB_AP_ERR_BADORDER:
+    case ASN1_BAD_ID:
+    case ASN1_BAD_LENGTH:
+    case ASN1_OVERRUN:
+    case ASN1_BAD_FORMAT:
+    case ASN1_PARSE_ERROR:
+    case ASN1_MISSING_FIELD:
+        return KD_CAUSE_MALFORMED_TOKEN;
+    case ENOENT:
+    case EACCES:
+    case EPERM:
+        return KD_CAUSE_KEYTAB_UNUSABLE;
+    default:
+        break;
+    }
+    switch (GSS_ROUTINE_ERROR(major)) {
+    case GSS_S_DEFECTIVE_TOKEN:
+    case GSS_S_BAD_MECH:
+    case GSS_S_BAD_SIG:
+        return KD_CAUSE_MALFORMED_TOKEN;
+    case GSS_S_CREDENTIALS_EXPIRED:
+        return KD_CAUSE_TICKET_EXPIRED;
+    case GSS_S_NO_CRED:
+        return KD_CAUSE_KEYTAB_UNUSABLE;
+    default:
+        break;
+    }
+    if (major & GSS_S_DUPLICATE_TOKEN)
+        return KD_CAUSE_REPLAY;
+    return KD_CAUSE_NEGOTIATE_FAILED;
+}

@@ -1,0 +1,36 @@
+#include "kd_gss.h"
+
+#include <apr_strings.h>
+
+const char *kd_gss_buffer_str(apr_pool_t *p, const gss_buffer_desc *buf)
+{
+    if (buf == NULL || buf->value == NULL)
+        return "";
+    return apr_pstrmemdup(p, buf->value, buf->length);
+}
+
+static const char *status_messages(apr_pool_t *p, OM_uint32 code, int type)
+{
+    OM_uint32 min, ctx = 0;
+    gss_buffer_desc msg = GSS_C_EMPTY_BUFFER;
+    const char *all = NULL;
+    int guard = 0;
+
+    do {
+        if (GSS_ERROR(gss_display_status(&min, code, type, GSS_C_NO_OID, &ctx, &msg)))
+            break;
+        all = all ? apr_pstrcat(p, all, ", ", kd_gss_buffer_str(p, &msg), NULL)
+                  : kd_gss_buffer_str(p, &msg);
+        gss_release_buffer(&min, &msg);
+    } while (ctx != 0 && ++guard < 8);
+    return all ? all : apr_psprintf(p, "status %u", (unsigned)code);
+}
+
+const char *kd_gss_error(apr_pool_t *p, OM_uint32 major, OM_uint32 minor)
+{
+    const char *text = status_messages(p, major, GSS_C_GSS_CODE);
+
+    if (minor != 0)
+        text = apr_pstrcat(p, text, "; ", status_messages(p, minor, GSS_C_MECH_CODE), NULL);
+    return text;
+}

@@ -1,0 +1,15 @@
+/* kd_gss: small helpers around GSS-API status reporting. */
+#ifndef KD_GSS_H
+#define KD_GSS_H
+
+#include <apr_pools.h>
+#include <gssapi/gssapi.h>
+
+/* "major message; minor message" built with gss_display_status. GSS
+ * buffers are not NUL-terminated: always copied by length. */
+const char *kd_gss_error(apr_pool_t *p, OM_uint32 major, OM_uint32 minor);
+
+/* Copy a GSS buffer into the pool as a C string (length-bounded). */
+const char *kd_gss_buffer_str(apr_pool_t *p, const gss_buffer_desc *buf);
+
+#endif

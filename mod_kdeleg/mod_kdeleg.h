@@ -1,0 +1,55 @@
+/* mod_kdeleg: httpd glue shared by the mod_kdeleg_*.c files. The
+ * httpd-independent work lives in kd_*.c; these files only translate
+ * between httpd and that core. */
+#ifndef MOD_KDELEG_H
+#define MOD_KDELEG_H
+
+#include <httpd.h>
+#include <http_config.h>
+
+#include "kd_accept.h"
+#include "kd_spn.h"
+
+/* Our own log numbers: KDLOGNO(00101) -> "KD00101: ". httpd's AH numbers
+ * belong to httpd. Ranges: 001xx start-up, 002xx config, 003xx authentication. */
+#define KDLOGNO(n) "KD" #n ": "
+
+#define KD_AUTH_TYPE "Negotiate"
+#define KD_UNSET (-1)
+
+typedef enum {
+    KD_REMOTE_USER_FULL = 0,   /* alice@EXAMPLE.TEST */
+    KD_REMOTE_USER_SHORT,      /* alice */
+    KD_REMOTE_USER_LOCAL,      /* krb5 auth_to_local */
+} kd_remote_user;
+
+/* Per-directory configuration; server/vhost level settings live in the
+ * server's default directory config, so one merge covers every scope.
+ * Every field has an "unset" value and is merged on its own. */
+typedef struct {
+    const char *keytab;            /* KdelegKeytab; NULL = unset */
+    apr_array_header_t *spns;      /* KdelegServiceNames (kd_spn); NULL = unset */
+    int remote_user;               /* KdelegRemoteUser; KD_UNSET = unset */
+} kd_dir_conf;
+
+extern module AP_MODULE_DECLARE_DATA kdeleg_module;
+extern const command_rec kd_directives[];
+
+void *kd_dir_conf_create(apr_pool_t *p, char *dir);
+void *kd_dir_conf_merge(apr_pool_t *p, void *base, void *add);
+
+/* Effective values (defaults applied). */
+const char *kd_conf_keytab(const kd_dir_conf *conf);
+int kd_conf_remote_user(const kd_dir_conf *conf);
+/* Configured SPNs, or HTTP/<ServerName> and HTTP/<each ServerAlias>. */
+const apr_array_header_t *kd_conf_spns(request_rec *r, const kd_dir_conf *conf);
+
+/* Start-up checks (mod_kdeleg_config.c). */
+int kd_check_keytabs(apr_pool_t *p, server_rec *s);
+void kd_set_default_keytab(const char *path);
+
+/* Authentication (mod_kdeleg_auth.c). */
+void kd_auth_register_hooks(apr_pool_t *p);
+void kd_auth_child_init(apr_pool_t *pchild);
+
+#endif

@@ -1,0 +1,226 @@
+/* mod_kdeleg_auth: AuthType Negotiate. Reads the Authorization header,
+ * lets the core decide, and turns the core's result into r->user, the
+ * environment, the reply headers, one log line and the HTTP status. */
+#include "mod_kdeleg.h"
+
+#include <string.h>
+
+#include <http_core.h>
+#include <http_log.h>
+#include <http_protocol.h>
+#include <http_request.h>
+#include <mod_auth.h>
+#include <apr_strings.h>
+
+#include "kd_causes.h"
+#include "kd_result.h"
+#include "kd_token.h"
+
+APLOG_USE_MODULE(kdeleg);
+
+/* Per-process acceptor registry, made in child_init. */
+static kd_acceptors *acceptors;
+
+/* What a successful exchange established; kept on the request so that
+ * subrequests and internal redirects reuse it instead of replaying the
+ * token (which the replay cache would rightly refuse). */
+typedef struct {
+    const char *user;
+    const char *principal;
+    const char *spn;
+    const char *ticket_sname;
+    const char *ticket_realm;
+} kd_auth_state;
+
+void kd_auth_child_init(apr_pool_t *pchild)
+{
+    acceptors = kd_acceptors_create(pchild);
+}
+
+static int is_negotiate(request_rec *r)
+{
+    const char *type = ap_auth_type(r);
+
+    return type != NULL && strcasecmp(type, KD_AUTH_TYPE) == 0;
+}
+
+static const char *spn_for_log(const char *spn)
+{
+    return spn ? spn : "-";
+}
+
+/* One line, numbered, with the cause and both remedies; never a token. */
+static void log_failure(request_rec *r, const kd_result *res, const char *spn)
+{
+    const kd_cause_info *info = kd_cause_get(res->cause);
+    int level;
+
+    if (res->cause == KD_CAUSE_NO_TOKEN)
+        level = APLOG_DEBUG;
+    else if (info->server_fault)
+        level = info->http_status >= 500 ? APLOG_ERR : APLOG_WARNING;
+    else
+        level = APLOG_INFO;
+    ap_log_rerror(APLOG_MARK, level, 0, r, KDLOGNO(00301)
+                  "kdeleg(%s, %s, %s): authentication failed: cause %s: %s (%s); "
+                  "fix (AD): %s; fix (MIT): %s",
+                  r->server->server_hostname, r->useragent_ip, ap_escape_logitem(r->pool,
+                  spn_for_log(spn)), info->name, info->summary,
+                  ap_escape_logitem(r->pool, res->detail ? res->detail : ""), info->ad_fix,
+                  info->mit_fix);
+}
+
+static int fail(request_rec *r, const kd_result *res, const char *spn)
+{
+    const kd_cause_info *info = kd_cause_get(res->cause);
+
+    log_failure(r, res, spn);
+    if (res->cause != KD_CAUSE_NO_TOKEN)
+        apr_table_setn(r->subprocess_env, "KDELEG_ERROR", info->name);
+    if (info->http_status == HTTP_UNAUTHORIZED) {
+        apr_table_setn(r->err_headers_out, "WWW-Authenticate", KD_AUTH_TYPE);
+        return HTTP_UNAUTHORIZED;
+    }
+    return info->http_status;
+}
+
+static const char *remote_user(request_rec *r, const kd_dir_conf *conf,
+                               const kd_accept_out *out)
+{
+    const char *at;
+
+    switch (kd_conf_remote_user(conf)) {
+    case KD_REMOTE_USER_SHORT:
+        /* The realm follows the last '@' (enterprise names contain one). */
+        at = strrchr(out->client_principal, '@');
+        return at ? apr_pstrmemdup(r->pool, out->client_principal,
+                                   (apr_size_t)(at - out->client_principal))
+                  : out->client_principal;
+    case KD_REMOTE_USER_LOCAL:
+        if (out->local_name)
+            return out->local_name;
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, KDLOGNO(00302)
+                      "kdeleg(%s, %s, %s): no auth_to_local mapping for %s; using the full "
+                      "principal as REMOTE_USER",
+                      r->server->server_hostname, r->useragent_ip, out->spn,
+                      out->client_principal);
+        return out->client_principal;
+    default:
+        return out->client_principal;
+    }
+}
+
+static void set_identity(request_rec *r, const kd_auth_state *st)
+{
+    r->user = apr_pstrdup(r->pool, st->user);
+    r->ap_auth_type = KD_AUTH_TYPE;
+    apr_table_set(r->subprocess_env, "GSS_NAME", st->principal);
+    apr_table_set(r->subprocess_env, "KDELEG_AUTH_METHOD", "kerberos");
+    apr_table_set(r->subprocess_env, "KDELEG_SPN", st->spn);
+}
+
+static int succeed(request_rec *r, const kd_dir_conf *conf, const kd_token_info *info,
+                   const kd_accept_out *out)
+{
+    kd_auth_state *st = apr_pcalloc(r->pool, sizeof(*st));
+
+    st->principal = out->client_principal;
+    st->user = remote_user(r, conf, out);
+    st->spn = out->spn;
+    st->ticket_sname = info->ticket_sname;
+    st->ticket_realm = info->ticket_realm;
+    ap_set_module_config(r->request_config, &kdeleg_module, st);
+    set_identity(r, st);
+    if (out->mutual_token)
+        apr_table_set(r->err_headers_out, "WWW-Authenticate",
+                      apr_pstrcat(r->pool, KD_AUTH_TYPE " ", out->mutual_token, NULL));
+    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, KDLOGNO(00303)
+                  "kdeleg(%s, %s, %s): authenticated %s as %s",
+                  r->server->server_hostname, r->useragent_ip, out->spn,
+                  out->client_principal, st->user);
+    return OK;
+}
+
+/* The exchange already done for the request this one derives from. */
+static const kd_auth_state *earlier_exchange(request_rec *r)
+{
+    request_rec *o = r;
+    const kd_auth_state *st;
+
+    while ((o = o->prev ? o->prev : o->main) != NULL) {
+        st = ap_get_module_config(o->request_config, &kdeleg_module);
+        if (st)
+            return st;
+    }
+    return NULL;
+}
+
+static int reuse_exchange(request_rec *r, const kd_dir_conf *conf, const kd_auth_state *st)
+{
+    const apr_array_header_t *spns = kd_conf_spns(r, conf);
+    kd_result res;
+    int i;
+
+    for (i = 0; i < spns->nelts; i++) {
+        if (kd_spn_matches(&APR_ARRAY_IDX(spns, i, kd_spn), st->ticket_sname, st->ticket_realm)) {
+            ap_set_module_config(r->request_config, &kdeleg_module, (void *)st);
+            set_identity(r, st);
+            return OK;
+        }
+    }
+    kd_result_init(&res);
+    kd_result_fail(&res, r->pool, KD_CAUSE_WRONG_SPN, "accept",
+                   "the parent request authenticated for %s, which this location does not "
+                   "accept", st->spn);
+    return fail(r, &res, st->spn);
+}
+
+static int check_authn(request_rec *r)
+{
+    const kd_dir_conf *conf;
+    const kd_auth_state *earlier;
+    const apr_array_header_t *spns;
+    kd_result res;
+    kd_token_info info;
+    kd_accept_params params;
+    kd_accept_out out;
+    unsigned char *tok;
+    size_t len;
+
+    if (!is_negotiate(r))
+        return DECLINED;
+    conf = ap_get_module_config(r->per_dir_config, &kdeleg_module);
+    if ((earlier = earlier_exchange(r)) != NULL)
+        return reuse_exchange(r, conf, earlier);
+
+    kd_result_init(&res);
+    if (kd_token_from_header(r->pool, apr_table_get(r->headers_in, "Authorization"), &tok, &len,
+                             &res) != KD_CAUSE_NONE
+        || kd_token_sniff(r->pool, tok, len, &info, &res) != KD_CAUSE_NONE)
+        return fail(r, &res, NULL);
+
+    spns = kd_conf_spns(r, conf);
+    params.spns = (const kd_spn *)spns->elts;
+    params.n_spns = spns->nelts;
+    params.want_local_name = kd_conf_remote_user(conf) == KD_REMOTE_USER_LOCAL;
+    if (kd_acceptor_accept(kd_acceptors_get(acceptors, kd_conf_keytab(conf)), r->pool, tok, len,
+                           &info, &params, &out, &res) != KD_CAUSE_NONE)
+        return fail(r, &res, kd_token_ticket_principal(r->pool, &info));
+    return succeed(r, conf, &info, &out);
+}
+
+/* mod_authz_core calls this when Require fails after authentication: the
+ * client must be invited to try again with Negotiate. */
+static int note_auth_failure(request_rec *r, const char *auth_type)
+{
+    if (auth_type == NULL || strcasecmp(auth_type, KD_AUTH_TYPE) != 0)
+        return DECLINED;
+    apr_table_setn(r->err_headers_out, "WWW-Authenticate", KD_AUTH_TYPE);
+    return OK;
+}
+
+void kd_auth_register_hooks(apr_pool_t *p)
+{
+    ap_hook_check_authn(check_authn, NULL, NULL, APR_HOOK_MIDDLE, AP_AUTH_INTERNAL_PER_CONF);
+    ap_hook_note_auth_failure(note_auth_failure, NULL, NULL, APR_HOOK_MIDDLE);
+}

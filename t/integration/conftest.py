@@ -1,0 +1,101 @@
+"""Fixtures for mod_kdeleg integration tests: one Kerberos lab per session.
+
+realm          session Realm (slapd + MIT KDC with LDAP back end), see t/lab/kdlab.py
+lab_dir        its base directory (KDLAB_KEEP=1 keeps it after the run)
+alice_ccache   a fresh FILE ccache path holding alice's TGT
+module_path    the built mod_kdeleg.so ($KDELEG_MODULE, else mod_kdeleg/.libs/),
+               skips the test when there is none
+httpd_factory  make(name, ip, **Httpd kwargs) -> started Httpd, stopped after the test
+haproxy_factory make(ip, port, backends, **kw) -> started Haproxy, stopped after the test
+
+Every server records its PID under the lab dir; the session finalizer stops
+all of them whatever happened, so a failed test leaves nothing running.
+"""
+
+import itertools
+import os
+import shutil
+import sys
+import tempfile
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+LAB_DIR = os.path.join(REPO, "t", "lab")
+
+
+def _lab_on_path():
+    if LAB_DIR not in sys.path:
+        sys.path.insert(0, LAB_DIR)
+
+
+_lab_on_path()
+import kdlab  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def lab_dir():
+    # Not tmp_path_factory: /tmp/pytest-of-root is 0700 and httpd children
+    # (www-data) must traverse the lab dir to read their keytabs.
+    base = tempfile.mkdtemp(prefix="kdlab-")
+    try:
+        yield base
+    finally:
+        kdlab.stop_all(base)
+        if not os.environ.get("KDLAB_KEEP"):
+            shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def realm(lab_dir):
+    realm = kdlab.Realm(lab_dir)
+    try:
+        yield realm.start()
+    finally:
+        realm.stop()
+
+
+_ccache_numbers = itertools.count(1)
+
+
+@pytest.fixture
+def alice_ccache(realm):
+    path = realm.path("ccache", f"alice-{next(_ccache_numbers)}.cc")
+    return realm.kinit("alice", path)
+
+
+@pytest.fixture(scope="session")
+def module_path():
+    path = os.environ.get("KDELEG_MODULE") or os.path.join(
+        REPO, "mod_kdeleg", ".libs", "mod_kdeleg.so")
+    if not os.path.exists(path):
+        pytest.skip(f"mod_kdeleg not built ({path} missing; set KDELEG_MODULE)")
+    return os.path.abspath(path)
+
+
+@pytest.fixture
+def httpd_factory(realm):
+    started = []
+
+    def make(name, ip, **kwargs):
+        httpd = kdlab.Httpd(realm.base, name, ip, **kwargs)
+        started.append(httpd)
+        return httpd.start(realm.env())
+
+    yield make
+    for httpd in started:
+        httpd.stop()
+
+
+@pytest.fixture
+def haproxy_factory(realm):
+    started = []
+
+    def make(ip, port, backends, **kwargs):
+        proxy = kdlab.Haproxy(realm.base, ip, port, backends, **kwargs)
+        started.append(proxy)
+        return proxy.start()
+
+    yield make
+    for proxy in started:
+        proxy.stop()

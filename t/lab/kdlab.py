@@ -1,0 +1,1005 @@
+#!/usr/bin/python3
+"""kdlab: a throw-away Kerberos lab for mod_kdeleg integration tests.
+
+One base directory holds everything: an OpenLDAP slapd, an MIT KDC with the
+LDAP back end (the DB2 back end refuses every S4U2Proxy), keytabs, httpd
+instances and haproxy.  Every server is a child process whose PID is recorded
+under <base>/pids/, so any process (pytest, a demo script, `kdlab.py stop`)
+can stop them all.  Nothing outside the base directory is written, and
+nothing uses DNS: hosts are loopback addresses, names come from krb5.conf.
+
+Standard library only; run with /usr/bin/python3.
+
+Library
+-------
+free_port(ip="127.0.0.1") -> int          a TCP port free on ip (bind port 0)
+base_env() -> dict                        clean PATH/LANG to build child envs on
+keytab_entries(path) -> [(kvno, principal, enctype)]   parses klist -k -t -e
+stop_all(base_dir, timeout=10)            stops every recorded PID in base_dir
+record_pid(base_dir, name, pid); recorded_pid(base_dir, name) -> pid or None
+descendants(pid) -> [pids]                children, grandchildren... from /proc
+
+Realm(base_dir, realm="EXAMPLE.TEST", domain="example.test")
+    start()                 slapd + realm in LDAP + principals + keytabs + KDC
+    stop()                  stops the KDC and slapd (safe twice, any process)
+    Realm.load(base_dir)    the Realm a previous start() left in base_dir
+    env(ccache=None, trace=None) -> dict   KRB5_CONFIG, KRB5RCACHEDIR,
+                            KRB5CCNAME (given ccache path, else a default cache
+                            inside the base dir), KRB5_TRACE if trace is given
+    kinit(principal, ccache_path, password=None, lifetime=None, keytab=None)
+                            TGT into FILE:ccache_path; lab users default to
+                            their lab password (sent on stdin)
+    run(args, ccache=None, input=None, check=True) -> CompletedProcess
+                            any client tool with the lab env
+    kadmin(cmd) -> str      kadmin.local -q cmd; raises KadminError on failure
+    modprinc(principal, flags)     e.g. "+ok_to_auth_as_delegate" or a list
+    rekey(principal) -> int        cpw -randkey; returns the new KDC kvno
+    kdc_kvno(principal) -> int
+    ktadd(principal, keytab, norandkey=True)
+    keytab(name) -> path           <base>/keytabs/<name>.keytab
+    keytab_entries(path)           same as the module function
+    set_delegation(principal, targets)   replace krbAllowedToDelegateTo
+    delegation(principal) -> [targets]
+    ldapsearch(filter, *attrs) -> str    LDIF, unwrapped
+    principal_dn(principal) -> str
+    principal(name) -> "name@REALM"; service(svc, host) -> "svc/host.domain@REALM"
+    kdc_log_mark() / kdc_log_since(mark) -> [lines]
+
+Httpd(base_dir, name, ip, port=None, module_path=None, mpm="event",
+      extra_modules=(), conf="", server_name=None)
+    start(env=None)         writes <base>/<name>/httpd.conf, runs apache2 -k
+                            start; env is usually realm.env()
+    stop(); reload(conf=None)  (graceful, SIGUSR1; waits for the restart)
+    error_log_mark() / error_log_since(mark) -> [lines]
+    url(path="/", host=None); pid; processes() -> [pids of main + children]
+
+Haproxy(base_dir, ip, port, backends, name="haproxy")
+    start(); stop(); url(path="/")   round robin over [(ip, port), ...]
+
+Realm directory layout
+----------------------
+<base>/realm.json        state for Realm.load (ports, names)
+<base>/krb5.conf         for every process (KDC, httpd, clients)
+<base>/kdc.conf          KRB5_KDC_PROFILE for krb5kdc and kadmin.local
+<base>/kdc.log           KDC log (AS_REQ/TGS_REQ lines), kdc.stderr
+<base>/stash, service.pwd   master key stash, LDAP bind password stash
+<base>/ldap/             slapd.conf, kerberos.schema, data/, ldapi socket,
+                         slapd.pid, slapd.args, slapd.log
+<base>/keytabs/          node1 (vip+node1+other), node2 (vip+node2), backend,
+                         db, node1-novip (node1 only), and alice/bob/carol
+                         client keytabs; 0640 root:www-data when root
+<base>/rcache/, ccache/  client replay caches, default client ccache
+<base>/pids/             one record per running server: "PID STARTTIME"
+<base>/module_path       the --module given to `kdlab.py start`, if any
+<base>/<httpd name>/     httpd.conf, htdocs/, cgi-bin/env.cgi, logs/, run/,
+                         rcache/ (each httpd is its own host: own replay
+                         cache and default ccache, KRB5CCNAME/KRB5RCACHEDIR)
+<base>/<haproxy name>/   haproxy.cfg, haproxy.log
+
+CLI
+---
+kdlab.py start --dir DIR [--module PATH]   start a realm, print its env
+kdlab.py stop --dir DIR                    stop everything recorded in DIR
+kdlab.py env --dir DIR                     print `export KEY=VALUE` lines
+"""
+
+import argparse
+import gzip
+import json
+import os
+import pwd
+import re
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+RUN_USER = "www-data"
+APACHE_MODULES = "/usr/lib/apache2/modules"
+KERBEROS_SCHEMA = "/usr/share/doc/krb5-kdc-ldap/kerberos.schema.gz"
+LDAP_SCHEMAS = ("core", "cosine", "nis", "inetorgperson")
+
+# Lab secrets: this realm lives for one test session on loopback only.
+LDAP_PASSWORD = "ldap-admin-secret"
+MASTER_PASSWORD = "kdc-master-secret"
+USERS = {"alice": "alice-Secret-1", "bob": "bob-Secret-1",
+         "carol": "carol-Secret-1"}
+# carol is "sensitive and cannot be delegated".
+USER_FLAGS = {"carol": ["-allow_forwardable"]}
+SERVICES = ("HTTP/vip", "HTTP/node1", "HTTP/node2", "HTTP/backend",
+            "HTTP/other", "postgres/db")
+DELEGATORS = ("HTTP/vip", "HTTP/node1", "HTTP/node2")
+DELEGATION_TARGETS = ("HTTP/backend", "postgres/db")
+PROTOCOL_TRANSITION = ("HTTP/vip", "HTTP/node1")  # not HTTP/node2
+KEYTABS = {
+    "node1": ("HTTP/vip", "HTTP/node1", "HTTP/other"),
+    "node2": ("HTTP/vip", "HTTP/node2"),
+    "backend": ("HTTP/backend",),
+    "db": ("postgres/db",),
+    "node1-novip": ("HTTP/node1",),
+}
+
+
+class LabError(RuntimeError):
+    pass
+
+
+class KadminError(LabError):
+    pass
+
+
+# ---------------------------------------------------------------- helpers
+
+def free_port(ip="127.0.0.1"):
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((ip, 0))
+        return s.getsockname()[1]
+
+
+def base_env():
+    """A clean environment: nothing from the caller (KRB5CCNAME, ...) leaks."""
+    return {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "LANG": "C"}
+
+
+def _as_root():
+    if os.geteuid() != 0:
+        return False
+    try:
+        pwd.getpwnam(RUN_USER)
+        return True
+    except KeyError:
+        return False
+
+
+def _share_with_httpd(path, mode):
+    """Let httpd children (User www-data) read path when we run as root."""
+    os.chmod(path, mode)
+    if _as_root():
+        gid = pwd.getpwnam(RUN_USER).pw_gid
+        os.chown(path, -1, gid)
+
+
+def _mkdir(path, mode=0o755):
+    os.makedirs(path, exist_ok=True)
+    os.chmod(path, mode)
+    return path
+
+
+def _write(path, text, mode=0o644):
+    with open(path, "w") as f:
+        f.write(text)
+    os.chmod(path, mode)
+    return path
+
+
+def _tail(path, lines=30):
+    try:
+        with open(path, errors="replace") as f:
+            return "".join(f.readlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def _port_open(ip, port):
+    try:
+        with socket.create_connection((ip, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def _wait_for(predicate, timeout, what, details=lambda: ""):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise LabError(f"timed out waiting for {what}\n{details()}")
+        time.sleep(0.01)
+
+
+def _run(args, env, input=None, check=True):
+    proc = subprocess.run(args, env=env, input=input, capture_output=True,
+                          text=True)
+    if check and proc.returncode != 0:
+        raise LabError(f"{shlex.join(args)} failed ({proc.returncode}):\n"
+                       f"{proc.stdout}{proc.stderr}")
+    return proc
+
+
+def keytab_entries(path):
+    """[(kvno, principal, enctype)] of a keytab, in file order."""
+    out = _run(["klist", "-k", "-t", "-e", path], base_env()).stdout
+    pattern = re.compile(r"^\s*(\d+)\s.*\s(\S+@\S+)\s+\(([^)]+)\)\s*$")
+    return [(int(m[1]), m[2], m[3])
+            for m in map(pattern.match, out.splitlines()) if m]
+
+
+# ------------------------------------------------------- process records
+#
+# A record is <base>/pids/<name>.pid holding "PID STARTTIME".  The start time
+# (from /proc) guards against signalling an unrelated process that reused the
+# PID after ours died.
+
+def _stat(pid):
+    """Fields of /proc/PID/stat after the command name ([0] state, [1] ppid,
+    [19] start time), or None once the process is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    return stat[stat.rindex(")") + 2:].split()
+
+
+def _alive(pid, start):
+    """A zombie counts as gone: it has exited, only its reaper is late."""
+    fields = _stat(pid)
+    if fields is None or fields[19] != start:
+        return False
+    if fields[0] == "Z":
+        _reap(pid)
+        return False
+    return True
+
+
+def _reap(pid):
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass  # not our child: its own parent (or init) reaps it
+
+
+def descendants(pid):
+    """All descendants of pid (httpd workers, cgid daemon...)."""
+    by_parent = {}
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        fields = _stat(entry)
+        if fields:
+            by_parent.setdefault(int(fields[1]), []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        kids = by_parent.get(todo.pop(), [])
+        found += kids
+        todo += kids
+    return found
+
+
+def _pids_dir(base_dir):
+    return os.path.join(base_dir, "pids")
+
+
+def record_pid(base_dir, name, pid):
+    fields = _stat(pid)
+    if fields is None:
+        raise LabError(f"{name}: process {pid} is gone")
+    _mkdir(_pids_dir(base_dir))
+    _write(os.path.join(_pids_dir(base_dir), name + ".pid"),
+           f"{pid} {fields[19]}\n")
+
+
+def _read_record(base_dir, name):
+    try:
+        with open(os.path.join(_pids_dir(base_dir), name + ".pid")) as f:
+            pid, start = f.read().split()
+        return int(pid), start
+    except (OSError, ValueError):
+        return None
+
+
+def recorded_pid(base_dir, name):
+    """The PID recorded under name if that process still runs, else None."""
+    rec = _read_record(base_dir, name)
+    return rec[0] if rec and _alive(*rec) else None
+
+
+def stop_recorded(base_dir, names, timeout=10):
+    """SIGTERM the named servers together, wait for them and their children,
+    SIGKILL whatever is left after timeout, then drop the records."""
+    procs = []
+    for name in names:
+        rec = _read_record(base_dir, name)
+        if rec and _alive(*rec):
+            kids = [(k, _stat(k)) for k in descendants(rec[0])]
+            procs.append(rec)
+            procs += [(k, fields[19]) for k, fields in kids if fields]
+            _signal(rec[0], signal.SIGTERM)
+    try:
+        _wait_for(lambda: not any(_alive(*p) for p in procs), timeout,
+                  "processes to exit")
+    except LabError:
+        for p in procs:
+            if _alive(*p):
+                _signal(p[0], signal.SIGKILL)
+        _wait_for(lambda: not any(_alive(*p) for p in procs), 5,
+                  "killed processes to exit")
+    for name in names:
+        try:
+            os.unlink(os.path.join(_pids_dir(base_dir), name + ".pid"))
+        except FileNotFoundError:
+            pass
+
+
+def _signal(pid, sig):
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def stop_all(base_dir, timeout=10):
+    """Stop every server recorded under base_dir (any process may call it)."""
+    try:
+        names = [f[:-4] for f in os.listdir(_pids_dir(base_dir))
+                 if f.endswith(".pid")]
+    except FileNotFoundError:
+        return
+    stop_recorded(base_dir, names, timeout)
+
+
+def _spawn(base_dir, name, args, env, log_path):
+    """Start a foreground server in its own session, output to log_path."""
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(args, env=env, stdin=subprocess.DEVNULL,
+                                stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    record_pid(base_dir, name, proc.pid)
+    return proc
+
+
+def _check_running(proc, name, log_path):
+    if proc.poll() is not None:
+        raise LabError(f"{name} exited with {proc.returncode}:\n"
+                       f"{_tail(log_path)}")
+    return True
+
+
+# ------------------------------------------------------------------ realm
+
+class Realm:
+    STATE = "realm.json"
+
+    def __init__(self, base_dir, realm="EXAMPLE.TEST", domain="example.test"):
+        self.base = os.path.abspath(base_dir)
+        self.realm = realm
+        self.domain = domain
+        self.suffix = ",".join("dc=" + p for p in domain.split("."))
+        self.rootdn = "cn=admin," + self.suffix
+        self.ldap_port = None
+        self.kdc_port = None
+        p = self.path
+        self.krb5_conf, self.kdc_conf = p("krb5.conf"), p("kdc.conf")
+        self.kdc_log = p("kdc.log")
+        self.ldap_dir = p("ldap")
+        self.keytab_dir = p("keytabs")
+        self.ldapi_path = p("ldap", "ldapi")
+        self.ldapi_uri = "ldapi://" + self.ldapi_path.replace("/", "%2F")
+
+    def path(self, *parts):
+        return os.path.join(self.base, *parts)
+
+    @property
+    def ldap_uri(self):
+        return f"ldap://127.0.0.1:{self.ldap_port}"
+
+    @classmethod
+    def load(cls, base_dir):
+        with open(os.path.join(base_dir, cls.STATE)) as f:
+            state = json.load(f)
+        realm = cls(base_dir, state["realm"], state["domain"])
+        realm.ldap_port, realm.kdc_port = state["ldap_port"], state["kdc_port"]
+        return realm
+
+    # -- names
+
+    def principal(self, name):
+        return name if "@" in name else f"{name}@{self.realm}"
+
+    def service(self, svc, host=None):
+        """service("HTTP/vip") or service("HTTP", "vip") -> HTTP/vip.domain@REALM"""
+        name = f"{svc}/{host}" if host else svc
+        if "@" not in name and not name.endswith("." + self.domain):
+            name += "." + self.domain
+        return self.principal(name)
+
+    def keytab(self, name):
+        return os.path.join(self.keytab_dir, name + ".keytab")
+
+    # -- environment
+
+    def env(self, ccache=None, trace=None):
+        env = {"KRB5_CONFIG": self.krb5_conf,
+               "KRB5RCACHEDIR": self.path("rcache"),
+               "KRB5CCNAME": "FILE:" + (ccache or self.path("ccache", "default"))}
+        if trace:
+            env["KRB5_TRACE"] = trace
+        return env
+
+    def _admin_env(self):
+        return {**base_env(), **self.env(), "KRB5_KDC_PROFILE": self.kdc_conf}
+
+    def run(self, args, ccache=None, input=None, check=True):
+        return _run(args, {**base_env(), **self.env(ccache)}, input, check)
+
+    # -- start / stop
+
+    def start(self):
+        if recorded_pid(self.base, "slapd") or recorded_pid(self.base, "krb5kdc"):
+            raise LabError(f"a realm already runs in {self.base}")
+        try:
+            self._prepare_dirs()
+            self._start_slapd()
+            self._write_krb5_files()
+            self._create_realm()
+            self._create_principals()
+            self._set_delegation_acls()
+            self._write_keytabs()
+            self._start_kdc()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self, timeout=10):
+        stop_recorded(self.base, ["krb5kdc", "slapd"], timeout)
+
+    def _prepare_dirs(self):
+        _mkdir(self.base)
+        # A previous realm's database and keytabs would clash with the new one.
+        for d in (self.ldap_dir, self.keytab_dir):
+            shutil.rmtree(d, ignore_errors=True)
+        for f in ("stash", "service.pwd", "kdc.log"):
+            if os.path.exists(self.path(f)):
+                os.unlink(self.path(f))
+        _mkdir(self.path("ldap", "data"), 0o700)
+        _mkdir(self.keytab_dir)
+        _mkdir(self.path("rcache"), 0o1777)
+        _mkdir(self.path("ccache"), 0o700)
+        self.ldap_port = free_port()
+        self.kdc_port = free_port()
+        _write(self.path(self.STATE), json.dumps(
+            {"realm": self.realm, "domain": self.domain,
+             "ldap_port": self.ldap_port, "kdc_port": self.kdc_port}) + "\n")
+
+    # -- slapd
+
+    def _start_slapd(self):
+        d = self.ldap_dir
+        with gzip.open(KERBEROS_SCHEMA, "rt") as f:
+            _write(os.path.join(d, "kerberos.schema"), f.read())
+        includes = [f"/etc/ldap/schema/{s}.schema" for s in LDAP_SCHEMAS]
+        includes.append(os.path.join(d, "kerberos.schema"))
+        conf = "".join(f"include {i}\n" for i in includes) + f"""
+pidfile {d}/slapd.pid
+argsfile {d}/slapd.args
+modulepath /usr/lib/ldap
+moduleload back_mdb
+database mdb
+maxsize 268435456
+suffix "{self.suffix}"
+rootdn "{self.rootdn}"
+rootpw {LDAP_PASSWORD}
+directory {d}/data
+index objectClass eq
+index krbPrincipalName eq,pres,sub
+"""
+        _write(os.path.join(d, "slapd.conf"), conf, 0o600)
+        log = os.path.join(d, "slapd.log")
+        # -d 0 keeps slapd in the foreground, so the Popen PID is slapd's.
+        proc = _spawn(self.base, "slapd",
+                      ["slapd", "-d", "0", "-h", f"{self.ldap_uri}/ {self.ldapi_uri}",
+                       "-f", os.path.join(d, "slapd.conf")], base_env(), log)
+        _wait_for(lambda: _check_running(proc, "slapd", log) and
+                  self._ldap("ldapsearch", ["-b", "", "-s", "base"],
+                             check=False).returncode == 0,
+                  10, "slapd to answer", lambda: _tail(log))
+        self._ldap("ldapadd", [], input=(
+            f"dn: {self.suffix}\nobjectClass: dcObject\nobjectClass: organization\n"
+            f"dc: {self.domain.split('.')[0]}\no: {self.domain}\n"))
+
+    def _ldap(self, tool, args, input=None, check=True):
+        cmd = [tool, "-x", "-H", self.ldapi_uri, "-D", self.rootdn,
+               "-w", LDAP_PASSWORD] + args
+        return _run(cmd, base_env(), input, check)
+
+    def ldapsearch(self, filter, *attrs):
+        return self._ldap("ldapsearch", ["-LLL", "-o", "ldif-wrap=no", "-b",
+                                         self.suffix, filter, *attrs]).stdout
+
+    def ldapmodify(self, ldif):
+        self._ldap("ldapmodify", [], input=ldif)
+
+    def principal_dn(self, principal):
+        out = self.ldapsearch(f"(krbPrincipalName={self.principal(principal)})", "dn")
+        dns = re.findall(r"^dn: (.*)$", out, re.M)
+        if len(dns) != 1:
+            raise LabError(f"no single LDAP entry for {principal}: {out!r}")
+        return dns[0]
+
+    # -- krb5 configuration and database
+
+    def _write_krb5_files(self):
+        r, d, port = self.realm, self.domain, self.kdc_port
+        _write(self.krb5_conf, f"""[libdefaults]
+ default_realm = {r}
+ dns_lookup_kdc = false
+ dns_lookup_realm = false
+ dns_canonicalize_hostname = false
+ rdns = false
+ qualify_shortname = ""
+ udp_preference_limit = 1
+ forwardable = true
+
+[realms]
+ {r} = {{
+  kdc = 127.0.0.1:{port}
+ }}
+
+[domain_realm]
+ .{d} = {r}
+ {d} = {r}
+
+[dbmodules]
+ ldapconf = {{
+  db_library = kldap
+  ldap_kerberos_container_dn = cn=krbContainer,{self.suffix}
+  ldap_kdc_dn = {self.rootdn}
+  ldap_kadmind_dn = {self.rootdn}
+  ldap_service_password_file = {self.path("service.pwd")}
+  ldap_servers = {self.ldapi_uri}
+ }}
+""")
+        # No default_principal_flags = +preauth: it breaks S4U2Proxy to the
+        # services it creates (see LAB.md); users get +requires_preauth.
+        _write(self.kdc_conf, f"""[kdcdefaults]
+ kdc_listen = 127.0.0.1:{port}
+ kdc_tcp_listen = 127.0.0.1:{port}
+ kdc_tcp_listen_backlog = 64
+
+[realms]
+ {r} = {{
+  database_module = ldapconf
+  key_stash_file = {self.path("stash")}
+ }}
+
+[logging]
+ kdc = FILE:{self.kdc_log}
+ admin_server = FILE:{self.path("kadmin.log")}
+ default = FILE:{self.path("krb5lib.log")}
+""")
+
+    def _create_realm(self):
+        env = self._admin_env()
+        util = ["kdb5_ldap_util", "-D", self.rootdn, "-w", LDAP_PASSWORD,
+                "-H", self.ldapi_uri]
+        _run(util + ["create", "-subtrees", self.suffix, "-r", self.realm,
+                     "-s", "-P", MASTER_PASSWORD], env)
+        # stashsrvpw prompts twice for the bind password, on stdin.
+        _run(util + ["stashsrvpw", "-f", self.path("service.pwd"), self.rootdn],
+             env, input=f"{LDAP_PASSWORD}\n{LDAP_PASSWORD}\n")
+
+    def kadmin(self, cmd):
+        return self._kadmin(["-q", cmd])
+
+    def _kadmin(self, args, input=None):
+        """kadmin.local exits 0 even when a request fails: judge by stderr."""
+        proc = _run(["kadmin.local"] + args, self._admin_env(), input)
+        errors = [line for line in proc.stderr.splitlines()
+                  if line.strip() and not line.startswith("No policy specified")]
+        if errors:
+            raise KadminError(f"kadmin.local {shlex.join(args)}:\n" +
+                              "\n".join(errors))
+        return proc.stdout
+
+    def _create_principals(self):
+        cmds = []
+        for user, password in USERS.items():
+            flags = " ".join(["+requires_preauth"] + USER_FLAGS.get(user, []))
+            cmds.append(f"addprinc -pw {password} {flags} {user}")
+        cmds += [f"addprinc -randkey {self.service(s)}" for s in SERVICES]
+        cmds += [f"modprinc +ok_to_auth_as_delegate {self.service(s)}"
+                 for s in PROTOCOL_TRANSITION]
+        # One kadmin.local run for all requests: each run costs ~25 ms.
+        self._kadmin([], input="\n".join(cmds) + "\n")
+
+    def _set_delegation_acls(self):
+        targets = [self.service(t) for t in DELEGATION_TARGETS]
+        for svc in DELEGATORS:
+            self.set_delegation(self.service(svc), targets)
+
+    def _write_keytabs(self):
+        # -norandkey everywhere: a principal in two keytabs keeps one key,
+        # and user keytabs keep the password working.
+        cmds = [f"ktadd -norandkey -k {self.keytab(name)} " +
+                " ".join(self.service(s) for s in services)
+                for name, services in KEYTABS.items()]
+        cmds += [f"ktadd -norandkey -k {self.keytab(u)} {self.principal(u)}"
+                 for u in USERS]
+        self._kadmin([], input="\n".join(cmds) + "\n")
+        for name in list(KEYTABS) + list(USERS):
+            _share_with_httpd(self.keytab(name), 0o640)
+
+    # -- KDC
+
+    def _start_kdc(self):
+        env = self._admin_env()
+        log = self.path("kdc.stderr")
+        proc = _spawn(self.base, "krb5kdc", ["krb5kdc", "-n"], env, log)
+        _wait_for(lambda: _check_running(proc, "krb5kdc", log) and
+                  _port_open("127.0.0.1", self.kdc_port),
+                  10, "the KDC to listen",
+                  lambda: _tail(log) + _tail(self.kdc_log))
+
+    # -- operations for tests
+
+    def kinit(self, principal, ccache_path, password=None, lifetime=None,
+              keytab=None):
+        args = ["kinit", "-c", "FILE:" + ccache_path]
+        if lifetime:
+            args += ["-l", str(lifetime)]
+        if keytab:
+            args += ["-k", "-t", keytab]
+        elif password is None:
+            password = USERS[principal.split("@")[0]]
+        args.append(self.principal(principal))
+        self.run(args, ccache_path, input=None if keytab else password + "\n")
+        return ccache_path
+
+    def modprinc(self, principal, flags):
+        if not isinstance(flags, str):
+            flags = " ".join(flags)
+        self.kadmin(f"modprinc {flags} {self.principal(principal)}")
+
+    def kdc_kvno(self, principal):
+        out = self.kadmin(f"getprinc {self.principal(principal)}")
+        return max(int(v) for v in re.findall(r"^Key: vno (\d+)", out, re.M))
+
+    def rekey(self, principal):
+        """New random keys: the KDC's kvno moves ahead of every keytab."""
+        self.kadmin(f"cpw -randkey {self.principal(principal)}")
+        return self.kdc_kvno(principal)
+
+    def ktadd(self, principal, keytab, norandkey=True):
+        opt = "-norandkey " if norandkey else ""
+        self.kadmin(f"ktadd {opt}-k {keytab} {self.principal(principal)}")
+        _share_with_httpd(keytab, 0o640)
+
+    keytab_entries = staticmethod(keytab_entries)
+
+    def set_delegation(self, principal, targets):
+        """Replace krbAllowedToDelegateTo (empty targets: no delegation)."""
+        values = "".join(f"krbAllowedToDelegateTo: {self.principal(t)}\n"
+                         for t in targets)
+        self.ldapmodify(f"dn: {self.principal_dn(principal)}\nchangetype: modify\n"
+                        f"replace: krbAllowedToDelegateTo\n{values}-\n")
+
+    def delegation(self, principal):
+        out = self.ldapsearch(f"(krbPrincipalName={self.principal(principal)})",
+                              "krbAllowedToDelegateTo")
+        return re.findall(r"^krbAllowedToDelegateTo: (.*)$", out, re.M)
+
+    def kdc_log_mark(self):
+        return os.path.getsize(self.kdc_log)
+
+    def kdc_log_since(self, mark):
+        with open(self.kdc_log, errors="replace") as f:
+            f.seek(mark)
+            return f.read().splitlines()
+
+
+# ------------------------------------------------------------------ httpd
+
+ENV_CGI = """#!/usr/bin/python3
+import os
+FIRST = ["REMOTE_USER", "AUTH_TYPE", "GSS_NAME", "KRB5CCNAME",
+         "KDELEG_AUTH_METHOD", "KDELEG_SPN", "KDELEG_ERROR"]
+print("Content-Type: text/plain")
+print()
+keys = [k for k in FIRST if k in os.environ]
+keys += sorted(k for k in os.environ if k not in FIRST)
+for k in keys:
+    print(f"{k}={os.environ[k]}")
+"""
+
+BASE_MODULES = ("authn_core", "authz_core", "authz_user", "authz_host", "mime",
+                "dir", "alias", "env", "setenvif", "headers", "log_config",
+                "unixd")
+
+MPM_CONF = {
+    "event": """StartServers 2
+ServerLimit 4
+ThreadLimit 8
+ThreadsPerChild 8
+MaxRequestWorkers 32
+MinSpareThreads 8
+MaxSpareThreads 32
+""",
+    "prefork": """StartServers 2
+MinSpareServers 2
+MaxSpareServers 4
+ServerLimit 16
+MaxRequestWorkers 16
+""",
+}
+
+
+class Httpd:
+    def __init__(self, base_dir, name, ip, port=None, module_path=None,
+                 mpm="event", extra_modules=(), conf="", server_name=None):
+        if mpm not in MPM_CONF:
+            raise ValueError(f"mpm must be one of {sorted(MPM_CONF)}")
+        self.base = os.path.abspath(base_dir)
+        self.name, self.ip = name, ip
+        self.port = port or free_port(ip)
+        self.module_path, self.mpm = module_path, mpm
+        self.extra_modules, self.conf = tuple(extra_modules), conf
+        # "node1" serves as node1.example.test; a dotted name is used as is.
+        self.server_name = server_name or (name if "." in name
+                                           else name + ".example.test")
+        self.dir = os.path.join(self.base, name)
+        self.conf_path = os.path.join(self.dir, "httpd.conf")
+        self.error_log = os.path.join(self.dir, "logs", "error.log")
+        self.access_log = os.path.join(self.dir, "logs", "access.log")
+        self.pid_file = os.path.join(self.dir, "run", "httpd.pid")
+        self.rcache_dir = os.path.join(self.dir, "rcache")
+        self.record = "httpd-" + name
+        self.env = {}
+
+    def url(self, path="/", host=None):
+        return f"http://{host or self.ip}:{self.port}{path}"
+
+    @property
+    def pid(self):
+        return recorded_pid(self.base, self.record)
+
+    def processes(self):
+        pid = self.pid
+        return [pid] + descendants(pid) if pid else []
+
+    # -- configuration
+
+    def _write_tree(self):
+        _mkdir(self.base)
+        for sub in ("htdocs", "cgi-bin", "logs", "run"):
+            _mkdir(os.path.join(self.dir, sub))
+        # Each httpd is its own "host": its own replay cache, written by
+        # the children (www-data).
+        _mkdir(self.rcache_dir, 0o1777)
+        _write(os.path.join(self.dir, "htdocs", "index.html"),
+               f"<html><body>{self.server_name}</body></html>\n")
+        _write(os.path.join(self.dir, "cgi-bin", "env.cgi"), ENV_CGI, 0o755)
+        _write(self.conf_path, self._config())
+
+    def _load_modules(self):
+        mods = [f"mpm_{self.mpm}"] + list(BASE_MODULES)
+        mods.append("cgid" if self.mpm == "event" else "cgi")
+        mods += self.extra_modules
+        # Debian compiles log_config and unixd in; loading them again fails.
+        lines = [f"<IfModule !{m}_module>\n"
+                 f"  LoadModule {m}_module {APACHE_MODULES}/mod_{m}.so\n"
+                 f"</IfModule>" for m in mods]
+        if self.module_path:
+            lines.append(f"LoadModule kdeleg_module {self.module_path}")
+        return "\n".join(lines) + "\n"
+
+    def _config(self):
+        d, run = self.dir, os.path.join(self.dir, "run")
+        user = f"User {RUN_USER}\nGroup {RUN_USER}\n" if _as_root() else ""
+        cgid = f'ScriptSock "{run}/cgid.sock"\n' if self.mpm == "event" else ""
+        krb5 = (f'SetEnv KRB5_CONFIG "{self.env["KRB5_CONFIG"]}"\n'
+                if "KRB5_CONFIG" in self.env else "")
+        return f"""ServerRoot "{d}"
+DefaultRuntimeDir "{run}"
+PidFile "{self.pid_file}"
+Mutex file:{run} default
+Listen {self.ip}:{self.port}
+ServerName {self.server_name}
+{self._load_modules()}{user}{MPM_CONF[self.mpm]}{cgid}
+LimitRequestFieldSize 131072
+ErrorLog "{self.error_log}"
+LogLevel info
+LogFormat "%h %l %u %t \\"%r\\" %>s %b" common
+CustomLog "{self.access_log}" common
+TypesConfig /etc/mime.types
+DocumentRoot "{d}/htdocs"
+DirectoryIndex index.html
+<Directory />
+    AllowOverride None
+    Require all denied
+</Directory>
+<Directory "{d}/htdocs">
+    Require all granted
+</Directory>
+ScriptAlias /cgi-bin/ "{d}/cgi-bin/"
+<Directory "{d}/cgi-bin">
+    Options +ExecCGI
+    Require all granted
+</Directory>
+# CGIs do not inherit httpd's environment.
+{krb5}
+{self.conf}
+"""
+
+    # -- start / stop
+
+    def _process_env(self):
+        # The realm's client ccache and replay cache are not the server's:
+        # override them with this httpd's own.
+        return {**base_env(), **self.env,
+                "KRB5CCNAME": "FILE:" + os.path.join(self.rcache_dir, "krb5cc_default"),
+                "KRB5RCACHEDIR": self.rcache_dir}
+
+    def start(self, env=None, timeout=10):
+        if self.pid:
+            raise LabError(f"httpd {self.name} already runs ({self.pid})")
+        self.env = dict(env or {})
+        self._write_tree()
+        if os.path.exists(self.pid_file):
+            os.unlink(self.pid_file)
+        mark = self.error_log_mark()
+        # -k start daemonizes: the launcher exits, the server's PID is in PidFile.
+        proc = _run(["/usr/sbin/apache2", "-d", self.dir, "-f", self.conf_path,
+                     "-k", "start"], self._process_env(), check=False)
+        try:
+            if proc.returncode != 0:
+                raise LabError(f"apache2 -k start: {proc.returncode}\n"
+                               f"{proc.stdout}{proc.stderr}")
+            _wait_for(lambda: os.path.exists(self.pid_file), timeout,
+                      f"httpd {self.name} pid file", self._failure_details(mark))
+            with open(self.pid_file) as f:
+                record_pid(self.base, self.record, int(f.read()))
+            _wait_for(lambda: self._running() and _port_open(self.ip, self.port),
+                      timeout, f"httpd {self.name} on {self.ip}:{self.port}",
+                      self._failure_details(mark))
+        except BaseException:
+            self._kill_from_pid_file()
+            raise
+        return self
+
+    def _running(self):
+        if not self.pid:
+            raise LabError(f"httpd {self.name} died:\n" +
+                           "\n".join(self.error_log_since(0)[-30:]))
+        return True
+
+    def _failure_details(self, mark):
+        return lambda: "\n".join(self.error_log_since(mark)[-30:])
+
+    def _kill_from_pid_file(self):
+        """Start failed half-way: stop whatever the pid file names."""
+        try:
+            with open(self.pid_file) as f:
+                record_pid(self.base, self.record, int(f.read()))
+        except (OSError, ValueError, LabError):
+            pass
+        self.stop()
+
+    def stop(self, timeout=10):
+        stop_recorded(self.base, [self.record], timeout)
+
+    def reload(self, conf=None, timeout=10):
+        """Graceful restart (SIGUSR1), optionally with new appended conf."""
+        if conf is not None:
+            self.conf = conf
+            _write(self.conf_path, self._config())
+        if not self.pid:
+            raise LabError(f"httpd {self.name} is not running")
+        mark = self.error_log_mark()
+        os.kill(self.pid, signal.SIGUSR1)
+        _wait_for(lambda: any("resuming normal operations" in line
+                              for line in self.error_log_since(mark)),
+                  timeout, f"httpd {self.name} graceful restart",
+                  self._failure_details(mark))
+
+    # -- logs
+
+    def error_log_mark(self):
+        try:
+            return os.path.getsize(self.error_log)
+        except FileNotFoundError:
+            return 0
+
+    def error_log_since(self, mark):
+        try:
+            with open(self.error_log, errors="replace") as f:
+                f.seek(mark)
+                return f.read().splitlines()
+        except FileNotFoundError:
+            return []
+
+
+# ---------------------------------------------------------------- haproxy
+
+class Haproxy:
+    def __init__(self, base_dir, ip, port, backends, name="haproxy"):
+        self.base = os.path.abspath(base_dir)
+        self.ip, self.port, self.name = ip, port or free_port(ip), name
+        self.backends = list(backends)
+        self.dir = os.path.join(self.base, name)
+        self.cfg = os.path.join(self.dir, "haproxy.cfg")
+        self.log = os.path.join(self.dir, "haproxy.log")
+
+    def url(self, path="/", host=None):
+        return f"http://{host or self.ip}:{self.port}{path}"
+
+    def _config(self):
+        servers = "".join(f"    server s{i} {ip}:{port}\n"
+                          for i, (ip, port) in enumerate(self.backends, 1))
+        return f"""global
+    maxconn 512
+
+defaults
+    mode http
+    timeout connect 2s
+    timeout client 30s
+    timeout server 30s
+
+frontend fe
+    bind {self.ip}:{self.port}
+    default_backend be
+
+backend be
+    balance roundrobin
+{servers}"""
+
+    def start(self, timeout=10):
+        _mkdir(self.dir)
+        _write(self.cfg, self._config())
+        proc = _spawn(self.base, self.name, ["haproxy", "-db", "-f", self.cfg],
+                      base_env(), self.log)
+        try:
+            _wait_for(lambda: _check_running(proc, "haproxy", self.log) and
+                      _port_open(self.ip, self.port), timeout,
+                      f"haproxy on {self.ip}:{self.port}", lambda: _tail(self.log))
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self, timeout=10):
+        stop_recorded(self.base, [self.name], timeout)
+
+
+# -------------------------------------------------------------------- CLI
+
+def _cli_start(args):
+    t0 = time.monotonic()
+    realm = Realm(args.dir).start()
+    if args.module:
+        # Recorded for the demo script, which builds its own httpds.
+        _write(realm.path("module_path"), os.path.abspath(args.module) + "\n")
+    print(f"# realm {realm.realm} up in {time.monotonic() - t0:.2f} s "
+          f"(KDC 127.0.0.1:{realm.kdc_port}, LDAP {realm.ldap_uri})",
+          file=sys.stderr)
+    _cli_env(args)
+
+
+def _cli_stop(args):
+    t0 = time.monotonic()
+    stop_all(os.path.abspath(args.dir))
+    print(f"# stopped in {time.monotonic() - t0:.2f} s", file=sys.stderr)
+
+
+def _cli_env(args):
+    for key, value in Realm.load(args.dir).env().items():
+        print(f"export {key}={shlex.quote(value)}")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="mod_kdeleg Kerberos lab")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, func in (("start", _cli_start), ("stop", _cli_stop),
+                       ("env", _cli_env)):
+        p = sub.add_parser(name)
+        p.add_argument("--dir", required=True, help="lab base directory")
+        p.set_defaults(func=func)
+        if name == "start":
+            p.add_argument("--module", help="path of the built mod_kdeleg.so")
+    args = parser.parse_args(argv)
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()

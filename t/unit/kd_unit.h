@@ -1,0 +1,21 @@
+/* Shared fixtures for the core unit tests: a fresh APR pool per test. */
+#ifndef KD_UNIT_H
+#define KD_UNIT_H
+
+#include <check.h>
+#include <apr_pools.h>
+
+extern apr_pool_t *kd_test_pool;
+void kd_test_setup(void);
+void kd_test_teardown(void);
+
+/* Read a test vector (base64 text file under t/unit/vectors) into the pool. */
+const char *kd_test_vector(const char *name);
+
+Suite *kd_base64_suite(void);
+Suite *kd_causes_suite(void);
+Suite *kd_der_suite(void);
+Suite *kd_spn_suite(void);
+Suite *kd_token_suite(void);
+
+#endif

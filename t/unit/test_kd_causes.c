@@ -1,0 +1,107 @@
+#include "kd_unit.h"
+
+#include <string.h>
+#include "kd_causes.h"
+
+/* The contract's stable names, in CONTRACT.md order. */
+static const char *const contract_names[] = {
+    "no-token", "malformed-token", "ntlm-offered", "wrong-spn", "key-version-mismatch",
+    "decrypt-failed", "clock-skew", "replay", "ticket-expired", "keytab-unusable",
+    "kdc-unreachable", "spn-unknown", "user-unknown", "delegation-not-allowed",
+    "protocol-transition-not-allowed", "user-not-delegable", "cross-realm-delegation",
+    "etype-unsupported", "session-invalid",
+};
+
+START_TEST(rows_are_indexed_by_cause)
+{
+    int i;
+
+    for (i = 0; i < KD_CAUSE__COUNT; i++) {
+        const kd_cause_info *info = kd_cause_get((kd_cause)i);
+        ck_assert_int_eq(info->cause, i);
+        ck_assert_ptr_nonnull(info->name);
+        ck_assert_ptr_nonnull(info->summary);
+        ck_assert_int_eq(kd_cause_by_name(info->name), i);
+        if (i != KD_CAUSE_NONE) {
+            ck_assert_msg(strlen(info->ad_fix) > 10, "%s: AD remedy missing", info->name);
+            ck_assert_msg(strlen(info->mit_fix) > 10, "%s: MIT remedy missing", info->name);
+            ck_assert_msg(info->http_status >= 400 && info->http_status < 600, "%s", info->name);
+        }
+    }
+}
+END_TEST
+
+START_TEST(every_contract_name_exists)
+{
+    size_t i;
+
+    for (i = 0; i < sizeof(contract_names) / sizeof(contract_names[0]); i++)
+        ck_assert_msg(kd_cause_by_name(contract_names[i]) != KD_CAUSE__COUNT,
+                      "contract cause %s missing", contract_names[i]);
+    ck_assert_int_eq(kd_cause_by_name("no-such-cause"), KD_CAUSE__COUNT);
+    ck_assert_int_eq(kd_cause_by_name(NULL), KD_CAUSE__COUNT);
+    ck_assert_str_eq(kd_cause_name((kd_cause)9999), "internal-error");
+}
+END_TEST
+
+START_TEST(accept_errors_map_to_causes)
+{
+    const OM_uint32 fail = GSS_S_FAILURE;
+
+    ck_assert_int_eq(kd_cause_from_accept_error(fail, KRB5KRB_AP_ERR_BADKEYVER),
+                     KD_CAUSE_KEY_VERSION_MISMATCH);
+    ck_assert_int_eq(kd_cause_from_accept_error(fail, KRB5_KT_KVNONOTFOUND),
+                     KD_CAUSE_KEY_VERSION_MISMATCH);
+    ck_assert_int_eq(kd_cause_from_accept_error(fail, KRB5KRB_AP_ERR_MODIFIED),
+                     KD_CAUSE_DECRYPT_FAILED);
+    ck_assert_int_eq(kd_cause_from_accept_error(fail, KRB5KRB_AP_ERR_BAD_INTEGRITY),
+                     KD_CAUSE_DECRYPT_FAILED);
+    ck_assert_int_eq(kd_cause_from_accept_error(fail, KRB5KRB_AP_ERR_SKEW), KD_CAUSE_CLOCK_SKEW);
+    ck_assert_int_eq(kd_cause_from_accept_error(fail, KRB5KRB_AP_ERR_TKT_NYV),
+                     KD_CAUSE_CLOCK_SKEW);
+    ck_assert_int_eq(kd_cause_from_accept_error(fail, KRB5KRB_AP_ERR_REPEAT), KD_CAUSE_REPLAY);
+    ck_assert_int_eq(kd_cause_from_accept_error(fail, KRB5KRB_AP_ERR_TKT_EXPIRED),
+                     KD_CAUSE_TICKET_EXPIRED);
+    ck_assert_int_eq(kd_cause_from_accept_error(fail, KRB5KRB_AP_ERR_NOT_US),
+                     KD_CAUSE_KEYTAB_UNUSABLE);
+    ck_assert_int_eq(kd_cause_from_accept_error(fail, KRB5_KT_NOTFOUND),
+                     KD_CAUSE_KEYTAB_UNUSABLE);
+    ck_assert_int_eq(kd_cause_from_accept_error(fail, ENOENT), KD_CAUSE_KEYTAB_UNUSABLE);
+    ck_assert_int_eq(kd_cause_from_accept_error(fail, KRB5KDC_ERR_ETYPE_NOSUPP),
+                     KD_CAUSE_ETYPE_UNSUPPORTED);
+    ck_assert_int_eq(kd_cause_from_accept_error(fail, ASN1_BAD_ID), KD_CAUSE_MALFORMED_TOKEN);
+    ck_assert_int_eq(kd_cause_from_accept_error(GSS_S_DEFECTIVE_TOKEN, 0),
+                     KD_CAUSE_MALFORMED_TOKEN);
+    ck_assert_int_eq(kd_cause_from_accept_error(GSS_S_NO_CRED, 0), KD_CAUSE_KEYTAB_UNUSABLE);
+    ck_assert_int_eq(kd_cause_from_accept_error(GSS_S_DUPLICATE_TOKEN, 0), KD_CAUSE_REPLAY);
+    ck_assert_int_eq(kd_cause_from_accept_error(fail, 12345), KD_CAUSE_NEGOTIATE_FAILED);
+}
+END_TEST
+
+START_TEST(statuses_follow_who_must_act)
+{
+    ck_assert_int_eq(kd_cause_get(KD_CAUSE_NO_TOKEN)->http_status, 401);
+    ck_assert_int_eq(kd_cause_get(KD_CAUSE_MALFORMED_TOKEN)->http_status, 401);
+    ck_assert_int_eq(kd_cause_get(KD_CAUSE_NTLM_OFFERED)->http_status, 401);
+    ck_assert_int_eq(kd_cause_get(KD_CAUSE_REPLAY)->http_status, 401);
+    ck_assert_int_eq(kd_cause_get(KD_CAUSE_KEYTAB_UNUSABLE)->http_status, 500);
+    ck_assert_int_eq(kd_cause_get(KD_CAUSE_KEYTAB_UNUSABLE)->server_fault, 1);
+    ck_assert_int_eq(kd_cause_get(KD_CAUSE_REPLAY)->server_fault, 0);
+    ck_assert_ptr_nonnull(strstr(kd_cause_get(KD_CAUSE_DECRYPT_FAILED)->ad_fix, "setspn -X"));
+    ck_assert_ptr_nonnull(strstr(kd_cause_get(KD_CAUSE_CLOCK_SKEW)->ad_fix, "w32tm"));
+}
+END_TEST
+
+Suite *kd_causes_suite(void)
+{
+    Suite *s = suite_create("kd_causes");
+    TCase *tc = tcase_create("catalogue");
+
+    tcase_add_checked_fixture(tc, kd_test_setup, kd_test_teardown);
+    tcase_add_test(tc, rows_are_indexed_by_cause);
+    tcase_add_test(tc, every_contract_name_exists);
+    tcase_add_test(tc, accept_errors_map_to_causes);
+    tcase_add_test(tc, statuses_follow_who_must_act);
+    suite_add_tcase(s, tc);
+    return s;
+}

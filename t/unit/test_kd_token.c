@@ -1,0 +1,291 @@
+#include "kd_unit.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <apr_strings.h>
+
+#include "kd_base64.h"
+#include "kd_token.h"
+
+/* ------------------------------------------------------------ helpers */
+
+typedef struct {
+    unsigned char *buf;
+    size_t len;
+} bytes;
+
+static bytes raw(const void *data, size_t len)
+{
+    bytes b = {apr_pmemdup(kd_test_pool, data, len), len};
+    return b;
+}
+
+/* DER tag + length + contents (lengths below 64 KiB). */
+static bytes wrap(unsigned char tag, bytes in)
+{
+    bytes b;
+    size_t hdr = in.len < 0x80 ? 2 : in.len < 0x100 ? 3 : 4;
+
+    b.len = hdr + in.len;
+    b.buf = apr_palloc(kd_test_pool, b.len);
+    b.buf[0] = tag;
+    if (hdr == 2)
+        b.buf[1] = (unsigned char)in.len;
+    else if (hdr == 3) {
+        b.buf[1] = 0x81;
+        b.buf[2] = (unsigned char)in.len;
+    }
+    else {
+        b.buf[1] = 0x82;
+        b.buf[2] = (unsigned char)(in.len >> 8);
+        b.buf[3] = (unsigned char)in.len;
+    }
+    memcpy(b.buf + hdr, in.buf, in.len);
+    return b;
+}
+
+static bytes cat(bytes a, bytes b)
+{
+    bytes c = {apr_palloc(kd_test_pool, a.len + b.len + 1), a.len + b.len};
+    memcpy(c.buf, a.buf, a.len);
+    memcpy(c.buf + a.len, b.buf, b.len);
+    return c;
+}
+
+static const unsigned char OID_SPNEGO[] = {0x06, 0x06, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x02};
+static const unsigned char OID_NTLM[] = {0x06, 0x0a, 0x2b, 0x06, 0x01, 0x04, 0x01,
+                                         0x82, 0x37, 0x02, 0x02, 0x0a};
+
+static bytes ntlm_message(int type)
+{
+    unsigned char m[32] = {'N', 'T', 'L', 'M', 'S', 'S', 'P', 0, (unsigned char)type, 0, 0, 0,
+                           0x07, 0x82, 0x08, 0xa2};
+    return raw(m, sizeof(m));
+}
+
+/* SPNEGO NegTokenInit offering only NTLM, optionally with an NTLMSSP token. */
+static bytes spnego_ntlm_only(int with_token)
+{
+    bytes mechs = wrap(0xa0, wrap(0x30, raw(OID_NTLM, sizeof(OID_NTLM))));
+    bytes body = with_token ? cat(mechs, wrap(0xa2, wrap(0x04, ntlm_message(1)))) : mechs;
+    return wrap(0x60, cat(raw(OID_SPNEGO, sizeof(OID_SPNEGO)), wrap(0xa0, wrap(0x30, body))));
+}
+
+static bytes vector(const char *name)
+{
+    const char *b64 = kd_test_vector(name);
+    bytes b;
+
+    ck_assert_int_eq(kd_b64_decode(kd_test_pool, b64, strlen(b64), KD_TOKEN_MAX_BYTES, &b.buf,
+                                   &b.len), KD_B64_OK);
+    return b;
+}
+
+static kd_cause sniff(bytes b, kd_token_info *info)
+{
+    kd_result res;
+
+    kd_result_init(&res);
+    return kd_token_sniff(kd_test_pool, b.buf, b.len, info, &res);
+}
+
+static kd_cause header(const char *value, size_t *len)
+{
+    kd_result res;
+    unsigned char *tok;
+
+    kd_result_init(&res);
+    return kd_token_from_header(kd_test_pool, value, &tok, len, &res);
+}
+
+/* ------------------------------------------------------------ header */
+
+START_TEST(header_schemes)
+{
+    size_t len;
+
+    ck_assert_int_eq(header(NULL, &len), KD_CAUSE_NO_TOKEN);
+    ck_assert_int_eq(header("", &len), KD_CAUSE_NO_TOKEN);
+    ck_assert_int_eq(header("Basic YWxpY2U6cHc=", &len), KD_CAUSE_NO_TOKEN);
+    ck_assert_int_eq(header("Negotiate", &len), KD_CAUSE_NO_TOKEN);
+    ck_assert_int_eq(header("Negotiate   ", &len), KD_CAUSE_NO_TOKEN);
+    ck_assert_int_eq(header("NegotiateX Zm9v", &len), KD_CAUSE_NO_TOKEN);
+    ck_assert_int_eq(header("NTLM TlRMTVNTUAABAAAA", &len), KD_CAUSE_NTLM_OFFERED);
+    ck_assert_int_eq(header("Negotiate Zm9vYmFy", &len), KD_CAUSE_NONE);
+    ck_assert_uint_eq(len, 6);
+    ck_assert_int_eq(header("negotiate \t Zm9vYmFy \t", &len), KD_CAUSE_NONE);
+    ck_assert_uint_eq(len, 6);
+}
+END_TEST
+
+START_TEST(header_malformed)
+{
+    size_t len, n = 100000;
+    char *big = apr_palloc(kd_test_pool, n + 11);
+
+    ck_assert_int_eq(header("Negotiate !!!!", &len), KD_CAUSE_MALFORMED_TOKEN);
+    ck_assert_int_eq(header("Negotiate Zm9v, Negotiate YmFy", &len), KD_CAUSE_MALFORMED_TOKEN);
+    ck_assert_int_eq(header("Negotiate Zm9vY", &len), KD_CAUSE_MALFORMED_TOKEN);
+    memcpy(big, "Negotiate ", 10);
+    memset(big + 10, 'Q', n);
+    big[n + 10] = '\0';
+    ck_assert_int_eq(header(big, &len), KD_CAUSE_MALFORMED_TOKEN);
+}
+END_TEST
+
+/* ------------------------------------------------------------ NTLM */
+
+START_TEST(raw_ntlmssp)
+{
+    kd_token_info info;
+
+    ck_assert_int_eq(sniff(ntlm_message(1), &info), KD_CAUSE_NTLM_OFFERED);
+    ck_assert_int_eq(info.frame, KD_FRAME_NTLMSSP);
+    ck_assert_int_eq(info.ntlm_message_type, 1);
+    ck_assert_int_eq(sniff(ntlm_message(3), &info), KD_CAUSE_NTLM_OFFERED);
+    ck_assert_int_eq(info.ntlm_message_type, 3);
+    ck_assert_int_eq(sniff(raw("NTLMSSP", 8), &info), KD_CAUSE_MALFORMED_TOKEN);
+}
+END_TEST
+
+START_TEST(spnego_offering_only_ntlm)
+{
+    kd_token_info info;
+
+    ck_assert_int_eq(sniff(spnego_ntlm_only(1), &info), KD_CAUSE_NTLM_OFFERED);
+    ck_assert_int_eq(info.frame, KD_FRAME_SPNEGO_INIT);
+    ck_assert_uint_eq(info.offered, KD_OFFER_NTLM);
+    ck_assert_int_eq(info.inner, KD_MECH_NTLM);
+    ck_assert_int_eq(info.ntlm_message_type, 1);
+    ck_assert_int_eq(sniff(spnego_ntlm_only(0), &info), KD_CAUSE_NTLM_OFFERED);
+    ck_assert_int_eq(info.has_ap_req, 0);
+}
+END_TEST
+
+START_TEST(spnego_continuation_with_ntlm)
+{
+    kd_token_info info;
+    bytes resp = wrap(0xa1, wrap(0x30, wrap(0xa2, wrap(0x04, ntlm_message(3)))));
+
+    ck_assert_int_eq(sniff(resp, &info), KD_CAUSE_NTLM_OFFERED);
+    ck_assert_int_eq(info.frame, KD_FRAME_SPNEGO_RESP);
+    ck_assert_int_eq(info.ntlm_message_type, 3);
+}
+END_TEST
+
+/* ------------------------------------------------------------ Kerberos */
+
+static void check_node1_ticket(const kd_token_info *info)
+{
+    ck_assert_int_eq(info->has_ap_req, 1);
+    ck_assert_str_eq(info->ticket_sname, "HTTP/node1.example.test");
+    ck_assert_str_eq(info->ticket_realm, "EXAMPLE.TEST");
+    ck_assert_int_eq(info->mutual_required, 1);
+    ck_assert_int_gt(info->ticket_kvno, 0);
+    ck_assert_int_eq(info->ticket_etype, 18); /* aes256-cts-hmac-sha1-96 */
+    ck_assert_str_eq(kd_token_ticket_principal(kd_test_pool, info),
+                     "HTTP/node1.example.test@EXAMPLE.TEST");
+}
+
+START_TEST(spnego_kerberos)
+{
+    kd_token_info info;
+
+    ck_assert_int_eq(sniff(vector("spnego_krb5.b64"), &info), KD_CAUSE_NONE);
+    ck_assert_int_eq(info.frame, KD_FRAME_SPNEGO_INIT);
+    ck_assert(info.offered & KD_OFFER_KRB5);
+    ck_assert_int_eq(info.preferred, KD_MECH_KRB5);
+    ck_assert_int_eq(info.inner, KD_MECH_KRB5);
+    check_node1_ticket(&info);
+}
+END_TEST
+
+START_TEST(raw_kerberos)
+{
+    kd_token_info info;
+
+    ck_assert_int_eq(sniff(vector("krb5_raw.b64"), &info), KD_CAUSE_NONE);
+    ck_assert_int_eq(info.frame, KD_FRAME_KRB5);
+    check_node1_ticket(&info);
+}
+END_TEST
+
+/* Every prefix of a real token must be refused, none read past the end
+ * (the fuzzers and ASan runs go further; this is the cheap always-on
+ * version). Each prefix is copied to a heap block of exactly its size. */
+START_TEST(truncations_are_malformed)
+{
+    bytes full = vector("spnego_krb5.b64");
+    kd_token_info info;
+    size_t n;
+
+    for (n = 0; n < full.len; n++) {
+        unsigned char *copy = malloc(n ? n : 1);
+        bytes cut = {copy, n};
+        memcpy(copy, full.buf, n);
+        ck_assert_msg(sniff(cut, &info) == KD_CAUSE_MALFORMED_TOKEN, "prefix %zu accepted", n);
+        free(copy);
+    }
+}
+END_TEST
+
+START_TEST(bit_flips_never_crash)
+{
+    bytes full = vector("krb5_raw.b64");
+    kd_token_info info;
+    size_t i;
+    int bit;
+
+    for (i = 0; i < full.len; i++) {
+        for (bit = 0; bit < 8; bit++) {
+            kd_cause c;
+            full.buf[i] ^= (unsigned char)(1 << bit);
+            c = sniff(full, &info);
+            ck_assert(c == KD_CAUSE_NONE || c == KD_CAUSE_MALFORMED_TOKEN
+                      || c == KD_CAUSE_NTLM_OFFERED);
+            if (c == KD_CAUSE_NONE)
+                ck_assert_ptr_nonnull(info.ticket_sname);
+            full.buf[i] ^= (unsigned char)(1 << bit);
+        }
+    }
+}
+END_TEST
+
+START_TEST(junk_is_malformed)
+{
+    kd_token_info info;
+    unsigned char *junk = apr_palloc(kd_test_pool, 65535);
+    bytes b = {junk, 65535};
+    size_t i;
+    unsigned seed = 12345;
+
+    for (i = 0; i < b.len; i++) {
+        seed = seed * 1103515245u + 12345u;
+        junk[i] = (unsigned char)(seed >> 16);
+    }
+    ck_assert_int_eq(sniff(b, &info), KD_CAUSE_MALFORMED_TOKEN);
+    junk[0] = 0x60; /* looks like GSS framing, length nonsense */
+    ck_assert_int_eq(sniff(b, &info), KD_CAUSE_MALFORMED_TOKEN);
+    ck_assert_int_eq(sniff(raw("", 0), &info), KD_CAUSE_MALFORMED_TOKEN);
+}
+END_TEST
+
+Suite *kd_token_suite(void)
+{
+    Suite *s = suite_create("kd_token");
+    TCase *tc = tcase_create("token");
+
+    tcase_add_checked_fixture(tc, kd_test_setup, kd_test_teardown);
+    tcase_add_test(tc, header_schemes);
+    tcase_add_test(tc, header_malformed);
+    tcase_add_test(tc, raw_ntlmssp);
+    tcase_add_test(tc, spnego_offering_only_ntlm);
+    tcase_add_test(tc, spnego_continuation_with_ntlm);
+    tcase_add_test(tc, spnego_kerberos);
+    tcase_add_test(tc, raw_kerberos);
+    tcase_add_test(tc, truncations_are_malformed);
+    tcase_add_test(tc, bit_flips_never_crash);
+    tcase_add_test(tc, junk_is_malformed);
+    suite_add_tcase(s, tc);
+    return s;
+}
