@@ -101,6 +101,7 @@ static kd_cause acquire(kd_acceptor *a, apr_pool_t *p, const char *principal,
     gss_name_t name = GSS_C_NO_NAME;
     gss_key_value_element_desc elements[] = {{"keytab", a->keytab}};
     gss_key_value_set_desc store = {1, elements};
+    gss_OID_set_desc krb5_only = {1, (gss_OID)gss_mech_krb5};
 
     namebuf.value = (void *)principal;
     namebuf.length = strlen(principal);
@@ -109,7 +110,7 @@ static kd_cause acquire(kd_acceptor *a, apr_pool_t *p, const char *principal,
         return kd_result_fail(res, p, KD_CAUSE_KEYTAB_UNUSABLE, "acquire",
                               "cannot parse principal %s: %s", principal,
                               kd_gss_error(p, major, minor));
-    major = gss_acquire_cred_from(&minor, name, GSS_C_INDEFINITE, GSS_C_NO_OID_SET, GSS_C_ACCEPT,
+    major = gss_acquire_cred_from(&minor, name, GSS_C_INDEFINITE, &krb5_only, GSS_C_ACCEPT,
                                   &store, cred, NULL, NULL);
     gss_release_name(&ignored, &name);
     if (GSS_ERROR(major)) {
@@ -240,8 +241,8 @@ static kd_cause describe_client(apr_pool_t *p, gss_name_t src, gss_OID mech,
     return KD_CAUSE_NONE;
 }
 
-kd_cause kd_acceptor_accept(kd_acceptor *a, apr_pool_t *p, const unsigned char *tok, size_t len,
-                            const kd_token_info *info, const kd_accept_params *params,
+kd_cause kd_acceptor_accept(kd_acceptor *a, apr_pool_t *p, const kd_token_info *info,
+                            const kd_accept_params *params,
                             kd_accept_out *out, kd_result *res)
 {
     OM_uint32 major, minor, ignored, flags = 0;
@@ -263,8 +264,10 @@ kd_cause kd_acceptor_accept(kd_acceptor *a, apr_pool_t *p, const unsigned char *
     if (get_cred(a, p, out->spn, &entry, res) != KD_CAUSE_NONE)
         return res->cause;
 
-    in.value = (void *)tok;
-    in.length = len;
+    /* The Kerberos token itself, not its SPNEGO wrapper: through SPNEGO the
+     * mechglue renumbers krb5 minor codes and causes could not be told apart. */
+    in.value = (void *)info->krb5_token;
+    in.length = info->krb5_token_len;
     major = gss_accept_sec_context(&minor, &ctx, entry->cred, &in, GSS_C_NO_CHANNEL_BINDINGS,
                                    &src, &mech, &reply, &flags, NULL, NULL);
     if (GSS_ERROR(major)) {
@@ -283,8 +286,13 @@ kd_cause kd_acceptor_accept(kd_acceptor *a, apr_pool_t *p, const unsigned char *
         goto done;
     }
     cause = describe_client(p, src, mech, params, out, res);
-    if (cause == KD_CAUSE_NONE && reply.length > 0)
-        out->mutual_token = kd_b64_encode(p, reply.value, reply.length);
+    if (cause == KD_CAUSE_NONE) {
+        unsigned char *wire;
+        size_t wire_len;
+        kd_token_reply(p, info, reply.value, reply.length, &wire, &wire_len);
+        if (wire_len > 0)
+            out->mutual_token = kd_b64_encode(p, wire, wire_len);
+    }
 
 done:
     gss_release_buffer(&ignored, &reply);

@@ -32,9 +32,9 @@ typedef struct {
 kd_acceptors *kd_acceptors_create(apr_pool_t *p);
 kd_acceptor *kd_acceptors_get(kd_acceptors *reg, const char *keytab);
 
-/* Accept a token that kd_token_sniff recognised as Kerberos. Thread safe. */
-kd_cause kd_acceptor_accept(kd_acceptor *a, apr_pool_t *p, const unsigned char *tok, size_t len,
-                            const kd_token_info *info, const kd_accept_params *params,
+/* Accept the Kerberos token kd_token_sniff found. Thread safe. */
+kd_cause kd_acceptor_accept(kd_acceptor *a, apr_pool_t *p, const kd_token_info *info,
+                            const kd_accept_params *params,
                             kd_accept_out *out, kd_result *res);
 
 /* How often acceptor credentials were acquired (for tests and the status page). */

@@ -191,7 +191,11 @@ static int parse_krb5_mech_token(apr_pool_t *p, const unsigned char *tok, size_t
     if (gss_framing(tok, len, &mech, &inner, &inner_len) != 0 || mech_of_oid(&mech) != KD_MECH_KRB5
         || inner_len < 2 || inner[0] != KD_KRB5_TOK_AP_REQ_0 || inner[1] != KD_KRB5_TOK_AP_REQ_1)
         return -1;
-    return parse_ap_req(p, inner + 2, inner_len - 2, info);
+    if (parse_ap_req(p, inner + 2, inner_len - 2, info) != 0)
+        return -1;
+    info->krb5_token = tok;
+    info->krb5_token_len = len;
+    return 0;
 }
 
 /* ----------------------------------------------------------- SPNEGO */
@@ -212,6 +216,10 @@ static int parse_mech_types(const kd_der *list, kd_token_info *info)
         m = mech_of_oid(&oid);
         if (n == 1)
             info->preferred = m;
+        if (m == KD_MECH_KRB5 && info->krb5_oid == NULL) {
+            info->krb5_oid = oid.val;
+            info->krb5_oid_len = oid.len;
+        }
         info->offered |= m == KD_MECH_KRB5 ? KD_OFFER_KRB5
                        : m == KD_MECH_NTLM ? KD_OFFER_NTLM : KD_OFFER_OTHER;
     }
@@ -308,6 +316,73 @@ kd_cause kd_token_sniff(apr_pool_t *p, const unsigned char *tok, size_t len,
                               "%s token (%" APR_SIZE_T_FMT " bytes) is not a Kerberos AP-REQ",
                               kd_frame_name(info->frame), len);
     return KD_CAUSE_NONE;
+}
+
+/* ----------------------------------------------------------- reply */
+
+/* Append tag + length + contents; lengths here stay far below 64 KiB. */
+static size_t put_tlv(unsigned char *out, unsigned char tag, const unsigned char *val, size_t len)
+{
+    size_t n = 0;
+
+    out[n++] = tag;
+    if (len < 0x80)
+        out[n++] = (unsigned char)len;
+    else if (len < 0x100) {
+        out[n++] = 0x81;
+        out[n++] = (unsigned char)len;
+    }
+    else {
+        out[n++] = 0x82;
+        out[n++] = (unsigned char)(len >> 8);
+        out[n++] = (unsigned char)len;
+    }
+    if (val != NULL)
+        memcpy(out + n, val, len);
+    return n + len;
+}
+
+void kd_token_reply(apr_pool_t *p, const kd_token_info *info, const unsigned char *ap_rep,
+                    size_t ap_rep_len, unsigned char **out, size_t *out_len)
+{
+    static const unsigned char accept_completed[] = {0xa0, 0x03, 0x0a, 0x01, 0x00};
+    static const unsigned char krb5_oid[] = {0x2a, 0x86, 0x48, 0x86, 0xf7, 0x12, 0x01, 0x02, 0x02};
+    const unsigned char *oid = info->krb5_oid ? info->krb5_oid : krb5_oid;
+    size_t oid_len = info->krb5_oid ? info->krb5_oid_len : sizeof(krb5_oid);
+    unsigned char *oid_el, *mech_el, *tok_el = NULL, *body, *seq, *resp;
+    size_t oid_el_len, mech_el_len, tok_el_len = 0, body_len, seq_len, cap;
+
+    *out = NULL;
+    *out_len = 0;
+    if (info->frame != KD_FRAME_SPNEGO_INIT) {
+        if (ap_rep_len > 0) {
+            *out = apr_pmemdup(p, ap_rep, ap_rep_len);
+            *out_len = ap_rep_len;
+        }
+        return;
+    }
+    cap = oid_len + ap_rep_len + 64;
+    oid_el = apr_palloc(p, cap);
+    oid_el_len = put_tlv(oid_el, 0x06, oid, oid_len);
+    mech_el = apr_palloc(p, cap);
+    mech_el_len = put_tlv(mech_el, 0xa1, oid_el, oid_el_len);
+    if (ap_rep_len > 0) {
+        unsigned char *octets = apr_palloc(p, cap);
+        size_t octets_len = put_tlv(octets, 0x04, ap_rep, ap_rep_len);
+        tok_el = apr_palloc(p, cap);
+        tok_el_len = put_tlv(tok_el, 0xa2, octets, octets_len);
+    }
+    body_len = sizeof(accept_completed) + mech_el_len + tok_el_len;
+    body = apr_palloc(p, body_len);
+    memcpy(body, accept_completed, sizeof(accept_completed));
+    memcpy(body + sizeof(accept_completed), mech_el, mech_el_len);
+    if (tok_el_len > 0)
+        memcpy(body + sizeof(accept_completed) + mech_el_len, tok_el, tok_el_len);
+    seq = apr_palloc(p, body_len + 8);
+    seq_len = put_tlv(seq, 0x30, body, body_len);
+    resp = apr_palloc(p, seq_len + 8);
+    *out_len = put_tlv(resp, 0xa1, seq, seq_len);
+    *out = resp;
 }
 
 const char *kd_token_ticket_principal(apr_pool_t *p, const kd_token_info *info)

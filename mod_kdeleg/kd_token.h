@@ -48,6 +48,14 @@ typedef struct {
     int32_t ticket_etype;    /* encryption type of the ticket */
     int32_t ticket_kvno;     /* key version, -1 when the ticket has none */
     int mutual_required;     /* AP-REQ asks for mutual authentication */
+    /* The Kerberos mechanism token (GSS-framed AP-REQ) inside the wrapper,
+     * accepted with the krb5 mechanism directly so error codes stay exact. */
+    const unsigned char *krb5_token;
+    size_t krb5_token_len;
+    /* DER contents of the Kerberos OID the client offered in SPNEGO (the
+     * standard or Microsoft's variant); the reply must name the same one. */
+    const unsigned char *krb5_oid;
+    size_t krb5_oid_len;
 } kd_token_info;
 
 /* Parse an Authorization header value ("Negotiate <base64>"). Returns
@@ -63,6 +71,14 @@ kd_cause kd_token_from_header(apr_pool_t *p, const char *value, unsigned char **
  * anything else. Never reads outside [tok, tok+len). */
 kd_cause kd_token_sniff(apr_pool_t *p, const unsigned char *tok, size_t len,
                         kd_token_info *info, kd_result *res);
+
+/* The reply to a client whose Kerberos token was accepted: for a raw
+ * Kerberos token the AP-REP itself, for SPNEGO a NegTokenResp with
+ * negState accept-completed, the client's Kerberos OID and the AP-REP
+ * (RFC 4178 4.2.2; no mechListMIC: the optimistic token was for the
+ * initiator's preferred mechanism). NULL/0 when there is nothing to send. */
+void kd_token_reply(apr_pool_t *p, const kd_token_info *info, const unsigned char *ap_rep,
+                    size_t ap_rep_len, unsigned char **out, size_t *out_len);
 
 /* "HTTP/host@REALM" for the ticket's server, or NULL without an AP-REQ. */
 const char *kd_token_ticket_principal(apr_pool_t *p, const kd_token_info *info);

@@ -203,8 +203,8 @@ static int check_authn(request_rec *r)
     params.spns = (const kd_spn *)spns->elts;
     params.n_spns = spns->nelts;
     params.want_local_name = kd_conf_remote_user(conf) == KD_REMOTE_USER_LOCAL;
-    if (kd_acceptor_accept(kd_acceptors_get(acceptors, kd_conf_keytab(conf)), r->pool, tok, len,
-                           &info, &params, &out, &res) != KD_CAUSE_NONE)
+    if (kd_acceptor_accept(kd_acceptors_get(acceptors, kd_conf_keytab(conf)), r->pool, &info,
+                           &params, &out, &res) != KD_CAUSE_NONE)
         return fail(r, &res, kd_token_ticket_principal(r->pool, &info));
     return succeed(r, conf, &info, &out);
 }

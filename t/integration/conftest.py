@@ -99,3 +99,57 @@ def haproxy_factory(realm):
     yield make
     for proxy in started:
         proxy.stop()
+
+
+# ---------------------------------------------------------------- mod_kdeleg nodes
+
+import kdclient  # noqa: E402
+
+MPMS = ("event", "prefork")
+
+
+def negotiate_conf(realm, httpd_dir, keytab="node1", spns=None, location_extra="", extra=""):
+    """Standard protected layout: /private (static, 404 unless created) and
+    /private/cgi/env.cgi behind AuthType Negotiate."""
+    spn_line = f"KdelegServiceNames {' '.join(spns)}\n" if spns else ""
+    return f"""
+KdelegKeytab {realm.keytab(keytab) if '/' not in keytab else keytab}
+{spn_line}ScriptAlias /private/cgi/ "{httpd_dir}/cgi-bin/"
+<Location /private>
+    AuthType Negotiate
+    Require valid-user
+{location_extra}</Location>
+{extra}"""
+
+
+@pytest.fixture
+def kd_httpd(realm, module_path):
+    """make(name, ip, conf_fn, mpm="event", **kw) -> started Httpd with the
+    module loaded. conf_fn(httpd_dir) returns the config text. After the
+    test, [warn]/[error] lines in its error log fail the test unless they
+    carry a KD number listed in httpd.allowed (tests add what they expect)."""
+    started = []
+
+    def make(name, ip, conf_fn, mpm="event", **kwargs):
+        httpd = kdlab.Httpd(realm.base, name, ip, module_path=module_path, mpm=mpm, **kwargs)
+        httpd.conf = conf_fn(httpd.dir)
+        httpd.allowed = set()
+        started.append(httpd)
+        return httpd.start(realm.env())
+
+    yield make
+    problems = []
+    for httpd in started:
+        problems += kdclient.unexpected_problems(httpd.error_log_since(0), httpd.allowed)
+        httpd.stop()
+    assert not problems, "unexpected problems in error logs:\n" + "\n".join(problems)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def client_environment(realm):
+    """python3-gssapi in this process is a Kerberos client of the lab realm."""
+    saved = dict(os.environ)
+    os.environ.update(realm.env())
+    yield
+    os.environ.clear()
+    os.environ.update(saved)

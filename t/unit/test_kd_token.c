@@ -5,6 +5,7 @@
 #include <apr_strings.h>
 
 #include "kd_base64.h"
+#include "kd_der.h"
 #include "kd_token.h"
 
 /* ------------------------------------------------------------ helpers */
@@ -200,12 +201,66 @@ START_TEST(spnego_kerberos)
 }
 END_TEST
 
+/* The reply wraps the AP-REP for SPNEGO clients, naming their Kerberos OID. */
+START_TEST(spnego_reply_is_accept_completed)
+{
+    static const unsigned char ap_rep[] = {0x6f, 0x03, 0x01, 0x02, 0x03};
+    kd_token_info info;
+    unsigned char *out;
+    size_t len;
+    kd_der resp, seq, f, oid, octets;
+    int32_t state;
+
+    ck_assert_int_eq(sniff(vector("spnego_krb5.b64"), &info), KD_CAUSE_NONE);
+    ck_assert_ptr_nonnull(info.krb5_token);
+    ck_assert_ptr_nonnull(info.krb5_oid);
+    kd_token_reply(kd_test_pool, &info, ap_rep, sizeof(ap_rep), &out, &len);
+    ck_assert_int_eq(kd_der_whole(out, len, &resp), 0);
+    ck_assert(kd_der_is(&resp, KD_DER_CONTEXT, 1));
+    ck_assert_int_eq(kd_der_whole(resp.val, resp.len, &seq), 0);
+    ck_assert_int_eq(kd_der_field(&seq, 0, &f), 0);
+    ck_assert(kd_der_is(&f, KD_DER_UNIVERSAL, 10) && f.len == 1);
+    state = f.val[0];
+    ck_assert_int_eq(state, 0); /* accept-completed */
+    ck_assert_int_eq(kd_der_field(&seq, 1, &oid), 0);
+    ck_assert_uint_eq(oid.len, info.krb5_oid_len);
+    ck_assert_mem_eq(oid.val, info.krb5_oid, oid.len);
+    ck_assert_int_eq(kd_der_field(&seq, 2, &octets), 0);
+    ck_assert_uint_eq(octets.len, sizeof(ap_rep));
+    ck_assert_mem_eq(octets.val, ap_rep, sizeof(ap_rep));
+    /* without an AP-REP (no mutual authentication) the token has no responseToken */
+    kd_token_reply(kd_test_pool, &info, NULL, 0, &out, &len);
+    ck_assert_int_eq(kd_der_whole(out, len, &resp), 0);
+    ck_assert_int_eq(kd_der_whole(resp.val, resp.len, &seq), 0);
+    ck_assert_int_ne(kd_der_field(&seq, 2, &octets), 0);
+}
+END_TEST
+
+START_TEST(raw_reply_is_the_ap_rep)
+{
+    static const unsigned char ap_rep[] = {0x60, 0x02, 0x01, 0x02};
+    kd_token_info info;
+    unsigned char *out;
+    size_t len;
+
+    ck_assert_int_eq(sniff(vector("krb5_raw.b64"), &info), KD_CAUSE_NONE);
+    ck_assert_ptr_eq(info.krb5_oid, NULL);
+    kd_token_reply(kd_test_pool, &info, ap_rep, sizeof(ap_rep), &out, &len);
+    ck_assert_uint_eq(len, sizeof(ap_rep));
+    ck_assert_mem_eq(out, ap_rep, len);
+    kd_token_reply(kd_test_pool, &info, NULL, 0, &out, &len);
+    ck_assert_uint_eq(len, 0);
+    ck_assert_ptr_null(out);
+}
+END_TEST
+
 START_TEST(raw_kerberos)
 {
     kd_token_info info;
 
     ck_assert_int_eq(sniff(vector("krb5_raw.b64"), &info), KD_CAUSE_NONE);
     ck_assert_int_eq(info.frame, KD_FRAME_KRB5);
+    ck_assert_ptr_nonnull(info.krb5_token);
     check_node1_ticket(&info);
 }
 END_TEST
@@ -283,6 +338,8 @@ Suite *kd_token_suite(void)
     tcase_add_test(tc, spnego_continuation_with_ntlm);
     tcase_add_test(tc, spnego_kerberos);
     tcase_add_test(tc, raw_kerberos);
+    tcase_add_test(tc, spnego_reply_is_accept_completed);
+    tcase_add_test(tc, raw_reply_is_the_ap_rep);
     tcase_add_test(tc, truncations_are_malformed);
     tcase_add_test(tc, bit_flips_never_crash);
     tcase_add_test(tc, junk_is_malformed);

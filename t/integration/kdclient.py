@@ -1,0 +1,112 @@
+"""Client side of the integration tests: real Kerberos tokens made with
+python3-gssapi, sent with http.client to an exact IP while naming the host
+the client believes it talks to (no DNS anywhere), plus error-log helpers.
+
+Run under /usr/bin/python3 (Debian's python3-gssapi)."""
+
+import base64
+import http.client
+import os
+import re
+import subprocess
+
+import gssapi
+
+SPNEGO = gssapi.OID.from_int_seq("1.3.6.1.5.5.2")
+KRB5 = gssapi.OID.from_int_seq("1.2.840.113554.1.2.2")
+
+
+class Token:
+    """One initiator context: .header for the request, .finish() checks the
+    server's mutual-authentication reply and completes the context."""
+
+    def __init__(self, ccache, host, mech=SPNEGO, service="HTTP"):
+        os.environ["KRB5CCNAME"] = ccache
+        name = gssapi.Name(f"{service}@{host}", gssapi.NameType.hostbased_service)
+        self.ctx = gssapi.SecurityContext(
+            name=name, usage="initiate", mech=mech,
+            flags=gssapi.RequirementFlag.mutual_authentication)
+        self.raw = self.ctx.step()
+        self.b64 = base64.b64encode(self.raw).decode()
+        self.header = "Negotiate " + self.b64
+
+    def finish(self, www_authenticate):
+        """Feed the server's reply token; True when the context completes
+        (mutual authentication verified). python3-gssapi reports a bad reply
+        on the next attribute read, hence the explicit .complete check."""
+        scheme, _, reply = (www_authenticate or "").partition(" ")
+        assert scheme == "Negotiate" and reply, f"no reply token in {www_authenticate!r}"
+        self.ctx.step(base64.b64decode(reply))
+        return self.ctx.complete
+
+
+def request(httpd, path, host=None, headers=None, method="GET", body=None):
+    """(status, headers dict (lower-case names, repeated joined by '\\n'), body)."""
+    conn = http.client.HTTPConnection(httpd.ip, httpd.port, timeout=15)
+    hdrs = {"Host": f"{host or httpd.server_name}:{httpd.port}"}
+    hdrs.update(headers or {})
+    try:
+        conn.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
+        for k, v in hdrs.items():
+            for one in (v if isinstance(v, list) else [v]):
+                conn.putheader(k, one)
+        conn.endheaders(body.encode() if body else None)
+        resp = conn.getresponse()
+        merged = {}
+        for k, v in resp.getheaders():
+            merged[k.lower()] = merged[k.lower()] + "\n" + v if k.lower() in merged else v
+        return resp.status, merged, resp.read().decode(errors="replace")
+    finally:
+        conn.close()
+
+
+def negotiate(httpd, path, ccache, host=None, mech=SPNEGO, headers=None):
+    """Authenticate with a fresh token; returns (status, headers, body, token)."""
+    tok = Token(ccache, host or httpd.server_name, mech)
+    hdrs = {"Authorization": tok.header}
+    hdrs.update(headers or {})
+    status, h, body = request(httpd, path, host=host, headers=hdrs)
+    return status, h, body, tok
+
+
+def cgi_env(body):
+    return dict(line.split("=", 1) for line in body.splitlines() if "=" in line)
+
+
+def curl_negotiate(realm, httpd, path, ccache, host=None):
+    host = host or httpd.server_name
+    proc = subprocess.run(
+        ["curl", "-s", "-o", "-", "-w", "\n%{http_code}", "--negotiate", "-u", ":",
+         "--resolve", f"{host}:{httpd.port}:{httpd.ip}", f"http://{host}:{httpd.port}{path}"],
+        env=realm.env(ccache), capture_output=True, text=True, timeout=30)
+    body, _, code = proc.stdout.rpartition("\n")
+    return int(code), body
+
+
+KD_LINE = re.compile(r"\[(?P<module>[a-z_0-9]+):(?P<level>[a-z0-9]+)\].*?(?P<kd>KD\d{5}): ?(?P<msg>.*)")
+
+
+def kd_lines(lines, number=None):
+    """Parsed KDnnnnn lines: [(level, KDnnnnn, message)]."""
+    found = []
+    for line in lines:
+        m = KD_LINE.search(line)
+        if m and (number is None or m.group("kd") == number):
+            found.append((m.group("level"), m.group("kd"), m.group("msg")))
+    return found
+
+
+def causes(lines):
+    """Cause names of the KD00301 authentication-failure lines."""
+    return [re.search(r"cause ([a-z-]+)", msg).group(1)
+            for _, _, msg in kd_lines(lines, "KD00301")]
+
+
+def unexpected_problems(lines, allowed=()):
+    """[warn]/[error]/[crit]/[alert]/[emerg] lines not carrying an allowed KD number."""
+    bad = []
+    for line in lines:
+        m = re.search(r"\[[a-z_0-9]+:(warn|error|crit|alert|emerg)\]", line)
+        if m and not any(kd in line for kd in allowed):
+            bad.append(line)
+    return bad

@@ -1,0 +1,200 @@
+"""AuthType Negotiate against a real LDAP-backed MIT KDC: the success paths,
+under mpm_event and mpm_prefork."""
+
+import os
+
+import pytest
+
+import kdclient
+from conftest import MPMS, negotiate_conf
+
+NODE1 = "node1.example.test"
+VIP = "vip.example.test"
+
+
+@pytest.fixture(params=MPMS)
+def node1(request, kd_httpd, realm):
+    return kd_httpd(
+        "node1-" + request.param, "127.0.0.2", mpm=request.param, server_name=NODE1,
+        conf_fn=lambda d: negotiate_conf(realm, d, "node1",
+                                         [f"HTTP/{NODE1}", f"HTTP/{VIP}"]))
+
+
+def test_no_token_gets_challenge(node1):
+    status, headers, _ = kdclient.request(node1, "/private/cgi/env.cgi")
+    assert status == 401
+    assert headers["www-authenticate"] == "Negotiate"
+    # the normal first leg is not a failure worth an INFO line
+    assert kdclient.kd_lines(node1.error_log_since(0), "KD00301") == []
+
+
+def test_other_scheme_gets_challenge(node1):
+    status, headers, _ = kdclient.request(
+        node1, "/private/cgi/env.cgi", headers={"Authorization": "Basic YWxpY2U6eA=="})
+    assert status == 401
+    assert headers["www-authenticate"] == "Negotiate"
+
+
+def test_curl_negotiate_sets_environment(node1, realm, alice_ccache):
+    status, body = kdclient.curl_negotiate(realm, node1, "/private/cgi/env.cgi", alice_ccache)
+    assert status == 200, body
+    env = kdclient.cgi_env(body)
+    assert env["REMOTE_USER"] == "alice@EXAMPLE.TEST"
+    assert env["AUTH_TYPE"] == "Negotiate"
+    assert env["GSS_NAME"] == "alice@EXAMPLE.TEST"
+    assert env["KDELEG_AUTH_METHOD"] == "kerberos"
+    assert env["KDELEG_SPN"] == "HTTP/node1.example.test@EXAMPLE.TEST"
+    assert "KDELEG_ERROR" not in env
+    assert "KRB5CCNAME" not in env  # no credentials were obtained
+
+
+@pytest.mark.parametrize("mech", [kdclient.SPNEGO, kdclient.KRB5], ids=["spnego", "raw-krb5"])
+def test_mutual_authentication_completes(node1, alice_ccache, mech):
+    status, headers, body, tok = kdclient.negotiate(node1, "/private/cgi/env.cgi",
+                                                    alice_ccache, mech=mech)
+    assert status == 200, body
+    assert kdclient.cgi_env(body)["REMOTE_USER"] == "alice@EXAMPLE.TEST"
+    # the server proved it holds the service key: the client's context completes
+    assert tok.finish(headers["www-authenticate"]) is True
+
+
+def test_virtual_name_ticket_accepted(node1, alice_ccache):
+    status, headers, body, tok = kdclient.negotiate(node1, "/private/cgi/env.cgi",
+                                                    alice_ccache, host=VIP)
+    assert status == 200, body
+    assert kdclient.cgi_env(body)["KDELEG_SPN"] == "HTTP/vip.example.test@EXAMPLE.TEST"
+    assert tok.finish(headers["www-authenticate"])
+
+
+def test_replayed_token_is_refused(node1, alice_ccache):
+    node1.allowed.add("KD00301")
+    tok = kdclient.Token(alice_ccache, NODE1)
+    first = kdclient.request(node1, "/private/cgi/env.cgi", headers={"Authorization": tok.header})
+    mark = node1.error_log_mark()
+    second = kdclient.request(node1, "/private/cgi/env.cgi", headers={"Authorization": tok.header})
+    assert first[0] == 200
+    assert second[0] == 401
+    assert second[1]["www-authenticate"] == "Negotiate"
+    assert kdclient.causes(node1.error_log_since(mark)) == ["replay"]
+
+
+def test_many_sequential_requests_reuse_acceptor(node1, alice_ccache):
+    """Acceptor credentials are cached per process: 30 requests, all fine."""
+    for _ in range(30):
+        status, _, body, _ = kdclient.negotiate(node1, "/private/cgi/env.cgi", alice_ccache)
+        assert status == 200, body
+
+
+def test_require_failure_after_authentication_rechallenges(kd_httpd, realm, alice_ccache):
+    httpd = kd_httpd("node1-require", "127.0.0.2", server_name=NODE1, conf_fn=lambda d: f"""
+KdelegKeytab {realm.keytab('node1')}
+<Location /bob-only>
+    AuthType Negotiate
+    Require user bob@EXAMPLE.TEST
+</Location>
+""")
+    httpd.allowed.add("AH01631")  # mod_authz_core's own "authorization failure" line
+    status, headers, _, _ = kdclient.negotiate(httpd, "/bob-only/", alice_ccache)
+    assert status == 401
+    assert headers["www-authenticate"] == "Negotiate"
+
+
+def test_default_service_names_are_servername_and_aliases(kd_httpd, realm, alice_ccache):
+    httpd = kd_httpd("node1-alias", "127.0.0.2", server_name=NODE1, conf_fn=lambda d: f"""
+<VirtualHost *:*>
+    ServerName {NODE1}
+    ServerAlias {VIP} *.wild.example.test
+    {negotiate_conf(realm, d, "node1")}
+</VirtualHost>""")
+    for host in (NODE1, VIP):
+        status, _, body, _ = kdclient.negotiate(httpd, "/private/cgi/env.cgi", alice_ccache,
+                                                host=host)
+        assert status == 200, body
+        assert kdclient.cgi_env(body)["KDELEG_SPN"] == f"HTTP/{host}@EXAMPLE.TEST"
+
+
+@pytest.mark.parametrize("mode,expected", [("full", "alice@EXAMPLE.TEST"), ("short", "alice"),
+                                           ("local", "alice")])
+def test_remote_user_forms(kd_httpd, realm, alice_ccache, mode, expected):
+    httpd = kd_httpd("node1-ru", "127.0.0.2", server_name=NODE1, conf_fn=lambda d: f"""
+KdelegRemoteUser {mode}
+{negotiate_conf(realm, d, "node1")}""")
+    status, _, body, _ = kdclient.negotiate(httpd, "/private/cgi/env.cgi", alice_ccache)
+    assert status == 200, body
+    env = kdclient.cgi_env(body)
+    assert env["REMOTE_USER"] == expected
+    assert env["GSS_NAME"] == "alice@EXAMPLE.TEST"
+
+
+def test_directory_scope_merges_field_by_field(kd_httpd, realm, alice_ccache):
+    """Server level sets keytab + service names; a <Location> sets only
+    KdelegRemoteUser and keeps the rest; another narrows the service names
+    and keeps the keytab."""
+    httpd = kd_httpd("node1-merge", "127.0.0.2", server_name=NODE1, conf_fn=lambda d: f"""
+KdelegKeytab {realm.keytab('node1')}
+KdelegServiceNames HTTP/{NODE1} HTTP/{VIP}
+ScriptAlias /short/ "{d}/cgi-bin/"
+ScriptAlias /viponly/ "{d}/cgi-bin/"
+<Location /short>
+    AuthType Negotiate
+    Require valid-user
+    KdelegRemoteUser short
+</Location>
+<Location /viponly>
+    AuthType Negotiate
+    Require valid-user
+    KdelegServiceNames HTTP/{VIP}
+</Location>
+""")
+    httpd.allowed.add("KD00301")
+    status, _, body, _ = kdclient.negotiate(httpd, "/short/env.cgi", alice_ccache)
+    assert status == 200, body
+    assert kdclient.cgi_env(body)["REMOTE_USER"] == "alice"
+    status, _, body, _ = kdclient.negotiate(httpd, "/viponly/env.cgi", alice_ccache, host=VIP)
+    assert status == 200, body
+    assert kdclient.cgi_env(body)["REMOTE_USER"] == "alice@EXAMPLE.TEST"
+    mark = httpd.error_log_mark()
+    status, _, _, _ = kdclient.negotiate(httpd, "/viponly/env.cgi", alice_ccache, host=NODE1)
+    assert status == 401
+    assert kdclient.causes(httpd.error_log_since(mark)) == ["wrong-spn"]
+
+
+def test_internal_redirect_reuses_exchange(kd_httpd, realm, alice_ccache):
+    """A 404 inside /private is answered by an ErrorDocument CGI (internal
+    redirect into a differently configured location): the token must not be
+    accepted twice (that would be a replay)."""
+    httpd = kd_httpd("node1-redirect", "127.0.0.2", server_name=NODE1,
+                     conf_fn=lambda d: negotiate_conf(
+                         realm, d, "node1",
+                         location_extra="    ErrorDocument 404 /private/cgi/env.cgi\n"))
+    status, _, body, _ = kdclient.negotiate(httpd, "/private/no-such-page", alice_ccache)
+    assert status == 404
+    env = kdclient.cgi_env(body)
+    assert env["REMOTE_USER"] == "alice@EXAMPLE.TEST"
+    assert env["REDIRECT_STATUS"] == "404"
+    assert "replay" not in kdclient.causes(httpd.error_log_since(0))
+
+
+def test_subrequest_reuses_exchange(kd_httpd, realm, alice_ccache):
+    """An SSI page including a protected CGI (a subrequest with its own
+    per-directory config) sees the same user, with no second exchange."""
+    def conf(d):
+        os.makedirs(f"{d}/htdocs/private", exist_ok=True)
+        with open(f"{d}/htdocs/private/page.shtml", "w") as f:
+            f.write('<p>page</p>\n<!--#include virtual="/private/cgi/env.cgi" -->\n')
+        return negotiate_conf(realm, d, "node1", location_extra="""    Options +Includes
+    AddOutputFilter INCLUDES .shtml
+""")
+    httpd = kd_httpd("node1-ssi", "127.0.0.2", server_name=NODE1, conf_fn=conf,
+                     extra_modules=("include",))
+    status, _, body, _ = kdclient.negotiate(httpd, "/private/page.shtml", alice_ccache)
+    assert status == 200, body
+    assert "<p>page</p>" in body
+    assert kdclient.cgi_env(body)["REMOTE_USER"] == "alice@EXAMPLE.TEST"
+    assert kdclient.causes(httpd.error_log_since(0)) == []
+
+
+def test_startup_banner(node1):
+    banner = kdclient.kd_lines(node1.error_log_since(0), "KD00102")
+    assert banner and "krb5 1." in banner[0][2] and "OpenSSL" in banner[0][2]
+    assert f"MPM {node1.mpm}" in banner[0][2]
