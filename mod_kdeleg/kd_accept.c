@@ -146,12 +146,13 @@ static kd_cause get_cred(kd_acceptor *a, apr_pool_t *p, const char *principal,
     apr_status_t rv;
     cred_entry *e;
     gss_cred_id_t cred = GSS_C_NO_CREDENTIAL;
-    char errbuf[128];
 
     rv = apr_stat(&fi, a->keytab, APR_FINFO_MTIME | APR_FINFO_INODE | APR_FINFO_SIZE, p);
-    if (rv != APR_SUCCESS)
+    if (rv != APR_SUCCESS) {
+        char errbuf[128];
         return kd_result_fail(res, p, KD_CAUSE_KEYTAB_UNUSABLE, "acquire", "keytab %s: %s",
                               a->keytab, apr_strerror(rv, errbuf, sizeof(errbuf)));
+    }
     apr_thread_mutex_lock(a->lock);
     e = apr_hash_get(a->creds, principal, APR_HASH_KEY_STRING);
     if (e != NULL && !entry_current(e, &fi)) {

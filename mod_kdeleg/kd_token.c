@@ -100,7 +100,7 @@ static const char *principal_name(apr_pool_t *p, const kd_der *pn)
 {
     kd_der strings, el;
     const unsigned char *pos, *end;
-    const char *name = NULL, *part;
+    const char *name = NULL;
     int n = 0;
 
     if (!kd_der_is(pn, KD_DER_UNIVERSAL, 16) || kd_der_field(pn, 1, &strings) != 0
@@ -111,7 +111,8 @@ static const char *principal_name(apr_pool_t *p, const kd_der *pn)
     while (pos < end) {
         if (kd_der_next(&pos, end, &el) != 0 || ++n > KD_MAX_NAME_COMPONENTS)
             return NULL;
-        if ((part = kerberos_string(p, &el)) == NULL)
+        const char *part = kerberos_string(p, &el);
+        if (part == NULL)
             return NULL;
         name = name ? apr_pstrcat(p, name, "/", part, NULL) : part;
     }

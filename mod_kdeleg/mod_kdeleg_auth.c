@@ -145,10 +145,9 @@ static int succeed(request_rec *r, const kd_dir_conf *conf, const kd_token_info 
 static const kd_auth_state *earlier_exchange(request_rec *r)
 {
     request_rec *o = r;
-    const kd_auth_state *st;
 
     while ((o = o->prev ? o->prev : o->main) != NULL) {
-        st = ap_get_module_config(o->request_config, &kdeleg_module);
+        const kd_auth_state *st = ap_get_module_config(o->request_config, &kdeleg_module);
         if (st)
             return st;
     }

@@ -159,7 +159,7 @@ static int readable_by_run_user(apr_pool_t *p, const struct stat *st)
 {
     uid_t uid = ap_unixd_config.user_id;
     gid_t groups[64];
-    int n = 64, i;
+    int n = 64;
 
     if (geteuid() != 0 || uid == 0)
         return 1; /* children keep our identity: open() below tells */
@@ -167,7 +167,7 @@ static int readable_by_run_user(apr_pool_t *p, const struct stat *st)
         return (st->st_mode & S_IRUSR) != 0;
     if (ap_unixd_config.user_name
         && getgrouplist(ap_unixd_config.user_name, ap_unixd_config.group_id, groups, &n) >= 0) {
-        for (i = 0; i < n; i++) {
+        for (int i = 0; i < n; i++) {
             if (groups[i] == st->st_gid)
                 return (st->st_mode & S_IRGRP) != 0;
         }

@@ -130,12 +130,12 @@ def kd_httpd(realm, module_path):
     carry a KD number listed in httpd.allowed (tests add what they expect)."""
     started = []
 
-    def make(name, ip, conf_fn, mpm="event", **kwargs):
+    def make(name, ip, conf_fn, mpm="event", env=None, **kwargs):
         httpd = kdlab.Httpd(realm.base, name, ip, module_path=module_path, mpm=mpm, **kwargs)
         httpd.conf = conf_fn(httpd.dir)
         httpd.allowed = set()
         started.append(httpd)
-        return httpd.start(realm.env())
+        return httpd.start({**realm.env(), **(env or {})})
 
     yield make
     problems = []

@@ -2,6 +2,9 @@
 under mpm_event and mpm_prefork."""
 
 import os
+import shutil
+
+import kdlab
 
 import pytest
 
@@ -198,3 +201,30 @@ def test_startup_banner(node1):
     banner = kdclient.kd_lines(node1.error_log_since(0), "KD00102")
     assert banner and "krb5 1." in banner[0][2] and "OpenSSL" in banner[0][2]
     assert f"MPM {node1.mpm}" in banner[0][2]
+
+
+def test_acceptor_credentials_cached_and_refreshed_on_keytab_change(
+        kd_httpd, realm, alice_ccache, lab_dir):
+    """Credentials are acquired once per process and SPN, not per request;
+    replacing the keytab file makes the next request re-acquire them."""
+    keytab = os.path.join(lab_dir, "keytabs", "cached.keytab")
+    shutil.copy(realm.keytab("node1"), keytab)
+    kdlab._share_with_httpd(keytab, 0o640)
+    httpd = kd_httpd("node1-cache", "127.0.0.2", server_name=NODE1, mpm="prefork",
+                     conf_fn=lambda d: negotiate_conf(realm, d, keytab) + "LogLevel info kdeleg:debug\n")
+    for _ in range(20):
+        assert kdclient.negotiate(httpd, "/private/cgi/env.cgi", alice_ccache)[0] == 200
+    acquired = [m for _, _, m in kdclient.kd_lines(httpd.error_log_since(0), "KD00101")
+                if m.startswith("acquired acceptor credentials")]
+    children = len(httpd.processes()) - 1
+    assert 1 <= len(acquired) <= children, acquired
+    # rotate: a new file (new inode) with the same keys
+    shutil.copy(keytab, keytab + ".new")
+    kdlab._share_with_httpd(keytab + ".new", 0o640)
+    os.rename(keytab + ".new", keytab)
+    mark = httpd.error_log_mark()
+    for _ in range(children * 3):
+        assert kdclient.negotiate(httpd, "/private/cgi/env.cgi", alice_ccache)[0] == 200
+    changed = [m for _, _, m in kdclient.kd_lines(httpd.error_log_since(mark), "KD00101")
+               if "changed: re-acquiring" in m]
+    assert changed, "keytab change not noticed"
