@@ -9,6 +9,7 @@
 
 #include <http_log.h>
 #include <unixd.h>
+#include <apr_hash.h>
 #include <apr_strings.h>
 
 APLOG_USE_MODULE(kdeleg);
@@ -140,29 +141,80 @@ const command_rec kd_directives[] = {
 
 /* ------------------------------------------------------------ start-up checks */
 
-/* Does the scope of a directive (its enclosing section, or the whole
- * configuration for the main server) ever use AuthType Negotiate? */
-static int scope_authenticates(const ap_directive_t *node)
+/* Start-up checks read the configuration tree: which keytab is in effect
+ * where AuthType Negotiate is used is a question about scopes, and the
+ * tree still knows the file and line an administrator must fix. */
+
+static int is_directive(const ap_directive_t *node, const char *name)
+{
+    return strcasecmp(node->directive, name) == 0;
+}
+
+static int is_negotiate(const ap_directive_t *node)
+{
+    return is_directive(node, "AuthType") && node->args
+        && strncasecmp(node->args, KD_AUTH_TYPE, sizeof(KD_AUTH_TYPE) - 1) == 0;
+}
+
+/* Does this list of nodes, or any section inside it, use AuthType
+ * Negotiate? With skip_vhosts, only the main server's own scopes count. */
+static int scope_authenticates(const ap_directive_t *node, int skip_vhosts)
 {
     for (; node; node = node->next) {
-        if (strcasecmp(node->directive, "AuthType") == 0 && node->args
-            && strncasecmp(node->args, KD_AUTH_TYPE, sizeof(KD_AUTH_TYPE) - 1) == 0)
+        if (is_negotiate(node))
             return 1;
-        if (scope_authenticates(node->first_child))
+        if (skip_vhosts && is_directive(node, "<VirtualHost"))
+            continue;
+        if (scope_authenticates(node->first_child, skip_vhosts))
             return 1;
     }
     return 0;
 }
 
+/* The KdelegKeytab that applies where node stands: the last one in its own
+ * section, else in each enclosing section, else at the top level. */
+static const ap_directive_t *keytab_in_scope(const ap_directive_t *node)
+{
+    for (; node; node = node->parent) {
+        const ap_directive_t *n, *found = NULL;
+        for (n = node->parent ? node->parent->first_child : ap_conftree; n; n = n->next) {
+            if (is_directive(n, "KdelegKeytab"))
+                found = n;
+        }
+        if (found)
+            return found;
+    }
+    return NULL;
+}
+
+/* With no vhosts, the main server itself serves the requests. */
+static int every_vhost_has_keytab(void)
+{
+    const ap_directive_t *n, *c;
+    int vhosts = 0;
+
+    for (n = ap_conftree; n; n = n->next) {
+        int has = 0;
+        if (!is_directive(n, "<VirtualHost"))
+            continue;
+        vhosts++;
+        for (c = n->first_child; c; c = c->next)
+            has |= is_directive(c, "KdelegKeytab");
+        if (!has)
+            return 0;
+    }
+    return vhosts > 0;
+}
+
 /* Could the user httpd's children run as read this file? */
-static int readable_by_run_user(apr_pool_t *p, const struct stat *st)
+static int readable_by_run_user(const struct stat *st)
 {
     uid_t uid = ap_unixd_config.user_id;
     gid_t groups[64];
     int n = 64;
 
     if (geteuid() != 0 || uid == 0)
-        return 1; /* children keep our identity: open() below tells */
+        return 1; /* children keep our identity: fopen() below tells */
     if (st->st_uid == uid)
         return (st->st_mode & S_IRUSR) != 0;
     if (ap_unixd_config.user_name
@@ -189,7 +241,7 @@ static const char *keytab_problem(apr_pool_t *p, const char *path)
         return apr_psprintf(p, "cannot stat: %s", strerror(errno));
     if (!S_ISREG(st.st_mode))
         return "not a regular file";
-    if (!readable_by_run_user(p, &st))
+    if (!readable_by_run_user(&st))
         return apr_psprintf(p, "not readable by user %s (mode %04o, owner uid %ld gid %ld)",
                             ap_unixd_config.user_name ? ap_unixd_config.user_name : "?",
                             (unsigned)(st.st_mode & 07777), (long)st.st_uid, (long)st.st_gid);
@@ -202,36 +254,71 @@ static const char *keytab_problem(apr_pool_t *p, const char *path)
     return NULL;
 }
 
-static int check_keytab_nodes(apr_pool_t *p, server_rec *s, const ap_directive_t *node,
-                              const ap_directive_t *scope)
-{
-    int rv = OK;
+typedef struct {
+    apr_pool_t *p;
+    server_rec *s;
+    apr_hash_t *checked; /* path -> "" : one report per file */
+    int failed;
+} keytab_check;
 
-    for (; node; node = node->next) {
-        if (strcasecmp(node->directive, "KdelegKeytab") == 0
-            && scope_authenticates(scope)) {
-            const char *arg = node->args, *path, *why;
-            if (strncmp(arg, "FILE:", 5) == 0)
-                arg += 5;
-            path = ap_server_root_relative(p, arg);
-            if (path && (why = keytab_problem(p, path)) != NULL) {
-                ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, KDLOGNO(00201)
-                             "KdelegKeytab %s (%s:%d): %s; cause keytab-unusable: fix the path "
-                             "or permissions (the keytab must be readable by the httpd user)",
-                             path, node->filename, node->line_num, why);
-                rv = HTTP_INTERNAL_SERVER_ERROR;
-            }
-        }
-        if (node->first_child
-            && check_keytab_nodes(p, s, node->first_child, node->first_child) != OK)
-            rv = HTTP_INTERNAL_SERVER_ERROR;
-    }
-    return rv;
+/* Check one keytab; `origin` says which configuration line made it apply. */
+static void check_keytab(keytab_check *kc, const char *path, const ap_directive_t *origin,
+                         const char *how)
+{
+    const char *why;
+
+    if (path == NULL || apr_hash_get(kc->checked, path, APR_HASH_KEY_STRING))
+        return;
+    apr_hash_set(kc->checked, path, APR_HASH_KEY_STRING, "");
+    if ((why = keytab_problem(kc->p, path)) == NULL)
+        return;
+    ap_log_error(APLOG_MARK, APLOG_ERR, 0, kc->s, KDLOGNO(00201)
+                 "%s %s (%s:%d): %s; cause keytab-unusable: fix the path or permissions "
+                 "(the keytab must be readable by the httpd user)",
+                 how, path, origin->filename, origin->line_num, why);
+    kc->failed = 1;
 }
 
-/* Every KdelegKeytab whose scope authenticates with Negotiate must be a
- * readable keytab at start-up; the error names the file and the line. */
+static const char *directive_path(apr_pool_t *p, const ap_directive_t *node)
+{
+    const char *arg = node->args;
+
+    if (strncmp(arg, "FILE:", 5) == 0)
+        arg += 5;
+    return ap_server_root_relative(p, arg);
+}
+
+static void walk(keytab_check *kc, const ap_directive_t *node, const ap_directive_t *scope)
+{
+    for (; node; node = node->next) {
+        if (is_directive(node, "KdelegKeytab")) {
+            /* A vhost also inherits the main server's <Location>s. */
+            int vhost_level = node->parent && is_directive(node->parent, "<VirtualHost");
+            if (scope_authenticates(scope, 0)
+                || (vhost_level && scope_authenticates(ap_conftree, 1)))
+                check_keytab(kc, directive_path(kc->p, node), node, "KdelegKeytab");
+        }
+        else if (is_negotiate(node) && keytab_in_scope(node) == NULL) {
+            int in_vhost = 0;
+            const ap_directive_t *up;
+            for (up = node->parent; up; up = up->parent)
+                in_vhost |= is_directive(up, "<VirtualHost");
+            if (in_vhost || !every_vhost_has_keytab())
+                check_keytab(kc, default_keytab, node,
+                             "AuthType Negotiate without KdelegKeytab uses the default keytab");
+        }
+        if (node->first_child)
+            walk(kc, node->first_child, node->first_child);
+    }
+}
+
+/* Every keytab that a scope using AuthType Negotiate relies on must be a
+ * keytab readable by the httpd user at start-up; the error names the file
+ * and the configuration line. (.htaccess files cannot be seen here.) */
 int kd_check_keytabs(apr_pool_t *p, server_rec *s)
 {
-    return check_keytab_nodes(p, s, ap_conftree, ap_conftree);
+    keytab_check kc = {p, s, apr_hash_make(p), 0};
+
+    walk(&kc, ap_conftree, ap_conftree);
+    return kc.failed ? HTTP_INTERNAL_SERVER_ERROR : OK;
 }

@@ -134,13 +134,16 @@ def kd_httpd(realm, module_path):
         httpd = kdlab.Httpd(realm.base, name, ip, module_path=module_path, mpm=mpm, **kwargs)
         httpd.conf = conf_fn(httpd.dir)
         httpd.allowed = set()
+        # logs of an earlier instance with the same name are not this test's
+        httpd.start_mark = httpd.error_log_mark()
         started.append(httpd)
         return httpd.start({**realm.env(), **(env or {})})
 
     yield make
     problems = []
     for httpd in started:
-        problems += kdclient.unexpected_problems(httpd.error_log_since(0), httpd.allowed)
+        problems += kdclient.unexpected_problems(httpd.error_log_since(httpd.start_mark),
+                                                 httpd.allowed)
         httpd.stop()
     assert not problems, "unexpected problems in error logs:\n" + "\n".join(problems)
 

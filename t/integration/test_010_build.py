@@ -69,7 +69,8 @@ def test_debian_apache2_loads_module(module_path):
                     f"Include {REPO}/conf/kdeleg.conf\n")
             for example in sorted(os.listdir(os.path.join(REPO, "conf", "examples"))):
                 f.write(f"Include {REPO}/conf/examples/{example}\n")
-        script = f". /etc/apache2/envvars && APACHE_LOG_DIR={tmp} /usr/sbin/apache2 -t -f {conf}"
+        script = (f". /etc/apache2/envvars && APACHE_LOG_DIR={tmp} APACHE_RUN_DIR={tmp} "
+                  f"APACHE_LOCK_DIR={tmp} /usr/sbin/apache2 -t -f {conf}")
         proc = run(["sh", "-c", script])
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert "Syntax OK" in proc.stderr

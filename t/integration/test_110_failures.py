@@ -228,12 +228,13 @@ def test_configured_spn_missing_from_keytab(kd_httpd, realm, alice_ccache):
     assert refused(httpd, tok.header, expect_status=500) == ["keytab-unusable"]
 
 
-def start_expecting_failure(realm, module_path, name, conf):
+def start_expecting_failure(realm, module_path, name, conf, env=None):
     httpd = kdlab.Httpd(realm.base, name, "127.0.0.7", module_path=module_path, conf=conf)
+    httpd.start_mark = httpd.error_log_mark()
     with pytest.raises(kdlab.LabError):
-        httpd.start(realm.env())
+        httpd.start({**realm.env(), **(env or {})})
     httpd.stop()
-    return [m for _, _, m in kdclient.kd_lines(httpd.error_log_since(0), "KD00201")]
+    return [m for _, _, m in kdclient.kd_lines(httpd.error_log_since(httpd.start_mark), "KD00201")]
 
 
 def test_startup_refuses_missing_keytab(realm, module_path):
@@ -278,3 +279,28 @@ def test_unused_missing_keytab_does_not_stop_startup(kd_httpd, realm):
 </Location>
 """)
     assert kdclient.request(httpd, "/")[0] == 200
+
+
+def test_startup_checks_default_keytab(realm, module_path, lab_dir):
+    """No KdelegKeytab in scope: the krb5 default keytab (KRB5_KTNAME) is used,
+    so it is the one checked."""
+    missing = os.path.join(lab_dir, "keytabs", "no-such-default.keytab")
+    conf = "<Location /app>\n AuthType Negotiate\n Require valid-user\n</Location>\n"
+    msgs = start_expecting_failure(realm, module_path, "defaultkt", conf,
+                                   env={"KRB5_KTNAME": "FILE:" + missing})
+    assert len(msgs) == 1 and "default keytab" in msgs[0] and missing in msgs[0]
+
+
+def test_startup_checks_vhost_keytab_used_by_main_server_location(realm, module_path):
+    conf = """
+<Location /app>
+    AuthType Negotiate
+    Require valid-user
+</Location>
+<VirtualHost *:*>
+    ServerName node1.example.test
+    KdelegKeytab /nonexistent/vhost.keytab
+</VirtualHost>
+"""
+    msgs = start_expecting_failure(realm, module_path, "vhostkt", conf)
+    assert len(msgs) == 1 and "/nonexistent/vhost.keytab" in msgs[0]

@@ -41,9 +41,13 @@ int main(void)
     int failed;
 
     apr_initialize();
-    sr = srunner_create(kd_base64_suite());
+    sr = srunner_create(kd_accept_suite());
+    srunner_add_suite(sr, kd_base64_suite());
     srunner_add_suite(sr, kd_causes_suite());
     srunner_add_suite(sr, kd_der_suite());
+    srunner_add_suite(sr, kd_gss_suite());
+    srunner_add_suite(sr, kd_log_suite());
+    srunner_add_suite(sr, kd_result_suite());
     srunner_add_suite(sr, kd_spn_suite());
     srunner_add_suite(sr, kd_token_suite());
     srunner_run_all(sr, CK_NORMAL);

@@ -12,9 +12,13 @@ void kd_test_teardown(void);
 /* Read a test vector (base64 text file under t/unit/vectors) into the pool. */
 const char *kd_test_vector(const char *name);
 
+Suite *kd_accept_suite(void);
 Suite *kd_base64_suite(void);
 Suite *kd_causes_suite(void);
 Suite *kd_der_suite(void);
+Suite *kd_gss_suite(void);
+Suite *kd_log_suite(void);
+Suite *kd_result_suite(void);
 Suite *kd_spn_suite(void);
 Suite *kd_token_suite(void);
 

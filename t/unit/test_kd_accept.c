@@ -1,0 +1,102 @@
+/* The acceptor's decisions that need no KDC: the registry, the service
+ * name allow-list (checked before any key is touched) and keytab failures.
+ * Real exchanges are covered by the integration tests. */
+#include "kd_unit.h"
+
+#include <string.h>
+#include "kd_accept.h"
+
+static kd_token_info ticket_for(const char *sname)
+{
+    kd_token_info info;
+
+    memset(&info, 0, sizeof(info));
+    info.frame = KD_FRAME_KRB5;
+    info.has_ap_req = 1;
+    info.ticket_sname = sname;
+    info.ticket_realm = "EXAMPLE.TEST";
+    info.ticket_kvno = 1;
+    info.ticket_etype = 18;
+    return info;
+}
+
+static kd_accept_params params_for(const char *spn_text)
+{
+    kd_spn *spn = apr_palloc(kd_test_pool, sizeof(*spn));
+    kd_accept_params params = {spn, 1, 0};
+
+    ck_assert_ptr_null(kd_spn_parse(kd_test_pool, spn_text, spn));
+    return params;
+}
+
+START_TEST(registry_has_one_acceptor_per_keytab)
+{
+    kd_acceptors *reg = kd_acceptors_create(kd_test_pool);
+    kd_acceptor *a = kd_acceptors_get(reg, "/k/one.keytab");
+
+    ck_assert_ptr_eq(kd_acceptors_get(reg, "/k/one.keytab"), a);
+    ck_assert_ptr_ne(kd_acceptors_get(reg, "/k/two.keytab"), a);
+    ck_assert_uint_eq(kd_acceptor_acquisitions(a), 0);
+}
+END_TEST
+
+START_TEST(wrong_spn_refused_before_keytab)
+{
+    kd_acceptor *a = kd_acceptors_get(kd_acceptors_create(kd_test_pool), "/nonexistent.keytab");
+    kd_token_info info = ticket_for("HTTP/other.example.test");
+    kd_accept_params params = params_for("HTTP/node1.example.test");
+    kd_accept_out out;
+    kd_result res;
+
+    kd_result_init(&res);
+    ck_assert_int_eq(kd_acceptor_accept(a, kd_test_pool, &info, &params, &out, &res),
+                     KD_CAUSE_WRONG_SPN);
+    ck_assert_ptr_nonnull(strstr(res.detail, "HTTP/other.example.test@EXAMPLE.TEST"));
+    ck_assert_ptr_nonnull(strstr(res.detail, "HTTP/node1.example.test"));
+    ck_assert_uint_eq(kd_acceptor_acquisitions(a), 0);
+}
+END_TEST
+
+START_TEST(missing_keytab_is_unusable)
+{
+    kd_acceptor *a = kd_acceptors_get(kd_acceptors_create(kd_test_pool), "/nonexistent.keytab");
+    kd_token_info info = ticket_for("HTTP/node1.example.test");
+    kd_accept_params params = params_for("HTTP/node1.example.test");
+    kd_accept_out out;
+    kd_result res;
+
+    kd_result_init(&res);
+    ck_assert_int_eq(kd_acceptor_accept(a, kd_test_pool, &info, &params, &out, &res),
+                     KD_CAUSE_KEYTAB_UNUSABLE);
+    ck_assert_ptr_nonnull(strstr(res.detail, "/nonexistent.keytab"));
+}
+END_TEST
+
+START_TEST(no_ap_req_is_malformed)
+{
+    kd_acceptor *a = kd_acceptors_get(kd_acceptors_create(kd_test_pool), "/nonexistent.keytab");
+    kd_token_info info = ticket_for("HTTP/node1.example.test");
+    kd_accept_params params = params_for("HTTP/node1.example.test");
+    kd_accept_out out;
+    kd_result res;
+
+    info.has_ap_req = 0;
+    kd_result_init(&res);
+    ck_assert_int_eq(kd_acceptor_accept(a, kd_test_pool, &info, &params, &out, &res),
+                     KD_CAUSE_MALFORMED_TOKEN);
+}
+END_TEST
+
+Suite *kd_accept_suite(void)
+{
+    Suite *s = suite_create("kd_accept");
+    TCase *tc = tcase_create("accept");
+
+    tcase_add_checked_fixture(tc, kd_test_setup, kd_test_teardown);
+    tcase_add_test(tc, registry_has_one_acceptor_per_keytab);
+    tcase_add_test(tc, wrong_spn_refused_before_keytab);
+    tcase_add_test(tc, missing_keytab_is_unusable);
+    tcase_add_test(tc, no_ap_req_is_malformed);
+    suite_add_tcase(s, tc);
+    return s;
+}
