@@ -1,0 +1,34 @@
+"""The README's first quick-start command keeps working: t/demo (without the
+package step, which t/run-tests already did) shows alice authenticated
+through haproxy on both nodes, and t/demo --stop leaves nothing behind."""
+
+import os
+import re
+import subprocess
+
+import kdlab
+from conftest import REPO
+
+
+def test_demo_end_to_end_and_stop(module_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KRB5")}
+    proc = subprocess.run([os.path.join(REPO, "t", "demo"), "--no-deps"], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=300)
+    out = proc.stdout
+    base = re.search(r"t/demo --stop (\S+)", out)
+    try:
+        assert proc.returncode == 0, out + proc.stderr
+        assert out.count("REMOTE_USER=alice@EXAMPLE.TEST") >= 3  # two nodes + back end
+        assert "KDELEG_SPN=HTTP/vip.example.test@EXAMPLE.TEST" in out
+        assert re.search(r"served by node\d, then node\d", out)
+        assert "HTTP/1.1 401" in out and "WWW-Authenticate: Negotiate" in out
+        assert base, out
+        pids = [kdlab.recorded_pid(base.group(1), os.path.basename(f)[:-4])
+                for f in os.listdir(os.path.join(base.group(1), "pids"))]
+        assert len([p for p in pids if p]) >= 5  # slapd, kdc, 3 httpd, haproxy
+    finally:
+        if base:
+            stop = subprocess.run([os.path.join(REPO, "t", "demo"), "--stop", base.group(1)],
+                                  cwd=REPO, capture_output=True, text=True, timeout=120)
+            assert stop.returncode == 0, stop.stdout + stop.stderr
+            assert not os.path.exists(base.group(1))
