@@ -40,16 +40,27 @@ START_TEST(registry_has_one_acceptor_per_keytab)
 }
 END_TEST
 
-START_TEST(wrong_spn_refused_before_keytab)
+/* Accept a made-up ticket for sname on an acceptor whose keytab is missing. */
+static kd_cause accept_without_keytab(kd_token_info info, const char *configured_spn,
+                                      kd_result *res, kd_acceptor **acceptor)
 {
     kd_acceptor *a = kd_acceptors_get(kd_acceptors_create(kd_test_pool), "/nonexistent.keytab");
-    kd_token_info info = ticket_for("HTTP/other.example.test");
-    kd_accept_params params = params_for("HTTP/node1.example.test");
+    kd_accept_params params = params_for(configured_spn);
     kd_accept_out out;
+
+    kd_result_init(res);
+    if (acceptor)
+        *acceptor = a;
+    return kd_acceptor_accept(a, kd_test_pool, &info, &params, &out, res);
+}
+
+START_TEST(wrong_spn_refused_before_keytab)
+{
+    kd_acceptor *a;
     kd_result res;
 
-    kd_result_init(&res);
-    ck_assert_int_eq(kd_acceptor_accept(a, kd_test_pool, &info, &params, &out, &res),
+    ck_assert_int_eq(accept_without_keytab(ticket_for("HTTP/other.example.test"),
+                                           "HTTP/node1.example.test", &res, &a),
                      KD_CAUSE_WRONG_SPN);
     ck_assert_ptr_nonnull(strstr(res.detail, "HTTP/other.example.test@EXAMPLE.TEST"));
     ck_assert_ptr_nonnull(strstr(res.detail, "HTTP/node1.example.test"));
@@ -59,14 +70,10 @@ END_TEST
 
 START_TEST(missing_keytab_is_unusable)
 {
-    kd_acceptor *a = kd_acceptors_get(kd_acceptors_create(kd_test_pool), "/nonexistent.keytab");
-    kd_token_info info = ticket_for("HTTP/node1.example.test");
-    kd_accept_params params = params_for("HTTP/node1.example.test");
-    kd_accept_out out;
     kd_result res;
 
-    kd_result_init(&res);
-    ck_assert_int_eq(kd_acceptor_accept(a, kd_test_pool, &info, &params, &out, &res),
+    ck_assert_int_eq(accept_without_keytab(ticket_for("HTTP/node1.example.test"),
+                                           "HTTP/node1.example.test", &res, NULL),
                      KD_CAUSE_KEYTAB_UNUSABLE);
     ck_assert_ptr_nonnull(strstr(res.detail, "/nonexistent.keytab"));
 }
@@ -74,15 +81,11 @@ END_TEST
 
 START_TEST(no_ap_req_is_malformed)
 {
-    kd_acceptor *a = kd_acceptors_get(kd_acceptors_create(kd_test_pool), "/nonexistent.keytab");
     kd_token_info info = ticket_for("HTTP/node1.example.test");
-    kd_accept_params params = params_for("HTTP/node1.example.test");
-    kd_accept_out out;
     kd_result res;
 
     info.has_ap_req = 0;
-    kd_result_init(&res);
-    ck_assert_int_eq(kd_acceptor_accept(a, kd_test_pool, &info, &params, &out, &res),
+    ck_assert_int_eq(accept_without_keytab(info, "HTTP/node1.example.test", &res, NULL),
                      KD_CAUSE_MALFORMED_TOKEN);
 }
 END_TEST
