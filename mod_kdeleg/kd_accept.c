@@ -1,5 +1,6 @@
 #include "kd_accept.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <apr_file_info.h>
@@ -23,14 +24,21 @@ typedef struct {
     apr_off_t size;
     unsigned refs;
     int stale;
-    char *principal;
+    char *key;          /* principal, plus a marker for impersonator entries */
+    char *ccache;       /* impersonator: MEMORY ccache with the service's TGT */
+    apr_time_t expires; /* impersonator: when that TGT expires */
 } cred_entry;
+
+/* Re-acquire the service's TGT this long before it expires, so no request
+ * starts S4U2Proxy with a ticket about to lapse. */
+#define KD_TGT_RENEW_BEFORE apr_time_from_sec(300)
 
 struct kd_acceptor {
     const char *keytab;
     apr_thread_mutex_t *lock;
-    apr_hash_t *creds;          /* principal -> cred_entry*, guarded by lock */
+    apr_hash_t *creds;          /* key -> cred_entry*, guarded by lock */
     unsigned long acquisitions; /* guarded by lock */
+    unsigned generation;        /* names impersonator ccaches; guarded by lock */
 };
 
 struct kd_acceptors {
@@ -39,12 +47,27 @@ struct kd_acceptors {
     apr_hash_t *by_keytab;      /* path -> kd_acceptor*, guarded by lock */
 };
 
+/* A MEMORY ccache lives until destroyed: drop the service's TGT with it. */
+static void destroy_ccache(const char *name)
+{
+    krb5_context ctx;
+    krb5_ccache cc;
+
+    if (name == NULL || krb5_init_context(&ctx) != 0)
+        return;
+    if (krb5_cc_resolve(ctx, name, &cc) == 0)
+        krb5_cc_destroy(ctx, cc);
+    krb5_free_context(ctx);
+}
+
 static void entry_free(cred_entry *e)
 {
     OM_uint32 min;
 
     gss_release_cred(&min, &e->cred);
-    free(e->principal);
+    destroy_ccache(e->ccache);
+    free(e->ccache);
+    free(e->key);
     free(e);
 }
 
@@ -92,15 +115,20 @@ unsigned long kd_acceptor_acquisitions(const kd_acceptor *a)
     return a->acquisitions;
 }
 
-/* Acquire acceptor credentials for one principal from the keytab only. */
-static kd_cause acquire(kd_acceptor *a, apr_pool_t *p, const char *principal,
-                        gss_cred_id_t *cred, kd_result *res)
+/* Acquire credentials for one principal from the keytab only: acceptor
+ * credentials, or (impersonator) acceptor + initiator credentials whose
+ * own TGT comes from the same keytab (client_keytab) into a MEMORY ccache
+ * of their own, so VIP and node identities never share one. */
+static kd_cause acquire(kd_acceptor *a, apr_pool_t *p, const char *principal, cred_entry *e,
+                        kd_result *res)
 {
-    OM_uint32 major, minor, ignored;
+    OM_uint32 major, minor, ignored, lifetime = 0;
     gss_buffer_desc namebuf;
     gss_name_t name = GSS_C_NO_NAME;
-    gss_key_value_element_desc elements[] = {{"keytab", a->keytab}};
-    gss_key_value_set_desc store = {1, elements};
+    gss_key_value_element_desc elements[3] = {{"keytab", a->keytab},
+                                              {"client_keytab", a->keytab},
+                                              {"ccache", e->ccache}};
+    gss_key_value_set_desc store = {e->ccache ? 3 : 1, elements};
     gss_OID_set_desc krb5_only = {1, (gss_OID)gss_mech_krb5};
 
     namebuf.value = (void *)principal;
@@ -110,42 +138,78 @@ static kd_cause acquire(kd_acceptor *a, apr_pool_t *p, const char *principal,
         return kd_result_fail(res, p, KD_CAUSE_KEYTAB_UNUSABLE, "acquire",
                               "cannot parse principal %s: %s", principal,
                               kd_gss_error(p, major, minor));
-    major = gss_acquire_cred_from(&minor, name, GSS_C_INDEFINITE, &krb5_only, GSS_C_ACCEPT,
-                                  &store, cred, NULL, NULL);
+    major = gss_acquire_cred_from(&minor, name, GSS_C_INDEFINITE, &krb5_only,
+                                  e->ccache ? GSS_C_BOTH : GSS_C_ACCEPT, &store, &e->cred,
+                                  NULL, NULL);
     gss_release_name(&ignored, &name);
     if (GSS_ERROR(major)) {
         res->gss_major = major;
         res->krb5_code = (krb5_error_code)minor;
+        if (e->ccache)
+            return kd_result_fail(res, p, kd_cause_from_kdc_error((krb5_error_code)minor),
+                                  "impersonator", "cannot get a TGT for %s from keytab %s: %s",
+                                  principal, a->keytab, kd_gss_error(p, major, minor));
         return kd_result_fail(res, p, KD_CAUSE_KEYTAB_UNUSABLE, "acquire",
                               "no acceptor key for %s in keytab %s: %s", principal, a->keytab,
                               kd_gss_error(p, major, minor));
     }
+    if (e->ccache) {
+        gss_inquire_cred(&ignored, e->cred, NULL, &lifetime, NULL, NULL);
+        e->expires = apr_time_now() + apr_time_from_sec(lifetime);
+    }
     a->acquisitions++;
-    kd_log(KD_LOG_DEBUG, "acquired acceptor credentials for %s from %s", principal, a->keytab);
+    kd_log(KD_LOG_DEBUG, "acquired %s credentials for %s from %s",
+           e->ccache ? "impersonator" : "acceptor", principal, a->keytab);
     return KD_CAUSE_NONE;
 }
 
-static int entry_current(const cred_entry *e, const apr_finfo_t *fi)
+static int tgt_expiring(const cred_entry *e)
 {
-    return e->mtime == fi->mtime && e->inode == fi->inode && e->size == fi->size;
+    return e->ccache && e->expires - apr_time_now() < KD_TGT_RENEW_BEFORE;
+}
+
+static int keytab_changed(const cred_entry *e, const apr_finfo_t *fi)
+{
+    return e->mtime != fi->mtime || e->inode != fi->inode || e->size != fi->size;
 }
 
 /* Drop an entry from the table; free it now or when its last user is done. */
 static void retire(kd_acceptor *a, cred_entry *e)
 {
-    apr_hash_set(a->creds, e->principal, APR_HASH_KEY_STRING, NULL);
+    apr_hash_set(a->creds, e->key, APR_HASH_KEY_STRING, NULL);
     e->stale = 1;
     if (e->refs == 0)
         entry_free(e);
 }
 
-static kd_cause get_cred(kd_acceptor *a, apr_pool_t *p, const char *principal,
+static cred_entry *new_entry(kd_acceptor *a, const char *key, int impersonator)
+{
+    cred_entry *e = calloc(1, sizeof(*e));
+
+    if (e == NULL || (e->key = strdup(key)) == NULL) {
+        free(e);
+        return NULL;
+    }
+    if (impersonator) {
+        char name[96];
+        snprintf(name, sizeof(name), "MEMORY:kdeleg-%p-%u", (void *)a, ++a->generation);
+        if ((e->ccache = strdup(name)) == NULL) {
+            free(e->key);
+            free(e);
+            return NULL;
+        }
+    }
+    return e;
+}
+
+static kd_cause get_cred(kd_acceptor *a, apr_pool_t *p, const char *principal, int impersonator,
                          cred_entry **out, kd_result *res)
 {
     apr_finfo_t fi;
     apr_status_t rv;
     cred_entry *e;
-    gss_cred_id_t cred = GSS_C_NO_CREDENTIAL;
+    const char *key = impersonator ? apr_pstrcat(p, principal, " (impersonator)", NULL)
+                                   : principal;
 
     rv = apr_stat(&fi, a->keytab, APR_FINFO_MTIME | APR_FINFO_INODE | APR_FINFO_SIZE, p);
     if (rv != APR_SUCCESS) {
@@ -154,32 +218,33 @@ static kd_cause get_cred(kd_acceptor *a, apr_pool_t *p, const char *principal,
                               a->keytab, apr_strerror(rv, errbuf, sizeof(errbuf)));
     }
     apr_thread_mutex_lock(a->lock);
-    e = apr_hash_get(a->creds, principal, APR_HASH_KEY_STRING);
-    if (e != NULL && !entry_current(e, &fi)) {
-        kd_log(KD_LOG_INFO, "keytab %s changed: re-acquiring credentials for %s", a->keytab,
-               principal);
+    e = apr_hash_get(a->creds, key, APR_HASH_KEY_STRING);
+    if (e != NULL && keytab_changed(e, &fi)) {
+        kd_log(KD_LOG_INFO, "keytab %s changed: re-acquiring credentials for %s", a->keytab, key);
+        retire(a, e);
+        e = NULL;
+    }
+    else if (e != NULL && tgt_expiring(e)) {
+        kd_log(KD_LOG_INFO, "service TGT of %s expires soon: renewing it from %s", principal,
+               a->keytab);
         retire(a, e);
         e = NULL;
     }
     if (e == NULL) {
-        /* Failures are not cached: a fixed keytab must work on the next request. */
-        if (acquire(a, p, principal, &cred, res) != KD_CAUSE_NONE) {
-            apr_thread_mutex_unlock(a->lock);
-            return res->cause;
-        }
-        e = calloc(1, sizeof(*e));
-        if (e == NULL || (e->principal = strdup(principal)) == NULL) {
-            OM_uint32 min;
-            gss_release_cred(&min, &cred);
-            free(e);
+        if ((e = new_entry(a, key, impersonator)) == NULL) {
             apr_thread_mutex_unlock(a->lock);
             return kd_result_fail(res, p, KD_CAUSE_INTERNAL_ERROR, "acquire", "out of memory");
         }
-        e->cred = cred;
+        /* Failures are not cached: a fixed keytab must work on the next request. */
+        if (acquire(a, p, principal, e, res) != KD_CAUSE_NONE) {
+            entry_free(e);
+            apr_thread_mutex_unlock(a->lock);
+            return res->cause;
+        }
         e->mtime = fi.mtime;
         e->inode = fi.inode;
         e->size = fi.size;
-        apr_hash_set(a->creds, e->principal, APR_HASH_KEY_STRING, e);
+        apr_hash_set(a->creds, e->key, APR_HASH_KEY_STRING, e);
     }
     e->refs++;
     apr_thread_mutex_unlock(a->lock);
@@ -242,19 +307,60 @@ static kd_cause describe_client(apr_pool_t *p, gss_name_t src, gss_OID mech,
     return KD_CAUSE_NONE;
 }
 
+/* With delegation wanted, accept with impersonator credentials so MIT
+ * composes an S4U2Proxy evidence credential; if those cannot be had (KDC
+ * down, no TGT), authentication still works and the reason is kept. */
+static kd_cause get_accept_cred(kd_acceptor *a, apr_pool_t *p, const kd_accept_params *params,
+                                kd_accept_out *out, cred_entry **entry, kd_result *res)
+{
+    if (params->want_delegation
+        && get_cred(a, p, out->spn, 1, entry, &out->delegation_failure) == KD_CAUSE_NONE)
+        return KD_CAUSE_NONE;
+    return get_cred(a, p, out->spn, 0, entry, res);
+}
+
+/* Turn what accept delegated into an evidence credential, or say why not. */
+static void keep_evidence(apr_pool_t *p, const cred_entry *entry, gss_cred_id_t deleg,
+                          kd_accept_out *out)
+{
+    const char *impersonator = NULL;
+    OM_uint32 ignored;
+
+    if (!entry->ccache)
+        return; /* the failure is already recorded */
+    if (deleg == GSS_C_NO_CREDENTIAL) {
+        kd_result_fail(&out->delegation_failure, p, KD_CAUSE_USER_NOT_DELEGABLE, "accept",
+                       "the ticket of %s for %s is not forwardable: the account is sensitive "
+                       "(-allow_forwardable / Protected Users) or the client's TGT is not "
+                       "forwardable (forwardable = true in its krb5.conf, kinit -f)",
+                       out->client_principal, out->spn);
+        return;
+    }
+    if (!kd_is_evidence_credential(p, deleg, &impersonator)) {
+        gss_release_cred(&ignored, &deleg);
+        kd_result_fail(&out->delegation_failure, p, KD_CAUSE_USER_NOT_DELEGABLE, "accept",
+                       "%s forwarded its TGT (unconstrained delegation), which mod_kdeleg never "
+                       "uses; turn delegation off for this site in the client",
+                       out->client_principal);
+        return;
+    }
+    out->delegation = kd_delegation_wrap(p, deleg, out->client_principal, impersonator);
+}
+
 kd_cause kd_acceptor_accept(kd_acceptor *a, apr_pool_t *p, const kd_token_info *info,
-                            const kd_accept_params *params,
-                            kd_accept_out *out, kd_result *res)
+                            const kd_accept_params *params, kd_accept_out *out, kd_result *res)
 {
     OM_uint32 major, minor, ignored, flags = 0;
     gss_ctx_id_t ctx = GSS_C_NO_CONTEXT;
     gss_buffer_desc in, reply = GSS_C_EMPTY_BUFFER;
     gss_name_t src = GSS_C_NO_NAME;
     gss_OID mech = GSS_C_NO_OID;
+    gss_cred_id_t deleg = GSS_C_NO_CREDENTIAL;
     cred_entry *entry = NULL;
     kd_cause cause = KD_CAUSE_NONE;
 
     memset(out, 0, sizeof(*out));
+    kd_result_init(&out->delegation_failure);
     if (!info->has_ap_req)
         return kd_result_fail(res, p, KD_CAUSE_MALFORMED_TOKEN, "accept", "no Kerberos AP-REQ");
     out->spn = kd_token_ticket_principal(p, info);
@@ -262,7 +368,7 @@ kd_cause kd_acceptor_accept(kd_acceptor *a, apr_pool_t *p, const kd_token_info *
         return kd_result_fail(res, p, KD_CAUSE_WRONG_SPN, "accept",
                               "ticket is for %s; this host answers for %s", out->spn,
                               configured_spns(p, params));
-    if (get_cred(a, p, out->spn, &entry, res) != KD_CAUSE_NONE)
+    if (get_accept_cred(a, p, params, out, &entry, res) != KD_CAUSE_NONE)
         return res->cause;
 
     /* The Kerberos token itself, not its SPNEGO wrapper: through SPNEGO the
@@ -270,7 +376,8 @@ kd_cause kd_acceptor_accept(kd_acceptor *a, apr_pool_t *p, const kd_token_info *
     in.value = (void *)info->krb5_token;
     in.length = info->krb5_token_len;
     major = gss_accept_sec_context(&minor, &ctx, entry->cred, &in, GSS_C_NO_CHANNEL_BINDINGS,
-                                   &src, &mech, &reply, &flags, NULL, NULL);
+                                   &src, &mech, &reply, &flags, NULL,
+                                   entry->ccache ? &deleg : NULL);
     if (GSS_ERROR(major)) {
         res->gss_major = major;
         res->krb5_code = (krb5_error_code)minor;
@@ -293,9 +400,14 @@ kd_cause kd_acceptor_accept(kd_acceptor *a, apr_pool_t *p, const kd_token_info *
         kd_token_reply(p, info, reply.value, reply.length, &wire, &wire_len);
         if (wire_len > 0)
             out->mutual_token = kd_b64_encode(p, wire, wire_len);
+        if (params->want_delegation) {
+            keep_evidence(p, entry, deleg, out);
+            deleg = GSS_C_NO_CREDENTIAL; /* owned by out->delegation or released */
+        }
     }
 
 done:
+    gss_release_cred(&ignored, &deleg);
     gss_release_buffer(&ignored, &reply);
     gss_release_name(&ignored, &src);
     if (ctx != GSS_C_NO_CONTEXT)

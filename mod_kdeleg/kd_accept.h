@@ -9,6 +9,7 @@
 #include <apr_pools.h>
 
 #include "kd_result.h"
+#include "kd_s4u.h"
 #include "kd_spn.h"
 #include "kd_token.h"
 
@@ -19,6 +20,7 @@ typedef struct {
     const kd_spn *spns;        /* service principals this vhost answers for */
     int n_spns;
     int want_local_name;       /* run auth_to_local on the client name */
+    int want_delegation;       /* keep an S4U2Proxy evidence credential */
 } kd_accept_params;
 
 typedef struct {
@@ -26,6 +28,10 @@ typedef struct {
     const char *local_name;        /* auth_to_local mapping, NULL if none */
     const char *spn;               /* principal the ticket was for, with realm */
     const char *mutual_token;      /* base64 reply token, NULL when empty */
+    /* With want_delegation: the evidence credential (released with the
+     * pool), or NULL and why not in delegation_failure. */
+    kd_delegation *delegation;
+    kd_result delegation_failure;
 } kd_accept_out;
 
 /* Per-process registry: one acceptor per keytab path. */

@@ -196,3 +196,36 @@ kd_cause kd_cause_from_accept_error(OM_uint32 major, krb5_error_code minor)
         return KD_CAUSE_REPLAY;
     return KD_CAUSE_NEGOTIATE_FAILED;
 }
+
+kd_cause kd_cause_from_kdc_error(krb5_error_code code)
+{
+    switch (code) {
+    case KRB5KDC_ERR_BADOPTION:
+    case KRB5KDC_ERR_POLICY:
+        return KD_CAUSE_DELEGATION_NOT_ALLOWED;
+    case KRB5KDC_ERR_S_PRINCIPAL_UNKNOWN:
+        return KD_CAUSE_SPN_UNKNOWN;
+    case KRB5KDC_ERR_C_PRINCIPAL_UNKNOWN:
+        return KD_CAUSE_USER_UNKNOWN;
+    case KRB5_KDC_UNREACH:
+    case KRB5_REALM_CANT_RESOLVE:
+    case KRB5_REALM_UNKNOWN:
+        return KD_CAUSE_KDC_UNREACHABLE;
+    case KRB5KDC_ERR_ETYPE_NOSUPP:
+    case KRB5_PROG_ETYPE_NOSUPP:
+        return KD_CAUSE_ETYPE_UNSUPPORTED;
+    case KRB5KRB_AP_ERR_SKEW:
+        return KD_CAUSE_CLOCK_SKEW;
+    case KRB5_KT_NOTFOUND:
+    case KRB5_KT_END:
+    case KRB5_KT_KVNONOTFOUND:
+    case KRB5KRB_AP_ERR_BADKEYVER:
+    case KRB5KDC_ERR_PREAUTH_FAILED:
+    case KRB5KRB_AP_ERR_BAD_INTEGRITY:
+    case ENOENT:
+    case EACCES:
+        return KD_CAUSE_KEYTAB_UNUSABLE;
+    default:
+        return KD_CAUSE_INTERNAL_ERROR;
+    }
+}

@@ -56,4 +56,8 @@ kd_cause kd_cause_by_name(const char *name);
  * to a cause seen while *accepting* a client's ticket. */
 kd_cause kd_cause_from_accept_error(OM_uint32 major, krb5_error_code minor);
 
+/* Map a krb5 error met while obtaining tickets from the KDC (S4U2Proxy,
+ * S4U2Self, or the service's own TGT from its keytab) to a cause. */
+kd_cause kd_cause_from_kdc_error(krb5_error_code code);
+
 #endif

@@ -386,6 +386,29 @@ void kd_token_reply(apr_pool_t *p, const kd_token_info *info, const unsigned cha
     *out = resp;
 }
 
+void kd_token_spnego_wrap(apr_pool_t *p, const unsigned char *krb5_token, size_t len,
+                          unsigned char **out, size_t *out_len)
+{
+    unsigned char oid[16], oid_seq[20], mech_types[24];
+    size_t cap = len + 96, n, m;
+    unsigned char *a = apr_palloc(p, cap), *b = apr_palloc(p, cap);
+
+    /* NegTokenInit { mechTypes [0] SEQUENCE { krb5 OID }, mechToken [2] OCTET STRING } */
+    n = put_tlv(oid, 0x06, OID_KRB5, sizeof(OID_KRB5));
+    n = put_tlv(oid_seq, 0x30, oid, n);
+    m = put_tlv(mech_types, 0xa0, oid_seq, n);
+    memcpy(a, mech_types, m);
+    n = put_tlv(b, 0x04, krb5_token, len);
+    m += put_tlv(a + m, 0xa2, b, n);
+    n = put_tlv(b, 0x30, a, m);
+    n = put_tlv(a, 0xa0, b, n);
+    /* GSS framing: [APPLICATION 0] { SPNEGO OID, NegotiationToken } */
+    m = put_tlv(b, 0x06, OID_SPNEGO, sizeof(OID_SPNEGO));
+    memcpy(b + m, a, n);
+    *out = apr_palloc(p, cap);
+    *out_len = put_tlv(*out, 0x60, b, m + n);
+}
+
 const char *kd_token_ticket_principal(apr_pool_t *p, const kd_token_info *info)
 {
     if (!info->has_ap_req)

@@ -80,6 +80,11 @@ kd_cause kd_token_sniff(apr_pool_t *p, const unsigned char *tok, size_t len,
 void kd_token_reply(apr_pool_t *p, const kd_token_info *info, const unsigned char *ap_rep,
                     size_t ap_rep_len, unsigned char **out, size_t *out_len);
 
+/* Wrap a Kerberos mechanism token in an SPNEGO NegTokenInit offering only
+ * Kerberos: what browsers send, accepted by every Negotiate server. */
+void kd_token_spnego_wrap(apr_pool_t *p, const unsigned char *krb5_token, size_t len,
+                          unsigned char **out, size_t *out_len);
+
 /* "HTTP/host@REALM" for the ticket's server, or NULL without an AP-REQ. */
 const char *kd_token_ticket_principal(apr_pool_t *p, const kd_token_info *info);
 

@@ -51,7 +51,7 @@ static int post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, s
     kd_log_set_callback(core_log, s);
     remember_default_keytab(pconf);
     /* Checked on both passes so `apachectl start` prints the error itself. */
-    if ((rv = kd_check_keytabs(ptemp, s)) != OK)
+    if ((rv = kd_check_keytabs(ptemp, s)) != OK || (rv = kd_prepare_ccache_dir(pconf, s)) != OK)
         return rv;
     if (ap_state_query(AP_SQ_MAIN_STATE) != AP_SQ_MS_CREATE_PRE_CONFIG)
         ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, KDLOGNO(00102)
@@ -70,6 +70,7 @@ static void register_hooks(apr_pool_t *p)
     ap_hook_post_config(post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(child_init, NULL, NULL, APR_HOOK_MIDDLE);
     kd_auth_register_hooks(p);
+    kd_delegate_register_hooks(p);
 }
 
 AP_DECLARE_MODULE(kdeleg) = {

@@ -11,11 +11,17 @@
 #include "kd_spn.h"
 
 /* Our own log numbers: KDLOGNO(00101) -> "KD00101: ". httpd's AH numbers
- * belong to httpd. Ranges: 001xx start-up, 002xx config, 003xx authentication. */
+ * belong to httpd. Ranges: 001xx start-up, 002xx config, 003xx
+ * authentication, 004xx delegation. */
 #define KDLOGNO(n) "KD" #n ": "
 
 #define KD_AUTH_TYPE "Negotiate"
 #define KD_UNSET (-1)
+
+typedef enum {
+    KD_DELEGATION_DENY = 0,    /* a delegation failure fails the request */
+    KD_DELEGATION_CONTINUE,    /* the request goes on without credentials */
+} kd_delegation_failure;
 
 typedef enum {
     KD_REMOTE_USER_FULL = 0,   /* alice@EXAMPLE.TEST */
@@ -30,7 +36,27 @@ typedef struct {
     const char *keytab;            /* KdelegKeytab; NULL = unset */
     apr_array_header_t *spns;      /* KdelegServiceNames (kd_spn); NULL = unset */
     int remote_user;               /* KdelegRemoteUser; KD_UNSET = unset */
+    apr_array_header_t *delegate_to; /* KdelegDelegateTo (principal strings, maybe empty
+                                        for "none"); NULL = unset */
+    const char *ccache_dir;        /* KdelegCcacheDir; NULL = unset */
+    const char *proxy_spn;         /* KdelegProxyNegotiate; NULL = unset, "" = off */
+    int delegation_failure;        /* KdelegDelegationFailure; KD_UNSET = unset */
 } kd_dir_conf;
+
+/* What a successful exchange established; kept on the request so that
+ * subrequests and internal redirects reuse it instead of replaying the
+ * token (which the replay cache would rightly refuse), and so that
+ * mod_proxy's fixups can make a back-end token from the delegation. */
+typedef struct {
+    const char *user;
+    const char *principal;
+    const char *spn;
+    const char *ticket_sname;
+    const char *ticket_realm;
+    kd_delegation *delegation;     /* NULL without delegation */
+    const char *ccache;            /* "FILE:..." when one was written */
+    const char *delegation_error;  /* cause name when delegation failed (continue) */
+} kd_auth_state;
 
 extern module AP_MODULE_DECLARE_DATA kdeleg_module;
 extern const command_rec kd_directives[];
@@ -41,15 +67,29 @@ void *kd_dir_conf_merge(apr_pool_t *p, void *base, void *add);
 /* Effective values (defaults applied). */
 const char *kd_conf_keytab(const kd_dir_conf *conf);
 int kd_conf_remote_user(const kd_dir_conf *conf);
+const char *kd_conf_ccache_dir(const kd_dir_conf *conf);
+const char *kd_conf_proxy_spn(const kd_dir_conf *conf); /* NULL when off */
+int kd_conf_delegation_failure(const kd_dir_conf *conf);
+/* Every principal delegation must reach here: KdelegDelegateTo plus
+ * KdelegProxyNegotiate (const char *). */
+const apr_array_header_t *kd_conf_delegation_targets(apr_pool_t *p, const kd_dir_conf *conf);
 /* Configured SPNs, or HTTP/<ServerName> and HTTP/<each ServerAlias>. */
 const apr_array_header_t *kd_conf_spns(request_rec *r, const kd_dir_conf *conf);
 
 /* Start-up checks (mod_kdeleg_config.c). */
 int kd_check_keytabs(apr_pool_t *p, server_rec *s);
 void kd_set_default_keytab(const char *path);
+int kd_prepare_ccache_dir(apr_pool_t *p, server_rec *s);
 
 /* Authentication (mod_kdeleg_auth.c). */
 void kd_auth_register_hooks(apr_pool_t *p);
 void kd_auth_child_init(apr_pool_t *pchild);
+const kd_auth_state *kd_auth_state_of(request_rec *r);
+
+/* Delegation (mod_kdeleg_delegate.c): after authentication, obtain the
+ * configured back-end tickets; OK, or the status that ends the request. */
+int kd_delegate(request_rec *r, const kd_dir_conf *conf, kd_auth_state *st,
+                kd_delegation *delegation, const kd_result *why_not);
+void kd_delegate_register_hooks(apr_pool_t *p);
 
 #endif

@@ -21,17 +21,6 @@ APLOG_USE_MODULE(kdeleg);
 /* Per-process acceptor registry, made in child_init. */
 static kd_acceptors *acceptors;
 
-/* What a successful exchange established; kept on the request so that
- * subrequests and internal redirects reuse it instead of replaying the
- * token (which the replay cache would rightly refuse). */
-typedef struct {
-    const char *user;
-    const char *principal;
-    const char *spn;
-    const char *ticket_sname;
-    const char *ticket_realm;
-} kd_auth_state;
-
 void kd_auth_child_init(apr_pool_t *pchild)
 {
     acceptors = kd_acceptors_create(pchild);
@@ -117,12 +106,17 @@ static void set_identity(request_rec *r, const kd_auth_state *st)
     apr_table_set(r->subprocess_env, "GSS_NAME", st->principal);
     apr_table_set(r->subprocess_env, "KDELEG_AUTH_METHOD", "kerberos");
     apr_table_set(r->subprocess_env, "KDELEG_SPN", st->spn);
+    if (st->ccache)
+        apr_table_set(r->subprocess_env, "KRB5CCNAME", st->ccache);
+    if (st->delegation_error)
+        apr_table_set(r->subprocess_env, "KDELEG_ERROR", st->delegation_error);
 }
 
 static int succeed(request_rec *r, const kd_dir_conf *conf, const kd_token_info *info,
                    const kd_accept_out *out)
 {
     kd_auth_state *st = apr_pcalloc(r->pool, sizeof(*st));
+    int status;
 
     st->principal = out->client_principal;
     st->user = remote_user(r, conf, out);
@@ -131,6 +125,9 @@ static int succeed(request_rec *r, const kd_dir_conf *conf, const kd_token_info 
     st->ticket_realm = info->ticket_realm;
     ap_set_module_config(r->request_config, &kdeleg_module, st);
     set_identity(r, st);
+    status = kd_delegate(r, conf, st, out->delegation, &out->delegation_failure);
+    if (status != OK)
+        return status;
     if (out->mutual_token)
         apr_table_set(r->err_headers_out, "WWW-Authenticate",
                       apr_pstrcat(r->pool, KD_AUTH_TYPE " ", out->mutual_token, NULL));
@@ -139,6 +136,16 @@ static int succeed(request_rec *r, const kd_dir_conf *conf, const kd_token_info 
                   r->server->server_hostname, r->useragent_ip, out->spn,
                   out->client_principal, st->user);
     return OK;
+}
+
+const kd_auth_state *kd_auth_state_of(request_rec *r)
+{
+    const kd_auth_state *st = ap_get_module_config(r->request_config, &kdeleg_module);
+    request_rec *o = r;
+
+    while (st == NULL && (o = o->prev ? o->prev : o->main) != NULL)
+        st = ap_get_module_config(o->request_config, &kdeleg_module);
+    return st;
 }
 
 /* The exchange already done for the request this one derives from. */
@@ -202,6 +209,7 @@ static int check_authn(request_rec *r)
     params.spns = (const kd_spn *)spns->elts;
     params.n_spns = spns->nelts;
     params.want_local_name = kd_conf_remote_user(conf) == KD_REMOTE_USER_LOCAL;
+    params.want_delegation = kd_conf_delegation_targets(r->pool, conf)->nelts > 0;
     if (kd_acceptor_accept(kd_acceptors_get(acceptors, kd_conf_keytab(conf)), r->pool, &info,
                            &params, &out, &res) != KD_CAUSE_NONE)
         return fail(r, &res, kd_token_ticket_principal(r->pool, &info));

@@ -30,6 +30,7 @@ void *kd_dir_conf_create(apr_pool_t *p, char *dir)
     conf->keytab = NULL;
     conf->spns = NULL;
     conf->remote_user = KD_UNSET;
+    conf->delegation_failure = KD_UNSET;
     return conf;
 }
 
@@ -41,6 +42,11 @@ void *kd_dir_conf_merge(apr_pool_t *p, void *basev, void *addv)
     conf->keytab = add->keytab ? add->keytab : base->keytab;
     conf->spns = add->spns ? add->spns : base->spns;
     conf->remote_user = add->remote_user != KD_UNSET ? add->remote_user : base->remote_user;
+    conf->delegate_to = add->delegate_to ? add->delegate_to : base->delegate_to;
+    conf->ccache_dir = add->ccache_dir ? add->ccache_dir : base->ccache_dir;
+    conf->proxy_spn = add->proxy_spn ? add->proxy_spn : base->proxy_spn;
+    conf->delegation_failure = add->delegation_failure != KD_UNSET ? add->delegation_failure
+                                                                   : base->delegation_failure;
     return conf;
 }
 
@@ -52,6 +58,37 @@ const char *kd_conf_keytab(const kd_dir_conf *conf)
 int kd_conf_remote_user(const kd_dir_conf *conf)
 {
     return conf->remote_user != KD_UNSET ? conf->remote_user : KD_REMOTE_USER_FULL;
+}
+
+/* Where per-request credential caches go when KdelegCcacheDir is unset:
+ * created at start-up under httpd's runtime directory, owned by the
+ * httpd user, mode 0700. */
+static const char *default_ccache_dir;
+
+const char *kd_conf_ccache_dir(const kd_dir_conf *conf)
+{
+    return conf->ccache_dir ? conf->ccache_dir : default_ccache_dir;
+}
+
+const char *kd_conf_proxy_spn(const kd_dir_conf *conf)
+{
+    return conf->proxy_spn && *conf->proxy_spn ? conf->proxy_spn : NULL;
+}
+
+int kd_conf_delegation_failure(const kd_dir_conf *conf)
+{
+    return conf->delegation_failure != KD_UNSET ? conf->delegation_failure : KD_DELEGATION_DENY;
+}
+
+const apr_array_header_t *kd_conf_delegation_targets(apr_pool_t *p, const kd_dir_conf *conf)
+{
+    apr_array_header_t *all = apr_array_make(p, 4, sizeof(const char *));
+
+    if (conf->delegate_to)
+        apr_array_cat(all, conf->delegate_to);
+    if (kd_conf_proxy_spn(conf))
+        APR_ARRAY_PUSH(all, const char *) = conf->proxy_spn;
+    return all;
 }
 
 static void push_host_spn(apr_array_header_t *spns, const char *host)
@@ -128,6 +165,73 @@ static const char *set_remote_user(cmd_parms *cmd, void *dconf, const char *arg)
     return NULL;
 }
 
+/* A back-end principal as written by the administrator, checked now. */
+static const char *target_principal(cmd_parms *cmd, const char *directive, const char *arg,
+                                    const char **out)
+{
+    kd_spn spn;
+    const char *err = kd_spn_parse(cmd->pool, arg, &spn);
+
+    if (err)
+        return apr_pstrcat(cmd->pool, directive, ": ", err,
+                           " (expected e.g. HTTP/backend.example.com or "
+                           "postgres/db.example.com@EXAMPLE.COM)", NULL);
+    *out = kd_spn_unparse(cmd->pool, &spn);
+    return NULL;
+}
+
+static const char *add_delegate_to(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    kd_dir_conf *conf = dconf;
+    const char *principal, *err;
+
+    if (conf->delegate_to == NULL)
+        conf->delegate_to = apr_array_make(cmd->pool, 4, sizeof(const char *));
+    if (strcasecmp(arg, "none") == 0) {
+        apr_array_clear(conf->delegate_to); /* an inner scope switches delegation off */
+        return NULL;
+    }
+    if ((err = target_principal(cmd, "KdelegDelegateTo", arg, &principal)) != NULL)
+        return err;
+    APR_ARRAY_PUSH(conf->delegate_to, const char *) = principal;
+    return NULL;
+}
+
+static const char *set_proxy_negotiate(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    kd_dir_conf *conf = dconf;
+
+    if (strcasecmp(arg, "off") == 0) {
+        conf->proxy_spn = "";
+        return NULL;
+    }
+    return target_principal(cmd, "KdelegProxyNegotiate", arg, &conf->proxy_spn);
+}
+
+static const char *set_ccache_dir(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    kd_dir_conf *conf = dconf;
+
+    conf->ccache_dir = ap_server_root_relative(cmd->pool, arg);
+    if (conf->ccache_dir == NULL || *arg == '\0')
+        return apr_pstrcat(cmd->pool, "KdelegCcacheDir: invalid path '", arg, "'", NULL);
+    return NULL;
+}
+
+static const char *set_delegation_failure(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    kd_dir_conf *conf = dconf;
+
+    if (strcasecmp(arg, "deny") == 0)
+        conf->delegation_failure = KD_DELEGATION_DENY;
+    else if (strcasecmp(arg, "continue") == 0)
+        conf->delegation_failure = KD_DELEGATION_CONTINUE;
+    else
+        return apr_pstrcat(cmd->pool, "KdelegDelegationFailure: '", arg,
+                           "' is not one of deny, continue", NULL);
+    return NULL;
+}
+
 const command_rec kd_directives[] = {
     AP_INIT_TAKE1("KdelegKeytab", set_keytab, NULL, RSRC_CONF | ACCESS_CONF,
                   "keytab holding this host's acceptor keys"),
@@ -136,6 +240,17 @@ const command_rec kd_directives[] = {
     AP_INIT_TAKE1("KdelegRemoteUser", set_remote_user, NULL, RSRC_CONF | ACCESS_CONF,
                   "REMOTE_USER as the full principal (full), without realm (short) or "
                   "mapped by auth_to_local (local)"),
+    AP_INIT_ITERATE("KdelegDelegateTo", add_delegate_to, NULL, RSRC_CONF | ACCESS_CONF,
+                    "back-end principals to obtain tickets for by constrained delegation "
+                    "(S4U2Proxy), or none"),
+    AP_INIT_TAKE1("KdelegCcacheDir", set_ccache_dir, NULL, RSRC_CONF | ACCESS_CONF,
+                  "directory for per-request credential caches exported as KRB5CCNAME"),
+    AP_INIT_TAKE1("KdelegProxyNegotiate", set_proxy_negotiate, NULL, RSRC_CONF | ACCESS_CONF,
+                  "back-end principal for a fresh Authorization: Negotiate on proxied "
+                  "requests, or off"),
+    AP_INIT_TAKE1("KdelegDelegationFailure", set_delegation_failure, NULL,
+                  RSRC_CONF | ACCESS_CONF,
+                  "deny (default: 500, or 502 when proxied) or continue without credentials"),
     {NULL},
 };
 
@@ -321,4 +436,30 @@ int kd_check_keytabs(apr_pool_t *p, server_rec *s)
 
     walk(&kc, ap_conftree, ap_conftree);
     return kc.failed ? HTTP_INTERNAL_SERVER_ERROR : OK;
+}
+
+/* The default ccache directory: httpd's runtime dir + "/kdeleg", owned by
+ * the user the children run as, 0700 (delegated tickets are the user's
+ * credentials: nobody else may list or open them). */
+int kd_prepare_ccache_dir(apr_pool_t *p, server_rec *s)
+{
+    const char *dir = ap_runtime_dir_relative(p, "kdeleg");
+    struct stat st;
+
+    if (dir == NULL)
+        return OK;
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, errno, s, KDLOGNO(00202)
+                     "cannot create the credential cache directory %s", dir);
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    if (geteuid() == 0 && chown(dir, ap_unixd_config.user_id, ap_unixd_config.group_id) != 0) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, errno, s, KDLOGNO(00203)
+                     "cannot give %s to user %s", dir, ap_unixd_config.user_name);
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    if (stat(dir, &st) == 0 && (st.st_mode & 077) != 0)
+        chmod(dir, 0700);
+    default_ccache_dir = apr_pstrdup(s->process->pool, dir);
+    return OK;
 }

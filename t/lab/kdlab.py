@@ -44,6 +44,7 @@ Realm(base_dir, realm="EXAMPLE.TEST", domain="example.test")
     principal_dn(principal) -> str
     principal(name) -> "name@REALM"; service(svc, host) -> "svc/host.domain@REALM"
     kdc_log_mark() / kdc_log_since(mark) -> [lines]
+    stop_kdc() / start_kdc()     the KDC alone (slapd keeps running)
 
 Httpd(base_dir, name, ip, port=None, module_path=None, mpm="event",
       extra_modules=(), conf="", server_name=None)
@@ -633,6 +634,15 @@ index krbPrincipalName eq,pres,sub
                   lambda: _tail(log) + _tail(self.kdc_log))
 
     # -- operations for tests
+
+    def stop_kdc(self, timeout=10):
+        """Only the KDC (slapd stays): for KDC-down tests."""
+        stop_recorded(self.base, ["krb5kdc"], timeout)
+
+    def start_kdc(self):
+        """Start the KDC again after stop_kdc()."""
+        self._start_kdc()
+        return self
 
     def kinit(self, principal, ccache_path, password=None, lifetime=None,
               keytab=None):

@@ -78,6 +78,23 @@ START_TEST(accept_errors_map_to_causes)
 }
 END_TEST
 
+START_TEST(kdc_errors_map_to_causes)
+{
+    ck_assert_int_eq(kd_cause_from_kdc_error(KRB5KDC_ERR_BADOPTION),
+                     KD_CAUSE_DELEGATION_NOT_ALLOWED);
+    ck_assert_int_eq(kd_cause_from_kdc_error(KRB5KDC_ERR_S_PRINCIPAL_UNKNOWN),
+                     KD_CAUSE_SPN_UNKNOWN);
+    ck_assert_int_eq(kd_cause_from_kdc_error(KRB5KDC_ERR_C_PRINCIPAL_UNKNOWN),
+                     KD_CAUSE_USER_UNKNOWN);
+    ck_assert_int_eq(kd_cause_from_kdc_error(KRB5_KDC_UNREACH), KD_CAUSE_KDC_UNREACHABLE);
+    ck_assert_int_eq(kd_cause_from_kdc_error(KRB5KDC_ERR_ETYPE_NOSUPP),
+                     KD_CAUSE_ETYPE_UNSUPPORTED);
+    ck_assert_int_eq(kd_cause_from_kdc_error(KRB5KRB_AP_ERR_SKEW), KD_CAUSE_CLOCK_SKEW);
+    ck_assert_int_eq(kd_cause_from_kdc_error(KRB5_KT_NOTFOUND), KD_CAUSE_KEYTAB_UNUSABLE);
+    ck_assert_int_eq(kd_cause_from_kdc_error(12345), KD_CAUSE_INTERNAL_ERROR);
+}
+END_TEST
+
 START_TEST(statuses_follow_who_must_act)
 {
     ck_assert_int_eq(kd_cause_get(KD_CAUSE_NO_TOKEN)->http_status, 401);
@@ -101,6 +118,7 @@ Suite *kd_causes_suite(void)
     tcase_add_test(tc, rows_are_indexed_by_cause);
     tcase_add_test(tc, every_contract_name_exists);
     tcase_add_test(tc, accept_errors_map_to_causes);
+    tcase_add_test(tc, kdc_errors_map_to_causes);
     tcase_add_test(tc, statuses_follow_who_must_act);
     suite_add_tcase(s, tc);
     return s;

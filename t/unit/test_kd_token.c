@@ -254,6 +254,28 @@ START_TEST(raw_reply_is_the_ap_rep)
 }
 END_TEST
 
+/* What we send to back ends: the Kerberos token in a NegTokenInit that our
+ * own sniffer (and any Negotiate server) reads back as the same ticket. */
+START_TEST(spnego_wrap_round_trips)
+{
+    kd_token_info raw_info, wrapped_info;
+    unsigned char *out;
+    size_t len;
+    bytes b;
+
+    ck_assert_int_eq(sniff(vector("krb5_raw.b64"), &raw_info), KD_CAUSE_NONE);
+    kd_token_spnego_wrap(kd_test_pool, raw_info.krb5_token, raw_info.krb5_token_len, &out, &len);
+    b.buf = out;
+    b.len = len;
+    ck_assert_int_eq(sniff(b, &wrapped_info), KD_CAUSE_NONE);
+    ck_assert_int_eq(wrapped_info.frame, KD_FRAME_SPNEGO_INIT);
+    ck_assert_uint_eq(wrapped_info.offered, KD_OFFER_KRB5);
+    ck_assert_uint_eq(wrapped_info.krb5_token_len, raw_info.krb5_token_len);
+    ck_assert_mem_eq(wrapped_info.krb5_token, raw_info.krb5_token, raw_info.krb5_token_len);
+    check_node1_ticket(&wrapped_info);
+}
+END_TEST
+
 START_TEST(raw_kerberos)
 {
     kd_token_info info;
@@ -338,6 +360,7 @@ Suite *kd_token_suite(void)
     tcase_add_test(tc, spnego_continuation_with_ntlm);
     tcase_add_test(tc, spnego_kerberos);
     tcase_add_test(tc, raw_kerberos);
+    tcase_add_test(tc, spnego_wrap_round_trips);
     tcase_add_test(tc, spnego_reply_is_accept_completed);
     tcase_add_test(tc, raw_reply_is_the_ap_rep);
     tcase_add_test(tc, truncations_are_malformed);

@@ -1,0 +1,43 @@
+/* kd_s4u: constrained delegation. A kd_delegation is the user's S4U2Proxy
+ * evidence credential for one request (made by the acceptor from the
+ * client's service ticket, or later by S4U2Self); from it we obtain service
+ * tickets for the configured back ends *as the user* and deliver them as a
+ * fresh Negotiate token or a per-request FILE credential cache holding only
+ * those tickets. Never a forwarded TGT: that would be unconstrained
+ * delegation, which this module does not offer. */
+#ifndef KD_S4U_H
+#define KD_S4U_H
+
+#include <apr_pools.h>
+#include <gssapi/gssapi.h>
+
+#include "kd_result.h"
+
+typedef struct kd_delegation kd_delegation;
+
+/* Take ownership of an evidence credential; released with the pool. */
+kd_delegation *kd_delegation_wrap(apr_pool_t *p, gss_cred_id_t cred, const char *user,
+                                  const char *impersonator);
+
+const char *kd_delegation_user(const kd_delegation *d);
+const char *kd_delegation_impersonator(const kd_delegation *d);
+
+/* Is this delegated credential an S4U2Proxy evidence credential composed
+ * by our own acceptor (and not a TGT the client forwarded)? Sets
+ * *impersonator to the impersonating principal when it is. */
+int kd_is_evidence_credential(apr_pool_t *p, gss_cred_id_t cred, const char **impersonator);
+
+/* S4U2Proxy to target ("service/host[@REALM]"): the KDC is asked once per
+ * delegation and target, then the ticket is reused. Returns a fresh
+ * SPNEGO token for the target (new authenticator every call). */
+kd_cause kd_s4u2proxy(apr_pool_t *p, kd_delegation *d, const char *target,
+                      unsigned char **token, size_t *token_len, kd_result *res);
+
+/* Write the tickets already obtained for targets into a new FILE ccache
+ * (mode 0600, unguessable name) in dir; the file is removed when pool is
+ * cleared or destroyed, whatever happens in between. */
+kd_cause kd_delegation_write_ccache(apr_pool_t *p, kd_delegation *d, const char *dir,
+                                    const char *const *targets, int n_targets,
+                                    const char **path, kd_result *res);
+
+#endif

@@ -1,0 +1,132 @@
+/* mod_kdeleg_delegate: constrained delegation after authentication.
+ * Obtains the back-end tickets the configuration asks for (S4U2Proxy, with
+ * the client's service ticket as evidence), hands them to applications as
+ * a per-request KRB5CCNAME and to mod_proxy back ends as a fresh
+ * Authorization: Negotiate header, and turns failures into one numbered
+ * log line, KDELEG_ERROR and the status KdelegDelegationFailure asks for. */
+#include "mod_kdeleg.h"
+
+#include <string.h>
+
+#include <http_log.h>
+#include <http_protocol.h>
+#include <http_request.h>
+#include <mod_proxy.h>
+#include <apr_strings.h>
+
+#include "kd_base64.h"
+#include "kd_s4u.h"
+
+APLOG_USE_MODULE(kdeleg);
+
+/* Proxied requests fail with 502: the gateway could not act for the user. */
+static int is_proxied(request_rec *r, const kd_dir_conf *conf)
+{
+    return r->proxyreq != PROXYREQ_NONE || kd_conf_proxy_spn(conf) != NULL;
+}
+
+static int delegation_failed(request_rec *r, const kd_dir_conf *conf, kd_auth_state *st,
+                             const kd_result *res, const char *target)
+{
+    const kd_cause_info *info = kd_cause_get(res->cause);
+    int deny = kd_conf_delegation_failure(conf) == KD_DELEGATION_DENY;
+
+    ap_log_rerror(APLOG_MARK, info->server_fault ? APLOG_ERR : APLOG_INFO, 0, r, KDLOGNO(00401)
+                  "kdeleg(%s, %s, %s): delegation of %s to %s failed: cause %s: %s (%s); "
+                  "fix (AD): %s; fix (MIT): %s%s",
+                  r->server->server_hostname, r->useragent_ip, st->spn, st->principal,
+                  target ? target : "-", info->name, info->summary,
+                  ap_escape_logitem(r->pool, res->detail ? res->detail : ""), info->ad_fix,
+                  info->mit_fix, deny ? "" : "; continuing without credentials");
+    if (deny)
+        return is_proxied(r, conf) ? HTTP_BAD_GATEWAY : HTTP_INTERNAL_SERVER_ERROR;
+    st->delegation_error = info->name;
+    apr_table_setn(r->subprocess_env, "KDELEG_ERROR", info->name);
+    return OK;
+}
+
+/* Only the KdelegDelegateTo tickets go into the application's cache. */
+static int write_ccache(request_rec *r, const kd_dir_conf *conf, kd_auth_state *st,
+                        kd_delegation *delegation)
+{
+    kd_result res;
+    const char *path;
+
+    kd_result_init(&res);
+    if (kd_conf_ccache_dir(conf) == NULL)
+        kd_result_fail(&res, r->pool, KD_CAUSE_INTERNAL_ERROR, "ccache",
+                       "no KdelegCcacheDir and no runtime directory");
+    else if (kd_delegation_write_ccache(r->pool, delegation, kd_conf_ccache_dir(conf),
+                                        (const char *const *)conf->delegate_to->elts,
+                                        conf->delegate_to->nelts, &path, &res)
+             == KD_CAUSE_NONE) {
+        st->ccache = apr_pstrcat(r->pool, "FILE:", path, NULL);
+        apr_table_set(r->subprocess_env, "KRB5CCNAME", st->ccache);
+        return OK;
+    }
+    return delegation_failed(r, conf, st, &res, NULL);
+}
+
+int kd_delegate(request_rec *r, const kd_dir_conf *conf, kd_auth_state *st,
+                kd_delegation *delegation, const kd_result *why_not)
+{
+    const apr_array_header_t *targets = kd_conf_delegation_targets(r->pool, conf);
+    kd_result res;
+    int i;
+
+    if (targets->nelts == 0)
+        return OK;
+    if (delegation == NULL)
+        return delegation_failed(r, conf, st, why_not, NULL);
+    /* Ask the KDC now for every target, so a refusal decides the request
+     * before anything runs; the tickets stay in the delegation. */
+    for (i = 0; i < targets->nelts; i++) {
+        const char *target = APR_ARRAY_IDX(targets, i, const char *);
+        unsigned char *token;
+        size_t len;
+        kd_result_init(&res);
+        if (kd_s4u2proxy(r->pool, delegation, target, &token, &len, &res) != KD_CAUSE_NONE)
+            return delegation_failed(r, conf, st, &res, target);
+    }
+    st->delegation = delegation;
+    if (conf->delegate_to && conf->delegate_to->nelts > 0)
+        return write_ccache(r, conf, st, delegation);
+    return OK;
+}
+
+/* mod_proxy runs this on the copy of the headers it is about to send, once
+ * per attempt, after the balancer chose a worker: every attempt gets its
+ * own fresh authenticator. */
+static int proxy_fixups(request_rec *r)
+{
+    const kd_dir_conf *conf = ap_get_module_config(r->per_dir_config, &kdeleg_module);
+    const char *spn = kd_conf_proxy_spn(conf);
+    const kd_auth_state *st;
+    unsigned char *token;
+    size_t len;
+    kd_result res;
+
+    if (spn == NULL)
+        return OK;
+    /* The client's own credentials are for us, never for the back end. */
+    apr_table_unset(r->headers_in, "Authorization");
+    st = kd_auth_state_of(r);
+    if (st == NULL || st->delegation == NULL)
+        return OK; /* not authenticated by us, or continuing without credentials */
+    kd_result_init(&res);
+    if (kd_s4u2proxy(r->pool, st->delegation, spn, &token, &len, &res) != KD_CAUSE_NONE) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, KDLOGNO(00402)
+                      "kdeleg(%s, %s, %s): no back-end token for %s: cause %s: %s",
+                      r->server->server_hostname, r->useragent_ip, st->spn, spn,
+                      kd_cause_name(res.cause), ap_escape_logitem(r->pool, res.detail));
+        return OK;
+    }
+    apr_table_setn(r->headers_in, "Authorization",
+                   apr_pstrcat(r->pool, "Negotiate ", kd_b64_encode(r->pool, token, len), NULL));
+    return OK;
+}
+
+void kd_delegate_register_hooks(apr_pool_t *p)
+{
+    APR_OPTIONAL_HOOK(proxy, fixups, proxy_fixups, NULL, NULL, APR_HOOK_MIDDLE);
+}

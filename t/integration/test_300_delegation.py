@@ -1,0 +1,263 @@
+"""Constrained delegation (S4U2Proxy) for Kerberos users against the real
+LDAP-backed KDC: tickets for a back end *as the user*, delivered to a CGI
+as KRB5CCNAME and to mod_proxy back ends as a fresh Negotiate header; every
+failure cause reproduced with the KDC's real answers."""
+
+import os
+import re
+import time
+
+import pytest
+
+import kdclient
+from conftest import negotiate_conf
+
+NODE1 = "node1.example.test"
+VIP = "vip.example.test"
+BACKEND = "backend.example.test"
+PROXY_MODULES = ("proxy", "proxy_http", "proxy_balancer", "slotmem_shm",
+                 "lbmethod_byrequests")
+
+# A real consumer of KRB5CCNAME: describes the cache it was given (mode,
+# owner, what klist sees) and calls the back end with curl --negotiate.
+BACKEND_CGI = r"""#!/bin/sh
+echo "Content-Type: text/plain"
+echo
+cc="${KRB5CCNAME#FILE:}"
+echo "CCACHE=$KRB5CCNAME"
+echo "CCACHE_STAT=$(stat -c '%a %U' "$cc" 2>/dev/null)"
+klist -c "$KRB5CCNAME" 2>&1 | sed -n 's/^.*  \([^ ]*@[A-Z.]*\)$/KLIST_TICKET=\1/p'
+klist -c "$KRB5CCNAME" 2>&1 | sed -n 's/^Default principal: /KLIST_CLIENT=/p'
+curl -s --negotiate -u : --resolve __BACKEND__:__PORT__:127.0.0.4 \
+     http://__BACKEND__:__PORT__/private/cgi/env.cgi | sed 's/^/BACKEND_/'
+"""
+
+
+@pytest.fixture(scope="module")
+def backend(realm, module_path, lab_dir):
+    import kdlab
+    httpd = kdlab.Httpd(realm.base, "backend", "127.0.0.4", module_path=module_path,
+                        server_name=BACKEND)
+    httpd.conf = negotiate_conf(realm, httpd.dir, "backend") + """
+# shows whether any Authorization header arrived, without echoing it
+SetEnvIf Authorization "^Negotiate " HAD_NEGOTIATE=1
+<Location /open>
+    Require all granted
+</Location>
+ScriptAlias /open/ "%s/cgi-bin/"
+""" % httpd.dir
+    httpd.start(realm.env())
+    yield httpd
+    httpd.stop()
+
+
+def front_conf(realm, d, backend, location_extra="", extra="", keytab="node1"):
+    os.makedirs(f"{d}/cgi-bin", exist_ok=True)
+    os.makedirs(f"{d}/ccache", exist_ok=True)
+    os.chmod(f"{d}/ccache", 0o700)
+    if os.geteuid() == 0:
+        import pwd
+        pw = pwd.getpwnam("www-data")
+        os.chown(f"{d}/ccache", pw.pw_uid, pw.pw_gid)
+    with open(f"{d}/cgi-bin/backend.cgi", "w") as f:
+        f.write(BACKEND_CGI.replace("__BACKEND__", BACKEND).replace("__PORT__", str(backend.port)))
+    os.chmod(f"{d}/cgi-bin/backend.cgi", 0o755)
+    return negotiate_conf(realm, d, keytab, [f"HTTP/{NODE1}", f"HTTP/{VIP}"],
+                          location_extra=f"""    KdelegDelegateTo HTTP/{BACKEND}
+    KdelegCcacheDir "{d}/ccache"
+{location_extra}""", extra=extra)
+
+
+@pytest.fixture
+def front(kd_httpd, realm, backend):
+    httpd = kd_httpd("front", "127.0.0.2", server_name=NODE1, extra_modules=PROXY_MODULES,
+                     conf_fn=lambda d: front_conf(realm, d, backend, extra=f"""
+<Location /proxied/>
+    AuthType Negotiate
+    Require valid-user
+    KdelegProxyNegotiate HTTP/{BACKEND}
+    ProxyPass http://127.0.0.4:{backend.port}/private/cgi/
+</Location>
+<Proxy balancer://backends>
+    BalancerMember http://127.0.0.4:{backend.port}
+</Proxy>
+<Location /balanced/>
+    AuthType Negotiate
+    Require valid-user
+    KdelegProxyNegotiate HTTP/{BACKEND}
+    ProxyPass balancer://backends/private/cgi/
+</Location>
+"""))
+    httpd.ccache_dir = os.path.join(httpd.dir, "ccache")
+    yield httpd
+    assert settled_listing(httpd.ccache_dir) == [], "a credential cache was left behind"
+
+
+def env_of(body):
+    return kdclient.cgi_env(body)
+
+
+def settled_listing(path, timeout=5.0):
+    """The directory once in-flight requests have ended: httpd removes a
+    request's cache when it destroys the request pool, just after the
+    client has read the response."""
+    deadline = time.monotonic() + timeout
+    while os.listdir(path) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return os.listdir(path)
+
+
+# ------------------------------------------------------------ delivery
+
+@pytest.mark.parametrize("host,impersonator", [(NODE1, "HTTP/node1"), (VIP, "HTTP/vip")])
+def test_cgi_reaches_backend_as_the_user(front, alice_ccache, realm, host, impersonator):
+    mark = realm.kdc_log_mark()
+    status, _, body, _ = kdclient.negotiate(front, "/private/cgi/backend.cgi", alice_ccache,
+                                            host=host)
+    assert status == 200, body
+    env = env_of(body)
+    # the back end saw alice, not the web server
+    assert env["BACKEND_REMOTE_USER"] == "alice@EXAMPLE.TEST"
+    assert env["BACKEND_KDELEG_SPN"] == f"HTTP/{BACKEND}@EXAMPLE.TEST"
+    # the cache: 0600, owned by the httpd user, alice's, only the back-end ticket
+    assert env["CCACHE"].startswith("FILE:" + front.ccache_dir + "/krb5cc_kdeleg_")
+    mode, owner = env["CCACHE_STAT"].split()
+    assert mode == "600"
+    assert owner == ("www-data" if os.geteuid() == 0 else owner)
+    assert env["KLIST_CLIENT"] == "alice@EXAMPLE.TEST"
+    tickets = [v for k, v in (l.split("=", 1) for l in body.splitlines() if "=" in l)
+               if k == "KLIST_TICKET"]
+    assert tickets == [f"HTTP/{BACKEND}@EXAMPLE.TEST"]
+    # the KDC did S4U2Proxy for the identity the ticket was issued to
+    s4u = [l for l in realm.kdc_log_since(mark) if "TGS_REQ" in l and "ISSUE" in l
+           and f"HTTP/{BACKEND}" in l]
+    assert s4u and all(f"{impersonator}.example.test@EXAMPLE.TEST" in l for l in s4u), s4u
+
+
+def test_ccache_removed_after_request(front, alice_ccache):
+    status, _, body, _ = kdclient.negotiate(front, "/private/cgi/backend.cgi", alice_ccache)
+    assert status == 200
+    path = env_of(body)["CCACHE"][len("FILE:"):]
+    assert settled_listing(front.ccache_dir) == []
+    assert not os.path.exists(path)
+
+
+def test_no_ccache_without_delegate_to(kd_httpd, realm, alice_ccache):
+    httpd = kd_httpd("front-plain", "127.0.0.2", server_name=NODE1,
+                     conf_fn=lambda d: negotiate_conf(realm, d, "node1"))
+    status, _, body, _ = kdclient.negotiate(httpd, "/private/cgi/env.cgi", alice_ccache)
+    assert status == 200
+    assert "KRB5CCNAME" not in env_of(body)
+
+
+@pytest.mark.parametrize("path", ["/proxied/env.cgi", "/balanced/env.cgi"])
+def test_proxy_sends_fresh_negotiate_as_the_user(front, alice_ccache, path):
+    for _ in range(3):  # a fresh authenticator every time: no replay at the back end
+        status, _, body, _ = kdclient.negotiate(front, path, alice_ccache)
+        assert status == 200, body
+        env = env_of(body)
+        assert env["REMOTE_USER"] == "alice@EXAMPLE.TEST"  # as seen by the back end
+        assert env["KDELEG_SPN"] == f"HTTP/{BACKEND}@EXAMPLE.TEST"
+
+
+# ------------------------------------------------------------ failures
+
+def failing_front(kd_httpd, realm, backend, location_extra, name="front-fail", extra=""):
+    httpd = kd_httpd(name, "127.0.0.2", server_name=NODE1, extra_modules=PROXY_MODULES,
+                     conf_fn=lambda d: front_conf(realm, d, backend, location_extra, extra))
+    httpd.allowed.add("KD00401")
+    return httpd
+
+
+def delegation_causes(httpd, mark):
+    lines = httpd.error_log_since(mark)
+    return [re.search(r"cause ([a-z-]+)", m).group(1)
+            for _, _, m in kdclient.kd_lines(lines, "KD00401")]
+
+
+def test_target_not_allowed(kd_httpd, realm, backend, alice_ccache):
+    httpd = failing_front(kd_httpd, realm, backend, "    KdelegDelegateTo HTTP/other.example.test\n")
+    mark = httpd.error_log_mark()
+    status, _, _, _ = kdclient.negotiate(httpd, "/private/cgi/backend.cgi", alice_ccache)
+    assert status == 500
+    assert delegation_causes(httpd, mark) == ["delegation-not-allowed"]
+    msg = kdclient.kd_lines(httpd.error_log_since(mark), "KD00401")[0][2]
+    assert "msDS-AllowedToDelegateTo" in msg and "krbAllowedToDelegateTo" in msg
+
+
+def test_target_not_allowed_when_proxied_is_502(kd_httpd, realm, backend, alice_ccache):
+    httpd = failing_front(kd_httpd, realm, backend, "", extra=f"""
+<Location /proxied/>
+    AuthType Negotiate
+    Require valid-user
+    KdelegProxyNegotiate HTTP/other.example.test
+    ProxyPass http://127.0.0.4:{backend.port}/private/cgi/
+</Location>
+""")
+    mark = httpd.error_log_mark()
+    status, _, _, _ = kdclient.negotiate(httpd, "/proxied/env.cgi", alice_ccache)
+    assert status == 502
+    assert delegation_causes(httpd, mark) == ["delegation-not-allowed"]
+
+
+def test_backend_spn_unknown(kd_httpd, realm, backend, alice_ccache):
+    httpd = failing_front(kd_httpd, realm, backend, "    KdelegDelegateTo HTTP/nosuch.example.test\n")
+    mark = httpd.error_log_mark()
+    status, _, _, _ = kdclient.negotiate(httpd, "/private/cgi/backend.cgi", alice_ccache)
+    assert status == 500
+    assert delegation_causes(httpd, mark) == ["spn-unknown"]
+
+
+def test_user_not_delegable(front, realm):
+    front.allowed.add("KD00401")
+    carol = realm.kinit("carol", realm.path("ccache", "carol.cc"))
+    mark = front.error_log_mark()
+    status, _, _, _ = kdclient.negotiate(front, "/private/cgi/backend.cgi", carol)
+    assert status == 500
+    assert delegation_causes(front, mark) == ["user-not-delegable"]
+
+
+def test_continue_without_credentials(kd_httpd, realm, backend, alice_ccache):
+    httpd = failing_front(kd_httpd, realm, backend, """    KdelegDelegateTo HTTP/other.example.test
+    KdelegDelegationFailure continue
+""")
+    status, _, body, _ = kdclient.negotiate(httpd, "/private/cgi/env.cgi", alice_ccache)
+    assert status == 200, body
+    env = env_of(body)
+    assert env["REMOTE_USER"] == "alice@EXAMPLE.TEST"
+    assert env["KDELEG_ERROR"] == "delegation-not-allowed"
+    assert "KRB5CCNAME" not in env
+
+
+def test_proxy_continue_strips_client_authorization(kd_httpd, realm, backend, alice_ccache):
+    """Without delegated credentials the back end gets no Authorization at
+    all: the client's own token is never forwarded."""
+    httpd = failing_front(kd_httpd, realm, backend, "", extra=f"""
+<Location /proxied/>
+    AuthType Negotiate
+    Require valid-user
+    KdelegProxyNegotiate HTTP/other.example.test
+    KdelegDelegationFailure continue
+    ProxyPass http://127.0.0.4:{backend.port}/open/
+</Location>
+""")
+    status, _, body, _ = kdclient.negotiate(httpd, "/proxied/env.cgi", alice_ccache)
+    assert status == 200, body
+    assert "HAD_NEGOTIATE" not in env_of(body)
+
+
+def test_kdc_down_then_back_without_restart(front, realm, alice_ccache):
+    front.allowed.add("KD00401")
+    # warm: the service's TGT is already in the impersonator cache
+    assert kdclient.negotiate(front, "/private/cgi/backend.cgi", alice_ccache)[0] == 200
+    realm.stop_kdc()
+    try:
+        mark = front.error_log_mark()
+        status, _, _, _ = kdclient.negotiate(front, "/private/cgi/backend.cgi", alice_ccache)
+        assert status == 500
+        assert delegation_causes(front, mark) == ["kdc-unreachable"]
+    finally:
+        realm.start_kdc()
+    status, _, body, _ = kdclient.negotiate(front, "/private/cgi/backend.cgi", alice_ccache)
+    assert status == 200, body
+    assert env_of(body)["BACKEND_REMOTE_USER"] == "alice@EXAMPLE.TEST"
