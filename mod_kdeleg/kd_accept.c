@@ -27,6 +27,7 @@ typedef struct {
     char *key;          /* principal, plus a marker for impersonator entries */
     char *ccache;       /* impersonator: MEMORY ccache with the service's TGT */
     apr_time_t expires; /* impersonator: when that TGT expires */
+    volatile int transition_seen; /* impersonator: had a forwardable S4U2Self ticket */
 } cred_entry;
 
 /* Re-acquire the service's TGT this long before it expires, so no request
@@ -145,10 +146,16 @@ static kd_cause acquire(kd_acceptor *a, apr_pool_t *p, const char *principal, cr
     if (GSS_ERROR(major)) {
         res->gss_major = major;
         res->krb5_code = (krb5_error_code)minor;
-        if (e->ccache)
-            return kd_result_fail(res, p, kd_cause_from_kdc_error((krb5_error_code)minor),
-                                  "impersonator", "cannot get a TGT for %s from keytab %s: %s",
-                                  principal, a->keytab, kd_gss_error(p, major, minor));
+        if (e->ccache) {
+            kd_cause cause = kd_cause_from_kdc_error((krb5_error_code)minor);
+            /* GSS_S_NO_CRED: the keytab has no key for the principal (the
+             * minor code is then a GSS-krb5 one, not a krb5 one) */
+            if (cause == KD_CAUSE_INTERNAL_ERROR && GSS_ROUTINE_ERROR(major) == GSS_S_NO_CRED)
+                cause = KD_CAUSE_KEYTAB_UNUSABLE;
+            return kd_result_fail(res, p, cause, "impersonator",
+                                  "cannot get a TGT for %s from keytab %s: %s", principal,
+                                  a->keytab, kd_gss_error(p, major, minor));
+        }
         return kd_result_fail(res, p, KD_CAUSE_KEYTAB_UNUSABLE, "acquire",
                               "no acceptor key for %s in keytab %s: %s", principal, a->keytab,
                               kd_gss_error(p, major, minor));
@@ -412,6 +419,20 @@ done:
     gss_release_name(&ignored, &src);
     if (ctx != GSS_C_NO_CONTEXT)
         gss_delete_sec_context(&ignored, &ctx, GSS_C_NO_BUFFER);
+    put_cred(a, entry);
+    return cause;
+}
+
+kd_cause kd_acceptor_s4u2self(kd_acceptor *a, apr_pool_t *p, const char *principal,
+                              const char *user, kd_delegation **out, kd_result *res)
+{
+    cred_entry *entry;
+    kd_cause cause;
+
+    *out = NULL;
+    if (get_cred(a, p, principal, 1, &entry, res) != KD_CAUSE_NONE)
+        return res->cause;
+    cause = kd_s4u2self(p, entry->cred, principal, user, &entry->transition_seen, out, res);
     put_cred(a, entry);
     return cause;
 }

@@ -191,6 +191,84 @@ kd_cause kd_s4u2proxy(apr_pool_t *p, kd_delegation *d, const char *target,
     return cause;
 }
 
+/* ------------------------------------------------------------ S4U2Self */
+
+/* Is the evidence ticket (client user, server impersonator) in this
+ * credential forwardable? -1 when it cannot be found. */
+static int evidence_forwardable(gss_cred_id_t cred, const char *user, const char *impersonator)
+{
+    krb5_context ctx;
+    krb5_ccache mem = NULL;
+    krb5_principal u = NULL, imp = NULL;
+    ticket_flags tf = {0, 0, 0, 0};
+    OM_uint32 minor;
+
+    if (krb5_init_context(&ctx) != 0)
+        return -1;
+    if (krb5_parse_name(ctx, user, &u) == 0 && krb5_parse_name(ctx, impersonator, &imp) == 0
+        && krb5_cc_new_unique(ctx, "MEMORY", NULL, &mem) == 0
+        && krb5_cc_initialize(ctx, mem, u) == 0
+        && !GSS_ERROR(gss_krb5_copy_ccache(&minor, cred, mem)))
+        inspect_flags(ctx, mem, u, imp, &tf);
+    if (mem)
+        krb5_cc_destroy(ctx, mem);
+    krb5_free_principal(ctx, u);
+    krb5_free_principal(ctx, imp);
+    krb5_free_context(ctx);
+    return tf.evidence_seen ? tf.evidence_forwardable : -1;
+}
+
+static kd_cause impersonate(apr_pool_t *p, gss_cred_id_t impersonator_cred, const char *user,
+                            gss_cred_id_t *cred, kd_result *res)
+{
+    OM_uint32 major, minor, ignored;
+    gss_name_t name = GSS_C_NO_NAME;
+    gss_OID_set_desc krb5_only = {1, (gss_OID)gss_mech_krb5};
+    kd_cause cause;
+
+    if ((cause = import_target(p, user, &name, res)) != KD_CAUSE_NONE)
+        return cause;
+    major = gss_acquire_cred_impersonate_name(&minor, impersonator_cred, name, GSS_C_INDEFINITE,
+                                              &krb5_only, GSS_C_INITIATE, cred, NULL, NULL);
+    gss_release_name(&ignored, &name);
+    if (GSS_ERROR(major)) {
+        res->gss_major = major;
+        res->krb5_code = (krb5_error_code)minor;
+        return kd_result_fail(res, p, kd_cause_from_kdc_error((krb5_error_code)minor),
+                              "s4u2self", "S4U2Self for %s: %s", user,
+                              kd_gss_error(p, major, minor));
+    }
+    return KD_CAUSE_NONE;
+}
+
+kd_cause kd_s4u2self(apr_pool_t *p, gss_cred_id_t impersonator_cred, const char *impersonator,
+                     const char *user, volatile int *transition_seen, kd_delegation **out,
+                     kd_result *res)
+{
+    gss_cred_id_t cred = GSS_C_NO_CREDENTIAL;
+    OM_uint32 ignored;
+
+    *out = NULL;
+    if (impersonate(p, impersonator_cred, user, &cred, res) != KD_CAUSE_NONE)
+        return res->cause;
+    if (evidence_forwardable(cred, user, impersonator) != 0) {
+        *transition_seen = 1;
+        *out = kd_delegation_wrap(p, cred, user, impersonator);
+        return KD_CAUSE_NONE;
+    }
+    gss_release_cred(&ignored, &cred);
+    if (*transition_seen)
+        return kd_result_fail(res, p, KD_CAUSE_USER_NOT_DELEGABLE, "s4u2self",
+                              "the S4U2Self ticket of %s for %s is not forwardable, while %s has "
+                              "had forwardable ones for other users: the account is sensitive / "
+                              "not delegable", user, impersonator, impersonator);
+    return kd_result_fail(res, p, KD_CAUSE_PROTOCOL_TRANSITION_NOT_ALLOWED, "s4u2self",
+                          "the S4U2Self ticket of %s for %s is not forwardable: %s may not use "
+                          "protocol transition (a sensitive user gets the same answer: if "
+                          "others work, this account is not delegable)", user, impersonator,
+                          impersonator);
+}
+
 /* ------------------------------------------------------------ ccache */
 
 static apr_status_t remove_ccache_file(void *path)

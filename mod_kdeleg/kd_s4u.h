@@ -27,6 +27,17 @@ const char *kd_delegation_impersonator(const kd_delegation *d);
  * *impersonator to the impersonating principal when it is. */
 int kd_is_evidence_credential(apr_pool_t *p, gss_cred_id_t cred, const char **impersonator);
 
+/* S4U2Self: an evidence credential for user (a principal name) obtained
+ * by the impersonator's credentials, for users who authenticated another
+ * way. A non-forwardable evidence ticket fails here. The KDC gives the same
+ * answer when the impersonator may not use protocol transition and when the
+ * user is sensitive; *transition_seen (kept per impersonator identity by
+ * the caller) records that this impersonator has had a forwardable
+ * S4U2Self ticket before, which proves the second case. */
+kd_cause kd_s4u2self(apr_pool_t *p, gss_cred_id_t impersonator_cred, const char *impersonator,
+                     const char *user, volatile int *transition_seen, kd_delegation **out,
+                     kd_result *res);
+
 /* S4U2Proxy to target ("service/host[@REALM]"): the KDC is asked once per
  * delegation and target, then the ticket is reused. Returns a fresh
  * SPNEGO token for the target (new authenticator every call). */

@@ -41,6 +41,8 @@ typedef struct {
     const char *ccache_dir;        /* KdelegCcacheDir; NULL = unset */
     const char *proxy_spn;         /* KdelegProxyNegotiate; NULL = unset, "" = off */
     int delegation_failure;        /* KdelegDelegationFailure; KD_UNSET = unset */
+    int protocol_transition;       /* KdelegProtocolTransition; KD_UNSET = unset */
+    const char *user_realm;        /* KdelegUserRealm; NULL = unset */
 } kd_dir_conf;
 
 /* What a successful exchange established; kept on the request so that
@@ -56,6 +58,7 @@ typedef struct {
     kd_delegation *delegation;     /* NULL without delegation */
     const char *ccache;            /* "FILE:..." when one was written */
     const char *delegation_error;  /* cause name when delegation failed (continue) */
+    const char *method;            /* KDELEG_AUTH_METHOD: kerberos, protocol-transition */
 } kd_auth_state;
 
 extern module AP_MODULE_DECLARE_DATA kdeleg_module;
@@ -70,6 +73,7 @@ int kd_conf_remote_user(const kd_dir_conf *conf);
 const char *kd_conf_ccache_dir(const kd_dir_conf *conf);
 const char *kd_conf_proxy_spn(const kd_dir_conf *conf); /* NULL when off */
 int kd_conf_delegation_failure(const kd_dir_conf *conf);
+int kd_conf_protocol_transition(const kd_dir_conf *conf);
 /* Every principal delegation must reach here: KdelegDelegateTo plus
  * KdelegProxyNegotiate (const char *). */
 const apr_array_header_t *kd_conf_delegation_targets(apr_pool_t *p, const kd_dir_conf *conf);
@@ -85,6 +89,8 @@ int kd_prepare_ccache_dir(apr_pool_t *p, server_rec *s);
 void kd_auth_register_hooks(apr_pool_t *p);
 void kd_auth_child_init(apr_pool_t *pchild);
 const kd_auth_state *kd_auth_state_of(request_rec *r);
+kd_acceptor *kd_acceptor_for(const kd_dir_conf *conf);
+void kd_set_identity(request_rec *r, const kd_auth_state *st);
 
 /* Delegation (mod_kdeleg_delegate.c): after authentication, obtain the
  * configured back-end tickets; OK, or the status that ends the request. */

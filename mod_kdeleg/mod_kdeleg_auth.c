@@ -99,17 +99,28 @@ static const char *remote_user(request_rec *r, const kd_dir_conf *conf,
     }
 }
 
-static void set_identity(request_rec *r, const kd_auth_state *st)
+kd_acceptor *kd_acceptor_for(const kd_dir_conf *conf)
 {
-    r->user = apr_pstrdup(r->pool, st->user);
-    r->ap_auth_type = KD_AUTH_TYPE;
+    return kd_acceptors_get(acceptors, kd_conf_keytab(conf));
+}
+
+/* The environment applications see for an established identity. */
+void kd_set_identity(request_rec *r, const kd_auth_state *st)
+{
     apr_table_set(r->subprocess_env, "GSS_NAME", st->principal);
-    apr_table_set(r->subprocess_env, "KDELEG_AUTH_METHOD", "kerberos");
+    apr_table_set(r->subprocess_env, "KDELEG_AUTH_METHOD", st->method);
     apr_table_set(r->subprocess_env, "KDELEG_SPN", st->spn);
     if (st->ccache)
         apr_table_set(r->subprocess_env, "KRB5CCNAME", st->ccache);
     if (st->delegation_error)
         apr_table_set(r->subprocess_env, "KDELEG_ERROR", st->delegation_error);
+}
+
+static void set_identity(request_rec *r, const kd_auth_state *st)
+{
+    r->user = apr_pstrdup(r->pool, st->user);
+    r->ap_auth_type = KD_AUTH_TYPE;
+    kd_set_identity(r, st);
 }
 
 static int succeed(request_rec *r, const kd_dir_conf *conf, const kd_token_info *info,
@@ -123,6 +134,7 @@ static int succeed(request_rec *r, const kd_dir_conf *conf, const kd_token_info 
     st->spn = out->spn;
     st->ticket_sname = info->ticket_sname;
     st->ticket_realm = info->ticket_realm;
+    st->method = "kerberos";
     ap_set_module_config(r->request_config, &kdeleg_module, st);
     set_identity(r, st);
     status = kd_delegate(r, conf, st, out->delegation, &out->delegation_failure);
@@ -210,7 +222,7 @@ static int check_authn(request_rec *r)
     params.n_spns = spns->nelts;
     params.want_local_name = kd_conf_remote_user(conf) == KD_REMOTE_USER_LOCAL;
     params.want_delegation = kd_conf_delegation_targets(r->pool, conf)->nelts > 0;
-    if (kd_acceptor_accept(kd_acceptors_get(acceptors, kd_conf_keytab(conf)), r->pool, &info,
+    if (kd_acceptor_accept(kd_acceptor_for(conf), r->pool, &info,
                            &params, &out, &res) != KD_CAUSE_NONE)
         return fail(r, &res, kd_token_ticket_principal(r->pool, &info));
     return succeed(r, conf, &info, &out);

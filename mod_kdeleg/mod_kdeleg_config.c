@@ -31,6 +31,7 @@ void *kd_dir_conf_create(apr_pool_t *p, char *dir)
     conf->spns = NULL;
     conf->remote_user = KD_UNSET;
     conf->delegation_failure = KD_UNSET;
+    conf->protocol_transition = KD_UNSET;
     return conf;
 }
 
@@ -47,6 +48,9 @@ void *kd_dir_conf_merge(apr_pool_t *p, void *basev, void *addv)
     conf->proxy_spn = add->proxy_spn ? add->proxy_spn : base->proxy_spn;
     conf->delegation_failure = add->delegation_failure != KD_UNSET ? add->delegation_failure
                                                                    : base->delegation_failure;
+    conf->protocol_transition = add->protocol_transition != KD_UNSET ? add->protocol_transition
+                                                                     : base->protocol_transition;
+    conf->user_realm = add->user_realm ? add->user_realm : base->user_realm;
     return conf;
 }
 
@@ -78,6 +82,11 @@ const char *kd_conf_proxy_spn(const kd_dir_conf *conf)
 int kd_conf_delegation_failure(const kd_dir_conf *conf)
 {
     return conf->delegation_failure != KD_UNSET ? conf->delegation_failure : KD_DELEGATION_DENY;
+}
+
+int kd_conf_protocol_transition(const kd_dir_conf *conf)
+{
+    return conf->protocol_transition == 1;
 }
 
 const apr_array_header_t *kd_conf_delegation_targets(apr_pool_t *p, const kd_dir_conf *conf)
@@ -232,6 +241,28 @@ static const char *set_delegation_failure(cmd_parms *cmd, void *dconf, const cha
     return NULL;
 }
 
+static const char *set_protocol_transition(cmd_parms *cmd, void *dconf, int on)
+{
+    ((kd_dir_conf *)dconf)->protocol_transition = on ? 1 : 0;
+    return NULL;
+}
+
+static const char *set_user_realm(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    kd_dir_conf *conf = dconf;
+    const char *c;
+
+    for (c = arg; *c; c++) {
+        if ((unsigned char)*c <= 0x20 || *c == '@' || *c == '/' || *c == 0x7f)
+            return apr_pstrcat(cmd->pool, "KdelegUserRealm: '", arg,
+                               "' is not a realm name (e.g. EXAMPLE.COM)", NULL);
+    }
+    if (*arg == '\0')
+        return "KdelegUserRealm: needs a realm name";
+    conf->user_realm = arg;
+    return NULL;
+}
+
 const command_rec kd_directives[] = {
     AP_INIT_TAKE1("KdelegKeytab", set_keytab, NULL, RSRC_CONF | ACCESS_CONF,
                   "keytab holding this host's acceptor keys"),
@@ -251,6 +282,12 @@ const command_rec kd_directives[] = {
     AP_INIT_TAKE1("KdelegDelegationFailure", set_delegation_failure, NULL,
                   RSRC_CONF | ACCESS_CONF,
                   "deny (default: 500, or 502 when proxied) or continue without credentials"),
+    AP_INIT_FLAG("KdelegProtocolTransition", set_protocol_transition, NULL,
+                 RSRC_CONF | ACCESS_CONF,
+                 "On: users authenticated by another module get an evidence ticket by "
+                 "S4U2Self before delegation"),
+    AP_INIT_TAKE1("KdelegUserRealm", set_user_realm, NULL, RSRC_CONF | ACCESS_CONF,
+                  "realm added to user names without one, for S4U2Self"),
     {NULL},
 };
 

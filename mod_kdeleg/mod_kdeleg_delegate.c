@@ -76,8 +76,15 @@ int kd_delegate(request_rec *r, const kd_dir_conf *conf, kd_auth_state *st,
 
     if (targets->nelts == 0)
         return OK;
-    if (delegation == NULL)
+    if (delegation == NULL) {
+        if (why_not == NULL) {
+            kd_result_init(&res);
+            kd_result_fail(&res, r->pool, KD_CAUSE_INTERNAL_ERROR, "delegate",
+                           "no evidence credential");
+            why_not = &res;
+        }
         return delegation_failed(r, conf, st, why_not, NULL);
+    }
     /* Ask the KDC now for every target, so a refusal decides the request
      * before anything runs; the tickets stay in the delegation. */
     for (i = 0; i < targets->nelts; i++) {
@@ -126,7 +133,77 @@ static int proxy_fixups(request_rec *r)
     return OK;
 }
 
+/* ------------------------------------------------------------ S4U2Self */
+
+/* The service identity to transition as: the configured principal for the
+ * host name the client used (VIP requests act as the VIP account, with its
+ * own delegation rights), else the first configured one. */
+static const char *pick_impersonator(request_rec *r, const kd_dir_conf *conf)
+{
+    const apr_array_header_t *spns = kd_conf_spns(r, conf);
+    const kd_spn *chosen = NULL;
+    int i;
+
+    for (i = 0; i < spns->nelts; i++) {
+        const kd_spn *spn = &APR_ARRAY_IDX(spns, i, kd_spn);
+        if (chosen == NULL || (r->hostname && strcasecmp(spn->host, r->hostname) == 0))
+            chosen = spn;
+        if (r->hostname && strcasecmp(spn->host, r->hostname) == 0)
+            break;
+    }
+    return chosen ? kd_spn_unparse(r->pool, chosen) : NULL;
+}
+
+/* alice -> alice@REALM with KdelegUserRealm; otherwise krb5 adds its
+ * default realm when the name is parsed. */
+static const char *user_principal(request_rec *r, const kd_dir_conf *conf)
+{
+    if (conf->user_realm && strchr(r->user, '@') == NULL)
+        return apr_pstrcat(r->pool, r->user, "@", conf->user_realm, NULL);
+    return r->user;
+}
+
+/* Users authenticated by another module (Basic, form, client certificate)
+ * on a location that delegates: S4U2Self, then the same S4U2Proxy path as
+ * Kerberos users. Runs in fixups: after authentication and authorization,
+ * before the handler (CGI environment, mod_proxy). */
+static int protocol_transition(request_rec *r)
+{
+    const kd_dir_conf *conf = ap_get_module_config(r->per_dir_config, &kdeleg_module);
+    const kd_auth_state *earlier = kd_auth_state_of(r);
+    kd_auth_state *st;
+    kd_delegation *delegation;
+    kd_result res;
+
+    if (earlier != NULL) {
+        if (r->main || r->prev)
+            kd_set_identity(r, earlier); /* subrequest of a transitioned request */
+        return DECLINED;
+    }
+    if (r->user == NULL || kd_conf_delegation_targets(r->pool, conf)->nelts == 0)
+        return DECLINED;
+    st = apr_pcalloc(r->pool, sizeof(*st));
+    st->user = r->user;
+    st->principal = user_principal(r, conf);
+    st->spn = pick_impersonator(r, conf);
+    st->method = "protocol-transition";
+    ap_set_module_config(r->request_config, &kdeleg_module, st);
+    kd_set_identity(r, st);
+    kd_result_init(&res);
+    if (!kd_conf_protocol_transition(conf)) {
+        kd_result_fail(&res, r->pool, KD_CAUSE_PROTOCOL_TRANSITION_NOT_ALLOWED, "s4u2self",
+                       "%s authenticated with AuthType %s and KdelegProtocolTransition is Off "
+                       "here", r->user, r->ap_auth_type ? r->ap_auth_type : "(none)");
+        return delegation_failed(r, conf, st, &res, NULL);
+    }
+    if (kd_acceptor_s4u2self(kd_acceptor_for(conf), r->pool, st->spn, st->principal,
+                             &delegation, &res) != KD_CAUSE_NONE)
+        return delegation_failed(r, conf, st, &res, NULL);
+    return kd_delegate(r, conf, st, delegation, NULL);
+}
+
 void kd_delegate_register_hooks(apr_pool_t *p)
 {
+    ap_hook_fixups(protocol_transition, NULL, NULL, APR_HOOK_MIDDLE);
     APR_OPTIONAL_HOOK(proxy, fixups, proxy_fixups, NULL, NULL, APR_HOOK_MIDDLE);
 }

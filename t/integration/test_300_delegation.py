@@ -51,7 +51,7 @@ ScriptAlias /open/ "%s/cgi-bin/"
     httpd.stop()
 
 
-def front_conf(realm, d, backend, location_extra="", extra="", keytab="node1"):
+def front_conf(realm, d, backend, location_extra="", extra="", keytab="node1", spns=None):
     os.makedirs(f"{d}/cgi-bin", exist_ok=True)
     os.makedirs(f"{d}/ccache", exist_ok=True)
     os.chmod(f"{d}/ccache", 0o700)
@@ -62,7 +62,7 @@ def front_conf(realm, d, backend, location_extra="", extra="", keytab="node1"):
     with open(f"{d}/cgi-bin/backend.cgi", "w") as f:
         f.write(BACKEND_CGI.replace("__BACKEND__", BACKEND).replace("__PORT__", str(backend.port)))
     os.chmod(f"{d}/cgi-bin/backend.cgi", 0o755)
-    return negotiate_conf(realm, d, keytab, [f"HTTP/{NODE1}", f"HTTP/{VIP}"],
+    return negotiate_conf(realm, d, keytab, spns or [f"HTTP/{NODE1}", f"HTTP/{VIP}"],
                           location_extra=f"""    KdelegDelegateTo HTTP/{BACKEND}
     KdelegCcacheDir "{d}/ccache"
 {location_extra}""", extra=extra)

@@ -57,6 +57,22 @@ Httpd(base_dir, name, ip, port=None, module_path=None, mpm="event",
 Haproxy(base_dir, ip, port, backends, name="haproxy")
     start(); stop(); url(path="/")   round robin over [(ip, port), ...]
 
+Postgres(base_dir, realm, ip="127.0.0.5", port=None, name="postgres")
+    start()                 initdb (as the postgres OS user when root) into
+                            <base>/<name>/data, postgres in the foreground
+                            with KRB5_CONFIG; GSSAPI logins for
+                            postgres/db.<domain> (krb_server_keyfile = a copy
+                            of keytab("db")); database app, roles alice and
+                            bob, table notes(owner default current_user, body)
+    stop()                  SIGINT (fast shutdown) by recorded PID
+    psql_args(user, dbname="app") -> libpq conninfo: host=db.<domain>
+                            hostaddr=ip port dbname user gssencmode=require
+                            krbsrvname=postgres
+    psql(user, *commands, ccache=None, dbname="app", check=True)
+                            -> CompletedProcess of psql -XqAt -F= (Kerberos)
+    admin_sql(sql, dbname="app") -> stdout, as superuser over the socket
+    log_mark() / log_since(mark) -> [lines]   (log_connections = on)
+
 Realm directory layout
 ----------------------
 <base>/realm.json        state for Realm.load (ports, names)
@@ -76,6 +92,11 @@ Realm directory layout
                          rcache/ (each httpd is its own host: own replay
                          cache and default ccache, KRB5CCNAME/KRB5RCACHEDIR)
 <base>/<haproxy name>/   haproxy.cfg, haproxy.log
+<base>/<postgres name>/  data/ (pg_hba.conf: hostgssenc/host ... gss
+                         include_realm=0 krb_realm=REALM; local postgres
+                         trust), run/ (unix socket, 0700), postgres.keytab
+                         (0600), rcache/, postgres.log; owned by postgres
+                         when root
 
 CLI
 ---
@@ -970,6 +991,207 @@ backend be
 
     def stop(self, timeout=10):
         stop_recorded(self.base, [self.name], timeout)
+
+
+# ------------------------------------------------------------- PostgreSQL
+
+PG_BIN = "/usr/lib/postgresql/15/bin"
+PG_OS_USER = "postgres"
+
+
+class Postgres:
+    """A private PostgreSQL 15 cluster accepting GSSAPI (Kerberos) logins
+    for the service principal postgres/db.<domain>: the back end of the
+    "web app to SQL server as the user" case.  The system cluster
+    (/etc/postgresql) is never touched."""
+
+    ROLES = ("alice", "bob")
+
+    def __init__(self, base_dir, realm, ip="127.0.0.5", port=None,
+                 name="postgres"):
+        self.base = os.path.abspath(base_dir)
+        self.realm = realm
+        self.ip, self.port, self.name = ip, port or free_port(ip), name
+        # The conninfo host name picks the service principal
+        # (krbsrvname/host); hostaddr means no DNS is asked.
+        self.host = "db." + realm.domain
+        self.dir = os.path.join(self.base, name)
+        self.data = os.path.join(self.dir, "data")
+        self.socket_dir = os.path.join(self.dir, "run")
+        self.rcache_dir = os.path.join(self.dir, "rcache")
+        self.keytab = os.path.join(self.dir, "postgres.keytab")
+        self.log = os.path.join(self.dir, "postgres.log")
+        self.record = name
+
+    @property
+    def pid(self):
+        return recorded_pid(self.base, self.record)
+
+    # -- running things as the cluster owner
+
+    @staticmethod
+    def _owner():
+        """(uid, gid) of the postgres OS user when we are root, else None:
+        postgres refuses to run as root; otherwise it runs as us."""
+        if os.geteuid() != 0:
+            return None
+        try:
+            pw = pwd.getpwnam(PG_OS_USER)
+        except KeyError:
+            raise LabError(f"running as root needs the {PG_OS_USER} OS user "
+                           "(Debian's postgresql-15 package creates it)")
+        return pw.pw_uid, pw.pw_gid
+
+    def _as_owner(self, args):
+        if self._owner() is None:
+            return list(args)
+        # setpriv execs (runuser would fork): the recorded PID is postgres'.
+        return ["setpriv", "--reuid", PG_OS_USER, "--regid", PG_OS_USER,
+                "--init-groups", "--"] + list(args)
+
+    def _give(self, path, mode):
+        os.chmod(path, mode)
+        owner = self._owner()
+        if owner:
+            os.chown(path, *owner)
+        return path
+
+    def _env(self):
+        return {**base_env(), "HOME": self.dir,
+                "KRB5_CONFIG": self.realm.krb5_conf,
+                "KRB5RCACHEDIR": self.rcache_dir,
+                "KRB5_KTNAME": "FILE:" + self.keytab}
+
+    def _run(self, args, input=None, check=True):
+        proc = subprocess.run(self._as_owner(args), env=self._env(), cwd=self.dir,
+                              input=input, capture_output=True, text=True)
+        if check and proc.returncode != 0:
+            raise LabError(f"{shlex.join(args)} failed ({proc.returncode}):\n"
+                           f"{proc.stdout}{proc.stderr}")
+        return proc
+
+    # -- start / stop
+
+    def start(self, timeout=20):
+        if self.pid:
+            raise LabError(f"postgres {self.name} already runs ({self.pid})")
+        try:
+            self._write_cluster()
+            proc = _spawn(self.base, self.record,
+                          self._as_owner([f"{PG_BIN}/postgres", "-D", self.data]),
+                          self._env(), self.log)
+            _wait_for(lambda: _check_running(proc, "postgres", self.log) and
+                      self._ready(), timeout,
+                      f"postgres on {self.ip}:{self.port}", lambda: _tail(self.log))
+            self._create_objects()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _ready(self):
+        """postmaster.pid's status line says "ready" once connections are
+        accepted (what pg_ctl -w waits for)."""
+        try:
+            with open(os.path.join(self.data, "postmaster.pid")) as f:
+                lines = f.read().splitlines()
+        except OSError:
+            return False
+        return len(lines) >= 8 and lines[7].strip() == "ready"
+
+    def _write_cluster(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
+        _mkdir(self.dir)
+        self._give(self.dir, 0o755)
+        for d in (self.socket_dir, self.rcache_dir):
+            self._give(_mkdir(d, 0o700), 0o700)
+        shutil.copyfile(self.realm.keytab("db"), self.keytab)
+        self._give(self.keytab, 0o600)
+        self._run([f"{PG_BIN}/initdb", "-D", self.data, "-U", "postgres",
+                   "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions",
+                   "-A", "reject"])
+        with open(os.path.join(self.data, "postgresql.conf"), "a") as f:
+            f.write(f"""
+# kdlab
+listen_addresses = '{self.ip}'
+port = {self.port}
+unix_socket_directories = '{self.socket_dir}'
+krb_server_keyfile = '{self.keytab}'
+max_connections = 20
+shared_buffers = 16MB
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+logging_collector = off
+log_connections = on
+log_line_prefix = '%m [%p] %q%u@%d '
+""")
+        # The socket (0700 directory) is for setup only; TCP needs Kerberos.
+        r = self.realm.realm
+        _write(os.path.join(self.data, "pg_hba.conf"), f"""local all postgres trust
+hostgssenc all all 127.0.0.0/8 gss include_realm=0 krb_realm={r}
+host all all 127.0.0.0/8 gss include_realm=0 krb_realm={r}
+""", 0o600)
+        self._give(os.path.join(self.data, "pg_hba.conf"), 0o600)
+
+    def _create_objects(self):
+        roles = "".join(f"CREATE ROLE {r} LOGIN;\n" for r in self.ROLES)
+        self.admin_sql(roles + "CREATE DATABASE app;\n", dbname="postgres")
+        self.admin_sql(
+            "CREATE TABLE notes (owner text DEFAULT current_user, body text);\n"
+            f"GRANT SELECT, INSERT ON notes TO {', '.join(self.ROLES)};\n")
+
+    def stop(self, timeout=10):
+        """SIGINT (fast shutdown: sessions are ended), then the lab's
+        SIGTERM/SIGKILL path for whatever is left."""
+        pid = self.pid
+        if pid:
+            _signal(pid, signal.SIGINT)
+            try:
+                _wait_for(lambda: not self.pid, timeout, f"postgres {self.name} to stop")
+            except LabError:
+                pass
+        stop_recorded(self.base, [self.record], timeout)
+
+    # -- clients
+
+    def psql_args(self, user, dbname="app"):
+        """libpq conninfo for a Kerberos login over TCP, GSS-encrypted."""
+        return (f"host={self.host} hostaddr={self.ip} port={self.port} "
+                f"dbname={dbname} user={user} gssencmode=require "
+                f"krbsrvname=postgres")
+
+    def psql(self, user, *commands, ccache=None, dbname="app", check=True):
+        """psql -X -q -A -t -F '=' as a Kerberos client of the lab realm (the TGT
+        in ccache), one -c per command."""
+        args = [f"{PG_BIN}/psql", "-X", "-q", "-A", "-t", "-F", "=", "-v",
+                "ON_ERROR_STOP=1", self.psql_args(user, dbname)]
+        for c in commands:
+            args += ["-c", c]
+        return self.realm.run(args, ccache=ccache, check=check)
+
+    def admin_sql(self, sql, dbname="app"):
+        """sql (on stdin) as the postgres superuser over the unix socket."""
+        return self._run([f"{PG_BIN}/psql", "-X", "-A", "-t", "-q", "-v",
+                          "ON_ERROR_STOP=1", "-h", self.socket_dir,
+                          "-p", str(self.port), "-U", "postgres", "-d", dbname],
+                         input=sql).stdout
+
+    # -- log
+
+    def log_mark(self):
+        try:
+            return os.path.getsize(self.log)
+        except FileNotFoundError:
+            return 0
+
+    def log_since(self, mark):
+        try:
+            with open(self.log, errors="replace") as f:
+                f.seek(mark)
+                return f.read().splitlines()
+        except FileNotFoundError:
+            return []
 
 
 # -------------------------------------------------------------------- CLI
