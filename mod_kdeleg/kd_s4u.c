@@ -3,6 +3,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <apr_file_io.h>
+#include <apr_hash.h>
 #include <apr_strings.h>
 #include <gssapi/gssapi_ext.h>
 #include <gssapi/gssapi_krb5.h>
@@ -11,9 +12,14 @@
 #include "kd_token.h"
 
 struct kd_delegation {
-    gss_cred_id_t cred;
+    gss_cred_id_t cred;         /* evidence credential (S4U2Proxy) */
     const char *user;
     const char *impersonator;
+    kd_ticket_cache *cache;     /* NULL: every target goes to the KDC */
+    krb5_context ctx;           /* lazily, for cache work */
+    krb5_ccache hits;           /* MEMORY: tickets found in the cache */
+    gss_cred_id_t hit_cred;     /* initiator credential over hits */
+    apr_hash_t *from_cache;     /* targets whose ticket came from the cache */
 };
 
 static apr_status_t delegation_cleanup(void *data)
@@ -22,6 +28,11 @@ static apr_status_t delegation_cleanup(void *data)
     OM_uint32 minor;
 
     gss_release_cred(&minor, &d->cred);
+    gss_release_cred(&minor, &d->hit_cred);
+    if (d->hits)
+        krb5_cc_destroy(d->ctx, d->hits);
+    if (d->ctx)
+        krb5_free_context(d->ctx);
     return APR_SUCCESS;
 }
 
@@ -33,8 +44,24 @@ kd_delegation *kd_delegation_wrap(apr_pool_t *p, gss_cred_id_t cred, const char 
     d->cred = cred;
     d->user = user;
     d->impersonator = impersonator;
+    d->hit_cred = GSS_C_NO_CREDENTIAL;
+    d->from_cache = apr_hash_make(p);
     apr_pool_cleanup_register(p, d, delegation_cleanup, apr_pool_cleanup_null);
     return d;
+}
+
+kd_delegation *kd_delegation_cache_only(apr_pool_t *p, const char *user,
+                                        const char *impersonator, kd_ticket_cache *cache)
+{
+    kd_delegation *d = kd_delegation_wrap(p, GSS_C_NO_CREDENTIAL, user, impersonator);
+
+    d->cache = cache;
+    return d;
+}
+
+void kd_delegation_set_cache(kd_delegation *d, kd_ticket_cache *cache)
+{
+    d->cache = cache;
 }
 
 const char *kd_delegation_user(const kd_delegation *d)
@@ -155,6 +182,109 @@ static void explain_badoption(apr_pool_t *p, kd_delegation *d, const char *targe
     krb5_free_context(ctx);
 }
 
+/* ------------------------------------------------------------ ticket cache */
+
+static krb5_context delegation_ctx(kd_delegation *d)
+{
+    if (d->ctx == NULL && krb5_init_context(&d->ctx) != 0)
+        d->ctx = NULL;
+    return d->ctx;
+}
+
+/* An initiator credential over the tickets found in the cache: MIT uses a
+ * matching service ticket from the ccache without asking the KDC. */
+static int refresh_hit_cred(apr_pool_t *p, kd_delegation *d)
+{
+    OM_uint32 major, minor, ignored;
+    gss_buffer_desc namebuf;
+    gss_name_t name = GSS_C_NO_NAME;
+    gss_OID_set_desc krb5_only = {1, (gss_OID)gss_mech_krb5};
+    char *full_name = NULL;
+    const char *ccache_name;
+
+    if (krb5_cc_get_full_name(d->ctx, d->hits, &full_name) != 0)
+        return -1;
+    ccache_name = apr_pstrdup(p, full_name);
+    krb5_free_string(d->ctx, full_name);
+    namebuf.value = (void *)d->user;
+    namebuf.length = strlen(d->user);
+    if (GSS_ERROR(gss_import_name(&minor, &namebuf, GSS_KRB5_NT_PRINCIPAL_NAME, &name)))
+        return -1;
+    gss_key_value_element_desc element = {"ccache", ccache_name};
+    gss_key_value_set_desc store = {1, &element};
+    gss_release_cred(&ignored, &d->hit_cred);
+    major = gss_acquire_cred_from(&minor, name, GSS_C_INDEFINITE, &krb5_only, GSS_C_INITIATE,
+                                  &store, &d->hit_cred, NULL, NULL);
+    gss_release_name(&ignored, &name);
+    return GSS_ERROR(major) ? -1 : 0;
+}
+
+/* Is target's ticket in the node's cache? Then keep it in d->hits. */
+static int load_cached(apr_pool_t *p, kd_delegation *d, const char *target)
+{
+    krb5_creds *creds = NULL;
+    krb5_principal user = NULL;
+    int ok = 0;
+
+    if (delegation_ctx(d) == NULL
+        || !kd_ticket_cache_get(d->cache, p, d->ctx, d->user, d->impersonator, target, &creds))
+        return 0;
+    if (d->hits == NULL && (krb5_parse_name(d->ctx, d->user, &user) != 0
+                            || krb5_cc_new_unique(d->ctx, "MEMORY", NULL, &d->hits) != 0
+                            || krb5_cc_initialize(d->ctx, d->hits, user) != 0))
+        goto done;
+    if (krb5_cc_store_cred(d->ctx, d->hits, creds) == 0 && refresh_hit_cred(p, d) == 0) {
+        apr_hash_set(d->from_cache, apr_pstrdup(p, target), APR_HASH_KEY_STRING, "");
+        ok = 1;
+    }
+done:
+    krb5_free_principal(d->ctx, user);
+    krb5_free_creds(d->ctx, creds);
+    return ok;
+}
+
+/* Find the S4U2Proxy ticket for target in the evidence credential and
+ * offer it to the node's cache. */
+static void remember(apr_pool_t *p, kd_delegation *d, const char *target)
+{
+    krb5_ccache mem = NULL;
+    krb5_principal user = NULL, server = NULL;
+    krb5_cc_cursor cur;
+    krb5_creds c;
+    OM_uint32 minor;
+
+    if (delegation_ctx(d) == NULL || krb5_parse_name(d->ctx, d->user, &user) != 0
+        || krb5_parse_name(d->ctx, target, &server) != 0
+        || krb5_cc_new_unique(d->ctx, "MEMORY", NULL, &mem) != 0
+        || krb5_cc_initialize(d->ctx, mem, user) != 0
+        || GSS_ERROR(gss_krb5_copy_ccache(&minor, d->cred, mem))
+        || krb5_cc_start_seq_get(d->ctx, mem, &cur) != 0)
+        goto done;
+    while (krb5_cc_next_cred(d->ctx, mem, &cur, &c) == 0) {
+        if (krb5_principal_compare(d->ctx, c.client, user)
+            && krb5_principal_compare(d->ctx, c.server, server))
+            kd_ticket_cache_put(d->cache, p, d->ctx, d->user, d->impersonator, target, &c);
+        krb5_free_cred_contents(d->ctx, &c);
+    }
+    krb5_cc_end_seq_get(d->ctx, mem, &cur);
+done:
+    if (mem)
+        krb5_cc_destroy(d->ctx, mem);
+    krb5_free_principal(d->ctx, user);
+    krb5_free_principal(d->ctx, server);
+}
+
+/* The credential to make target's token with: the cached ticket when the
+ * node has one, else the evidence credential (one S4U2Proxy request). */
+static gss_cred_id_t cred_for(apr_pool_t *p, kd_delegation *d, const char *target)
+{
+    if (d->cache == NULL)
+        return d->cred;
+    if (apr_hash_get(d->from_cache, target, APR_HASH_KEY_STRING) || load_cached(p, d, target))
+        return d->hit_cred;
+    return d->cred;
+}
+
 kd_cause kd_s4u2proxy(apr_pool_t *p, kd_delegation *d, const char *target,
                       unsigned char **token, size_t *token_len, kd_result *res)
 {
@@ -164,11 +294,20 @@ kd_cause kd_s4u2proxy(apr_pool_t *p, kd_delegation *d, const char *target,
     gss_buffer_desc out = GSS_C_EMPTY_BUFFER;
     kd_cause cause;
 
+    gss_cred_id_t cred;
+
     if ((cause = import_target(p, target, &name, res)) != KD_CAUSE_NONE)
         return cause;
+    cred = cred_for(p, d, target);
+    if (cred == GSS_C_NO_CREDENTIAL) {
+        gss_release_name(&ignored, &name);
+        return kd_result_fail(res, p, KD_CAUSE_INTERNAL_ERROR, "s4u2proxy",
+                              "no ticket for %s to %s in the cache and no evidence to ask the "
+                              "KDC with", d->user, target);
+    }
     /* The Kerberos mechanism directly: its minor codes are the KDC's
      * answers (through SPNEGO the mechglue would renumber them). */
-    major = gss_init_sec_context(&minor, d->cred, &ctx, name, (gss_OID)gss_mech_krb5, 0,
+    major = gss_init_sec_context(&minor, cred, &ctx, name, (gss_OID)gss_mech_krb5, 0,
                                  GSS_C_INDEFINITE, GSS_C_NO_CHANNEL_BINDINGS, GSS_C_NO_BUFFER,
                                  NULL, &out, NULL, NULL);
     if (GSS_ERROR(major)) {
@@ -182,8 +321,11 @@ kd_cause kd_s4u2proxy(apr_pool_t *p, kd_delegation *d, const char *target,
             cause = res->cause;
         }
     }
-    else
+    else {
         kd_token_spnego_wrap(p, out.value, out.length, token, token_len);
+        if (d->cache && cred == d->cred)
+            remember(p, d, target);
+    }
     gss_release_buffer(&ignored, &out);
     if (ctx != GSS_C_NO_CONTEXT)
         gss_delete_sec_context(&ignored, &ctx, GSS_C_NO_BUFFER);
@@ -365,11 +507,13 @@ kd_cause kd_delegation_write_ccache(apr_pool_t *p, kd_delegation *d, const char 
     if ((code = krb5_cc_new_unique(ctx, "MEMORY", NULL, &mem)) != 0
         || (code = krb5_cc_initialize(ctx, mem, user)) != 0)
         goto done;
-    major = gss_krb5_copy_ccache(&minor, d->cred, mem);
+    major = d->cred ? gss_krb5_copy_ccache(&minor, d->cred, mem) : GSS_S_COMPLETE;
     if (GSS_ERROR(major)) {
         code = (krb5_error_code)minor;
         goto done;
     }
+    if (d->hits && (code = krb5_cc_copy_creds(ctx, d->hits, mem)) != 0)
+        goto done;
     if ((code = krb5_cc_resolve(ctx, apr_pstrcat(p, "FILE:", *path, NULL), &file)) != 0
         || (code = krb5_cc_initialize(ctx, file, user)) != 0)
         goto done;

@@ -12,12 +12,22 @@
 #include <gssapi/gssapi.h>
 
 #include "kd_result.h"
+#include "kd_ticket_cache.h"
 
 typedef struct kd_delegation kd_delegation;
 
 /* Take ownership of an evidence credential; released with the pool. */
 kd_delegation *kd_delegation_wrap(apr_pool_t *p, gss_cred_id_t cred, const char *user,
                                   const char *impersonator);
+
+/* A delegation without evidence: only tickets already in the node's cache
+ * can be used (KDC down, or no ticket from the client to act on). */
+kd_delegation *kd_delegation_cache_only(apr_pool_t *p, const char *user,
+                                        const char *impersonator, kd_ticket_cache *cache);
+
+/* Share tickets through the node's cache: looked up before asking the
+ * KDC, stored after. NULL: no cache. */
+void kd_delegation_set_cache(kd_delegation *d, kd_ticket_cache *cache);
 
 const char *kd_delegation_user(const kd_delegation *d);
 const char *kd_delegation_impersonator(const kd_delegation *d);

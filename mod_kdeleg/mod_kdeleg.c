@@ -53,6 +53,10 @@ static int post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, s
     /* Checked on both passes so `apachectl start` prints the error itself. */
     if ((rv = kd_check_keytabs(ptemp, s)) != OK || (rv = kd_prepare_ccache_dir(pconf, s)) != OK)
         return rv;
+    /* Shared memory and mutexes only for the server that will run. */
+    if (ap_state_query(AP_SQ_MAIN_STATE) != AP_SQ_MS_CREATE_PRE_CONFIG
+        && (rv = kd_cache_post_config(pconf, ptemp, s)) != OK)
+        return rv;
     if (ap_state_query(AP_SQ_MAIN_STATE) != AP_SQ_MS_CREATE_PRE_CONFIG)
         ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, KDLOGNO(00102)
                      "%s started (krb5 %s, %s, MPM %s)", KD_VERSION_STRING, KD_KRB5_VERSION,
@@ -60,13 +64,20 @@ static int post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, s
     return OK;
 }
 
+static int pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
+{
+    return kd_cache_pre_config(pconf) == APR_SUCCESS ? OK : HTTP_INTERNAL_SERVER_ERROR;
+}
+
 static void child_init(apr_pool_t *pchild, server_rec *s)
 {
     kd_auth_child_init(pchild);
+    kd_cache_child_init(pchild, s);
 }
 
 static void register_hooks(apr_pool_t *p)
 {
+    ap_hook_pre_config(pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(child_init, NULL, NULL, APR_HOOK_MIDDLE);
     kd_auth_register_hooks(p);

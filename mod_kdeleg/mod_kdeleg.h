@@ -12,7 +12,7 @@
 
 /* Our own log numbers: KDLOGNO(00101) -> "KD00101: ". httpd's AH numbers
  * belong to httpd. Ranges: 001xx start-up, 002xx config, 003xx
- * authentication, 004xx delegation. */
+ * authentication, 004xx delegation, 005xx ticket cache. */
 #define KDLOGNO(n) "KD" #n ": "
 
 #define KD_AUTH_TYPE "Negotiate"
@@ -97,5 +97,12 @@ void kd_set_identity(request_rec *r, const kd_auth_state *st);
 int kd_delegate(request_rec *r, const kd_dir_conf *conf, kd_auth_state *st,
                 kd_delegation *delegation, const kd_result *why_not);
 void kd_delegate_register_hooks(apr_pool_t *p);
+
+/* The node's ticket cache (mod_kdeleg_cache.c). */
+kd_ticket_cache *kd_cache_tickets(void);
+const char *kd_cache_set(cmd_parms *cmd, void *dconf, const char *arg);
+int kd_cache_pre_config(apr_pool_t *pconf);
+int kd_cache_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s);
+void kd_cache_child_init(apr_pool_t *pchild, server_rec *s);
 
 #endif

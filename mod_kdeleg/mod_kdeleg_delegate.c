@@ -67,34 +67,56 @@ static int write_ccache(request_rec *r, const kd_dir_conf *conf, kd_auth_state *
     return delegation_failed(r, conf, st, &res, NULL);
 }
 
-int kd_delegate(request_rec *r, const kd_dir_conf *conf, kd_auth_state *st,
-                kd_delegation *delegation, const kd_result *why_not)
+/* Ask for every target now, so a refusal decides the request before
+ * anything runs; the tickets stay in the delegation. */
+static int obtain_all(request_rec *r, kd_delegation *delegation,
+                      const apr_array_header_t *targets, kd_result *res, const char **failed)
 {
-    const apr_array_header_t *targets = kd_conf_delegation_targets(r->pool, conf);
-    kd_result res;
     int i;
 
-    if (targets->nelts == 0)
-        return OK;
-    if (delegation == NULL) {
-        if (why_not == NULL) {
-            kd_result_init(&res);
-            kd_result_fail(&res, r->pool, KD_CAUSE_INTERNAL_ERROR, "delegate",
-                           "no evidence credential");
-            why_not = &res;
-        }
-        return delegation_failed(r, conf, st, why_not, NULL);
-    }
-    /* Ask the KDC now for every target, so a refusal decides the request
-     * before anything runs; the tickets stay in the delegation. */
     for (i = 0; i < targets->nelts; i++) {
         const char *target = APR_ARRAY_IDX(targets, i, const char *);
         unsigned char *token;
         size_t len;
-        kd_result_init(&res);
-        if (kd_s4u2proxy(r->pool, delegation, target, &token, &len, &res) != KD_CAUSE_NONE)
-            return delegation_failed(r, conf, st, &res, target);
+        kd_result_init(res);
+        if (kd_s4u2proxy(r->pool, delegation, target, &token, &len, res) != KD_CAUSE_NONE) {
+            *failed = target;
+            return -1;
+        }
     }
+    return 0;
+}
+
+int kd_delegate(request_rec *r, const kd_dir_conf *conf, kd_auth_state *st,
+                kd_delegation *delegation, const kd_result *why_not)
+{
+    const apr_array_header_t *targets = kd_conf_delegation_targets(r->pool, conf);
+    kd_ticket_cache *cache = kd_cache_tickets();
+    kd_result res, internal;
+    const char *failed = NULL;
+
+    if (targets->nelts == 0)
+        return OK;
+    if (why_not == NULL || why_not->cause == KD_CAUSE_NONE) {
+        kd_result_init(&internal);
+        kd_result_fail(&internal, r->pool, KD_CAUSE_INTERNAL_ERROR, "delegate",
+                       "no evidence credential");
+        why_not = &internal;
+    }
+    if (delegation != NULL) {
+        kd_delegation_set_cache(delegation, cache);
+        if (obtain_all(r, delegation, targets, &res, &failed) != 0)
+            return delegation_failed(r, conf, st, &res, failed);
+    }
+    else if (cache != NULL) {
+        /* No evidence (e.g. the KDC is down): tickets the node already has
+         * still serve; a target it lacks fails with the original cause. */
+        delegation = kd_delegation_cache_only(r->pool, st->principal, st->spn, cache);
+        if (obtain_all(r, delegation, targets, &res, &failed) != 0)
+            return delegation_failed(r, conf, st, why_not, failed);
+    }
+    else
+        return delegation_failed(r, conf, st, why_not, NULL);
     st->delegation = delegation;
     if (conf->delegate_to && conf->delegate_to->nelts > 0)
         return write_ccache(r, conf, st, delegation);

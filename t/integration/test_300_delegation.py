@@ -16,7 +16,7 @@ NODE1 = "node1.example.test"
 VIP = "vip.example.test"
 BACKEND = "backend.example.test"
 PROXY_MODULES = ("proxy", "proxy_http", "proxy_balancer", "slotmem_shm",
-                 "lbmethod_byrequests")
+                 "lbmethod_byrequests", "socache_shmcb")
 
 # A real consumer of KRB5CCNAME: describes the cache it was given (mode,
 # owner, what klist sees) and calls the back end with curl --negotiate.
@@ -247,17 +247,81 @@ def test_proxy_continue_strips_client_authorization(kd_httpd, realm, backend, al
 
 
 def test_kdc_down_then_back_without_restart(front, realm, alice_ccache):
+    """Tickets obtained before keep working from the node's cache while the
+    KDC is down; a user without one gets kdc-unreachable; when the KDC is
+    back, that user works too, without a restart."""
     front.allowed.add("KD00401")
-    # warm: the service's TGT is already in the impersonator cache
+    bob = realm.kinit("bob", realm.path("ccache", "bob-kdcdown.cc"))
+    bob_token = kdclient.Token(bob, NODE1)  # bob's service ticket, obtained while the KDC runs
     assert kdclient.negotiate(front, "/private/cgi/backend.cgi", alice_ccache)[0] == 200
     realm.stop_kdc()
     try:
+        status, _, body, _ = kdclient.negotiate(front, "/private/cgi/backend.cgi", alice_ccache)
+        assert status == 200, body
+        assert env_of(body)["BACKEND_REMOTE_USER"] == "alice@EXAMPLE.TEST"
         mark = front.error_log_mark()
-        status, _, _, _ = kdclient.negotiate(front, "/private/cgi/backend.cgi", alice_ccache)
+        status, _, _ = kdclient.request(front, "/private/cgi/backend.cgi",
+                                        headers={"Authorization": bob_token.header})
         assert status == 500
         assert delegation_causes(front, mark) == ["kdc-unreachable"]
     finally:
         realm.start_kdc()
-    status, _, body, _ = kdclient.negotiate(front, "/private/cgi/backend.cgi", alice_ccache)
+    status, _, body, _ = kdclient.negotiate(front, "/private/cgi/backend.cgi", bob)
     assert status == 200, body
-    assert env_of(body)["BACKEND_REMOTE_USER"] == "alice@EXAMPLE.TEST"
+    assert env_of(body)["BACKEND_REMOTE_USER"] == "bob@EXAMPLE.TEST"
+
+
+# ------------------------------------------------------------ ticket cache
+
+def s4u2proxy_requests(realm, mark):
+    """S4U2Proxy tickets the KDC issued for the back end since mark (MIT
+    logs the impersonator on these lines, not the user)."""
+    return [l for l in realm.kdc_log_since(mark)
+            if "TGS_REQ" in l and "ISSUE" in l and f"HTTP/{BACKEND}@" in l]
+
+
+@pytest.mark.parametrize("mpm", ["event", "prefork"])
+def test_ticket_cache_one_kdc_request_per_ticket_lifetime(kd_httpd, realm, backend,
+                                                          alice_ccache, mpm):
+    httpd = kd_httpd("front-cache-" + mpm, "127.0.0.2", server_name=NODE1, mpm=mpm,
+                     extra_modules=PROXY_MODULES,
+                     conf_fn=lambda d: front_conf(realm, d, backend, extra=f"""
+<Location /proxied/>
+    AuthType Negotiate
+    Require valid-user
+    KdelegProxyNegotiate HTTP/{BACKEND}
+    ProxyPass http://127.0.0.4:{backend.port}/private/cgi/
+</Location>
+"""))
+    assert len(httpd.processes()) >= 3  # several children share one cache
+    mark = realm.kdc_log_mark()
+    for i in range(200):
+        status, _, body, _ = kdclient.negotiate(httpd, "/proxied/env.cgi", alice_ccache)
+        assert status == 200, (i, body)
+        assert env_of(body)["REMOTE_USER"] == "alice@EXAMPLE.TEST"
+    assert len(s4u2proxy_requests(realm, mark)) == 1
+
+
+def test_without_cache_every_request_asks_the_kdc(kd_httpd, realm, backend, alice_ccache):
+    httpd = kd_httpd("front-nocache", "127.0.0.2", server_name=NODE1,
+                     extra_modules=PROXY_MODULES,
+                     conf_fn=lambda d: "KdelegCache none\n" + front_conf(realm, d, backend))
+    mark = realm.kdc_log_mark()
+    for _ in range(10):
+        assert kdclient.negotiate(httpd, "/private/cgi/backend.cgi", alice_ccache)[0] == 200
+    assert len(s4u2proxy_requests(realm, mark)) == 10
+
+
+def test_cached_tickets_stay_with_their_user(front, realm, alice_ccache):
+    bob = realm.kinit("bob", realm.path("ccache", "bob-cache.cc"))
+    mark = realm.kdc_log_mark()
+    for ccache, user in ((alice_ccache, "alice"), (bob, "bob"), (alice_ccache, "alice"),
+                         (bob, "bob")):
+        status, _, body, _ = kdclient.negotiate(front, "/private/cgi/backend.cgi", ccache)
+        assert status == 200, body
+        env = env_of(body)
+        # from the cache or not, each user gets their own ticket
+        assert env["BACKEND_REMOTE_USER"] == f"{user}@EXAMPLE.TEST"
+        assert env["KLIST_CLIENT"] == f"{user}@EXAMPLE.TEST"
+    # one S4U2Proxy request per user: the second round came from the cache
+    assert len(s4u2proxy_requests(realm, mark)) == 2

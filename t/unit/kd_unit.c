@@ -48,7 +48,9 @@ int main(void)
     srunner_add_suite(sr, kd_gss_suite());
     srunner_add_suite(sr, kd_log_suite());
     srunner_add_suite(sr, kd_result_suite());
+    srunner_add_suite(sr, kd_seal_suite());
     srunner_add_suite(sr, kd_spn_suite());
+    srunner_add_suite(sr, kd_ticket_cache_suite());
     srunner_add_suite(sr, kd_token_suite());
     srunner_run_all(sr, CK_NORMAL);
     failed = srunner_ntests_failed(sr);

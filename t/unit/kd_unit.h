@@ -19,7 +19,9 @@ Suite *kd_der_suite(void);
 Suite *kd_gss_suite(void);
 Suite *kd_log_suite(void);
 Suite *kd_result_suite(void);
+Suite *kd_seal_suite(void);
 Suite *kd_spn_suite(void);
+Suite *kd_ticket_cache_suite(void);
 Suite *kd_token_suite(void);
 
 #endif

@@ -1,0 +1,96 @@
+#include "kd_ticket_cache.h"
+
+#include <string.h>
+#include <apr_strings.h>
+
+struct kd_ticket_cache {
+    unsigned char key[KD_SEAL_KEY_BYTES];
+    kd_store store;
+    volatile unsigned long hits, misses; /* statistics only: races are harmless */
+};
+
+kd_ticket_cache *kd_ticket_cache_create(apr_pool_t *p, const unsigned char key[KD_SEAL_KEY_BYTES],
+                                        kd_store store)
+{
+    kd_ticket_cache *c = apr_pcalloc(p, sizeof(*c));
+
+    memcpy(c->key, key, KD_SEAL_KEY_BYTES);
+    c->store = store;
+    return c;
+}
+
+/* HMAC over the three names, NUL-separated so ("ab","c") != ("a","bc"). */
+static void slot_id(const kd_ticket_cache *c, apr_pool_t *p, const char *user,
+                    const char *impersonator, const char *target, unsigned char id[32])
+{
+    size_t a = strlen(user) + 1, b = strlen(impersonator) + 1, t = strlen(target);
+    unsigned char *buf = apr_palloc(p, a + b + t);
+
+    memcpy(buf, user, a);
+    memcpy(buf + a, impersonator, b);
+    memcpy(buf + a + b, target, t);
+    kd_mac(c->key, buf, a + b + t, id);
+}
+
+int kd_ticket_cache_get(kd_ticket_cache *c, apr_pool_t *p, krb5_context ctx, const char *user,
+                        const char *impersonator, const char *target, krb5_creds **creds)
+{
+    unsigned char id[32], *sealed, *plain;
+    unsigned sealed_len;
+    size_t plain_len;
+    krb5_data data;
+    krb5_timestamp now;
+
+    *creds = NULL;
+    slot_id(c, p, user, impersonator, target, id);
+    if (!c->store.get(c->store.baton, p, id, sizeof(id), &sealed, &sealed_len)
+        || kd_open(p, c->key, id, sizeof(id), sealed, sealed_len, &plain, &plain_len) != 0) {
+        c->misses++;
+        return 0;
+    }
+    data.data = (char *)plain;
+    data.length = (unsigned int)plain_len;
+    if (krb5_unmarshal_credentials(ctx, &data, creds) != 0)
+        *creds = NULL;
+    memset(plain, 0, plain_len); /* it held the ticket's session key */
+    if (*creds == NULL || krb5_timeofday(ctx, &now) != 0
+        || (*creds)->times.endtime - now < KD_TICKET_MARGIN_SEC) {
+        if (*creds)
+            krb5_free_creds(ctx, *creds);
+        *creds = NULL;
+        c->misses++;
+        return 0;
+    }
+    c->hits++;
+    return 1;
+}
+
+void kd_ticket_cache_put(kd_ticket_cache *c, apr_pool_t *p, krb5_context ctx, const char *user,
+                         const char *impersonator, const char *target, krb5_creds *creds)
+{
+    unsigned char id[32], *sealed;
+    size_t sealed_len;
+    krb5_data *data = NULL;
+    krb5_timestamp now;
+    apr_time_t expiry;
+
+    if (krb5_timeofday(ctx, &now) != 0 || creds->times.endtime - now <= KD_TICKET_MARGIN_SEC)
+        return;
+    if (krb5_marshal_credentials(ctx, creds, &data) != 0)
+        return;
+    slot_id(c, p, user, impersonator, target, id);
+    expiry = apr_time_now()
+             + apr_time_from_sec((apr_int64_t)(creds->times.endtime - now - KD_TICKET_MARGIN_SEC));
+    if (kd_seal(p, c->key, id, sizeof(id), (unsigned char *)data->data, data->length, &sealed,
+                &sealed_len) == 0)
+        c->store.put(c->store.baton, p, id, sizeof(id), expiry, sealed, (unsigned)sealed_len);
+    /* the marshalled ticket holds its session key: wipe before freeing */
+    memset(data->data, 0, data->length);
+    krb5_free_data(ctx, data);
+}
+
+void kd_ticket_cache_stats(const kd_ticket_cache *c, unsigned long *hits, unsigned long *misses)
+{
+    *hits = c->hits;
+    *misses = c->misses;
+}

@@ -1,0 +1,48 @@
+/* kd_ticket_cache: delegated service tickets shared by all children of a
+ * node, so the KDC sees one S4U2Proxy request per (user, impersonator,
+ * target) per ticket lifetime. Storage is the glue's (an Apache socache,
+ * reached through callbacks); what is stored is sealed here: the slot id
+ * is an HMAC of (user, impersonator, target) and the value is the
+ * marshalled ticket sealed with AES-256-GCM bound to that slot, so neither
+ * names nor tickets are readable in the store and entries cannot be
+ * swapped between users. */
+#ifndef KD_TICKET_CACHE_H
+#define KD_TICKET_CACHE_H
+
+#include <apr_pools.h>
+#include <apr_time.h>
+#include <krb5.h>
+
+#include "kd_seal.h"
+
+/* Entries are dropped this long before the ticket expires: a request must
+ * never start with a ticket about to lapse. */
+#define KD_TICKET_MARGIN_SEC 60
+
+typedef struct {
+    void *baton;
+    /* 1 and a pool-allocated value when found, else 0 */
+    int (*get)(void *baton, apr_pool_t *p, const unsigned char *id, unsigned id_len,
+               unsigned char **value, unsigned *value_len);
+    void (*put)(void *baton, apr_pool_t *p, const unsigned char *id, unsigned id_len,
+                apr_time_t expiry, const unsigned char *value, unsigned value_len);
+} kd_store;
+
+typedef struct kd_ticket_cache kd_ticket_cache;
+
+kd_ticket_cache *kd_ticket_cache_create(apr_pool_t *p, const unsigned char key[KD_SEAL_KEY_BYTES],
+                                        kd_store store);
+
+/* A cached ticket for target valid for at least the margin: 1 and *creds
+ * (free with krb5_free_creds), else 0. */
+int kd_ticket_cache_get(kd_ticket_cache *c, apr_pool_t *p, krb5_context ctx, const char *user,
+                        const char *impersonator, const char *target, krb5_creds **creds);
+
+/* Remember a freshly obtained ticket (ignored when it is about to expire). */
+void kd_ticket_cache_put(kd_ticket_cache *c, apr_pool_t *p, krb5_context ctx, const char *user,
+                         const char *impersonator, const char *target, krb5_creds *creds);
+
+/* Lookups answered and missed by this process (statistics). */
+void kd_ticket_cache_stats(const kd_ticket_cache *c, unsigned long *hits, unsigned long *misses);
+
+#endif

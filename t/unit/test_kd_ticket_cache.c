@@ -1,0 +1,138 @@
+#include "kd_unit.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <apr_hash.h>
+#include <apr_strings.h>
+#include "kd_ticket_cache.h"
+
+/* An in-memory store standing in for the socache. */
+typedef struct {
+    apr_hash_t *entries;
+    int puts;
+} mem_store;
+
+static int mem_get(void *baton, apr_pool_t *p, const unsigned char *id, unsigned id_len,
+                   unsigned char **value, unsigned *value_len)
+{
+    mem_store *m = baton;
+    const char *v = apr_hash_get(m->entries, id, id_len);
+
+    if (v == NULL)
+        return 0;
+    memcpy(value_len, v, sizeof(unsigned));
+    *value = apr_pmemdup(p, v + sizeof(unsigned), *value_len);
+    return 1;
+}
+
+static void mem_put(void *baton, apr_pool_t *p, const unsigned char *id, unsigned id_len,
+                    apr_time_t expiry, const unsigned char *value, unsigned value_len)
+{
+    mem_store *m = baton;
+    char *v = apr_palloc(kd_test_pool, sizeof(unsigned) + value_len);
+
+    memcpy(v, &value_len, sizeof(unsigned));
+    memcpy(v + sizeof(unsigned), value, value_len);
+    apr_hash_set(m->entries, apr_pmemdup(kd_test_pool, id, id_len), id_len, v);
+    m->puts++;
+}
+
+static krb5_creds *make_creds(krb5_context ctx, const char *client, const char *server,
+                              int lifetime)
+{
+    static char ticket[] = "opaque-ticket-bytes";
+    static unsigned char session[16] = "sixteen-byte-key";
+    krb5_creds *c = calloc(1, sizeof(*c));
+    krb5_timestamp now;
+
+    krb5_timeofday(ctx, &now);
+    ck_assert_int_eq(krb5_parse_name(ctx, client, &c->client), 0);
+    ck_assert_int_eq(krb5_parse_name(ctx, server, &c->server), 0);
+    c->times.authtime = c->times.starttime = now;
+    c->times.endtime = now + lifetime;
+    c->keyblock.enctype = 18;
+    c->keyblock.length = sizeof(session);
+    c->keyblock.contents = malloc(sizeof(session));
+    memcpy(c->keyblock.contents, session, sizeof(session));
+    c->ticket.length = sizeof(ticket) - 1;
+    c->ticket.data = malloc(sizeof(ticket));
+    memcpy(c->ticket.data, ticket, sizeof(ticket));
+    return c;
+}
+
+START_TEST(hit_miss_and_isolation)
+{
+    unsigned char key[KD_SEAL_KEY_BYTES] = {1, 2, 3};
+    mem_store m = {apr_hash_make(kd_test_pool), 0};
+    kd_store store = {&m, mem_get, mem_put};
+    kd_ticket_cache *c = kd_ticket_cache_create(kd_test_pool, key, store);
+    krb5_context ctx;
+    krb5_creds *in, *out = NULL;
+    apr_hash_index_t *hi;
+    unsigned long hits, misses;
+
+    ck_assert_int_eq(krb5_init_context(&ctx), 0);
+    in = make_creds(ctx, "alice@EXAMPLE.TEST", "HTTP/backend.example.test@EXAMPLE.TEST", 3600);
+    ck_assert(!kd_ticket_cache_get(c, kd_test_pool, ctx, "alice@EXAMPLE.TEST", "HTTP/node1",
+                                   "HTTP/backend", &out));
+    kd_ticket_cache_put(c, kd_test_pool, ctx, "alice@EXAMPLE.TEST", "HTTP/node1",
+                        "HTTP/backend", in);
+    ck_assert_int_eq(m.puts, 1);
+    ck_assert(kd_ticket_cache_get(c, kd_test_pool, ctx, "alice@EXAMPLE.TEST", "HTTP/node1",
+                                  "HTTP/backend", &out));
+    ck_assert(krb5_principal_compare(ctx, out->client, in->client));
+    ck_assert_uint_eq(out->ticket.length, in->ticket.length);
+    ck_assert_mem_eq(out->ticket.data, in->ticket.data, in->ticket.length);
+    krb5_free_creds(ctx, out);
+    /* another user, impersonator or target is another slot */
+    ck_assert(!kd_ticket_cache_get(c, kd_test_pool, ctx, "bob@EXAMPLE.TEST", "HTTP/node1",
+                                   "HTTP/backend", &out));
+    ck_assert(!kd_ticket_cache_get(c, kd_test_pool, ctx, "alice@EXAMPLE.TEST", "HTTP/vip",
+                                   "HTTP/backend", &out));
+    ck_assert(!kd_ticket_cache_get(c, kd_test_pool, ctx, "alice@EXAMPLE.TEST", "HTTP/node1",
+                                   "HTTP/other", &out));
+    /* the store holds neither names nor ticket bytes in clear */
+    for (hi = apr_hash_first(kd_test_pool, m.entries); hi; hi = apr_hash_next(hi)) {
+        const char *v = apr_hash_this_val(hi);
+        unsigned len;
+        memcpy(&len, v, sizeof(len));
+        ck_assert_ptr_null(memmem(v, len + sizeof(len), "alice", 5));
+        ck_assert_ptr_null(memmem(v, len + sizeof(len), "opaque-ticket", 13));
+    }
+    kd_ticket_cache_stats(c, &hits, &misses);
+    ck_assert_uint_eq(hits, 1);
+    ck_assert_uint_eq(misses, 4);
+    krb5_free_creds(ctx, in);
+    krb5_free_context(ctx);
+}
+END_TEST
+
+START_TEST(nearly_expired_tickets_are_not_cached)
+{
+    unsigned char key[KD_SEAL_KEY_BYTES] = {9};
+    mem_store m = {apr_hash_make(kd_test_pool), 0};
+    kd_store store = {&m, mem_get, mem_put};
+    kd_ticket_cache *c = kd_ticket_cache_create(kd_test_pool, key, store);
+    krb5_context ctx;
+    krb5_creds *in;
+
+    ck_assert_int_eq(krb5_init_context(&ctx), 0);
+    in = make_creds(ctx, "alice@EXAMPLE.TEST", "HTTP/b@EXAMPLE.TEST", KD_TICKET_MARGIN_SEC / 2);
+    kd_ticket_cache_put(c, kd_test_pool, ctx, "alice@EXAMPLE.TEST", "i", "t", in);
+    ck_assert_int_eq(m.puts, 0);
+    krb5_free_creds(ctx, in);
+    krb5_free_context(ctx);
+}
+END_TEST
+
+Suite *kd_ticket_cache_suite(void)
+{
+    Suite *s = suite_create("kd_ticket_cache");
+    TCase *tc = tcase_create("ticket_cache");
+
+    tcase_add_checked_fixture(tc, kd_test_setup, kd_test_teardown);
+    tcase_add_test(tc, hit_miss_and_isolation);
+    tcase_add_test(tc, nearly_expired_tickets_are_not_cached);
+    suite_add_tcase(s, tc);
+    return s;
+}
