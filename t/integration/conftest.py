@@ -42,8 +42,13 @@ def lab_dir():
         yield base
     finally:
         kdlab.stop_all(base)
+        # After the whole suite: no per-request credential cache survived,
+        # in any httpd's KdelegCcacheDir or default runtime directory.
+        left = [os.path.join(d, f) for d, _, files in os.walk(base) for f in files
+                if f.startswith("krb5cc_kdeleg_")]
         if not os.environ.get("KDLAB_KEEP"):
             shutil.rmtree(base, ignore_errors=True)
+        assert not left, f"credential caches left behind: {left}"
 
 
 @pytest.fixture(scope="session")
