@@ -424,7 +424,8 @@ done:
 }
 
 kd_cause kd_acceptor_s4u2self(kd_acceptor *a, apr_pool_t *p, const char *principal,
-                              const char *user, kd_delegation **out, kd_result *res)
+                              const char *user, kd_ticket_cache *cache, kd_delegation **out,
+                              kd_result *res)
 {
     cred_entry *entry;
     kd_cause cause;
@@ -432,7 +433,8 @@ kd_cause kd_acceptor_s4u2self(kd_acceptor *a, apr_pool_t *p, const char *princip
     *out = NULL;
     if (get_cred(a, p, principal, 1, &entry, res) != KD_CAUSE_NONE)
         return res->cause;
-    cause = kd_s4u2self(p, entry->cred, principal, user, &entry->transition_seen, out, res);
+    cause = kd_s4u2self(p, entry->cred, principal, user, &entry->transition_seen, cache, out,
+                        res);
     put_cred(a, entry);
     return cause;
 }

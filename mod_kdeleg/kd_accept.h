@@ -46,7 +46,8 @@ kd_cause kd_acceptor_accept(kd_acceptor *a, apr_pool_t *p, const kd_token_info *
 /* Protocol transition: S4U2Self for user with the impersonator credentials
  * of principal (the service identity, TGT from this acceptor's keytab). */
 kd_cause kd_acceptor_s4u2self(kd_acceptor *a, apr_pool_t *p, const char *principal,
-                              const char *user, kd_delegation **out, kd_result *res);
+                              const char *user, kd_ticket_cache *cache, kd_delegation **out,
+                              kd_result *res);
 
 /* How often acceptor credentials were acquired (for tests and the status page). */
 unsigned long kd_acceptor_acquisitions(const kd_acceptor *a);

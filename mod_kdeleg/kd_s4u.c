@@ -383,10 +383,16 @@ static kd_cause impersonate(apr_pool_t *p, gss_cred_id_t impersonator_cred, cons
     return KD_CAUSE_NONE;
 }
 
+/* A day: long enough to outlive any ticket, short enough to notice when
+ * an administrator withdraws protocol transition. */
+#define KD_TRANSITION_FACT_SEC 86400
+
 kd_cause kd_s4u2self(apr_pool_t *p, gss_cred_id_t impersonator_cred, const char *impersonator,
-                     const char *user, volatile int *transition_seen, kd_delegation **out,
-                     kd_result *res)
+                     const char *user, volatile int *transition_seen, kd_ticket_cache *cache,
+                     kd_delegation **out, kd_result *res)
 {
+    const char *fact = apr_pstrcat(p, "protocol-transition ", impersonator, NULL);
+
     gss_cred_id_t cred = GSS_C_NO_CREDENTIAL;
     OM_uint32 ignored;
 
@@ -394,12 +400,14 @@ kd_cause kd_s4u2self(apr_pool_t *p, gss_cred_id_t impersonator_cred, const char 
     if (impersonate(p, impersonator_cred, user, &cred, res) != KD_CAUSE_NONE)
         return res->cause;
     if (evidence_forwardable(cred, user, impersonator) != 0) {
+        if (!*transition_seen && cache)
+            kd_ticket_cache_note(cache, p, fact, KD_TRANSITION_FACT_SEC);
         *transition_seen = 1;
         *out = kd_delegation_wrap(p, cred, user, impersonator);
         return KD_CAUSE_NONE;
     }
     gss_release_cred(&ignored, &cred);
-    if (*transition_seen)
+    if (*transition_seen || (cache && kd_ticket_cache_noted(cache, p, fact)))
         return kd_result_fail(res, p, KD_CAUSE_USER_NOT_DELEGABLE, "s4u2self",
                               "the S4U2Self ticket of %s for %s is not forwardable, while %s has "
                               "had forwardable ones for other users: the account is sensitive / "

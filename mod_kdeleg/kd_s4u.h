@@ -43,10 +43,11 @@ int kd_is_evidence_credential(apr_pool_t *p, gss_cred_id_t cred, const char **im
  * answer when the impersonator may not use protocol transition and when the
  * user is sensitive; *transition_seen (kept per impersonator identity by
  * the caller) records that this impersonator has had a forwardable
- * S4U2Self ticket before, which proves the second case. */
+ * S4U2Self ticket before, which proves the second case; with a cache the
+ * fact is shared by all children of the node. */
 kd_cause kd_s4u2self(apr_pool_t *p, gss_cred_id_t impersonator_cred, const char *impersonator,
-                     const char *user, volatile int *transition_seen, kd_delegation **out,
-                     kd_result *res);
+                     const char *user, volatile int *transition_seen, kd_ticket_cache *cache,
+                     kd_delegation **out, kd_result *res);
 
 /* S4U2Proxy to target ("service/host[@REALM]"): the KDC is asked once per
  * delegation and target, then the ticket is reused. Returns a fresh

@@ -94,3 +94,27 @@ void kd_ticket_cache_stats(const kd_ticket_cache *c, unsigned long *hits, unsign
     *hits = c->hits;
     *misses = c->misses;
 }
+
+/* Facts live in their own slots: HMAC("fact", name), sealed like tickets. */
+void kd_ticket_cache_note(kd_ticket_cache *c, apr_pool_t *p, const char *fact, int lifetime)
+{
+    unsigned char id[32], *sealed;
+    size_t sealed_len;
+
+    slot_id(c, p, "\001" "fact", fact, "", id);
+    if (kd_seal(p, c->key, id, sizeof(id), (const unsigned char *)"1", 1, &sealed,
+                &sealed_len) == 0)
+        c->store.put(c->store.baton, p, id, sizeof(id),
+                     apr_time_now() + apr_time_from_sec(lifetime), sealed, (unsigned)sealed_len);
+}
+
+int kd_ticket_cache_noted(kd_ticket_cache *c, apr_pool_t *p, const char *fact)
+{
+    unsigned char id[32], *sealed, *plain;
+    unsigned sealed_len;
+    size_t plain_len;
+
+    slot_id(c, p, "\001" "fact", fact, "", id);
+    return c->store.get(c->store.baton, p, id, sizeof(id), &sealed, &sealed_len)
+           && kd_open(p, c->key, id, sizeof(id), sealed, sealed_len, &plain, &plain_len) == 0;
+}

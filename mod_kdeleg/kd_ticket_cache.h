@@ -42,6 +42,11 @@ int kd_ticket_cache_get(kd_ticket_cache *c, apr_pool_t *p, krb5_context ctx, con
 void kd_ticket_cache_put(kd_ticket_cache *c, apr_pool_t *p, krb5_context ctx, const char *user,
                          const char *impersonator, const char *target, krb5_creds *creds);
 
+/* Node-wide facts worth sharing between children, by name, for lifetime
+ * seconds (e.g. "this impersonator has had forwardable S4U2Self tickets"). */
+void kd_ticket_cache_note(kd_ticket_cache *c, apr_pool_t *p, const char *fact, int lifetime);
+int kd_ticket_cache_noted(kd_ticket_cache *c, apr_pool_t *p, const char *fact);
+
 /* Lookups answered and missed by this process (statistics). */
 void kd_ticket_cache_stats(const kd_ticket_cache *c, unsigned long *hits, unsigned long *misses);
 

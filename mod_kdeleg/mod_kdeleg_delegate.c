@@ -219,7 +219,7 @@ static int protocol_transition(request_rec *r)
         return delegation_failed(r, conf, st, &res, NULL);
     }
     if (kd_acceptor_s4u2self(kd_acceptor_for(conf), r->pool, st->spn, st->principal,
-                             &delegation, &res) != KD_CAUSE_NONE)
+                             kd_cache_tickets(), &delegation, &res) != KD_CAUSE_NONE)
         return delegation_failed(r, conf, st, &res, NULL);
     return kd_delegate(r, conf, st, delegation, NULL);
 }
