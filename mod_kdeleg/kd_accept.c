@@ -26,8 +26,11 @@ typedef struct {
     int stale;
     char *key;          /* principal, plus a marker for impersonator entries */
     char *ccache;       /* impersonator: MEMORY ccache with the service's TGT */
+    char *memkt;        /* MEMORY keytab: the file's keys, loaded when it changes */
+    krb5_keytab memkt_handle; /* keeps that keytab alive while the entry is */
     apr_time_t expires; /* impersonator: when that TGT expires */
     volatile int transition_seen; /* impersonator: had a forwardable S4U2Self ticket */
+    int no_rcache;      /* replays are checked by the caller, not by MIT's rcache */
 } cred_entry;
 
 /* Re-acquire the service's TGT this long before it expires, so no request
@@ -35,15 +38,19 @@ typedef struct {
 #define KD_TGT_RENEW_BEFORE apr_time_from_sec(300)
 
 struct kd_acceptor {
+    krb5_context ctx;           /* the registry's, used under lock only */
     const char *keytab;
     apr_thread_mutex_t *lock;
     apr_hash_t *creds;          /* key -> cred_entry*, guarded by lock */
     unsigned long acquisitions; /* guarded by lock */
-    unsigned generation;        /* names impersonator ccaches; guarded by lock */
+    unsigned generation;        /* names MEMORY ccaches/keytabs; guarded by lock */
 };
 
 struct kd_acceptors {
     apr_pool_t *pool;
+    /* Lives as long as the process: it keeps libkrb5's parsed krb5.conf
+     * shared, so the contexts GSS makes per call do not re-read it. */
+    krb5_context ctx;
     apr_thread_mutex_t *lock;
     apr_hash_t *by_keytab;      /* path -> kd_acceptor*, guarded by lock */
 };
@@ -61,12 +68,15 @@ static void destroy_ccache(const char *name)
     krb5_free_context(ctx);
 }
 
-static void entry_free(cred_entry *e)
+static void entry_free(kd_acceptor *a, cred_entry *e)
 {
     OM_uint32 min;
 
     gss_release_cred(&min, &e->cred);
     destroy_ccache(e->ccache);
+    if (e->memkt_handle && a->ctx)
+        krb5_kt_close(a->ctx, e->memkt_handle);
+    free(e->memkt);
     free(e->ccache);
     free(e->key);
     free(e);
@@ -78,8 +88,14 @@ static apr_status_t acceptor_cleanup(void *data)
     apr_hash_index_t *hi;
 
     for (hi = apr_hash_first(NULL, a->creds); hi; hi = apr_hash_next(hi))
-        entry_free(apr_hash_this_val(hi));
+        entry_free(a, apr_hash_this_val(hi));
     apr_hash_clear(a->creds);
+    return APR_SUCCESS;
+}
+
+static apr_status_t free_context(void *ctx)
+{
+    krb5_free_context(ctx);
     return APR_SUCCESS;
 }
 
@@ -90,6 +106,10 @@ kd_acceptors *kd_acceptors_create(apr_pool_t *p)
     reg->pool = p;
     reg->by_keytab = apr_hash_make(p);
     apr_thread_mutex_create(&reg->lock, APR_THREAD_MUTEX_DEFAULT, p);
+    if (krb5_init_context(&reg->ctx) == 0)
+        apr_pool_cleanup_register(p, reg->ctx, free_context, apr_pool_cleanup_null);
+    else
+        reg->ctx = NULL;
     return reg;
 }
 
@@ -101,6 +121,7 @@ kd_acceptor *kd_acceptors_get(kd_acceptors *reg, const char *keytab)
     a = apr_hash_get(reg->by_keytab, keytab, APR_HASH_KEY_STRING);
     if (a == NULL) {
         a = apr_pcalloc(reg->pool, sizeof(*a));
+        a->ctx = reg->ctx;
         a->keytab = apr_pstrdup(reg->pool, keytab);
         a->creds = apr_hash_make(reg->pool);
         apr_thread_mutex_create(&a->lock, APR_THREAD_MUTEX_DEFAULT, reg->pool);
@@ -120,18 +141,72 @@ unsigned long kd_acceptor_acquisitions(const kd_acceptor *a)
  * credentials, or (impersonator) acceptor + initiator credentials whose
  * own TGT comes from the same keytab (client_keytab) into a MEMORY ccache
  * of their own, so VIP and node identities never share one. */
+/* Copy the keytab file into a MEMORY keytab: krb5_rd_req then finds keys
+ * without opening, locking and parsing the file on every request. The
+ * file's changes are still noticed (by stat) and reload the copy. */
+static krb5_error_code load_memory_keytab(kd_acceptor *a, apr_pool_t *p, cred_entry *e)
+{
+    krb5_keytab file = NULL, mem = NULL;
+    krb5_kt_cursor cur;
+    krb5_keytab_entry ent;
+    krb5_error_code code;
+    char name[96];
+
+    if (a->ctx == NULL)
+        return KRB5_CONFIG_BADFORMAT;
+    snprintf(name, sizeof(name), "MEMORY:kdeleg-kt-%p-%u", (void *)a, ++a->generation);
+    if ((code = krb5_kt_resolve(a->ctx, apr_pstrcat(p, "FILE:", a->keytab, NULL),
+                                &file)) != 0)
+        return code;
+    if ((code = krb5_kt_resolve(a->ctx, name, &mem)) != 0
+        || (code = krb5_kt_start_seq_get(a->ctx, file, &cur)) != 0)
+        goto done;
+    while ((code = krb5_kt_next_entry(a->ctx, file, &ent, &cur)) == 0) {
+        code = krb5_kt_add_entry(a->ctx, mem, &ent);
+        krb5_free_keytab_entry_contents(a->ctx, &ent);
+        if (code != 0)
+            break;
+    }
+    krb5_kt_end_seq_get(a->ctx, file, &cur);
+    if (code == KRB5_KT_END)
+        code = 0;
+done:
+    krb5_kt_close(a->ctx, file);
+    if (code == 0 && (e->memkt = strdup(name)) != NULL) {
+        e->memkt_handle = mem;
+        return 0;
+    }
+    if (mem)
+        krb5_kt_close(a->ctx, mem);
+    return code ? code : ENOMEM;
+}
+
+static void add_element(gss_key_value_set_desc *store, const char *key, const char *value)
+{
+    gss_key_value_element_desc *el = (gss_key_value_element_desc *)&store->elements[store->count++];
+
+    el->key = key;
+    el->value = value;
+}
+
 static kd_cause acquire(kd_acceptor *a, apr_pool_t *p, const char *principal, cred_entry *e,
                         kd_result *res)
 {
     OM_uint32 major, minor, ignored, lifetime = 0;
     gss_buffer_desc namebuf;
     gss_name_t name = GSS_C_NO_NAME;
-    gss_key_value_element_desc elements[3] = {{"keytab", a->keytab},
-                                              {"client_keytab", a->keytab},
-                                              {"ccache", e->ccache}};
-    gss_key_value_set_desc store = {e->ccache ? 3 : 1, elements};
     gss_OID_set_desc krb5_only = {1, (gss_OID)gss_mech_krb5};
+    const char *keytab = load_memory_keytab(a, p, e) == 0 ? e->memkt : a->keytab;
+    gss_key_value_element_desc elements[4];
+    gss_key_value_set_desc store = {0, elements};
 
+    add_element(&store, "keytab", keytab);
+    if (e->no_rcache)
+        add_element(&store, "rcache", "none:");
+    if (e->ccache) {
+        add_element(&store, "client_keytab", keytab);
+        add_element(&store, "ccache", e->ccache);
+    }
     namebuf.value = (void *)principal;
     namebuf.length = strlen(principal);
     major = gss_import_name(&minor, &namebuf, GSS_KRB5_NT_PRINCIPAL_NAME, &name);
@@ -186,10 +261,10 @@ static void retire(kd_acceptor *a, cred_entry *e)
     apr_hash_set(a->creds, e->key, APR_HASH_KEY_STRING, NULL);
     e->stale = 1;
     if (e->refs == 0)
-        entry_free(e);
+        entry_free(a, e);
 }
 
-static cred_entry *new_entry(kd_acceptor *a, const char *key, int impersonator)
+static cred_entry *new_entry(kd_acceptor *a, const char *key, int impersonator, int no_rcache)
 {
     cred_entry *e = calloc(1, sizeof(*e));
 
@@ -197,6 +272,7 @@ static cred_entry *new_entry(kd_acceptor *a, const char *key, int impersonator)
         free(e);
         return NULL;
     }
+    e->no_rcache = no_rcache;
     if (impersonator) {
         char name[96];
         snprintf(name, sizeof(name), "MEMORY:kdeleg-%p-%u", (void *)a, ++a->generation);
@@ -210,13 +286,13 @@ static cred_entry *new_entry(kd_acceptor *a, const char *key, int impersonator)
 }
 
 static kd_cause get_cred(kd_acceptor *a, apr_pool_t *p, const char *principal, int impersonator,
-                         cred_entry **out, kd_result *res)
+                         int no_rcache, cred_entry **out, kd_result *res)
 {
     apr_finfo_t fi;
     apr_status_t rv;
     cred_entry *e;
-    const char *key = impersonator ? apr_pstrcat(p, principal, " (impersonator)", NULL)
-                                   : principal;
+    const char *key = apr_pstrcat(p, principal, impersonator ? " +impersonator" : "",
+                                  no_rcache ? " +no-rcache" : "", NULL);
 
     rv = apr_stat(&fi, a->keytab, APR_FINFO_MTIME | APR_FINFO_INODE | APR_FINFO_SIZE, p);
     if (rv != APR_SUCCESS) {
@@ -238,13 +314,13 @@ static kd_cause get_cred(kd_acceptor *a, apr_pool_t *p, const char *principal, i
         e = NULL;
     }
     if (e == NULL) {
-        if ((e = new_entry(a, key, impersonator)) == NULL) {
+        if ((e = new_entry(a, key, impersonator, no_rcache)) == NULL) {
             apr_thread_mutex_unlock(a->lock);
             return kd_result_fail(res, p, KD_CAUSE_INTERNAL_ERROR, "acquire", "out of memory");
         }
         /* Failures are not cached: a fixed keytab must work on the next request. */
         if (acquire(a, p, principal, e, res) != KD_CAUSE_NONE) {
-            entry_free(e);
+            entry_free(a, e);
             apr_thread_mutex_unlock(a->lock);
             return res->cause;
         }
@@ -263,7 +339,7 @@ static void put_cred(kd_acceptor *a, cred_entry *e)
 {
     apr_thread_mutex_lock(a->lock);
     if (--e->refs == 0 && e->stale)
-        entry_free(e);
+        entry_free(a, e);
     apr_thread_mutex_unlock(a->lock);
 }
 
@@ -321,9 +397,10 @@ static kd_cause get_accept_cred(kd_acceptor *a, apr_pool_t *p, const kd_accept_p
                                 kd_accept_out *out, cred_entry **entry, kd_result *res)
 {
     if (params->want_delegation
-        && get_cred(a, p, out->spn, 1, entry, &out->delegation_failure) == KD_CAUSE_NONE)
+        && get_cred(a, p, out->spn, 1, params->replay_checked, entry, &out->delegation_failure)
+               == KD_CAUSE_NONE)
         return KD_CAUSE_NONE;
-    return get_cred(a, p, out->spn, 0, entry, res);
+    return get_cred(a, p, out->spn, 0, params->replay_checked, entry, res);
 }
 
 /* Turn what accept delegated into an evidence credential, or say why not. */
@@ -431,7 +508,7 @@ kd_cause kd_acceptor_s4u2self(kd_acceptor *a, apr_pool_t *p, const char *princip
     kd_cause cause;
 
     *out = NULL;
-    if (get_cred(a, p, principal, 1, &entry, res) != KD_CAUSE_NONE)
+    if (get_cred(a, p, principal, 1, 0, &entry, res) != KD_CAUSE_NONE)
         return res->cause;
     cause = kd_s4u2self(p, entry->cred, principal, user, &entry->transition_seen, cache, out,
                         res);

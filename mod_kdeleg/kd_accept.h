@@ -21,6 +21,7 @@ typedef struct {
     int n_spns;
     int want_local_name;       /* run auth_to_local on the client name */
     int want_delegation;       /* keep an S4U2Proxy evidence credential */
+    int replay_checked;        /* the node's replay table handles replays: no MIT rcache */
 } kd_accept_params;
 
 typedef struct {

@@ -142,7 +142,7 @@ static int parse_ticket(apr_pool_t *p, const kd_der *ticket_app, kd_token_info *
 
 static int parse_ap_req(apr_pool_t *p, const unsigned char *buf, size_t len, kd_token_info *info)
 {
-    kd_der app, seq, pvno, type, opts, ticket;
+    kd_der app, seq, pvno, type, opts, ticket, auth, cipher;
     int32_t v;
 
     if (kd_der_whole(buf, len, &app) != 0 || !kd_der_is(&app, KD_DER_APPLICATION, 14)
@@ -158,6 +158,13 @@ static int parse_ap_req(apr_pool_t *p, const unsigned char *buf, size_t len, kd_
     info->mutual_required = (opts.val[1] & 0x20) != 0;
     if (kd_der_field(&seq, 3, &ticket) != 0 || parse_ticket(p, &ticket, info) != 0)
         return -1;
+    /* authenticator [4] EncryptedData { etype [0], kvno [1] OPTIONAL, cipher [2] } */
+    if (kd_der_field(&seq, 4, &auth) != 0 || !kd_der_is(&auth, KD_DER_UNIVERSAL, 16)
+        || kd_der_field(&auth, 2, &cipher) != 0 || !kd_der_is(&cipher, KD_DER_UNIVERSAL, 4)
+        || cipher.len == 0)
+        return -1;
+    info->authenticator = cipher.val;
+    info->authenticator_len = cipher.len;
     info->has_ap_req = 1;
     return 0;
 }

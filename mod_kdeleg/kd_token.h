@@ -48,6 +48,10 @@ typedef struct {
     int32_t ticket_etype;    /* encryption type of the ticket */
     int32_t ticket_kvno;     /* key version, -1 when the ticket has none */
     int mutual_required;     /* AP-REQ asks for mutual authentication */
+    /* The authenticator's ciphertext: unique per authenticator, the basis
+     * of the replay check. */
+    const unsigned char *authenticator;
+    size_t authenticator_len;
     /* The Kerberos mechanism token (GSS-framed AP-REQ) inside the wrapper,
      * accepted with the krb5 mechanism directly so error codes stay exact. */
     const unsigned char *krb5_token;

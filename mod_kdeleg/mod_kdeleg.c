@@ -55,7 +55,8 @@ static int post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, s
         return rv;
     /* Shared memory and mutexes only for the server that will run. */
     if (ap_state_query(AP_SQ_MAIN_STATE) != AP_SQ_MS_CREATE_PRE_CONFIG
-        && (rv = kd_cache_post_config(pconf, ptemp, s)) != OK)
+        && ((rv = kd_cache_post_config(pconf, ptemp, s)) != OK
+            || (rv = kd_replay_post_config(pconf, s)) != OK))
         return rv;
     if (ap_state_query(AP_SQ_MAIN_STATE) != AP_SQ_MS_CREATE_PRE_CONFIG)
         ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, KDLOGNO(00102)
@@ -66,13 +67,15 @@ static int post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, s
 
 static int pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
 {
-    return kd_cache_pre_config(pconf) == APR_SUCCESS ? OK : HTTP_INTERNAL_SERVER_ERROR;
+    return kd_cache_pre_config(pconf) == APR_SUCCESS && kd_replay_pre_config(pconf) == APR_SUCCESS
+               ? OK : HTTP_INTERNAL_SERVER_ERROR;
 }
 
 static void child_init(apr_pool_t *pchild, server_rec *s)
 {
     kd_auth_child_init(pchild);
     kd_cache_child_init(pchild, s);
+    kd_replay_child_init(pchild, s);
 }
 
 static void register_hooks(apr_pool_t *p)

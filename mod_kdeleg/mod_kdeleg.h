@@ -8,11 +8,12 @@
 #include <http_config.h>
 
 #include "kd_accept.h"
+#include "kd_replay.h"
 #include "kd_spn.h"
 
 /* Our own log numbers: KDLOGNO(00101) -> "KD00101: ". httpd's AH numbers
  * belong to httpd. Ranges: 001xx start-up, 002xx config, 003xx
- * authentication, 004xx delegation, 005xx ticket cache. */
+ * authentication, 004xx delegation, 005xx ticket cache, 006xx replay cache. */
 #define KDLOGNO(n) "KD" #n ": "
 
 #define KD_AUTH_TYPE "Negotiate"
@@ -104,5 +105,14 @@ const char *kd_cache_set(cmd_parms *cmd, void *dconf, const char *arg);
 int kd_cache_pre_config(apr_pool_t *pconf);
 int kd_cache_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s);
 void kd_cache_child_init(apr_pool_t *pchild, server_rec *s);
+
+/* The node's replay cache (mod_kdeleg_replay.c). */
+const char *kd_replay_set(cmd_parms *cmd, void *dconf, const char *arg);
+int kd_replay_pre_config(apr_pool_t *pconf);
+int kd_replay_post_config(apr_pool_t *pconf, server_rec *s);
+void kd_replay_child_init(apr_pool_t *pchild, server_rec *s);
+int kd_replay_active(void);
+int kd_replay_seen(const kd_token_info *info);
+kd_replay_result kd_replay_record(const kd_token_info *info);
 
 #endif

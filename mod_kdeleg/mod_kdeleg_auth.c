@@ -193,6 +193,29 @@ static int reuse_exchange(request_rec *r, const kd_dir_conf *conf, const kd_auth
     return fail(r, &res, st->spn);
 }
 
+/* After a good exchange the node's replay table refused the authenticator:
+ * a copy raced in through another worker, or the table has no room. */
+static int replay_refused(request_rec *r, const kd_token_info *info, kd_replay_result rc)
+{
+    kd_result res;
+
+    kd_result_init(&res);
+    if (rc == KD_REPLAY_SEEN) {
+        kd_result_fail(&res, r->pool, KD_CAUSE_REPLAY, "accept",
+                       "authenticator for %s seen before on this node",
+                       kd_token_ticket_principal(r->pool, info));
+        return fail(r, &res, kd_token_ticket_principal(r->pool, info));
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, KDLOGNO(00304)
+                  "kdeleg(%s, %s, %s): the replay cache is full: raise KdelegReplayCache "
+                  "(about 20 bytes x requests per second x 11 minutes, x1.5), or set it off "
+                  "to use MIT's file replay cache",
+                  r->server->server_hostname, r->useragent_ip,
+                  kd_token_ticket_principal(r->pool, info));
+    apr_table_setn(r->err_headers_out, "Retry-After", "5");
+    return HTTP_SERVICE_UNAVAILABLE;
+}
+
 static int check_authn(request_rec *r)
 {
     const kd_dir_conf *conf;
@@ -204,6 +227,7 @@ static int check_authn(request_rec *r)
     kd_accept_out out;
     unsigned char *tok;
     size_t len;
+    kd_replay_result rc;
 
     if (!is_negotiate(r))
         return DECLINED;
@@ -217,7 +241,15 @@ static int check_authn(request_rec *r)
         || kd_token_sniff(r->pool, tok, len, &info, &res) != KD_CAUSE_NONE)
         return fail(r, &res, NULL);
 
+    /* A known authenticator is refused before any cryptography. */
+    if (kd_replay_active() && kd_replay_seen(&info)) {
+        kd_result_fail(&res, r->pool, KD_CAUSE_REPLAY, "accept",
+                       "authenticator for %s seen before on this node",
+                       kd_token_ticket_principal(r->pool, &info));
+        return fail(r, &res, kd_token_ticket_principal(r->pool, &info));
+    }
     spns = kd_conf_spns(r, conf);
+    params.replay_checked = kd_replay_active();
     params.spns = (const kd_spn *)spns->elts;
     params.n_spns = spns->nelts;
     params.want_local_name = kd_conf_remote_user(conf) == KD_REMOTE_USER_LOCAL;
@@ -225,6 +257,8 @@ static int check_authn(request_rec *r)
     if (kd_acceptor_accept(kd_acceptor_for(conf), r->pool, &info,
                            &params, &out, &res) != KD_CAUSE_NONE)
         return fail(r, &res, kd_token_ticket_principal(r->pool, &info));
+    if (params.replay_checked && (rc = kd_replay_record(&info)) != KD_REPLAY_FRESH)
+        return replay_refused(r, &info, rc);
     return succeed(r, conf, &info, &out);
 }
 

@@ -288,6 +288,9 @@ const command_rec kd_directives[] = {
                  "S4U2Self before delegation"),
     AP_INIT_TAKE1("KdelegUserRealm", set_user_realm, NULL, RSRC_CONF | ACCESS_CONF,
                   "realm added to user names without one, for S4U2Self"),
+    AP_INIT_TAKE1("KdelegReplayCache", kd_replay_set, NULL, RSRC_CONF,
+                  "size of the replay cache shared by all children (default 16M), or off "
+                  "for MIT's file replay cache"),
     AP_INIT_TAKE1("KdelegCache", kd_cache_set, NULL, RSRC_CONF,
                   "socache provider for delegated tickets shared by all children "
                   "(default shmcb), or none"),

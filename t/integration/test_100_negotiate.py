@@ -229,3 +229,44 @@ def test_acceptor_credentials_cached_and_refreshed_on_keytab_change(
     changed = [m for _, _, m in kdclient.kd_lines(httpd.error_log_since(mark), "KD00101")
                if "changed: re-acquiring" in m]
     assert changed, "keytab change not noticed"
+
+
+# ------------------------------------------------------------ replay cache
+
+def replay_httpd(kd_httpd, realm, size, name):
+    httpd = kd_httpd(name, "127.0.0.2", server_name=NODE1, mpm="prefork",
+                     conf_fn=lambda d: f"KdelegReplayCache {size}\n"
+                     + negotiate_conf(realm, d, "node1"))
+    httpd.allowed.update({"KD00301", "KD00304"})
+    return httpd
+
+
+@pytest.mark.parametrize("size", ["16M", "off"])
+def test_replay_refused_whichever_child_answers(kd_httpd, realm, alice_ccache, size):
+    """The node's table is shared by all children; with `off`, MIT's file
+    replay cache (per host) does the same job."""
+    httpd = replay_httpd(kd_httpd, realm, size, "replay-" + size.lower())
+    assert len(httpd.processes()) >= 3
+    for _ in range(5):
+        tok = kdclient.Token(alice_ccache, NODE1)
+        # separate connections: prefork hands them to different children
+        assert kdclient.request(httpd, "/private/cgi/env.cgi",
+                                headers={"Authorization": tok.header})[0] == 200
+        mark = httpd.error_log_mark()
+        assert kdclient.request(httpd, "/private/cgi/env.cgi",
+                                headers={"Authorization": tok.header})[0] == 401
+        assert kdclient.causes(httpd.error_log_since(mark)) == ["replay"]
+
+
+def test_full_replay_cache_refuses_rather_than_forgets(kd_httpd, realm, alice_ccache):
+    httpd = replay_httpd(kd_httpd, realm, "1K", "replay-tiny")  # 48 entries
+    statuses = []
+    for _ in range(80):
+        status, headers, _, _ = kdclient.negotiate(httpd, "/private/cgi/env.cgi", alice_ccache)
+        statuses.append(status)
+        if status == 503:
+            assert headers["retry-after"] == "5"
+    assert statuses.count(200) <= 48 and statuses.count(503) >= 80 - 48
+    assert set(statuses) == {200, 503}
+    full = kdclient.kd_lines(httpd.error_log_since(httpd.start_mark), "KD00304")
+    assert full and "KdelegReplayCache" in full[0][2]

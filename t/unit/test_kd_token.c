@@ -184,6 +184,8 @@ static void check_node1_ticket(const kd_token_info *info)
     ck_assert_int_eq(info->mutual_required, 1);
     ck_assert_int_gt(info->ticket_kvno, 0);
     ck_assert_int_eq(info->ticket_etype, 18); /* aes256-cts-hmac-sha1-96 */
+    ck_assert_ptr_nonnull(info->authenticator);
+    ck_assert_uint_gt(info->authenticator_len, 16);
     ck_assert_str_eq(kd_token_ticket_principal(kd_test_pool, info),
                      "HTTP/node1.example.test@EXAMPLE.TEST");
 }

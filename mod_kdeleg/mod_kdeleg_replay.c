@@ -1,0 +1,140 @@
+/* mod_kdeleg_replay: the node's replay cache in shared memory
+ * (KdelegReplayCache, default 16M). Instead of MIT's file replay cache,
+ * which opens, locks and rewrites a file on every request and serialises
+ * every worker of the host on that lock, a fixed table shared by all
+ * children, checked before the exchange and filled after it succeeds. */
+#include "mod_kdeleg.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <http_core.h>
+#include <http_log.h>
+#include <util_mutex.h>
+#include <apr_global_mutex.h>
+#include <apr_shm.h>
+#include <apr_strings.h>
+
+#include "kd_replay.h"
+
+APLOG_USE_MODULE(kdeleg);
+
+#define KD_REPLAY_MUTEX "kdeleg-replay"
+#define KD_REPLAY_DEFAULT_BYTES (16 * 1024 * 1024)
+
+static struct {
+    apr_size_t bytes;       /* KdelegReplayCache size; 0 = off (MIT's rcache) */
+    int configured;
+    apr_shm_t *shm;
+    void *table;
+    apr_global_mutex_t *mutex;
+    uint32_t lifetime;      /* seconds an authenticator stays replayable */
+} replay;
+
+const char *kd_replay_set(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    char *end;
+    apr_int64_t n;
+
+    if (err)
+        return err;
+    replay.configured = 1;
+    if (strcasecmp(arg, "off") == 0) {
+        replay.bytes = 0;
+        return NULL;
+    }
+    n = apr_strtoi64(arg, &end, 10);
+    if (*end == 'K' || *end == 'k')
+        n *= 1024, end++;
+    else if (*end == 'M' || *end == 'm')
+        n *= 1024 * 1024, end++;
+    else if (*end == 'G' || *end == 'g')
+        n *= 1024 * 1024 * 1024, end++;
+    if (*end != '\0' || n < 1024 || n > (apr_int64_t)4096 * 1024 * 1024)
+        return "KdelegReplayCache: a size between 1K and 4G (e.g. 16M), or off";
+    replay.bytes = (apr_size_t)n;
+    return NULL;
+}
+
+int kd_replay_pre_config(apr_pool_t *pconf)
+{
+    memset(&replay, 0, sizeof(replay));
+    return ap_mutex_register(pconf, KD_REPLAY_MUTEX, NULL, APR_LOCK_DEFAULT, 0);
+}
+
+static apr_status_t replay_cleanup(void *data)
+{
+    replay.table = NULL;
+    return APR_SUCCESS;
+}
+
+int kd_replay_post_config(apr_pool_t *pconf, server_rec *s)
+{
+    apr_status_t rv;
+
+    if (!replay.configured)
+        replay.bytes = KD_REPLAY_DEFAULT_BYTES;
+    if (replay.bytes == 0)
+        return OK;
+    rv = apr_shm_create(&replay.shm, replay.bytes, NULL, pconf);
+    if (rv == APR_SUCCESS)
+        rv = ap_global_mutex_create(&replay.mutex, NULL, KD_REPLAY_MUTEX, NULL, s, pconf, 0);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, rv, s, KDLOGNO(00601)
+                     "cannot create the replay cache (%" APR_SIZE_T_FMT " bytes)", replay.bytes);
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    replay.table = apr_shm_baseaddr_get(replay.shm);
+    kd_replay_init(replay.table, apr_shm_size_get(replay.shm));
+    replay.lifetime = kd_replay_lifetime();
+    apr_pool_cleanup_register(pconf, NULL, replay_cleanup, apr_pool_cleanup_null);
+    ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s, KDLOGNO(00602)
+                 "replay cache: %" APR_SIZE_T_FMT " entries shared by all children, each kept "
+                 "%u s", kd_replay_slots_in(apr_shm_size_get(replay.shm)),
+                 (unsigned)replay.lifetime);
+    return OK;
+}
+
+void kd_replay_child_init(apr_pool_t *pchild, server_rec *s)
+{
+    if (replay.mutex
+        && apr_global_mutex_child_init(&replay.mutex, apr_global_mutex_lockfile(replay.mutex),
+                                       pchild) != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, KDLOGNO(00603)
+                     "replay cache: cannot attach the mutex; this child uses MIT's replay cache");
+        replay.table = NULL;
+    }
+}
+
+int kd_replay_active(void)
+{
+    return replay.table != NULL;
+}
+
+static kd_replay_result locked(const kd_token_info *info, int claim)
+{
+    unsigned char tag[KD_REPLAY_TAG_BYTES];
+    uint32_t now = (uint32_t)apr_time_sec(apr_time_now());
+    kd_replay_result rv;
+
+    kd_replay_tag(info->authenticator, info->authenticator_len, tag);
+    apr_global_mutex_lock(replay.mutex);
+    rv = claim ? kd_replay_claim(replay.table, tag, now, replay.lifetime)
+               : kd_replay_lookup(replay.table, tag, now);
+    apr_global_mutex_unlock(replay.mutex);
+    return rv;
+}
+
+/* Before the exchange: a known authenticator is refused at once. */
+int kd_replay_seen(const kd_token_info *info)
+{
+    return locked(info, 0) == KD_REPLAY_SEEN;
+}
+
+/* After a successful exchange: remember the authenticator. Two copies of
+ * one token racing through different workers: only the first claims it. */
+kd_replay_result kd_replay_record(const kd_token_info *info)
+{
+    return locked(info, 1);
+}
