@@ -285,6 +285,18 @@ static gss_cred_id_t cred_for(apr_pool_t *p, kd_delegation *d, const char *targe
     return d->cred;
 }
 
+kd_cause kd_s4u2proxy_ensure(apr_pool_t *p, kd_delegation *d, const char *target,
+                             kd_result *res)
+{
+    unsigned char *token;
+    size_t len;
+
+    if (d->cache && (apr_hash_get(d->from_cache, target, APR_HASH_KEY_STRING)
+                     || load_cached(p, d, target)))
+        return KD_CAUSE_NONE;
+    return kd_s4u2proxy(p, d, target, &token, &len, res);
+}
+
 kd_cause kd_s4u2proxy(apr_pool_t *p, kd_delegation *d, const char *target,
                       unsigned char **token, size_t *token_len, kd_result *res)
 {

@@ -49,6 +49,11 @@ kd_cause kd_s4u2self(apr_pool_t *p, gss_cred_id_t impersonator_cred, const char 
                      const char *user, volatile int *transition_seen, kd_ticket_cache *cache,
                      kd_delegation **out, kd_result *res);
 
+/* Make sure a ticket for target is at hand: from the node's cache (no
+ * KDC, no token made) or by S4U2Proxy. */
+kd_cause kd_s4u2proxy_ensure(apr_pool_t *p, kd_delegation *d, const char *target,
+                             kd_result *res);
+
 /* S4U2Proxy to target ("service/host[@REALM]"): the KDC is asked once per
  * delegation and target, then the ticket is reused. Returns a fresh
  * SPNEGO token for the target (new authenticator every call). */

@@ -93,10 +93,21 @@ const kd_auth_state *kd_auth_state_of(request_rec *r);
 kd_acceptor *kd_acceptor_for(const kd_dir_conf *conf);
 void kd_set_identity(request_rec *r, const kd_auth_state *st);
 
+/* Where evidence comes from when the node's cache cannot serve every
+ * target: asked only then (re-accepting the client's token, or S4U2Self),
+ * so a warm cache costs no evidence at all. */
+typedef struct {
+    kd_delegation *(*get)(request_rec *r, void *baton, kd_result *res);
+    void *baton;
+} kd_evidence_source;
+
 /* Delegation (mod_kdeleg_delegate.c): after authentication, obtain the
- * configured back-end tickets; OK, or the status that ends the request. */
+ * configured back-end tickets; OK, or the status that ends the request.
+ * delegation: evidence already at hand (or NULL, why_not says why);
+ * source: how to get evidence later (or NULL). */
 int kd_delegate(request_rec *r, const kd_dir_conf *conf, kd_auth_state *st,
-                kd_delegation *delegation, const kd_result *why_not);
+                kd_delegation *delegation, const kd_result *why_not,
+                const kd_evidence_source *source);
 void kd_delegate_register_hooks(apr_pool_t *p);
 
 /* The node's ticket cache (mod_kdeleg_cache.c). */

@@ -124,7 +124,7 @@ static void set_identity(request_rec *r, const kd_auth_state *st)
 }
 
 static int succeed(request_rec *r, const kd_dir_conf *conf, const kd_token_info *info,
-                   const kd_accept_out *out)
+                   const kd_accept_out *out, const kd_evidence_source *source)
 {
     kd_auth_state *st = apr_pcalloc(r->pool, sizeof(*st));
     int status;
@@ -137,7 +137,7 @@ static int succeed(request_rec *r, const kd_dir_conf *conf, const kd_token_info 
     st->method = "kerberos";
     ap_set_module_config(r->request_config, &kdeleg_module, st);
     set_identity(r, st);
-    status = kd_delegate(r, conf, st, out->delegation, &out->delegation_failure);
+    status = kd_delegate(r, conf, st, out->delegation, &out->delegation_failure, source);
     if (status != OK)
         return status;
     if (out->mutual_token)
@@ -193,6 +193,29 @@ static int reuse_exchange(request_rec *r, const kd_dir_conf *conf, const kd_auth
     return fail(r, &res, st->spn);
 }
 
+typedef struct {
+    const kd_token_info *tok_info;
+    kd_accept_params params;
+} reaccept_baton;
+
+/* Evidence on demand: the same token once more, with impersonator
+ * credentials, so MIT composes the S4U2Proxy evidence credential. Only
+ * with the node's replay table, which has already judged this token. */
+static kd_delegation *reaccept_for_evidence(request_rec *r, void *baton, kd_result *res)
+{
+    reaccept_baton *b = baton;
+    const kd_dir_conf *conf = ap_get_module_config(r->per_dir_config, &kdeleg_module);
+    kd_accept_out out;
+
+    b->params.want_delegation = 1;
+    if (kd_acceptor_accept(kd_acceptor_for(conf), r->pool, b->tok_info, &b->params, &out, res)
+        != KD_CAUSE_NONE)
+        return NULL;
+    if (out.delegation == NULL)
+        *res = out.delegation_failure;
+    return out.delegation;
+}
+
 /* After a good exchange the node's replay table refused the authenticator:
  * a copy raced in through another worker, or the table has no room. */
 static int replay_refused(request_rec *r, const kd_token_info *info, kd_replay_result rc)
@@ -228,6 +251,9 @@ static int check_authn(request_rec *r)
     unsigned char *tok;
     size_t len;
     kd_replay_result rc;
+    int lazy;
+    reaccept_baton lazy_evidence;
+    kd_evidence_source lazy_source = {reaccept_for_evidence, NULL};
 
     if (!is_negotiate(r))
         return DECLINED;
@@ -254,12 +280,22 @@ static int check_authn(request_rec *r)
     params.n_spns = spns->nelts;
     params.want_local_name = kd_conf_remote_user(conf) == KD_REMOTE_USER_LOCAL;
     params.want_delegation = kd_conf_delegation_targets(r->pool, conf)->nelts > 0;
+    /* With our own replay table (MIT's rcache off) the token may be accepted
+     * a second time: evidence is then composed only when the node's cache
+     * lacks a ticket, not on every request. */
+    lazy = params.want_delegation && params.replay_checked && kd_cache_tickets() != NULL;
+    if (lazy) {
+        params.want_delegation = 0;
+        lazy_evidence.tok_info = &info;
+        lazy_evidence.params = params;
+        lazy_source.baton = &lazy_evidence;
+    }
     if (kd_acceptor_accept(kd_acceptor_for(conf), r->pool, &info,
                            &params, &out, &res) != KD_CAUSE_NONE)
         return fail(r, &res, kd_token_ticket_principal(r->pool, &info));
     if (params.replay_checked && (rc = kd_replay_record(&info)) != KD_REPLAY_FRESH)
         return replay_refused(r, &info, rc);
-    return succeed(r, conf, &info, &out);
+    return succeed(r, conf, &info, &out, lazy ? &lazy_source : NULL);
 }
 
 /* mod_authz_core calls this when Require fails after authentication: the

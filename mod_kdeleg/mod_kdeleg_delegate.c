@@ -67,19 +67,17 @@ static int write_ccache(request_rec *r, const kd_dir_conf *conf, kd_auth_state *
     return delegation_failed(r, conf, st, &res, NULL);
 }
 
-/* Ask for every target now, so a refusal decides the request before
- * anything runs; the tickets stay in the delegation. */
-static int obtain_all(request_rec *r, kd_delegation *delegation,
+/* Make sure every target's ticket is at hand before anything runs, so a
+ * refusal decides the request; tokens are made only where they are sent. */
+static int ensure_all(request_rec *r, kd_delegation *delegation,
                       const apr_array_header_t *targets, kd_result *res, const char **failed)
 {
     int i;
 
     for (i = 0; i < targets->nelts; i++) {
         const char *target = APR_ARRAY_IDX(targets, i, const char *);
-        unsigned char *token;
-        size_t len;
         kd_result_init(res);
-        if (kd_s4u2proxy(r->pool, delegation, target, &token, &len, res) != KD_CAUSE_NONE) {
+        if (kd_s4u2proxy_ensure(r->pool, delegation, target, res) != KD_CAUSE_NONE) {
             *failed = target;
             return -1;
         }
@@ -87,8 +85,24 @@ static int obtain_all(request_rec *r, kd_delegation *delegation,
     return 0;
 }
 
+/* The node's cache first: when it holds every target's ticket for this
+ * user, no evidence and no KDC are needed. NULL when it does not. */
+static kd_delegation *from_cache(request_rec *r, kd_auth_state *st,
+                                 const apr_array_header_t *targets, kd_ticket_cache *cache)
+{
+    kd_delegation *cached;
+    kd_result res;
+    const char *failed;
+
+    if (cache == NULL)
+        return NULL;
+    cached = kd_delegation_cache_only(r->pool, st->principal, st->spn, cache);
+    return ensure_all(r, cached, targets, &res, &failed) == 0 ? cached : NULL;
+}
+
 int kd_delegate(request_rec *r, const kd_dir_conf *conf, kd_auth_state *st,
-                kd_delegation *delegation, const kd_result *why_not)
+                kd_delegation *delegation, const kd_result *why_not,
+                const kd_evidence_source *source)
 {
     const apr_array_header_t *targets = kd_conf_delegation_targets(r->pool, conf);
     kd_ticket_cache *cache = kd_cache_tickets();
@@ -103,23 +117,23 @@ int kd_delegate(request_rec *r, const kd_dir_conf *conf, kd_auth_state *st,
                        "no evidence credential");
         why_not = &internal;
     }
-    if (delegation != NULL) {
-        kd_delegation_set_cache(delegation, cache);
-        if (obtain_all(r, delegation, targets, &res, &failed) != 0)
-            return delegation_failed(r, conf, st, &res, failed);
+    if (delegation == NULL && (st->delegation = from_cache(r, st, targets, cache)) != NULL)
+        goto deliver;
+    if (delegation == NULL && source != NULL) {
+        kd_result_init(&res);
+        if ((delegation = source->get(r, source->baton, &res)) == NULL)
+            return delegation_failed(r, conf, st, res.cause != KD_CAUSE_NONE ? &res : why_not,
+                                     NULL);
     }
-    else if (cache != NULL) {
-        /* No evidence (e.g. the KDC is down): tickets the node already has
-         * still serve; a target it lacks fails with the original cause. */
-        delegation = kd_delegation_cache_only(r->pool, st->principal, st->spn, cache);
-        if (obtain_all(r, delegation, targets, &res, &failed) != 0)
-            return delegation_failed(r, conf, st, why_not, failed);
-    }
-    else
+    if (delegation == NULL)
         return delegation_failed(r, conf, st, why_not, NULL);
+    kd_delegation_set_cache(delegation, cache);
+    if (ensure_all(r, delegation, targets, &res, &failed) != 0)
+        return delegation_failed(r, conf, st, &res, failed);
     st->delegation = delegation;
+deliver:
     if (conf->delegate_to && conf->delegate_to->nelts > 0)
-        return write_ccache(r, conf, st, delegation);
+        return write_ccache(r, conf, st, st->delegation);
     return OK;
 }
 
@@ -185,6 +199,19 @@ static const char *user_principal(request_rec *r, const kd_dir_conf *conf)
     return r->user;
 }
 
+/* Evidence for a transitioned user, only when the node's cache cannot
+ * serve: S4U2Self as the impersonator. */
+static kd_delegation *s4u2self_evidence(request_rec *r, void *baton, kd_result *res)
+{
+    const kd_dir_conf *conf = ap_get_module_config(r->per_dir_config, &kdeleg_module);
+    const kd_auth_state *st = kd_auth_state_of(r);
+    kd_delegation *delegation = NULL;
+
+    kd_acceptor_s4u2self(kd_acceptor_for(conf), r->pool, st->spn, st->principal,
+                         kd_cache_tickets(), &delegation, res);
+    return delegation;
+}
+
 /* Users authenticated by another module (Basic, form, client certificate)
  * on a location that delegates: S4U2Self, then the same S4U2Proxy path as
  * Kerberos users. Runs in fixups: after authentication and authorization,
@@ -194,7 +221,7 @@ static int protocol_transition(request_rec *r)
     const kd_dir_conf *conf = ap_get_module_config(r->per_dir_config, &kdeleg_module);
     const kd_auth_state *earlier = kd_auth_state_of(r);
     kd_auth_state *st;
-    kd_delegation *delegation;
+    kd_evidence_source source = {s4u2self_evidence, NULL};
     kd_result res;
 
     if (earlier != NULL) {
@@ -209,6 +236,7 @@ static int protocol_transition(request_rec *r)
     st->principal = user_principal(r, conf);
     st->spn = pick_impersonator(r, conf);
     st->method = "protocol-transition";
+    source.baton = st;
     ap_set_module_config(r->request_config, &kdeleg_module, st);
     kd_set_identity(r, st);
     kd_result_init(&res);
@@ -218,10 +246,7 @@ static int protocol_transition(request_rec *r)
                        "here", r->user, r->ap_auth_type ? r->ap_auth_type : "(none)");
         return delegation_failed(r, conf, st, &res, NULL);
     }
-    if (kd_acceptor_s4u2self(kd_acceptor_for(conf), r->pool, st->spn, st->principal,
-                             kd_cache_tickets(), &delegation, &res) != KD_CAUSE_NONE)
-        return delegation_failed(r, conf, st, &res, NULL);
-    return kd_delegate(r, conf, st, delegation, NULL);
+    return kd_delegate(r, conf, st, NULL, NULL, &source);
 }
 
 void kd_delegate_register_hooks(apr_pool_t *p)
