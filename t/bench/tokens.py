@@ -1,0 +1,82 @@
+#!/usr/bin/python3
+"""Pre-generate fresh SPNEGO tokens (Kerberos AP-REQs) for the benchmark.
+
+    tokens.py --ccache FILE --host node1.example.test --count N --out PREFIX
+              [--shards 2] [--mech spnego|krb5]
+
+Writes PREFIX.0 .. PREFIX.<shards-1>, one base64 token per line, every
+token from its own initiator context (its own authenticator), so each one
+can be accepted exactly once under replay protection.  One worker process
+per shard (about 5,000 tokens/s each on the lab machines); the shards are
+what t/bench/tokens.lua reads, one per wrk thread.  The ccache must hold
+the user's TGT (or already the service ticket); KRB5_CONFIG must point at
+the lab's krb5.conf.  Prints "tokens: N in S s" on stderr.
+
+Library: token(host, mech=SPNEGO) -> base64 string (uses $KRB5CCNAME).
+"""
+
+import argparse
+import base64
+import multiprocessing
+import os
+import sys
+import time
+
+import gssapi
+
+SPNEGO = gssapi.OID.from_int_seq("1.3.6.1.5.5.2")
+KRB5 = gssapi.OID.from_int_seq("1.2.840.113554.1.2.2")
+MECHS = {"spnego": SPNEGO, "krb5": KRB5}
+
+
+def token(host, mech=SPNEGO, creds=None, name=None):
+    """One fresh token for HTTP@host, as a browser would send it (mutual
+    authentication requested, no unconstrained delegation)."""
+    name = name or gssapi.Name(f"HTTP@{host}", gssapi.NameType.hostbased_service)
+    ctx = gssapi.SecurityContext(name=name, usage="initiate", mech=mech, creds=creds,
+                                 flags=gssapi.RequirementFlag.mutual_authentication)
+    return base64.b64encode(ctx.step()).decode()
+
+
+def _worker(args):
+    ccache, host, mech, count, path = args
+    os.environ["KRB5CCNAME"] = ccache
+    name = gssapi.Name(f"HTTP@{host}", gssapi.NameType.hostbased_service)
+    creds = gssapi.Credentials(usage="initiate")
+    with open(path + ".tmp", "w") as f:
+        for _ in range(count):
+            f.write(token(host, MECHS[mech], creds, name))
+            f.write("\n")
+    os.rename(path + ".tmp", path)
+    return count
+
+
+def generate(ccache, host, count, prefix, shards=2, mech="spnego"):
+    """Write count tokens split over prefix.0..prefix.<shards-1>; returns the paths."""
+    per = [count // shards + (1 if i < count % shards else 0) for i in range(shards)]
+    paths = [f"{prefix}.{i}" for i in range(shards)]
+    jobs = [(ccache, host, mech, n, p) for n, p in zip(per, paths)]
+    if shards == 1:
+        _worker(jobs[0])
+    else:
+        with multiprocessing.get_context("fork").Pool(shards) as pool:
+            pool.map(_worker, jobs)
+    return paths
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--ccache", required=True, help="FILE ccache with the user's TGT")
+    p.add_argument("--host", required=True, help="service host: tokens are for HTTP@HOST")
+    p.add_argument("--count", type=int, required=True)
+    p.add_argument("--out", required=True, help="output prefix (PREFIX.0, PREFIX.1...)")
+    p.add_argument("--shards", type=int, default=2, help="files = wrk threads (default 2)")
+    p.add_argument("--mech", choices=sorted(MECHS), default="spnego")
+    a = p.parse_args()
+    t0 = time.monotonic()
+    generate(a.ccache, a.host, a.count, a.out, a.shards, a.mech)
+    print(f"tokens: {a.count} in {time.monotonic() - t0:.2f} s", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
