@@ -227,6 +227,13 @@ static kd_cause acquire(kd_acceptor *a, apr_pool_t *p, const char *principal, cr
              * minor code is then a GSS-krb5 one, not a krb5 one) */
             if (cause == KD_CAUSE_INTERNAL_ERROR && GSS_ROUTINE_ERROR(major) == GSS_S_NO_CRED)
                 cause = KD_CAUSE_KEYTAB_UNUSABLE;
+            /* The KDC refused the service itself as a client: not a user
+             * problem. Active Directory does this for SPNs. */
+            if ((krb5_error_code)minor == KRB5KDC_ERR_C_PRINCIPAL_UNKNOWN)
+                return kd_result_fail(res, p, KD_CAUSE_KEYTAB_UNUSABLE, "impersonator",
+                                      "the KDC refuses a TGT to %s: Active Directory issues "
+                                      "TGTs to the service account (sAMAccountName), not to an "
+                                      "SPN: %s", principal, kd_gss_error(p, major, minor));
             return kd_result_fail(res, p, cause, "impersonator",
                                   "cannot get a TGT for %s from keytab %s: %s", principal,
                                   a->keytab, kd_gss_error(p, major, minor));

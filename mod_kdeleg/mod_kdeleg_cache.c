@@ -179,7 +179,9 @@ void kd_cache_child_init(apr_pool_t *pchild, server_rec *s)
 {
     if (cache.mutex
         && apr_global_mutex_child_init(&cache.mutex, apr_global_mutex_lockfile(cache.mutex),
-                                       pchild) != APR_SUCCESS)
+                                       pchild) != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, KDLOGNO(00505)
                      "ticket cache: cannot attach the mutex in this child; caching off here");
+        cache.tickets = NULL;
+    }
 }

@@ -34,14 +34,16 @@ static int delegation_failed(request_rec *r, const kd_dir_conf *conf, kd_auth_st
     ap_log_rerror(APLOG_MARK, info->server_fault ? APLOG_ERR : APLOG_INFO, 0, r, KDLOGNO(00401)
                   "kdeleg(%s, %s, %s): delegation of %s to %s failed: cause %s: %s (%s); "
                   "fix (AD): %s; fix (MIT): %s%s",
-                  r->server->server_hostname, r->useragent_ip, st->spn, st->principal,
-                  target ? target : "-", info->name, info->summary,
+                  r->server->server_hostname, r->useragent_ip, st->spn,
+                  ap_escape_logitem(r->pool, st->principal), target ? target : "-", info->name,
+                  info->summary,
                   ap_escape_logitem(r->pool, res->detail ? res->detail : ""), info->ad_fix,
                   info->mit_fix, deny ? "" : "; continuing without credentials");
+    /* Also with deny: an ErrorDocument handler sees REDIRECT_KDELEG_ERROR. */
+    apr_table_setn(r->subprocess_env, "KDELEG_ERROR", info->name);
     if (deny)
         return is_proxied(r, conf) ? HTTP_BAD_GATEWAY : HTTP_INTERNAL_SERVER_ERROR;
     st->delegation_error = info->name;
-    apr_table_setn(r->subprocess_env, "KDELEG_ERROR", info->name);
     return OK;
 }
 

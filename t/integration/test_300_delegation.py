@@ -200,6 +200,14 @@ def test_target_not_allowed_when_proxied_is_502(kd_httpd, realm, backend, alice_
     assert delegation_causes(httpd, mark) == ["delegation-not-allowed"]
 
 
+def test_error_document_sees_the_delegation_cause(kd_httpd, realm, backend, alice_ccache):
+    httpd = failing_front(kd_httpd, realm, backend, "    KdelegDelegateTo HTTP/nosuch.example.test\n",
+                          name="front-errdoc", extra="ErrorDocument 500 /cgi-bin/env.cgi\n")
+    status, _, body, _ = kdclient.negotiate(httpd, "/private/cgi/backend.cgi", alice_ccache)
+    assert status == 500
+    assert env_of(body)["REDIRECT_KDELEG_ERROR"] == "spn-unknown"
+
+
 def test_backend_spn_unknown(kd_httpd, realm, backend, alice_ccache):
     httpd = failing_front(kd_httpd, realm, backend, "    KdelegDelegateTo HTTP/nosuch.example.test\n")
     mark = httpd.error_log_mark()
