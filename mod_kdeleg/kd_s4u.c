@@ -5,6 +5,7 @@
 #include <apr_file_io.h>
 #include <apr_hash.h>
 #include <apr_strings.h>
+#include <apr_thread_mutex.h>
 #include <gssapi/gssapi_ext.h>
 #include <gssapi/gssapi_krb5.h>
 
@@ -17,10 +18,126 @@ struct kd_delegation {
     const char *impersonator;
     kd_ticket_cache *cache;     /* NULL: every target goes to the KDC */
     krb5_context ctx;           /* lazily, for cache work */
-    krb5_ccache hits;           /* MEMORY: tickets found in the cache */
-    gss_cred_id_t hit_cred;     /* initiator credential over hits */
-    apr_hash_t *from_cache;     /* targets whose ticket came from the cache */
+    apr_hash_t *ready;          /* target -> ready_cred borrowed for this request */
 };
+
+/* ------------------------------------------------------------ ready credentials
+ *
+ * Per process: GSS initiator credentials over one cached ticket each, keyed
+ * by (user, impersonator, target), kept until shortly before the ticket
+ * expires. A request that finds one needs nothing but gss_init_sec_context
+ * (the fresh authenticator). Reference-counted: never freed while a request
+ * uses it. Bounded: when full, everything is dropped and rebuilt from the
+ * node's shared cache on demand. */
+
+#define KD_READY_MAX 1024
+
+typedef struct {
+    char *key;
+    gss_cred_id_t cred;
+    char *ccache;            /* the MEMORY ccache holding the ticket */
+    apr_time_t expires;
+    unsigned refs;
+    int stale;
+} ready_cred;
+
+static struct {
+    apr_thread_mutex_t *lock;
+    apr_hash_t *creds;       /* key -> ready_cred*, guarded by lock */
+    unsigned count;
+} ready_store;
+
+void kd_s4u_child_init(apr_pool_t *p)
+{
+    if (apr_thread_mutex_create(&ready_store.lock, APR_THREAD_MUTEX_DEFAULT, p) == APR_SUCCESS)
+        ready_store.creds = apr_hash_make(p);
+}
+
+static void ready_free(ready_cred *c)
+{
+    OM_uint32 minor;
+    krb5_context ctx;
+    krb5_ccache cc;
+
+    gss_release_cred(&minor, &c->cred);
+    if (c->ccache && krb5_init_context(&ctx) == 0) {
+        if (krb5_cc_resolve(ctx, c->ccache, &cc) == 0)
+            krb5_cc_destroy(ctx, cc);
+        krb5_free_context(ctx);
+    }
+    free(c->ccache);
+    free(c->key);
+    free(c);
+}
+
+/* Under lock: drop an entry from the table, free it now or on last release. */
+static void ready_retire(ready_cred *c)
+{
+    apr_hash_set(ready_store.creds, c->key, APR_HASH_KEY_STRING, NULL);
+    ready_store.count--;
+    c->stale = 1;
+    if (c->refs == 0)
+        ready_free(c);
+}
+
+static apr_status_t ready_release(void *data)
+{
+    ready_cred *c = data;
+
+    apr_thread_mutex_lock(ready_store.lock);
+    if (--c->refs == 0 && c->stale)
+        ready_free(c);
+    apr_thread_mutex_unlock(ready_store.lock);
+    return APR_SUCCESS;
+}
+
+/* Borrow the ready credential for key until pool p is cleared. */
+static ready_cred *ready_borrow(apr_pool_t *p, const char *key)
+{
+    ready_cred *c;
+
+    if (ready_store.creds == NULL)
+        return NULL;
+    apr_thread_mutex_lock(ready_store.lock);
+    c = apr_hash_get(ready_store.creds, key, APR_HASH_KEY_STRING);
+    if (c && c->expires <= apr_time_now()) {
+        ready_retire(c);
+        c = NULL;
+    }
+    if (c)
+        c->refs++;
+    apr_thread_mutex_unlock(ready_store.lock);
+    if (c)
+        apr_pool_cleanup_register(p, c, ready_release, apr_pool_cleanup_null);
+    return c;
+}
+
+/* Publish a new ready credential (taking ownership) and borrow it. */
+static ready_cred *ready_publish(apr_pool_t *p, ready_cred *c)
+{
+    ready_cred *old;
+
+    if (ready_store.creds == NULL) { /* no table (unit tests): the request owns it */
+        c->stale = 1;
+        c->refs = 1;
+        apr_pool_cleanup_register(p, c, ready_release, apr_pool_cleanup_null);
+        return c;
+    }
+    apr_thread_mutex_lock(ready_store.lock);
+    if ((old = apr_hash_get(ready_store.creds, c->key, APR_HASH_KEY_STRING)) != NULL)
+        ready_retire(old);
+    if (ready_store.count >= KD_READY_MAX) {
+        apr_hash_index_t *hi;
+        for (hi = apr_hash_first(NULL, ready_store.creds); hi; hi = apr_hash_next(hi))
+            ready_retire(apr_hash_this_val(hi));
+    }
+    apr_hash_set(ready_store.creds, c->key, APR_HASH_KEY_STRING, c);
+    ready_store.count++;
+    c->refs = 1;
+    apr_thread_mutex_unlock(ready_store.lock);
+    apr_pool_cleanup_register(p, c, ready_release, apr_pool_cleanup_null);
+    return c;
+}
 
 static apr_status_t delegation_cleanup(void *data)
 {
@@ -28,9 +145,6 @@ static apr_status_t delegation_cleanup(void *data)
     OM_uint32 minor;
 
     gss_release_cred(&minor, &d->cred);
-    gss_release_cred(&minor, &d->hit_cred);
-    if (d->hits)
-        krb5_cc_destroy(d->ctx, d->hits);
     if (d->ctx)
         krb5_free_context(d->ctx);
     return APR_SUCCESS;
@@ -44,8 +158,7 @@ kd_delegation *kd_delegation_wrap(apr_pool_t *p, gss_cred_id_t cred, const char 
     d->cred = cred;
     d->user = user;
     d->impersonator = impersonator;
-    d->hit_cred = GSS_C_NO_CREDENTIAL;
-    d->from_cache = apr_hash_make(p);
+    d->ready = apr_hash_make(p);
     apr_pool_cleanup_register(p, d, delegation_cleanup, apr_pool_cleanup_null);
     return d;
 }
@@ -191,56 +304,76 @@ static krb5_context delegation_ctx(kd_delegation *d)
     return d->ctx;
 }
 
-/* An initiator credential over the tickets found in the cache: MIT uses a
- * matching service ticket from the ccache without asking the KDC. */
-static int refresh_hit_cred(apr_pool_t *p, kd_delegation *d)
+static const char *ready_key(apr_pool_t *p, const kd_delegation *d, const char *target)
+{
+    return apr_pstrcat(p, d->user, "\n", d->impersonator, "\n", target, NULL);
+}
+
+/* An initiator credential over one cached ticket: MIT uses the matching
+ * service ticket from the ccache without asking the KDC. */
+static ready_cred *build_ready(apr_pool_t *p, kd_delegation *d, const char *key,
+                               krb5_creds *creds)
 {
     OM_uint32 major, minor, ignored;
     gss_buffer_desc namebuf;
     gss_name_t name = GSS_C_NO_NAME;
     gss_OID_set_desc krb5_only = {1, (gss_OID)gss_mech_krb5};
+    krb5_ccache cc = NULL;
     char *full_name = NULL;
-    const char *ccache_name;
+    ready_cred *c = calloc(1, sizeof(*c));
 
-    if (krb5_cc_get_full_name(d->ctx, d->hits, &full_name) != 0)
-        return -1;
-    ccache_name = apr_pstrdup(p, full_name);
-    krb5_free_string(d->ctx, full_name);
+    if (c == NULL || (c->key = strdup(key)) == NULL
+        || krb5_cc_new_unique(d->ctx, "MEMORY", NULL, &cc) != 0
+        || krb5_cc_initialize(d->ctx, cc, creds->client) != 0
+        || krb5_cc_store_cred(d->ctx, cc, creds) != 0
+        || krb5_cc_get_full_name(d->ctx, cc, &full_name) != 0
+        || (c->ccache = strdup(full_name)) == NULL)
+        goto fail;
     namebuf.value = (void *)d->user;
     namebuf.length = strlen(d->user);
     if (GSS_ERROR(gss_import_name(&minor, &namebuf, GSS_KRB5_NT_PRINCIPAL_NAME, &name)))
-        return -1;
-    gss_key_value_element_desc element = {"ccache", ccache_name};
+        goto fail;
+    gss_key_value_element_desc element = {"ccache", c->ccache};
     gss_key_value_set_desc store = {1, &element};
-    gss_release_cred(&ignored, &d->hit_cred);
     major = gss_acquire_cred_from(&minor, name, GSS_C_INDEFINITE, &krb5_only, GSS_C_INITIATE,
-                                  &store, &d->hit_cred, NULL, NULL);
+                                  &store, &c->cred, NULL, NULL);
     gss_release_name(&ignored, &name);
-    return GSS_ERROR(major) ? -1 : 0;
+    if (GSS_ERROR(major))
+        goto fail;
+    c->expires = apr_time_from_sec(creds->times.endtime - KD_TICKET_MARGIN_SEC);
+    krb5_free_string(d->ctx, full_name);
+    krb5_cc_close(d->ctx, cc); /* the MEMORY ccache lives on until destroyed */
+    return c;
+fail:
+    if (full_name)
+        krb5_free_string(d->ctx, full_name);
+    if (cc)
+        krb5_cc_destroy(d->ctx, cc);
+    if (c) {
+        free(c->ccache);
+        c->ccache = NULL;
+        ready_free(c);
+    }
+    return NULL;
 }
 
-/* Is target's ticket in the node's cache? Then keep it in d->hits. */
-static int load_cached(apr_pool_t *p, kd_delegation *d, const char *target)
+/* target's ticket from this process's ready credentials, else from the
+ * node's shared cache (made ready for the next requests). */
+static ready_cred *load_cached(apr_pool_t *p, kd_delegation *d, const char *target)
 {
+    const char *key = ready_key(p, d, target);
     krb5_creds *creds = NULL;
-    krb5_principal user = NULL;
-    int ok = 0;
+    ready_cred *c = ready_borrow(p, key);
 
-    if (delegation_ctx(d) == NULL
-        || !kd_ticket_cache_get(d->cache, p, d->ctx, d->user, d->impersonator, target, &creds))
-        return 0;
-    if (d->hits == NULL && (krb5_parse_name(d->ctx, d->user, &user) != 0
-                            || krb5_cc_new_unique(d->ctx, "MEMORY", NULL, &d->hits) != 0
-                            || krb5_cc_initialize(d->ctx, d->hits, user) != 0))
-        goto done;
-    if (krb5_cc_store_cred(d->ctx, d->hits, creds) == 0 && refresh_hit_cred(p, d) == 0) {
-        apr_hash_set(d->from_cache, apr_pstrdup(p, target), APR_HASH_KEY_STRING, "");
-        ok = 1;
+    if (c == NULL && delegation_ctx(d) != NULL
+        && kd_ticket_cache_get(d->cache, p, d->ctx, d->user, d->impersonator, target, &creds)) {
+        if ((c = build_ready(p, d, key, creds)) != NULL)
+            c = ready_publish(p, c);
+        krb5_free_creds(d->ctx, creds);
     }
-done:
-    krb5_free_principal(d->ctx, user);
-    krb5_free_creds(d->ctx, creds);
-    return ok;
+    if (c)
+        apr_hash_set(d->ready, apr_pstrdup(p, target), APR_HASH_KEY_STRING, c);
+    return c;
 }
 
 /* Find the S4U2Proxy ticket for target in the evidence credential and
@@ -274,14 +407,17 @@ done:
     krb5_free_principal(d->ctx, server);
 }
 
-/* The credential to make target's token with: the cached ticket when the
- * node has one, else the evidence credential (one S4U2Proxy request). */
+/* The credential to make target's token with: a ready one when the node
+ * has the ticket, else the evidence credential (one S4U2Proxy request). */
 static gss_cred_id_t cred_for(apr_pool_t *p, kd_delegation *d, const char *target)
 {
+    ready_cred *c;
+
     if (d->cache == NULL)
         return d->cred;
-    if (apr_hash_get(d->from_cache, target, APR_HASH_KEY_STRING) || load_cached(p, d, target))
-        return d->hit_cred;
+    if ((c = apr_hash_get(d->ready, target, APR_HASH_KEY_STRING)) != NULL
+        || (c = load_cached(p, d, target)) != NULL)
+        return c->cred;
     return d->cred;
 }
 
@@ -291,8 +427,7 @@ kd_cause kd_s4u2proxy_ensure(apr_pool_t *p, kd_delegation *d, const char *target
     unsigned char *token;
     size_t len;
 
-    if (d->cache && (apr_hash_get(d->from_cache, target, APR_HASH_KEY_STRING)
-                     || load_cached(p, d, target)))
+    if (d->cache && cred_for(p, d, target) != d->cred)
         return KD_CAUSE_NONE;
     return kd_s4u2proxy(p, d, target, &token, &len, res);
 }
@@ -439,16 +574,17 @@ static apr_status_t remove_ccache_file(void *path)
     return APR_SUCCESS;
 }
 
-static int is_target(krb5_context ctx, krb5_const_principal server, krb5_principal *targets,
-                     int n)
+/* Index of the target server names, or -1. */
+static int target_index(krb5_context ctx, krb5_const_principal server, krb5_principal *targets,
+                        int n)
 {
     int i;
 
     for (i = 0; i < n; i++) {
         if (krb5_principal_compare(ctx, server, targets[i]))
-            return 1;
+            return i;
     }
-    return 0;
+    return -1;
 }
 
 /* Copy only the user's tickets for the targets: never the service's own
@@ -460,15 +596,17 @@ static krb5_error_code copy_target_tickets(krb5_context ctx, krb5_ccache from, k
     krb5_cc_cursor cur;
     krb5_creds creds;
     krb5_error_code code;
+    int stored[64] = {0}; /* per target: copied already (sources may overlap) */
 
     *copied = 0;
     if ((code = krb5_cc_start_seq_get(ctx, from, &cur)) != 0)
         return code;
     while ((code = krb5_cc_next_cred(ctx, from, &cur, &creds)) == 0) {
-        if (!krb5_is_config_principal(ctx, creds.server)
-            && krb5_principal_compare(ctx, creds.client, user)
-            && is_target(ctx, creds.server, targets, n)) {
+        int t = krb5_is_config_principal(ctx, creds.server) ? -1
+                : target_index(ctx, creds.server, targets, n);
+        if (t >= 0 && t < 64 && !stored[t] && krb5_principal_compare(ctx, creds.client, user)) {
             code = krb5_cc_store_cred(ctx, to, &creds);
+            stored[t] = 1;
             (*copied)++;
         }
         krb5_free_cred_contents(ctx, &creds);
@@ -532,8 +670,16 @@ kd_cause kd_delegation_write_ccache(apr_pool_t *p, kd_delegation *d, const char 
         code = (krb5_error_code)minor;
         goto done;
     }
-    if (d->hits && (code = krb5_cc_copy_creds(ctx, d->hits, mem)) != 0)
-        goto done;
+    {
+        apr_hash_index_t *hi;
+        for (hi = apr_hash_first(p, d->ready); hi && code == 0; hi = apr_hash_next(hi)) {
+            const ready_cred *c = apr_hash_this_val(hi);
+            if (GSS_ERROR(gss_krb5_copy_ccache(&minor, c->cred, mem)))
+                code = (krb5_error_code)minor;
+        }
+        if (code != 0)
+            goto done;
+    }
     if ((code = krb5_cc_resolve(ctx, apr_pstrcat(p, "FILE:", *path, NULL), &file)) != 0
         || (code = krb5_cc_initialize(ctx, file, user)) != 0)
         goto done;

@@ -16,6 +16,9 @@
 
 typedef struct kd_delegation kd_delegation;
 
+/* Per-process state (ready credentials); call once per child process. */
+void kd_s4u_child_init(apr_pool_t *p);
+
 /* Take ownership of an evidence credential; released with the pool. */
 kd_delegation *kd_delegation_wrap(apr_pool_t *p, gss_cred_id_t cred, const char *user,
                                   const char *impersonator);

@@ -76,6 +76,7 @@ static void child_init(apr_pool_t *pchild, server_rec *s)
     kd_auth_child_init(pchild);
     kd_cache_child_init(pchild, s);
     kd_replay_child_init(pchild, s);
+    kd_s4u_child_init(pchild);
 }
 
 static void register_hooks(apr_pool_t *p)

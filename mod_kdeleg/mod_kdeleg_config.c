@@ -202,6 +202,8 @@ static const char *add_delegate_to(cmd_parms *cmd, void *dconf, const char *arg)
     }
     if ((err = target_principal(cmd, "KdelegDelegateTo", arg, &principal)) != NULL)
         return err;
+    if (conf->delegate_to->nelts >= 64)
+        return "KdelegDelegateTo: at most 64 back ends per scope";
     APR_ARRAY_PUSH(conf->delegate_to, const char *) = principal;
     return NULL;
 }
