@@ -60,6 +60,26 @@ START_TEST(never_evicts_live_entries)
 }
 END_TEST
 
+/* Two choices per tag: a table fills to about 88 % before the first FULL
+ * answer (with one bucket per tag the first overflow came at about 25 %). */
+START_TEST(fills_to_most_of_its_slots)
+{
+    size_t slots = 16 * 4096, bytes = kd_replay_bytes_for(slots), n;
+    void *mem = malloc(bytes);
+    unsigned char tag[KD_REPLAY_TAG_BYTES];
+
+    ck_assert_ptr_nonnull(mem);
+    kd_replay_init(mem, bytes);
+    for (n = 0; n < slots; n++) {
+        tag_of((int)n, tag);
+        if (kd_replay_claim(mem, tag, 1000, 600) == KD_REPLAY_FULL)
+            break;
+    }
+    ck_assert_msg(n >= slots * 85 / 100, "first FULL after %zu of %zu slots", n, slots);
+    free(mem);
+}
+END_TEST
+
 START_TEST(lifetime_follows_clockskew)
 {
     ck_assert_uint_ge(kd_replay_lifetime(), 2 * 300);
@@ -74,6 +94,7 @@ Suite *kd_replay_suite(void)
     tcase_add_checked_fixture(tc, kd_test_setup, kd_test_teardown);
     tcase_add_test(tc, first_use_then_replay_then_forgotten);
     tcase_add_test(tc, never_evicts_live_entries);
+    tcase_add_test(tc, fills_to_most_of_its_slots);
     tcase_add_test(tc, lifetime_follows_clockskew);
     suite_add_tcase(s, tc);
     return s;
