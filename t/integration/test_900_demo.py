@@ -18,14 +18,18 @@ def test_demo_end_to_end_and_stop(module_path):
     base = re.search(r"t/demo --stop (\S+)", out)
     try:
         assert proc.returncode == 0, out + proc.stderr
-        assert out.count("REMOTE_USER=alice@EXAMPLE.TEST") >= 3  # two nodes + back end
+        assert out.count("REMOTE_USER=alice@EXAMPLE.TEST") >= 4  # 2 nodes, delegated, direct
+        # the delegated request: the back end saw alice through a node
+        assert "the back end (DEMO_NODE=backend) authenticated alice@EXAMPLE.TEST" in out
+        assert ("TGS_REQ ISSUE HTTP/vip.example.test@EXAMPLE.TEST for "
+                "HTTP/backend.example.test@EXAMPLE.TEST") in out
         assert "KDELEG_SPN=HTTP/vip.example.test@EXAMPLE.TEST" in out
         assert re.search(r"served by node\d, then node\d", out)
         assert "HTTP/1.1 401" in out and "WWW-Authenticate: Negotiate" in out
         assert base, out
         pids = [kdlab.recorded_pid(base.group(1), os.path.basename(f)[:-4])
                 for f in os.listdir(os.path.join(base.group(1), "pids"))]
-        assert len([p for p in pids if p]) >= 5  # slapd, kdc, 3 httpd, haproxy
+        assert len([p for p in pids if p]) >= 6  # slapd, kdc, 3 httpd, haproxy
     finally:
         if base:
             stop = subprocess.run([os.path.join(REPO, "t", "demo"), "--stop", base.group(1)],

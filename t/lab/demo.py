@@ -63,8 +63,8 @@ def indent(text, prefix="   "):
 
 # ------------------------------------------------------------------ setup
 
-def node_conf(realm, httpd_dir, keytab, spns, node_label):
-    return f"""
+def node_conf(realm, httpd_dir, keytab, spns, node_label, backend=None):
+    conf = f"""
 KdelegKeytab {realm.keytab(keytab)}
 KdelegServiceNames {" ".join(spns)}
 SetEnv DEMO_NODE {node_label}
@@ -74,6 +74,17 @@ ScriptAlias /private/ "{httpd_dir}/cgi-bin/"
     Require valid-user
 </Location>
 """
+    if backend:
+        # /app/ is proxied to the back end, which gets a fresh Negotiate
+        # token made from alice's delegated ticket (S4U2Proxy).
+        conf += f"""<Location /app/>
+    AuthType Negotiate
+    Require valid-user
+    KdelegProxyNegotiate HTTP/{backend.server_name}
+    ProxyPass http://{backend.ip}:{backend.port}/private/
+</Location>
+"""
+    return conf
 
 
 def start_lab(base, module):
@@ -84,15 +95,16 @@ def start_lab(base, module):
     t_realm = time.monotonic() - t0
     env = realm.env()
     httpds = {}
-    for name, ip in NODES:
-        h = kdlab.Httpd(base, name, ip, module_path=module)
-        h.conf = node_conf(realm, h.dir, name,
-                           [f"HTTP/{VIP}", f"HTTP/{name}.example.test"], name)
-        httpds[name] = h.start(env)
     name, ip = BACKEND
     h = kdlab.Httpd(base, name, ip, module_path=module)
     h.conf = node_conf(realm, h.dir, name, [f"HTTP/{name}.example.test"], name)
-    httpds[name] = h.start(env)
+    backend = httpds[name] = h.start(env)
+    for name, ip in NODES:
+        h = kdlab.Httpd(base, name, ip, module_path=module,
+                        extra_modules=("proxy", "proxy_http", "socache_shmcb"))
+        h.conf = node_conf(realm, h.dir, name,
+                           [f"HTTP/{VIP}", f"HTTP/{name}.example.test"], name, backend)
+        httpds[name] = h.start(env)
     proxy = kdlab.Haproxy(base, HAPROXY_IP, kdlab.free_port(HAPROXY_IP),
                           [(httpds[n].ip, httpds[n].port) for n, _ in NODES]).start()
     t_all = time.monotonic() - t0
@@ -213,9 +225,32 @@ def walk_through(realm, httpds, proxy, ccache):
     print(indent(out))
     expect(f"HTTP/{VIP}@" in out, f"no HTTP/{VIP} ticket in klist")
 
-    banner("6. The back end, directly (its own keytab, HTTP/backend)")
+    banner(f"6. Constrained delegation: {USER} -> VIP -> node -> back end, as {USER}")
     b = httpds["backend"]
     b_host = "backend.example.test"
+    app_url = f"http://{VIP}:{port}/app/env.cgi"
+    mark = realm.kdc_log_mark()
+    out = sh.run(["curl", "-s", "-i", "--negotiate", "-u", ":", *resolve, app_url],
+                 note="the node proxies to the back end with a token made for alice")
+    status, headers, body = parse_http(out)
+    show_response(status, headers, body)
+    env = cgi_env(body)
+    expect(" 200" in status and env.get("REMOTE_USER") == realm.principal(USER)
+           and env.get("DEMO_NODE") == "backend",
+           f"wanted 200 from the back end for {USER}, got {status!r}")
+    print(f"the back end (DEMO_NODE={env.get('DEMO_NODE')}) authenticated "
+          f"{env.get('REMOTE_USER')} with a ticket for {env.get('KDELEG_SPN')}")
+    s4u = [line for line in realm.kdc_log_since(mark)
+           if "TGS_REQ" in line and f"for HTTP/{b_host}@" in line]
+    print("the KDC log shows the node's S4U2Proxy request (the impersonator is the VIP "
+          "identity the client's ticket was for):")
+    for line in s4u[:2]:
+        print(indent("TGS_REQ ISSUE " + line.rsplit("}, ", 1)[-1]))
+    out = sh.run(["klist"], note=f"{USER} herself never asked for HTTP/{b_host}")
+    print(indent(out))
+    expect(f"HTTP/{b_host}@" not in out, f"{USER} should hold no back-end ticket")
+
+    banner("7. The back end, directly (its own keytab, HTTP/backend)")
     b_url = f"http://{b_host}:{b.port}/private/env.cgi"
     out = sh.run(["curl", "-s", "-i", "--negotiate", "-u", ":", "--resolve",
                   f"{b_host}:{b.port}:{b.ip}", b_url])
@@ -223,9 +258,6 @@ def walk_through(realm, httpds, proxy, ccache):
     show_response(status, headers, body)
     expect(" 200" in status and cgi_env(body).get("REMOTE_USER") == realm.principal(USER),
            f"wanted 200 for {USER} from the back end, got {status!r}")
-
-    banner("7. Constrained delegation (node -> back end on alice's behalf)")
-    print("not implemented yet: it comes in a later issue; this demo does not show it.")
     return sh
 
 
