@@ -25,11 +25,34 @@ APLOG_USE_MODULE(kdeleg);
 static struct {
     apr_size_t bytes;       /* KdelegReplayCache size; 0 = off (MIT's rcache) */
     int configured;
-    apr_shm_t *shm;
-    void *table;
+    void *table;            /* this generation's view of the table, NULL = off */
     apr_global_mutex_t *mutex;
     uint32_t lifetime;      /* seconds an authenticator stays replayable */
 } replay;
+
+/* The table outlives configuration generations: a graceful restart (daily,
+ * with Debian's logrotate) must not forget which authenticators were
+ * accepted, or a captured token could be replayed just after it. Made in
+ * the process pool once and found again there (httpd reloads the module,
+ * so statics do not survive), kept while the size stays the same. */
+typedef struct {
+    apr_shm_t *shm;
+    apr_size_t bytes;
+} kept_table;
+
+#define KD_REPLAY_KEPT "mod_kdeleg-replay-table"
+
+static kept_table *kept_table_of(apr_pool_t *process_pool)
+{
+    void *data = NULL;
+
+    apr_pool_userdata_get(&data, KD_REPLAY_KEPT, process_pool);
+    if (data == NULL) {
+        data = apr_pcalloc(process_pool, sizeof(kept_table));
+        apr_pool_userdata_set(data, KD_REPLAY_KEPT, apr_pool_cleanup_null, process_pool);
+    }
+    return data;
+}
 
 const char *kd_replay_set(cmd_parms *cmd, void *dconf, const char *arg)
 {
@@ -77,7 +100,19 @@ int kd_replay_post_config(apr_pool_t *pconf, server_rec *s)
         replay.bytes = KD_REPLAY_DEFAULT_BYTES;
     if (replay.bytes == 0)
         return OK;
-    rv = apr_shm_create(&replay.shm, replay.bytes, NULL, pconf);
+    kept_table *kept = kept_table_of(s->process->pool);
+
+    rv = APR_SUCCESS;
+    if (kept->shm == NULL || kept->bytes != replay.bytes) {
+        if (kept->shm)
+            apr_shm_destroy(kept->shm); /* resized: start afresh */
+        kept->shm = NULL;
+        rv = apr_shm_create(&kept->shm, replay.bytes, NULL, s->process->pool);
+        if (rv == APR_SUCCESS) {
+            kept->bytes = replay.bytes;
+            kd_replay_init(apr_shm_baseaddr_get(kept->shm), apr_shm_size_get(kept->shm));
+        }
+    }
     if (rv == APR_SUCCESS)
         rv = ap_global_mutex_create(&replay.mutex, NULL, KD_REPLAY_MUTEX, NULL, s, pconf, 0);
     if (rv != APR_SUCCESS) {
@@ -85,13 +120,12 @@ int kd_replay_post_config(apr_pool_t *pconf, server_rec *s)
                      "cannot create the replay cache (%" APR_SIZE_T_FMT " bytes)", replay.bytes);
         return HTTP_INTERNAL_SERVER_ERROR;
     }
-    replay.table = apr_shm_baseaddr_get(replay.shm);
-    kd_replay_init(replay.table, apr_shm_size_get(replay.shm));
+    replay.table = apr_shm_baseaddr_get(kept->shm);
     replay.lifetime = kd_replay_lifetime();
     apr_pool_cleanup_register(pconf, NULL, replay_cleanup, apr_pool_cleanup_null);
     ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s, KDLOGNO(00602)
                  "replay cache: %" APR_SIZE_T_FMT " entries shared by all children, each kept "
-                 "%u s", kd_replay_slots_in(apr_shm_size_get(replay.shm)),
+                 "%u s", kd_replay_slots_in(apr_shm_size_get(kept->shm)),
                  (unsigned)replay.lifetime);
     return OK;
 }

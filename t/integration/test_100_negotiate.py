@@ -270,3 +270,19 @@ def test_full_replay_cache_refuses_rather_than_forgets(kd_httpd, realm, alice_cc
     assert set(statuses) == {200, 503}
     full = kdclient.kd_lines(httpd.error_log_since(httpd.start_mark), "KD00304")
     assert full and "KdelegReplayCache" in full[0][2]
+
+
+def test_replay_refused_after_graceful_restart(kd_httpd, realm, alice_ccache):
+    """Debian's logrotate restarts httpd gracefully every day: the table of
+    accepted authenticators must survive it."""
+    httpd = replay_httpd(kd_httpd, realm, "16M", "replay-graceful")
+    tok = kdclient.Token(alice_ccache, NODE1)
+    assert kdclient.request(httpd, "/private/cgi/env.cgi",
+                            headers={"Authorization": tok.header})[0] == 200
+    httpd.reload()
+    mark = httpd.error_log_mark()
+    assert kdclient.request(httpd, "/private/cgi/env.cgi",
+                            headers={"Authorization": tok.header})[0] == 401
+    assert kdclient.causes(httpd.error_log_since(mark)) == ["replay"]
+    # and fresh tokens still work in the new generation
+    assert kdclient.negotiate(httpd, "/private/cgi/env.cgi", alice_ccache)[0] == 200
