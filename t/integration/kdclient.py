@@ -69,6 +69,16 @@ def negotiate(httpd, path, ccache, host=None, mech=SPNEGO, headers=None):
     return status, h, body, tok
 
 
+def wait_for_processes(httpd, count, timeout=10.0):
+    """httpd's main process plus children once at least count exist: the lab
+    returns when the port accepts, before every child may have forked."""
+    import time
+    deadline = time.monotonic() + timeout
+    while len(httpd.processes()) < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return len(httpd.processes())
+
+
 def cgi_env(body):
     return dict(line.split("=", 1) for line in body.splitlines() if "=" in line)
 

@@ -246,7 +246,7 @@ def test_replay_refused_whichever_child_answers(kd_httpd, realm, alice_ccache, s
     """The node's table is shared by all children; with `off`, MIT's file
     replay cache (per host) does the same job."""
     httpd = replay_httpd(kd_httpd, realm, size, "replay-" + size.lower())
-    assert len(httpd.processes()) >= 3
+    assert kdclient.wait_for_processes(httpd, 3) >= 3
     for _ in range(5):
         tok = kdclient.Token(alice_ccache, NODE1)
         # separate connections: prefork hands them to different children

@@ -301,7 +301,7 @@ def test_ticket_cache_one_kdc_request_per_ticket_lifetime(kd_httpd, realm, backe
     ProxyPass http://127.0.0.4:{backend.port}/private/cgi/
 </Location>
 """))
-    assert len(httpd.processes()) >= 3  # several children share one cache
+    assert kdclient.wait_for_processes(httpd, 3) >= 3  # several children share one cache
     mark = realm.kdc_log_mark()
     for i in range(200):
         status, _, body, _ = kdclient.negotiate(httpd, "/proxied/env.cgi", alice_ccache)

@@ -100,7 +100,7 @@ def test_sensitive_user_is_not_delegable(kd_httpd, realm, backend):
     shared by every child (through the node's cache), so it does not matter
     which child serves carol."""
     httpd = basic_front(kd_httpd, realm, backend)
-    assert len(httpd.processes()) >= 3
+    assert kdclient.wait_for_processes(httpd, 3) >= 3
     assert get(httpd, "alice")[0] == 200
     mark = httpd.error_log_mark()
     status, _, _ = get(httpd, "carol")
