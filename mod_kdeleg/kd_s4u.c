@@ -262,22 +262,53 @@ static void inspect_flags(krb5_context ctx, krb5_ccache cc, krb5_principal user,
     krb5_cc_end_seq_get(ctx, cc, &cur);
 }
 
-static void explain_badoption(apr_pool_t *p, kd_delegation *d, const char *target,
-                              kd_result *res)
+/* A new MEMORY ccache owned by owner holding a copy of cred's tickets. */
+static krb5_error_code cred_to_memory(krb5_context ctx, gss_cred_id_t cred, krb5_principal owner,
+                                      krb5_ccache *out)
+{
+    krb5_error_code code;
+    OM_uint32 major, minor;
+
+    *out = NULL;
+    if ((code = krb5_cc_new_unique(ctx, "MEMORY", NULL, out)) != 0)
+        return code;
+    if ((code = krb5_cc_initialize(ctx, *out, owner)) == 0) {
+        major = gss_krb5_copy_ccache(&minor, cred, *out);
+        code = GSS_ERROR(major) ? (krb5_error_code)minor : 0;
+    }
+    if (code != 0) {
+        krb5_cc_destroy(ctx, *out);
+        *out = NULL;
+    }
+    return code;
+}
+
+/* The flags of the evidence ticket and the service TGT inside cred. */
+static void cred_flags(gss_cred_id_t cred, const char *user, const char *impersonator,
+                       ticket_flags *tf)
 {
     krb5_context ctx;
     krb5_ccache mem = NULL;
-    krb5_principal user = NULL, imp = NULL;
-    ticket_flags tf = {0, 0, 0, 0};
-    OM_uint32 minor;
+    krb5_principal u = NULL, imp = NULL;
 
     if (krb5_init_context(&ctx) != 0)
         return;
-    if (krb5_parse_name(ctx, d->user, &user) == 0 && krb5_parse_name(ctx, d->impersonator, &imp) == 0
-        && krb5_cc_new_unique(ctx, "MEMORY", NULL, &mem) == 0
-        && krb5_cc_initialize(ctx, mem, user) == 0
-        && !GSS_ERROR(gss_krb5_copy_ccache(&minor, d->cred, mem)))
-        inspect_flags(ctx, mem, user, imp, &tf);
+    if (krb5_parse_name(ctx, user, &u) == 0 && krb5_parse_name(ctx, impersonator, &imp) == 0
+        && cred_to_memory(ctx, cred, u, &mem) == 0) {
+        inspect_flags(ctx, mem, u, imp, tf);
+        krb5_cc_destroy(ctx, mem);
+    }
+    krb5_free_principal(ctx, u);
+    krb5_free_principal(ctx, imp);
+    krb5_free_context(ctx);
+}
+
+static void explain_badoption(apr_pool_t *p, kd_delegation *d, const char *target,
+                              kd_result *res)
+{
+    ticket_flags tf = {0, 0, 0, 0};
+
+    cred_flags(d->cred, d->user, d->impersonator, &tf);
     if (tf.evidence_seen && !tf.evidence_forwardable)
         kd_result_fail(res, p, KD_CAUSE_USER_NOT_DELEGABLE, "s4u2proxy",
                        "the KDC refused %s for %s to %s (BADOPTION) and the evidence ticket is "
@@ -288,11 +319,6 @@ static void explain_badoption(apr_pool_t *p, kd_delegation *d, const char *targe
                        "the KDC refused %s for %s to %s (BADOPTION): the service's own TGT is "
                        "not forwardable: set forwardable = true in the krb5.conf httpd uses",
                        d->impersonator, d->user, target);
-    if (mem)
-        krb5_cc_destroy(ctx, mem);
-    krb5_free_principal(ctx, user);
-    krb5_free_principal(ctx, imp);
-    krb5_free_context(ctx);
 }
 
 /* ------------------------------------------------------------ ticket cache */
@@ -384,13 +410,10 @@ static void remember(apr_pool_t *p, kd_delegation *d, const char *target)
     krb5_principal user = NULL, server = NULL;
     krb5_cc_cursor cur;
     krb5_creds c;
-    OM_uint32 minor;
 
     if (delegation_ctx(d) == NULL || krb5_parse_name(d->ctx, d->user, &user) != 0
         || krb5_parse_name(d->ctx, target, &server) != 0
-        || krb5_cc_new_unique(d->ctx, "MEMORY", NULL, &mem) != 0
-        || krb5_cc_initialize(d->ctx, mem, user) != 0
-        || GSS_ERROR(gss_krb5_copy_ccache(&minor, d->cred, mem))
+        || cred_to_memory(d->ctx, d->cred, user, &mem) != 0
         || krb5_cc_start_seq_get(d->ctx, mem, &cur) != 0)
         goto done;
     while (krb5_cc_next_cred(d->ctx, mem, &cur, &c) == 0) {
@@ -486,24 +509,9 @@ kd_cause kd_s4u2proxy(apr_pool_t *p, kd_delegation *d, const char *target,
  * credential forwardable? -1 when it cannot be found. */
 static int evidence_forwardable(gss_cred_id_t cred, const char *user, const char *impersonator)
 {
-    krb5_context ctx;
-    krb5_ccache mem = NULL;
-    krb5_principal u = NULL, imp = NULL;
     ticket_flags tf = {0, 0, 0, 0};
-    OM_uint32 minor;
 
-    if (krb5_init_context(&ctx) != 0)
-        return -1;
-    if (krb5_parse_name(ctx, user, &u) == 0 && krb5_parse_name(ctx, impersonator, &imp) == 0
-        && krb5_cc_new_unique(ctx, "MEMORY", NULL, &mem) == 0
-        && krb5_cc_initialize(ctx, mem, u) == 0
-        && !GSS_ERROR(gss_krb5_copy_ccache(&minor, cred, mem)))
-        inspect_flags(ctx, mem, u, imp, &tf);
-    if (mem)
-        krb5_cc_destroy(ctx, mem);
-    krb5_free_principal(ctx, u);
-    krb5_free_principal(ctx, imp);
-    krb5_free_context(ctx);
+    cred_flags(cred, user, impersonator, &tf);
     return tf.evidence_seen ? tf.evidence_forwardable : -1;
 }
 
@@ -589,31 +597,37 @@ static int target_index(krb5_context ctx, krb5_const_principal server, krb5_prin
 
 /* Copy only the user's tickets for the targets: never the service's own
  * TGT or the evidence ticket, which also live in the delegation's cache. */
-static krb5_error_code copy_target_tickets(krb5_context ctx, krb5_ccache from, krb5_ccache to,
-                                           krb5_principal user, krb5_principal *targets,
-                                           int n, int *copied)
+/* Copy only the user's tickets for the targets out of one source
+ * credential: never the service's own TGT or the evidence ticket, which
+ * live there too. stored[] marks targets already written (sources overlap). */
+static krb5_error_code copy_target_tickets(krb5_context ctx, gss_cred_id_t source,
+                                           krb5_ccache to, krb5_principal user,
+                                           krb5_principal *targets, int n, int *stored,
+                                           int *copied)
 {
+    krb5_ccache from;
     krb5_cc_cursor cur;
     krb5_creds creds;
     krb5_error_code code;
-    int stored[64] = {0}; /* per target: copied already (sources may overlap) */
 
-    *copied = 0;
-    if ((code = krb5_cc_start_seq_get(ctx, from, &cur)) != 0)
+    if ((code = cred_to_memory(ctx, source, user, &from)) != 0)
         return code;
-    while ((code = krb5_cc_next_cred(ctx, from, &cur, &creds)) == 0) {
-        int t = krb5_is_config_principal(ctx, creds.server) ? -1
-                : target_index(ctx, creds.server, targets, n);
-        if (t >= 0 && t < 64 && !stored[t] && krb5_principal_compare(ctx, creds.client, user)) {
-            code = krb5_cc_store_cred(ctx, to, &creds);
-            stored[t] = 1;
-            (*copied)++;
+    if ((code = krb5_cc_start_seq_get(ctx, from, &cur)) == 0) {
+        while ((code = krb5_cc_next_cred(ctx, from, &cur, &creds)) == 0) {
+            int t = krb5_is_config_principal(ctx, creds.server) ? -1
+                    : target_index(ctx, creds.server, targets, n);
+            if (t >= 0 && !stored[t] && krb5_principal_compare(ctx, creds.client, user)) {
+                code = krb5_cc_store_cred(ctx, to, &creds);
+                stored[t] = 1;
+                (*copied)++;
+            }
+            krb5_free_cred_contents(ctx, &creds);
+            if (code != 0)
+                break;
         }
-        krb5_free_cred_contents(ctx, &creds);
-        if (code != 0)
-            break;
+        krb5_cc_end_seq_get(ctx, from, &cur);
     }
-    krb5_cc_end_seq_get(ctx, from, &cur);
+    krb5_cc_destroy(ctx, from);
     return code == KRB5_CC_END ? 0 : code;
 }
 
@@ -643,56 +657,43 @@ kd_cause kd_delegation_write_ccache(apr_pool_t *p, kd_delegation *d, const char 
                                     const char *const *targets, int n_targets,
                                     const char **path, kd_result *res)
 {
-    krb5_context ctx = NULL;
-    krb5_ccache mem = NULL, file = NULL;
+    krb5_context ctx;
+    krb5_ccache file = NULL;
     krb5_principal user = NULL, *target_princs;
     krb5_error_code code;
-    OM_uint32 major, minor = 0;
-    int i, copied = 0;
+    apr_hash_index_t *hi;
+    int i, copied = 0, *stored;
     kd_cause cause = KD_CAUSE_NONE;
 
     if ((cause = new_ccache_file(p, dir, path, res)) != KD_CAUSE_NONE)
         return cause;
+    if ((ctx = delegation_ctx(d)) == NULL)
+        return kd_result_fail(res, p, KD_CAUSE_INTERNAL_ERROR, "ccache", "cannot initialise krb5");
     target_princs = apr_pcalloc(p, sizeof(*target_princs) * (n_targets + 1));
-    if ((code = krb5_init_context(&ctx)) != 0)
-        goto done;
+    stored = apr_pcalloc(p, sizeof(*stored) * (n_targets + 1));
     if ((code = krb5_parse_name(ctx, d->user, &user)) != 0)
         goto done;
     for (i = 0; i < n_targets; i++) {
         if ((code = krb5_parse_name(ctx, targets[i], &target_princs[i])) != 0)
             goto done;
     }
-    if ((code = krb5_cc_new_unique(ctx, "MEMORY", NULL, &mem)) != 0
-        || (code = krb5_cc_initialize(ctx, mem, user)) != 0)
-        goto done;
-    major = d->cred ? gss_krb5_copy_ccache(&minor, d->cred, mem) : GSS_S_COMPLETE;
-    if (GSS_ERROR(major)) {
-        code = (krb5_error_code)minor;
-        goto done;
-    }
-    {
-        apr_hash_index_t *hi;
-        for (hi = apr_hash_first(p, d->ready); hi && code == 0; hi = apr_hash_next(hi)) {
-            const ready_cred *c = apr_hash_this_val(hi);
-            if (GSS_ERROR(gss_krb5_copy_ccache(&minor, c->cred, mem)))
-                code = (krb5_error_code)minor;
-        }
-        if (code != 0)
-            goto done;
-    }
     if ((code = krb5_cc_resolve(ctx, apr_pstrcat(p, "FILE:", *path, NULL), &file)) != 0
         || (code = krb5_cc_initialize(ctx, file, user)) != 0)
         goto done;
-    code = copy_target_tickets(ctx, mem, file, user, target_princs, n_targets, &copied);
+    /* sources: the tickets this request got from the KDC, then the ready ones */
+    if (d->cred != GSS_C_NO_CREDENTIAL)
+        code = copy_target_tickets(ctx, d->cred, file, user, target_princs, n_targets, stored,
+                                   &copied);
+    for (hi = apr_hash_first(p, d->ready); hi && code == 0; hi = apr_hash_next(hi))
+        code = copy_target_tickets(ctx, ((const ready_cred *)apr_hash_this_val(hi))->cred, file,
+                                   user, target_princs, n_targets, stored, &copied);
 
 done:
     if (code != 0) {
-        const char *msg = ctx ? krb5_get_error_message(ctx, code) : NULL;
+        const char *msg = krb5_get_error_message(ctx, code);
         cause = kd_result_fail(res, p, KD_CAUSE_INTERNAL_ERROR, "ccache",
-                               "writing the credential cache for %s: %s", d->user,
-                               msg ? msg : "cannot initialise krb5");
-        if (msg)
-            krb5_free_error_message(ctx, msg);
+                               "writing the credential cache for %s: %s", d->user, msg);
+        krb5_free_error_message(ctx, msg);
     }
     else if (copied < n_targets)
         cause = kd_result_fail(res, p, KD_CAUSE_INTERNAL_ERROR, "ccache",
@@ -700,13 +701,8 @@ done:
                                n_targets, d->user);
     if (file)
         krb5_cc_close(ctx, file);
-    if (mem)
-        krb5_cc_destroy(ctx, mem);
-    for (i = 0; ctx && i < n_targets; i++)
+    for (i = 0; i < n_targets; i++)
         krb5_free_principal(ctx, target_princs[i]);
-    if (ctx) {
-        krb5_free_principal(ctx, user);
-        krb5_free_context(ctx);
-    }
+    krb5_free_principal(ctx, user);
     return cause;
 }

@@ -75,6 +75,8 @@ const char *kd_conf_ccache_dir(const kd_dir_conf *conf);
 const char *kd_conf_proxy_spn(const kd_dir_conf *conf); /* NULL when off */
 int kd_conf_delegation_failure(const kd_dir_conf *conf);
 int kd_conf_protocol_transition(const kd_dir_conf *conf);
+/* Does this scope delegate at all? (no allocation: asked on every request) */
+int kd_conf_delegates(const kd_dir_conf *conf);
 /* Every principal delegation must reach here: KdelegDelegateTo plus
  * KdelegProxyNegotiate (const char *). */
 const apr_array_header_t *kd_conf_delegation_targets(apr_pool_t *p, const kd_dir_conf *conf);
@@ -123,7 +125,7 @@ int kd_replay_pre_config(apr_pool_t *pconf);
 int kd_replay_post_config(apr_pool_t *pconf, server_rec *s);
 void kd_replay_child_init(apr_pool_t *pchild, server_rec *s);
 int kd_replay_active(void);
-int kd_replay_seen(const kd_token_info *info);
-kd_replay_result kd_replay_record(const kd_token_info *info);
+int kd_replay_seen(const unsigned char tag[KD_REPLAY_TAG_BYTES]);
+kd_replay_result kd_replay_record(const unsigned char tag[KD_REPLAY_TAG_BYTES]);
 
 #endif

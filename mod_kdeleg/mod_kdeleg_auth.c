@@ -160,19 +160,6 @@ const kd_auth_state *kd_auth_state_of(request_rec *r)
     return st;
 }
 
-/* The exchange already done for the request this one derives from. */
-static const kd_auth_state *earlier_exchange(request_rec *r)
-{
-    request_rec *o = r;
-
-    while ((o = o->prev ? o->prev : o->main) != NULL) {
-        const kd_auth_state *st = ap_get_module_config(o->request_config, &kdeleg_module);
-        if (st)
-            return st;
-    }
-    return NULL;
-}
-
 static int reuse_exchange(request_rec *r, const kd_dir_conf *conf, const kd_auth_state *st)
 {
     const apr_array_header_t *spns = kd_conf_spns(r, conf);
@@ -251,6 +238,7 @@ static int check_authn(request_rec *r)
     unsigned char *tok;
     size_t len;
     kd_replay_result rc;
+    unsigned char tag[KD_REPLAY_TAG_BYTES];
     int lazy;
     reaccept_baton lazy_evidence;
     kd_evidence_source lazy_source = {reaccept_for_evidence, NULL};
@@ -258,7 +246,9 @@ static int check_authn(request_rec *r)
     if (!is_negotiate(r))
         return DECLINED;
     conf = ap_get_module_config(r->per_dir_config, &kdeleg_module);
-    if ((earlier = earlier_exchange(r)) != NULL)
+    /* check_authn runs once per request, before r has state of its own:
+     * any state found belongs to the request this one derives from. */
+    if ((earlier = kd_auth_state_of(r)) != NULL)
         return reuse_exchange(r, conf, earlier);
 
     kd_result_init(&res);
@@ -268,7 +258,9 @@ static int check_authn(request_rec *r)
         return fail(r, &res, NULL);
 
     /* A known authenticator is refused before any cryptography. */
-    if (kd_replay_active() && kd_replay_seen(&info)) {
+    if (kd_replay_active())
+        kd_replay_tag(info.authenticator, info.authenticator_len, tag);
+    if (kd_replay_active() && kd_replay_seen(tag)) {
         kd_result_fail(&res, r->pool, KD_CAUSE_REPLAY, "accept",
                        "authenticator for %s seen before on this node",
                        kd_token_ticket_principal(r->pool, &info));
@@ -279,7 +271,7 @@ static int check_authn(request_rec *r)
     params.spns = (const kd_spn *)spns->elts;
     params.n_spns = spns->nelts;
     params.want_local_name = kd_conf_remote_user(conf) == KD_REMOTE_USER_LOCAL;
-    params.want_delegation = kd_conf_delegation_targets(r->pool, conf)->nelts > 0;
+    params.want_delegation = kd_conf_delegates(conf);
     /* With our own replay table (MIT's rcache off) the token may be accepted
      * a second time: evidence is then composed only when the node's cache
      * lacks a ticket, not on every request. */
@@ -293,7 +285,7 @@ static int check_authn(request_rec *r)
     if (kd_acceptor_accept(kd_acceptor_for(conf), r->pool, &info,
                            &params, &out, &res) != KD_CAUSE_NONE)
         return fail(r, &res, kd_token_ticket_principal(r->pool, &info));
-    if (params.replay_checked && (rc = kd_replay_record(&info)) != KD_REPLAY_FRESH)
+    if (params.replay_checked && (rc = kd_replay_record(tag)) != KD_REPLAY_FRESH)
         return replay_refused(r, &info, rc);
     return succeed(r, conf, &info, &out, lazy ? &lazy_source : NULL);
 }

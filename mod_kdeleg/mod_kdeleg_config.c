@@ -89,6 +89,11 @@ int kd_conf_protocol_transition(const kd_dir_conf *conf)
     return conf->protocol_transition == 1;
 }
 
+int kd_conf_delegates(const kd_dir_conf *conf)
+{
+    return (conf->delegate_to && conf->delegate_to->nelts > 0) || kd_conf_proxy_spn(conf) != NULL;
+}
+
 const apr_array_header_t *kd_conf_delegation_targets(apr_pool_t *p, const kd_dir_conf *conf)
 {
     apr_array_header_t *all = apr_array_make(p, 4, sizeof(const char *));
@@ -202,8 +207,6 @@ static const char *add_delegate_to(cmd_parms *cmd, void *dconf, const char *arg)
     }
     if ((err = target_principal(cmd, "KdelegDelegateTo", arg, &principal)) != NULL)
         return err;
-    if (conf->delegate_to->nelts >= 64)
-        return "KdelegDelegateTo: at most 64 back ends per scope";
     APR_ARRAY_PUSH(conf->delegate_to, const char *) = principal;
     return NULL;
 }

@@ -231,7 +231,7 @@ static int protocol_transition(request_rec *r)
             kd_set_identity(r, earlier); /* subrequest of a transitioned request */
         return DECLINED;
     }
-    if (r->user == NULL || kd_conf_delegation_targets(r->pool, conf)->nelts == 0)
+    if (r->user == NULL || !kd_conf_delegates(conf))
         return DECLINED;
     st = apr_pcalloc(r->pool, sizeof(*st));
     st->user = r->user;

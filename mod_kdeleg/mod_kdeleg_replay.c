@@ -146,13 +146,11 @@ int kd_replay_active(void)
     return replay.table != NULL;
 }
 
-static kd_replay_result locked(const kd_token_info *info, int claim)
+static kd_replay_result locked(const unsigned char *tag, int claim)
 {
-    unsigned char tag[KD_REPLAY_TAG_BYTES];
     uint32_t now = (uint32_t)apr_time_sec(apr_time_now());
     kd_replay_result rv;
 
-    kd_replay_tag(info->authenticator, info->authenticator_len, tag);
     apr_global_mutex_lock(replay.mutex);
     rv = claim ? kd_replay_claim(replay.table, tag, now, replay.lifetime)
                : kd_replay_lookup(replay.table, tag, now);
@@ -161,14 +159,14 @@ static kd_replay_result locked(const kd_token_info *info, int claim)
 }
 
 /* Before the exchange: a known authenticator is refused at once. */
-int kd_replay_seen(const kd_token_info *info)
+int kd_replay_seen(const unsigned char tag[KD_REPLAY_TAG_BYTES])
 {
-    return locked(info, 0) == KD_REPLAY_SEEN;
+    return locked(tag, 0) == KD_REPLAY_SEEN;
 }
 
 /* After a successful exchange: remember the authenticator. Two copies of
  * one token racing through different workers: only the first claims it. */
-kd_replay_result kd_replay_record(const kd_token_info *info)
+kd_replay_result kd_replay_record(const unsigned char tag[KD_REPLAY_TAG_BYTES])
 {
-    return locked(info, 1);
+    return locked(tag, 1);
 }

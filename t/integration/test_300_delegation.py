@@ -10,7 +10,7 @@ import time
 import pytest
 
 import kdclient
-from conftest import negotiate_conf
+from conftest import negotiate_conf, private_ccache_dir
 
 NODE1 = "node1.example.test"
 VIP = "vip.example.test"
@@ -53,12 +53,7 @@ ScriptAlias /open/ "%s/cgi-bin/"
 
 def front_conf(realm, d, backend, location_extra="", extra="", keytab="node1", spns=None):
     os.makedirs(f"{d}/cgi-bin", exist_ok=True)
-    os.makedirs(f"{d}/ccache", exist_ok=True)
-    os.chmod(f"{d}/ccache", 0o700)
-    if os.geteuid() == 0:
-        import pwd
-        pw = pwd.getpwnam("www-data")
-        os.chown(f"{d}/ccache", pw.pw_uid, pw.pw_gid)
+    private_ccache_dir(d)
     with open(f"{d}/cgi-bin/backend.cgi", "w") as f:
         f.write(BACKEND_CGI.replace("__BACKEND__", BACKEND).replace("__PORT__", str(backend.port)))
     os.chmod(f"{d}/cgi-bin/backend.cgi", 0o755)

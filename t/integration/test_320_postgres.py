@@ -11,7 +11,7 @@ import pytest
 
 import kdclient
 import kdlab
-from conftest import negotiate_conf
+from conftest import negotiate_conf, private_ccache_dir
 
 NODE1 = "node1.example.test"
 DB = "postgres/db.example.test"
@@ -51,12 +51,7 @@ def db(realm):
 def front_conf(realm, db, d):
     """/private: delegation to the database; /plain: the same CGI, none."""
     os.makedirs(f"{d}/cgi-bin", exist_ok=True)
-    os.makedirs(f"{d}/ccache", exist_ok=True)
-    os.chmod(f"{d}/ccache", 0o700)
-    if os.geteuid() == 0:
-        import pwd
-        pw = pwd.getpwnam("www-data")
-        os.chown(f"{d}/ccache", pw.pw_uid, pw.pw_gid)
+    private_ccache_dir(d)
     cgi = (PSQL_CGI.replace("__PSQL__", f"{kdlab.PG_BIN}/psql")
            .replace("__CONNINFO__", db.psql_args("$DBUSER")))
     with open(f"{d}/cgi-bin/psql.cgi", "w") as f:
