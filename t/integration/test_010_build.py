@@ -76,3 +76,27 @@ def test_debian_apache2_loads_module(module_path):
         assert "Syntax OK" in proc.stderr
         mods = run(["sh", "-c", script.replace("-t -f", "-M -f")])
         assert re.search(r"kdeleg_module \(shared\)", mods.stdout), mods.stdout + mods.stderr
+
+
+@pytest.mark.parametrize("line,named", [
+    ("KdelegServiceNames HTTP", "KdelegServiceNames"),
+    ("KdelegRemoteUser nickname", "KdelegRemoteUser"),
+    ("KdelegDelegateTo backend.example.test", "KdelegDelegateTo"),
+    ("KdelegProxyNegotiate HTTP/", "KdelegProxyNegotiate"),
+    ("KdelegDelegationFailure maybe", "KdelegDelegationFailure"),
+    ("KdelegUserRealm EXAMPLE/TEST", "KdelegUserRealm"),
+    ("KdelegReplayCache 12", "KdelegReplayCache"),
+    ("KdelegCache nosuchprovider", "KdelegCache"),
+    ("<Location /x>\nKdelegCache shmcb\n</Location>", "KdelegCache"),
+])
+def test_bad_directive_values_name_the_directive(module_path, line, named):
+    """httpd refuses to start and the message names the directive."""
+    with tempfile.TemporaryDirectory() as tmp:
+        conf = os.path.join(tmp, "t.conf")
+        with open(conf, "w") as f:
+            f.write(f'ServerRoot "{tmp}"\nLoadModule mpm_event_module '
+                    f'/usr/lib/apache2/modules/mod_mpm_event.so\n'
+                    f'LoadModule kdeleg_module {module_path}\n{line}\n')
+        proc = run(["/usr/sbin/apache2", "-t", "-f", conf])
+        assert proc.returncode != 0
+        assert named in proc.stderr, proc.stderr

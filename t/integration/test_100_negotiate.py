@@ -286,3 +286,19 @@ def test_replay_refused_after_graceful_restart(kd_httpd, realm, alice_ccache):
     assert kdclient.causes(httpd.error_log_since(mark)) == ["replay"]
     # and fresh tokens still work in the new generation
     assert kdclient.negotiate(httpd, "/private/cgi/env.cgi", alice_ccache)[0] == 200
+
+
+def test_remote_user_local_without_mapping_falls_back(kd_httpd, realm, lab_dir):
+    """A principal auth_to_local cannot map (two components) keeps its full
+    name as REMOTE_USER, with an INFO line KD00302 saying so."""
+    httpd = kd_httpd("node1-nomap", "127.0.0.2", server_name=NODE1, conf_fn=lambda d: f"""
+KdelegRemoteUser local
+{negotiate_conf(realm, d, "node1")}""")
+    ccache = realm.kinit("HTTP/other.example.test", realm.path("ccache", "other.cc"),
+                         keytab=realm.keytab("node1"))
+    status, _, body, _ = kdclient.negotiate(httpd, "/private/cgi/env.cgi", ccache)
+    assert status == 200, body
+    assert kdclient.cgi_env(body)["REMOTE_USER"] == "HTTP/other.example.test@EXAMPLE.TEST"
+    lines = kdclient.kd_lines(httpd.error_log_since(httpd.start_mark), "KD00302")
+    assert [level for level, _, _ in lines] == ["info"]
+    assert "no auth_to_local mapping for HTTP/other.example.test@EXAMPLE.TEST" in lines[0][2]

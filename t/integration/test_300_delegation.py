@@ -331,3 +331,19 @@ def test_cached_tickets_stay_with_their_user(front, realm, alice_ccache):
         assert env["KLIST_CLIENT"] == f"{user}@EXAMPLE.TEST"
     # one S4U2Proxy request per user: the second round came from the cache
     assert len(s4u2proxy_requests(realm, mark)) == 2
+
+
+def test_without_socache_module_no_cache_and_it_says_so(kd_httpd, realm, backend, alice_ccache):
+    """No KdelegCache and no mod_socache_shmcb: delegation still works, every
+    request asks the KDC, and an INFO line KD00502 explains why."""
+    httpd = kd_httpd("front-noshmcb", "127.0.0.2", server_name=NODE1,
+                     extra_modules=("proxy", "proxy_http"),
+                     conf_fn=lambda d: front_conf(realm, d, backend))
+    note = kdclient.kd_lines(httpd.error_log_since(httpd.start_mark), "KD00502")
+    assert note and note[0][0] == "info" and "mod_socache_shmcb" in note[0][2]
+    mark = realm.kdc_log_mark()
+    for _ in range(3):
+        status, _, body, _ = kdclient.negotiate(httpd, "/private/cgi/backend.cgi", alice_ccache)
+        assert status == 200, body
+        assert env_of(body)["BACKEND_REMOTE_USER"] == "alice@EXAMPLE.TEST"
+    assert len(s4u2proxy_requests(realm, mark)) == 3
