@@ -61,6 +61,33 @@ START_TEST(rejects_bad_input)
 }
 END_TEST
 
+/* Every byte outside the alphabet, in each position of a whole quantum and
+ * of an unpadded tail, is refused (the decoder reads quanta by table). */
+START_TEST(rejects_every_foreign_byte_everywhere)
+{
+    static const char alphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    unsigned char *out;
+    size_t len, pos;
+    unsigned b;
+
+    for (b = 1; b < 256; b++) {
+        char in[8];
+        if (memchr(alphabet, (int)b, sizeof(alphabet) - 1) || b == '=')
+            continue;
+        for (pos = 0; pos < 7; pos++) {
+            memcpy(in, "QUJDRUZ", 7); /* a quantum and a 3-character tail */
+            in[pos] = (char)b;
+            ck_assert_int_eq(kd_b64_decode(kd_test_pool, in, 7, 64, &out, &len), KD_B64_INVALID);
+            ck_assert_ptr_null(out);
+        }
+    }
+    ck_assert_int_eq(kd_b64_decode(kd_test_pool, "QU\0JD", 5, 64, &out, &len), KD_B64_INVALID);
+    ck_assert_int_eq(dec("QUJDRUZ", 64, &out, &len), KD_B64_OK);
+    ck_assert_mem_eq(out, "ABCEF", 5);
+}
+END_TEST
+
 START_TEST(enforces_limit_before_allocating)
 {
     unsigned char *out;
@@ -88,6 +115,7 @@ Suite *kd_base64_suite(void)
     tcase_add_test(tc, roundtrip_all_lengths);
     tcase_add_test(tc, known_vectors);
     tcase_add_test(tc, rejects_bad_input);
+    tcase_add_test(tc, rejects_every_foreign_byte_everywhere);
     tcase_add_test(tc, enforces_limit_before_allocating);
     suite_add_tcase(s, tc);
     return s;
