@@ -9,6 +9,7 @@
 #include <apr_thread_mutex.h>
 #include <gssapi/gssapi_ext.h>
 #include <gssapi/gssapi_krb5.h>
+#include <profile.h>
 
 #include "kd_base64.h"
 #include "kd_gss.h"
@@ -44,6 +45,7 @@ struct kd_acceptor {
     apr_hash_t *creds;          /* key -> cred_entry*, guarded by lock */
     unsigned long acquisitions; /* guarded by lock */
     unsigned generation;        /* names MEMORY ccaches/keytabs; guarded by lock */
+    int clockskew;              /* libdefaults clockskew, seconds */
 };
 
 struct kd_acceptors {
@@ -53,6 +55,7 @@ struct kd_acceptors {
     krb5_context ctx;
     apr_thread_mutex_t *lock;
     apr_hash_t *by_keytab;      /* path -> kd_acceptor*, guarded by lock */
+    int clockskew;
 };
 
 /* A MEMORY ccache lives until destroyed: drop the service's TGT with it. */
@@ -106,8 +109,15 @@ kd_acceptors *kd_acceptors_create(apr_pool_t *p)
     reg->pool = p;
     reg->by_keytab = apr_hash_make(p);
     apr_thread_mutex_create(&reg->lock, APR_THREAD_MUTEX_DEFAULT, p);
-    if (krb5_init_context(&reg->ctx) == 0)
+    reg->clockskew = 300;
+    if (krb5_init_context(&reg->ctx) == 0) {
+        profile_t profile;
         apr_pool_cleanup_register(p, reg->ctx, free_context, apr_pool_cleanup_null);
+        if (krb5_get_profile(reg->ctx, &profile) == 0) {
+            profile_get_integer(profile, "libdefaults", "clockskew", NULL, 300, &reg->clockskew);
+            profile_release(profile);
+        }
+    }
     else
         reg->ctx = NULL;
     return reg;
@@ -122,6 +132,7 @@ kd_acceptor *kd_acceptors_get(kd_acceptors *reg, const char *keytab)
     if (a == NULL) {
         a = apr_pcalloc(reg->pool, sizeof(*a));
         a->ctx = reg->ctx;
+        a->clockskew = reg->clockskew;
         a->keytab = apr_pstrdup(reg->pool, keytab);
         a->creds = apr_hash_make(reg->pool);
         apr_thread_mutex_create(&a->lock, APR_THREAD_MUTEX_DEFAULT, reg->pool);
@@ -441,7 +452,7 @@ static void keep_evidence(apr_pool_t *p, const cred_entry *entry, gss_cred_id_t 
 kd_cause kd_acceptor_accept(kd_acceptor *a, apr_pool_t *p, const kd_token_info *info,
                             const kd_accept_params *params, kd_accept_out *out, kd_result *res)
 {
-    OM_uint32 major, minor, ignored, flags = 0;
+    OM_uint32 major, minor, ignored, flags = 0, lifetime = 0;
     gss_ctx_id_t ctx = GSS_C_NO_CONTEXT;
     gss_buffer_desc in, reply = GSS_C_EMPTY_BUFFER;
     gss_name_t src = GSS_C_NO_NAME;
@@ -467,7 +478,7 @@ kd_cause kd_acceptor_accept(kd_acceptor *a, apr_pool_t *p, const kd_token_info *
     in.value = (void *)info->krb5_token;
     in.length = info->krb5_token_len;
     major = gss_accept_sec_context(&minor, &ctx, entry->cred, &in, GSS_C_NO_CHANNEL_BINDINGS,
-                                   &src, &mech, &reply, &flags, NULL,
+                                   &src, &mech, &reply, &flags, &lifetime,
                                    entry->ccache ? &deleg : NULL);
     if (GSS_ERROR(major)) {
         res->gss_major = major;
@@ -485,6 +496,11 @@ kd_cause kd_acceptor_accept(kd_acceptor *a, apr_pool_t *p, const kd_token_info *
         goto done;
     }
     cause = describe_client(p, src, mech, params, out, res);
+    /* A session made from this exchange must not outlive the client's
+     * ticket. MIT reports the ticket's remaining time plus the clock skew
+     * allowance as the context lifetime: take the allowance off. */
+    out->ticket_seconds_left = (lifetime == GSS_C_INDEFINITE || lifetime <= (OM_uint32)a->clockskew)
+                                   ? 0 : (long)lifetime - a->clockskew;
     if (cause == KD_CAUSE_NONE) {
         unsigned char *wire;
         size_t wire_len;

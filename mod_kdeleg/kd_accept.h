@@ -29,6 +29,7 @@ typedef struct {
     const char *local_name;        /* auth_to_local mapping, NULL if none */
     const char *spn;               /* principal the ticket was for, with realm */
     const char *mutual_token;      /* base64 reply token, NULL when empty */
+    long ticket_seconds_left;      /* the client's service ticket remains valid this long */
     /* With want_delegation: the evidence credential (released with the
      * pool), or NULL and why not in delegation_failure. */
     kd_delegation *delegation;

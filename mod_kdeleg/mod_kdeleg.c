@@ -51,7 +51,8 @@ static int post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, s
     kd_log_set_callback(core_log, s);
     remember_default_keytab(pconf);
     /* Checked on both passes so `apachectl start` prints the error itself. */
-    if ((rv = kd_check_keytabs(ptemp, s)) != OK || (rv = kd_prepare_ccache_dir(pconf, s)) != OK)
+    if ((rv = kd_check_keytabs(ptemp, s)) != OK || (rv = kd_session_check_config(ptemp, s)) != OK
+        || (rv = kd_prepare_ccache_dir(pconf, s)) != OK)
         return rv;
     /* Shared memory and mutexes only for the server that will run. */
     if (ap_state_query(AP_SQ_MAIN_STATE) != AP_SQ_MS_CREATE_PRE_CONFIG

@@ -9,11 +9,14 @@
 
 #include "kd_accept.h"
 #include "kd_replay.h"
+#include "kd_session.h"
 #include "kd_spn.h"
+#include "kd_url.h"
 
 /* Our own log numbers: KDLOGNO(00101) -> "KD00101: ". httpd's AH numbers
  * belong to httpd. Ranges: 001xx start-up, 002xx config, 003xx
- * authentication, 004xx delegation, 005xx ticket cache, 006xx replay cache. */
+ * authentication, 004xx delegation, 005xx ticket cache, 006xx replay cache,
+ * 007xx sessions and the FQDN fallback. */
 #define KDLOGNO(n) "KD" #n ": "
 
 #define KD_AUTH_TYPE "Negotiate"
@@ -44,6 +47,15 @@ typedef struct {
     int delegation_failure;        /* KdelegDelegationFailure; KD_UNSET = unset */
     int protocol_transition;       /* KdelegProtocolTransition; KD_UNSET = unset */
     const char *user_realm;        /* KdelegUserRealm; NULL = unset */
+    /* Load-balanced names and sessions (server/vhost scope). */
+    apr_array_header_t *virtual_names; /* KdelegVirtualName, lower case; NULL = unset */
+    const kd_origin *node_name;    /* KdelegNodeName; NULL = unset */
+    int fqdn_redirect;             /* KdelegFQDNRedirect; KD_UNSET = unset */
+    int session;                   /* KdelegSession; KD_UNSET = unset */
+    const char *session_key_file;  /* KdelegSessionKeyFile; NULL = unset */
+    const kd_session_keys *session_keys; /* parsed from session_key_file */
+    int session_lifetime;          /* KdelegSessionLifetime seconds; KD_UNSET = unset */
+    const char *cookie_domain;     /* KdelegCookieDomain; NULL = unset */
 } kd_dir_conf;
 
 /* What a successful exchange established; kept on the request so that
@@ -59,7 +71,7 @@ typedef struct {
     kd_delegation *delegation;     /* NULL without delegation */
     const char *ccache;            /* "FILE:..." when one was written */
     const char *delegation_error;  /* cause name when delegation failed (continue) */
-    const char *method;            /* KDELEG_AUTH_METHOD: kerberos, protocol-transition */
+    const char *method;            /* KDELEG_AUTH_METHOD: kerberos, session, protocol-transition */
 } kd_auth_state;
 
 extern module AP_MODULE_DECLARE_DATA kdeleg_module;
@@ -82,6 +94,49 @@ int kd_conf_delegates(const kd_dir_conf *conf);
 const apr_array_header_t *kd_conf_delegation_targets(apr_pool_t *p, const kd_dir_conf *conf);
 /* Configured SPNs, or HTTP/<ServerName> and HTTP/<each ServerAlias>. */
 const apr_array_header_t *kd_conf_spns(request_rec *r, const kd_dir_conf *conf);
+
+/* Sessions and the FQDN fallback (mod_kdeleg_session.c). */
+#define KD_SESSION_DIRECTIVES                                                                  \
+    AP_INIT_ITERATE("KdelegVirtualName", kd_set_virtual_name, NULL, RSRC_CONF,                 \
+                    "host names several nodes serve behind a load balancer"),                  \
+    AP_INIT_TAKE1("KdelegNodeName", kd_set_node_name, NULL, RSRC_CONF,                         \
+                  "this node's own name: FQDN or scheme://FQDN[:port]"),                       \
+    AP_INIT_FLAG("KdelegFQDNRedirect", kd_set_fqdn_redirect, NULL, RSRC_CONF,                  \
+                 "On: send clients that cannot use Kerberos on a virtual name to the node "    \
+                 "name and back"),                                                             \
+    AP_INIT_FLAG("KdelegSession", kd_set_session, NULL, RSRC_CONF,                             \
+                 "On: issue an encrypted session cookie after Kerberos authentication"),       \
+    AP_INIT_TAKE1("KdelegSessionKeyFile", kd_set_session_key_file, NULL, RSRC_CONF,            \
+                  "file of base64 32-byte keys shared by all nodes; the first seals"),          \
+    AP_INIT_TAKE1("KdelegSessionLifetime", kd_set_session_lifetime, NULL, RSRC_CONF,           \
+                  "session cookie lifetime in seconds (never beyond the user's ticket)"),      \
+    AP_INIT_TAKE1("KdelegCookieDomain", kd_set_cookie_domain, NULL, RSRC_CONF,                 \
+                  "cookie domain covering the node names and the virtual names")
+const char *kd_set_virtual_name(cmd_parms *cmd, void *dconf, const char *arg);
+const char *kd_set_node_name(cmd_parms *cmd, void *dconf, const char *arg);
+const char *kd_set_fqdn_redirect(cmd_parms *cmd, void *dconf, int on);
+const char *kd_set_session(cmd_parms *cmd, void *dconf, int on);
+const char *kd_set_session_key_file(cmd_parms *cmd, void *dconf, const char *arg);
+const char *kd_set_session_lifetime(cmd_parms *cmd, void *dconf, const char *arg);
+const char *kd_set_cookie_domain(cmd_parms *cmd, void *dconf, const char *arg);
+void kd_session_conf_merge(kd_dir_conf *conf, const kd_dir_conf *base, const kd_dir_conf *add);
+int kd_session_check_config(apr_pool_t *p, server_rec *s);
+/* A valid session cookie: OK (identity set), a status that ends the
+ * request, or DECLINED (no usable cookie: authenticate with Kerberos). */
+int kd_session_authenticate(request_rec *r, const kd_dir_conf *conf);
+/* After Kerberos succeeded: the session cookie, and on the node leg of the
+ * fallback the redirect back to the virtual name (a status), else OK. */
+int kd_session_after_kerberos(request_rec *r, const kd_dir_conf *conf, const kd_auth_state *st,
+                              long ticket_seconds_left);
+/* A failure on a virtual name this node cannot serve with Kerberos: the
+ * redirect to the node name (a status), or DECLINED. */
+int kd_fqdn_bounce(request_rec *r, const kd_dir_conf *conf, kd_cause cause);
+/* Session requests that delegate: tickets from the node's cache only;
+ * DECLINED on a miss. */
+int kd_delegate_cached(request_rec *r, const kd_dir_conf *conf, kd_auth_state *st);
+/* S4U2Self evidence source for users without a Kerberos ticket here. */
+int kd_delegate_transition(request_rec *r, const kd_dir_conf *conf, kd_auth_state *st);
+const char *kd_pick_impersonator(request_rec *r, const kd_dir_conf *conf);
 
 /* Start-up checks (mod_kdeleg_config.c). */
 int kd_check_keytabs(apr_pool_t *p, server_rec *s);

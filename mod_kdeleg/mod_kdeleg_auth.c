@@ -38,14 +38,17 @@ static const char *spn_for_log(const char *spn)
     return spn ? spn : "-";
 }
 
-/* One line, numbered, with the cause and both remedies; never a token. */
-static void log_failure(request_rec *r, const kd_result *res, const char *spn)
+/* One line, numbered, with the cause and both remedies; never a token.
+ * A failure the FQDN fallback takes care of is information, not an error. */
+static void log_failure(request_rec *r, const kd_result *res, const char *spn, int bounced)
 {
     const kd_cause_info *info = kd_cause_get(res->cause);
     int level;
 
     if (res->cause == KD_CAUSE_NO_TOKEN)
         level = APLOG_DEBUG;
+    else if (bounced)
+        level = APLOG_INFO;
     else if (info->server_fault)
         level = info->http_status >= 500 ? APLOG_ERR : APLOG_WARNING;
     else
@@ -62,10 +65,17 @@ static void log_failure(request_rec *r, const kd_result *res, const char *spn)
 static int fail(request_rec *r, const kd_result *res, const char *spn)
 {
     const kd_cause_info *info = kd_cause_get(res->cause);
+    int status;
 
-    log_failure(r, res, spn);
+    /* On a load-balanced name this node cannot serve with Kerberos, the
+     * node's own name may work: the FQDN fallback. */
+    status = kd_fqdn_bounce(r, ap_get_module_config(r->per_dir_config, &kdeleg_module),
+                            res->cause);
+    log_failure(r, res, spn, status != DECLINED);
     if (res->cause != KD_CAUSE_NO_TOKEN)
         apr_table_setn(r->subprocess_env, "KDELEG_ERROR", info->name);
+    if (status != DECLINED)
+        return status;
     if (info->http_status == HTTP_UNAUTHORIZED) {
         apr_table_setn(r->err_headers_out, "WWW-Authenticate", KD_AUTH_TYPE);
         return HTTP_UNAUTHORIZED;
@@ -147,7 +157,13 @@ static int succeed(request_rec *r, const kd_dir_conf *conf, const kd_token_info 
                   "kdeleg(%s, %s, %s): authenticated %s as %s",
                   r->server->server_hostname, r->useragent_ip, out->spn,
                   out->client_principal, st->user);
-    return OK;
+    return kd_session_after_kerberos(r, conf, st, out->ticket_seconds_left);
+}
+
+static int offers_negotiate(const char *authorization)
+{
+    return authorization != NULL && strncasecmp(authorization, "Negotiate", 9) == 0
+           && (authorization[9] == ' ' || authorization[9] == '\t');
 }
 
 const kd_auth_state *kd_auth_state_of(request_rec *r)
@@ -166,6 +182,13 @@ static int reuse_exchange(request_rec *r, const kd_dir_conf *conf, const kd_auth
     kd_result res;
     int i;
 
+    /* A session was checked against the site when it was opened; its
+     * acceptor may be another node's name. */
+    if (strcmp(st->method, "session") == 0) {
+        ap_set_module_config(r->request_config, &kdeleg_module, (void *)st);
+        set_identity(r, st);
+        return OK;
+    }
     for (i = 0; i < spns->nelts; i++) {
         if (kd_spn_matches(&APR_ARRAY_IDX(spns, i, kd_spn), st->ticket_sname, st->ticket_realm)) {
             ap_set_module_config(r->request_config, &kdeleg_module, (void *)st);
@@ -239,7 +262,8 @@ static int check_authn(request_rec *r)
     size_t len;
     kd_replay_result rc;
     unsigned char tag[KD_REPLAY_TAG_BYTES];
-    int lazy;
+    int lazy, status;
+    const char *authorization;
     reaccept_baton lazy_evidence;
     kd_evidence_source lazy_source = {reaccept_for_evidence, NULL};
 
@@ -251,8 +275,14 @@ static int check_authn(request_rec *r)
     if ((earlier = kd_auth_state_of(r)) != NULL)
         return reuse_exchange(r, conf, earlier);
 
+    /* A Negotiate token always wins: it is how a client whose session
+     * cannot serve this node (delegation) answers our re-challenge. */
+    authorization = apr_table_get(r->headers_in, "Authorization");
+    if (!offers_negotiate(authorization)
+        && (status = kd_session_authenticate(r, conf)) != DECLINED)
+        return status;
     kd_result_init(&res);
-    if (kd_token_from_header(r->pool, apr_table_get(r->headers_in, "Authorization"), &tok, &len,
+    if (kd_token_from_header(r->pool, authorization, &tok, &len,
                              &res) != KD_CAUSE_NONE
         || kd_token_sniff(r->pool, tok, len, &info, &res) != KD_CAUSE_NONE)
         return fail(r, &res, NULL);

@@ -32,6 +32,9 @@ void *kd_dir_conf_create(apr_pool_t *p, char *dir)
     conf->remote_user = KD_UNSET;
     conf->delegation_failure = KD_UNSET;
     conf->protocol_transition = KD_UNSET;
+    conf->fqdn_redirect = KD_UNSET;
+    conf->session = KD_UNSET;
+    conf->session_lifetime = KD_UNSET;
     return conf;
 }
 
@@ -51,6 +54,7 @@ void *kd_dir_conf_merge(apr_pool_t *p, void *basev, void *addv)
     conf->protocol_transition = add->protocol_transition != KD_UNSET ? add->protocol_transition
                                                                      : base->protocol_transition;
     conf->user_realm = add->user_realm ? add->user_realm : base->user_realm;
+    kd_session_conf_merge(conf, base, add);
     return conf;
 }
 
@@ -299,6 +303,7 @@ const command_rec kd_directives[] = {
     AP_INIT_TAKE1("KdelegCache", kd_cache_set, NULL, RSRC_CONF,
                   "socache provider for delegated tickets shared by all children "
                   "(default shmcb), or none"),
+    KD_SESSION_DIRECTIVES,
     {NULL},
 };
 

@@ -69,6 +69,14 @@ static int write_ccache(request_rec *r, const kd_dir_conf *conf, kd_auth_state *
     return delegation_failed(r, conf, st, &res, NULL);
 }
 
+/* The application's ticket cache when KdelegDelegateTo asks for one. */
+static int deliver(request_rec *r, const kd_dir_conf *conf, kd_auth_state *st)
+{
+    if (conf->delegate_to && conf->delegate_to->nelts > 0)
+        return write_ccache(r, conf, st, st->delegation);
+    return OK;
+}
+
 /* Make sure every target's ticket is at hand before anything runs, so a
  * refusal decides the request; tokens are made only where they are sent. */
 static int ensure_all(request_rec *r, kd_delegation *delegation,
@@ -134,9 +142,18 @@ int kd_delegate(request_rec *r, const kd_dir_conf *conf, kd_auth_state *st,
         return delegation_failed(r, conf, st, &res, failed);
     st->delegation = delegation;
 deliver:
-    if (conf->delegate_to && conf->delegate_to->nelts > 0)
-        return write_ccache(r, conf, st, st->delegation);
-    return OK;
+    return deliver(r, conf, st);
+}
+
+int kd_delegate_cached(request_rec *r, const kd_dir_conf *conf, kd_auth_state *st)
+{
+    const apr_array_header_t *targets = kd_conf_delegation_targets(r->pool, conf);
+
+    if (targets->nelts == 0)
+        return OK;
+    if ((st->delegation = from_cache(r, st, targets, kd_cache_tickets())) == NULL)
+        return DECLINED;
+    return deliver(r, conf, st);
 }
 
 /* mod_proxy runs this on the copy of the headers it is about to send, once
@@ -176,7 +193,7 @@ static int proxy_fixups(request_rec *r)
 /* The service identity to transition as: the configured principal for the
  * host name the client used (VIP requests act as the VIP account, with its
  * own delegation rights), else the first configured one. */
-static const char *pick_impersonator(request_rec *r, const kd_dir_conf *conf)
+const char *kd_pick_impersonator(request_rec *r, const kd_dir_conf *conf)
 {
     const apr_array_header_t *spns = kd_conf_spns(r, conf);
     const kd_spn *chosen = NULL;
@@ -206,7 +223,7 @@ static const char *user_principal(request_rec *r, const kd_dir_conf *conf)
 static kd_delegation *s4u2self_evidence(request_rec *r, void *baton, kd_result *res)
 {
     const kd_dir_conf *conf = ap_get_module_config(r->per_dir_config, &kdeleg_module);
-    const kd_auth_state *st = kd_auth_state_of(r);
+    const kd_auth_state *st = baton;
     kd_delegation *delegation = NULL;
 
     kd_acceptor_s4u2self(kd_acceptor_for(conf), r->pool, st->spn, st->principal,
@@ -236,7 +253,7 @@ static int protocol_transition(request_rec *r)
     st = apr_pcalloc(r->pool, sizeof(*st));
     st->user = r->user;
     st->principal = user_principal(r, conf);
-    st->spn = pick_impersonator(r, conf);
+    st->spn = kd_pick_impersonator(r, conf);
     st->method = "protocol-transition";
     source.baton = st;
     ap_set_module_config(r->request_config, &kdeleg_module, st);
@@ -248,6 +265,19 @@ static int protocol_transition(request_rec *r)
                        "here", r->user, r->ap_auth_type ? r->ap_auth_type : "(none)");
         return delegation_failed(r, conf, st, &res, NULL);
     }
+    return kd_delegate(r, conf, st, NULL, NULL, &source);
+}
+
+/* A session user this node has no cached tickets for: S4U2Self as this
+ * node's identity for the host name (the session's acceptor may be another
+ * node's), then S4U2Proxy. */
+int kd_delegate_transition(request_rec *r, const kd_dir_conf *conf, kd_auth_state *st)
+{
+    kd_evidence_source source = {s4u2self_evidence, NULL};
+
+    st->spn = kd_pick_impersonator(r, conf);
+    apr_table_set(r->subprocess_env, "KDELEG_SPN", st->spn);
+    source.baton = st;
     return kd_delegate(r, conf, st, NULL, NULL, &source);
 }
 

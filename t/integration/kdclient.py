@@ -120,3 +120,120 @@ def unexpected_problems(lines, allowed=()):
         if m and not any(kd in line for kd in allowed):
             bad.append(line)
     return bad
+
+
+# ---------------------------------------------------------------- a browser
+
+def ntlm_type1():
+    """A raw NTLMSSP NEGOTIATE message, as a browser sends when it has no
+    Kerberos ticket for the host name."""
+    import struct
+    return b"NTLMSSP\x00" + struct.pack("<II", 1, 0xa2088207) + b"\x00" * 16
+
+
+class Browser:
+    """Behaves like a browser on the lab's names: resolves host names only
+    through resolve {host: ip}, keeps cookies (Domain, host-only, Path,
+    Expires/Max-Age) unless keep_cookies is False, follows redirects (at most
+    max_hops), and answers "401 Negotiate" once per URL with a fresh Kerberos
+    token for HTTP@<host in the URL>, or with NTLM for hosts in ntlm_hosts
+    (a client that has no ticket for that name)."""
+
+    def __init__(self, resolve, ccache, ntlm_hosts=(), keep_cookies=True):
+        self.resolve, self.ccache = dict(resolve), ccache
+        self.ntlm_hosts, self.keep_cookies = set(ntlm_hosts), keep_cookies
+        self.cookies = {}   # (domain, path, name) -> (value, host_only, expires)
+        self.chain = []     # [(url, status)] of the last get()
+
+    # -- cookies
+    def _store(self, host, set_cookie):
+        import email.utils
+        import time
+        parts = [p.strip() for p in set_cookie.split(";")]
+        name, _, value = parts[0].partition("=")
+        domain, host_only, path, expires = host, True, "/", None
+        for attr in parts[1:]:
+            k, _, v = attr.partition("=")
+            k = k.lower()
+            if k == "domain" and v:
+                domain, host_only = v.lstrip(".").lower(), False
+            elif k == "path" and v:
+                path = v
+            elif k == "max-age":
+                expires = time.time() + int(v)
+            elif k == "expires" and expires is None:
+                expires = email.utils.parsedate_to_datetime(v).timestamp()
+        if not host_only and not (host == domain or host.endswith("." + domain)):
+            return  # a browser refuses a domain that does not cover the host
+        key = (domain, path, name)
+        if expires is not None and expires <= time.time():
+            self.cookies.pop(key, None)
+        elif self.keep_cookies:
+            self.cookies[key] = (value, host_only, expires)
+
+    def cookie_header(self, host, path):
+        import time
+        sent = []
+        for (domain, cpath, name), (value, host_only, expires) in self.cookies.items():
+            if expires is not None and expires <= time.time():
+                continue
+            if host_only and host != domain:
+                continue
+            if not host_only and not (host == domain or host.endswith("." + domain)):
+                continue
+            if path.startswith(cpath):
+                sent.append(f"{name}={value}")
+        return "; ".join(sent)
+
+    def cookie(self, name):
+        return [v for (_, _, n), (v, _, _) in self.cookies.items() if n == name]
+
+    # -- requests
+    def _send(self, url, auth=None, extra=None):
+        import urllib.parse
+        u = urllib.parse.urlsplit(url)
+        path = u.path + ("?" + u.query if u.query else "")
+        headers = {"Host": u.netloc}
+        cookies = self.cookie_header(u.hostname, u.path or "/")
+        if cookies:
+            headers["Cookie"] = cookies
+        if auth:
+            headers["Authorization"] = auth
+        headers.update(extra or {})
+        conn = http.client.HTTPConnection(self.resolve[u.hostname], u.port or 80, timeout=15)
+        try:
+            conn.putrequest("GET", path or "/", skip_host=True, skip_accept_encoding=True)
+            for k, v in headers.items():
+                conn.putheader(k, v)
+            conn.endheaders()
+            resp = conn.getresponse()
+            merged = {}
+            for k, v in resp.getheaders():
+                merged[k.lower()] = merged[k.lower()] + "\n" + v if k.lower() in merged else v
+                if k.lower() == "set-cookie":
+                    self._store(u.hostname, v)
+            return resp.status, merged, resp.read().decode(errors="replace")
+        finally:
+            conn.close()
+
+    def _auth_for(self, host):
+        if host in self.ntlm_hosts:
+            return "Negotiate " + base64.b64encode(ntlm_type1()).decode()
+        return Token(self.ccache, host).header
+
+    def get(self, url, max_hops=10, extra=None):
+        """(status, headers, body) of the last response; self.chain lists
+        every (url, status) on the way."""
+        import urllib.parse
+        self.chain = []
+        for _ in range(max_hops):
+            status, headers, body = self._send(url, extra=extra)
+            if status == 401 and "Negotiate" in headers.get("www-authenticate", ""):
+                self.chain.append((url, status))
+                status, headers, body = self._send(
+                    url, self._auth_for(urllib.parse.urlsplit(url).hostname), extra)
+            self.chain.append((url, status))
+            if status not in (301, 302, 303, 307, 308):
+                return status, headers, body
+            url = urllib.parse.urljoin(url, headers["location"])
+        raise AssertionError(f"more than {max_hops} hops: {self.chain}")

@@ -53,6 +53,8 @@ int main(void)
     srunner_add_suite(sr, kd_spn_suite());
     srunner_add_suite(sr, kd_ticket_cache_suite());
     srunner_add_suite(sr, kd_token_suite());
+    srunner_add_suite(sr, kd_session_suite());
+    srunner_add_suite(sr, kd_url_suite());
     srunner_run_all(sr, CK_NORMAL);
     failed = srunner_ntests_failed(sr);
     srunner_free(sr);

@@ -24,5 +24,7 @@ Suite *kd_seal_suite(void);
 Suite *kd_spn_suite(void);
 Suite *kd_ticket_cache_suite(void);
 Suite *kd_token_suite(void);
+Suite *kd_session_suite(void);
+Suite *kd_url_suite(void);
 
 #endif

@@ -1,0 +1,533 @@
+"""Load-balanced names: haproxy on 127.0.0.10 as vip.example.test, round
+robin to node1 (127.0.0.2) and node2 (127.0.0.3), a mod_kdeleg back end on
+127.0.0.4. Shared VIP identity, the redirect-to-FQDN fallback, session
+cookies every node opens, and the ways the fallback must not be abused."""
+
+import os
+import re
+import time
+import urllib.parse
+
+import pytest
+
+import kdclient
+import kdlab
+from conftest import private_ccache_dir
+from test_110_failures import faketime_env
+from test_300_delegation import backend  # noqa: F401  (module-scoped fixture)
+
+VIP = "vip.example.test"
+NODE1 = "node1.example.test"
+NODE2 = "node2.example.test"
+BACKEND = "backend.example.test"
+VIP_IP, NODE1_IP, NODE2_IP = "127.0.0.10", "127.0.0.2", "127.0.0.3"
+RESOLVE = {VIP: VIP_IP, NODE1: NODE1_IP, NODE2: NODE2_IP}
+PROXY_MODULES = ("proxy", "proxy_http", "socache_shmcb")
+KEY_A = "q83vEjRWeJq83vEjRWeJq83vEjRWeJq83vEjRWeJq8M="
+KEY_B = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+# Warnings these tests provoke on purpose: loop guard, bad way back, ignored cookie.
+EXPECTED = {"KD00301", "KD00702", "KD00708", "KD00703"}
+
+
+def key_file(lab_dir, name, *keys, mode=0o600):
+    path = os.path.join(lab_dir, f"{name}.keys")
+    with open(path, "w") as f:
+        f.write("# session keys: the first seals\n" + "\n".join(keys) + "\n")
+    os.chmod(path, mode)
+    return path
+
+
+def lb_conf(realm, d, keytab, node, port, keys, backend, extra="", lifetime=None):
+    """One node of the site, as an administrator writes it: same file on
+    every node but for the keytab and KdelegNodeName."""
+    private_ccache_dir(d)
+    private_page(d)
+    life = f"KdelegSessionLifetime {lifetime}\n" if lifetime else ""
+    return f"""
+KdelegKeytab {realm.keytab(keytab) if '/' not in keytab else keytab}
+KdelegServiceNames HTTP/{VIP} HTTP/{node}
+KdelegVirtualName {VIP}
+KdelegNodeName http://{node}:{port}
+KdelegFQDNRedirect On
+KdelegSession On
+KdelegSessionKeyFile {keys}
+KdelegCookieDomain example.test
+{life}ScriptAlias /private/cgi/ "{d}/cgi-bin/"
+<Location /private>
+    AuthType Negotiate
+    Require valid-user
+</Location>
+<Location /deleg/>
+    AuthType Negotiate
+    Require valid-user
+    KdelegProxyNegotiate HTTP/{BACKEND}
+    ProxyPass http://127.0.0.4:{backend.port}/private/cgi/
+</Location>
+<Location /transition/>
+    AuthType Negotiate
+    Require valid-user
+    KdelegProtocolTransition On
+    KdelegProxyNegotiate HTTP/{BACKEND}
+    ProxyPass http://127.0.0.4:{backend.port}/private/cgi/
+</Location>
+{extra}"""
+
+
+def novip_keytab(realm, lab_dir, node):
+    """A keytab with only the node's own key: a node that was never given
+    the shared VIP account's keys."""
+    path = os.path.join(lab_dir, "keytabs", f"{node}-only.keytab")
+    if not os.path.exists(path):
+        realm.ktadd(realm.service(f"HTTP/{node}"), path)
+        kdlab._share_with_httpd(path, 0o640)
+    return path
+
+
+def private_page(d):
+    os.makedirs(f"{d}/htdocs/private", exist_ok=True)
+    with open(f"{d}/htdocs/private/index.html", "w") as f:
+        f.write("<html><body>private</body></html>\n")
+
+
+class Site:
+    def __init__(self, nodes, proxy):
+        self.nodes, self.proxy = nodes, proxy
+        self.vip = f"http://{VIP}:{proxy.port}"
+
+    def url(self, path):
+        return self.vip + path
+
+    def lines(self, marks, number):
+        return [l for n, m in zip(self.nodes, marks)
+                for l in kdclient.kd_lines(n.error_log_since(m), number)]
+
+    def marks(self):
+        return [n.error_log_mark() for n in self.nodes]
+
+
+@pytest.fixture
+def site_factory(kd_httpd, haproxy_factory, realm, lab_dir, backend):  # noqa: F811
+    def make(keytabs=("node1", "node2"), mpm="event", lifetime=None, keys=None):
+        keys = keys or key_file(lab_dir, "site", KEY_A)
+        nodes = []
+        for (name, ip), keytab in zip(((NODE1, NODE1_IP), (NODE2, NODE2_IP)), keytabs):
+            port = kdlab.free_port(ip)
+            node = kd_httpd(name.split(".")[0], ip, server_name=name, port=port, mpm=mpm,
+                            extra_modules=PROXY_MODULES,
+                            conf_fn=lambda d, k=keytab, n=name, p=port: lb_conf(
+                                realm, d, k, n, p, keys, backend, lifetime=lifetime))
+            node.allowed |= EXPECTED
+            nodes.append(node)
+        proxy = haproxy_factory(VIP_IP, None, [(n.ip, n.port) for n in nodes])
+        return Site(nodes, proxy)
+    return make
+
+
+@pytest.fixture
+def site(site_factory):
+    """Both nodes hold the VIP key."""
+    return site_factory()
+
+
+@pytest.fixture
+def blind_site(site_factory, realm, lab_dir):
+    """Neither node holds the VIP key: every VIP ticket needs the fallback."""
+    return site_factory(keytabs=(novip_keytab(realm, lab_dir, "node1"),
+                                 novip_keytab(realm, lab_dir, "node2")))
+
+
+def browser(alice_ccache, **kw):
+    return kdclient.Browser(RESOLVE, alice_ccache, **kw)
+
+
+def hosts(chain):
+    return [(urllib.parse.urlsplit(u).hostname, s) for u, s in chain]
+
+
+# ------------------------------------------------------------ shared VIP identity
+
+@pytest.mark.parametrize("mpm", ("event", "prefork"))
+def test_vip_tickets_accepted_on_both_nodes(site_factory, alice_ccache, mpm):
+    site = site_factory(mpm=mpm)
+    served = set()
+    for _ in range(4):  # fresh connection each: haproxy alternates the nodes
+        tok = kdclient.Token(alice_ccache, VIP)
+        status, headers, body = kdclient.request(site.proxy, "/private/cgi/env.cgi", host=VIP,
+                                                 headers={"Authorization": tok.header})
+        assert status == 200, body
+        assert tok.finish(headers["www-authenticate"])  # mutual auth through haproxy
+        env = kdclient.cgi_env(body)
+        assert env["REMOTE_USER"] == "alice@EXAMPLE.TEST"
+        assert env["KDELEG_SPN"] == f"HTTP/{VIP}@EXAMPLE.TEST"
+        assert env["KDELEG_AUTH_METHOD"] == "kerberos"
+        served.add(env["SERVER_ADDR"])
+    assert served == {NODE1_IP, NODE2_IP}
+
+
+def test_delegation_through_the_vip_uses_the_vip_account(site, alice_ccache, realm):
+    mark, served = realm.kdc_log_mark(), set()
+    for _ in range(2):
+        tok = kdclient.Token(alice_ccache, VIP)
+        status, _, body = kdclient.request(site.proxy, "/deleg/env.cgi", host=VIP,
+                                           headers={"Authorization": tok.header})
+        assert status == 200, body
+        env = kdclient.cgi_env(body)
+        assert env["REMOTE_USER"] == "alice@EXAMPLE.TEST"      # the back end saw alice
+        assert env["KDELEG_SPN"] == f"HTTP/{BACKEND}@EXAMPLE.TEST"
+        served.add(env["SERVER_PORT"])
+    s4u = [l for l in realm.kdc_log_since(mark) if "ISSUE" in l and f"HTTP/{BACKEND}" in l]
+    assert len(s4u) == 2, s4u  # one per node: each node has its own cache
+    assert all(f"HTTP/{VIP}@EXAMPLE.TEST for HTTP/{BACKEND}" in l for l in s4u), s4u
+
+
+# ------------------------------------------------------------ the FQDN fallback
+
+def test_node_without_vip_key_sends_client_to_its_name_and_back(blind_site, alice_ccache):
+    site = blind_site
+    marks = site.marks()
+    b = browser(alice_ccache)
+    start = site.url("/private/cgi/env.cgi?x=1&y=a%20b")
+    status, headers, body = b.get(start)
+    assert status == 200, (b.chain, body)
+    env = kdclient.cgi_env(body)
+    assert env["REMOTE_USER"] == "alice@EXAMPLE.TEST"
+    assert env["KDELEG_AUTH_METHOD"] == "session"
+    # The address bar ends where it started: the VIP, same path and query.
+    assert b.chain[-1][0] == start
+    assert env["QUERY_STRING"] == "x=1&y=a%20b"
+    path = hosts(b.chain)
+    assert path[0] == (VIP, 401) and path[1] == (VIP, 302)          # ticket for the VIP fails
+    assert path[2][0] in (NODE1, NODE2) and path[2:4] == [(path[2][0], 401), (path[2][0], 302)]
+    assert path[4:] == [(VIP, 302), (VIP, 200)]                      # marker dropped
+    assert len(site.lines(marks, "KD00701")) == 1                     # exactly one bounce
+    assert len(site.lines(marks, "KD00705")) == 1
+    causes = [re.search(r"cause (\S+)", m).group(1) for _, _, m in site.lines(marks, "KD00701")]
+    assert causes == ["keytab-unusable"]
+    # The cookie: for the whole domain, HttpOnly, Lax, an expiry; no Secure on http.
+    assert b.cookie("kdeleg_session")
+    # Later requests: both nodes accept the session, no Kerberos, no bounce.
+    served = set()
+    for _ in range(4):
+        status, _, body = b.get(site.url("/private/cgi/env.cgi"))
+        assert status == 200 and len(b.chain) == 1, b.chain
+        env = kdclient.cgi_env(body)
+        assert env["KDELEG_AUTH_METHOD"] == "session"
+        served.add(env["SERVER_ADDR"])
+    assert served == {NODE1_IP, NODE2_IP}  # a cookie sealed on one node opens on the other
+
+
+def test_session_cookie_attributes_and_lifetime_capped_by_ticket(site_factory, realm, lab_dir):
+    site = site_factory(lifetime=36000)
+    short = os.path.join(lab_dir, "alice-short.ccache")
+    realm.kinit(realm.principal("alice"), short, lifetime="5m")
+    tok = kdclient.Token(short, VIP)
+    status, headers, _ = kdclient.request(site.proxy, "/private/index.html", host=VIP,
+                                          headers={"Authorization": tok.header})
+    assert status == 200
+    cookie = [c for c in headers["set-cookie"].split("\n") if c.startswith("kdeleg_session=")]
+    assert len(cookie) == 1
+    attrs = [a.strip() for a in cookie[0].split(";")]
+    assert {"Path=/", "Domain=example.test", "HttpOnly", "SameSite=Lax"} <= set(attrs)
+    assert "Secure" not in attrs  # plain http here; set on https
+    expires = [a for a in attrs if a.startswith("Expires=")][0][8:]
+    import email.utils
+    left = email.utils.parsedate_to_datetime(expires).timestamp() - time.time()
+    assert 0 < left <= 300 + 5, left  # the ticket's 5 minutes, not the configured 10 hours
+    assert headers.get("cache-control") == "no-store"
+    # Nothing of the user in clear text.
+    assert "alice" not in cookie[0]
+
+
+def test_ntlm_only_client_is_redirected_not_stuck(site, alice_ccache):
+    marks = site.marks()
+    b = browser(alice_ccache, ntlm_hosts={VIP})  # no ticket for the VIP name, one for nodes
+    status, _, body = b.get(site.url("/private/cgi/env.cgi"))
+    assert status == 200, b.chain
+    assert kdclient.cgi_env(body)["REMOTE_USER"] == "alice@EXAMPLE.TEST"
+    assert urllib.parse.urlsplit(b.chain[-1][0]).hostname == VIP
+    reasons = [re.search(r"cause (\S+)", m).group(1) for _, _, m in site.lines(marks, "KD00701")]
+    assert reasons == ["ntlm-offered"]
+
+
+def test_client_without_cookies_cannot_loop(site, alice_ccache):
+    marks = site.marks()
+    b = browser(alice_ccache, ntlm_hosts={VIP}, keep_cookies=False)
+    status, headers, _ = b.get(site.url("/private/index.html"), max_hops=12)
+    assert status == 401, b.chain
+    assert len(site.lines(marks, "KD00701")) == 1   # one bounce, never a second
+    guard = site.lines(marks, "KD00702")
+    assert len(guard) == 1 and "KdelegCookieDomain" in guard[0][2]
+    assert "Negotiate" in headers["www-authenticate"]
+
+
+def test_failure_on_node_name_stops_with_401(blind_site, alice_ccache):
+    """Kerberos failing on the node name too (here: a replayed token) ends
+    with 401 and the cause, never another redirect."""
+    node = blind_site.nodes[0]
+    path = f"/private/index.html?kdeleg-return=http%3A%2F%2F{VIP}"
+    tok = kdclient.Token(alice_ccache, NODE1)
+    first = kdclient.request(node, path, headers={"Authorization": tok.header})
+    assert first[0] == 302 and first[1]["location"].startswith(f"http://{VIP}/")
+    mark = node.error_log_mark()
+    status, headers, _ = kdclient.request(node, path, headers={"Authorization": tok.header})
+    assert status == 401 and "location" not in headers
+    assert kdclient.causes(node.error_log_since(mark)) == ["replay"]
+
+
+# ------------------------------------------------------------ open redirects
+
+def ntlm_header():
+    import base64
+    return "Negotiate " + base64.b64encode(kdclient.ntlm_type1()).decode()
+
+
+@pytest.mark.parametrize("host", ["evil.example.org", "vip.example.test.evil.test",
+                                  "evil.test:80@vip.example.test", "vip.example.test:99999"])
+def test_foreign_host_header_never_redirects(site, host):
+    node = site.nodes[0]
+    status, headers, _ = kdclient.request(node, "/private/index.html", host=None,
+                                          headers={"Host": host, "Authorization": ntlm_header()})
+    assert status in (400, 401) and "location" not in headers, (status, headers)
+
+
+@pytest.mark.parametrize("target", [
+    "http://evil.test", "http%3A%2F%2Fevil.test", "http%3A%2F%2Fvip.example.test.evil.test",
+    "http%3A%2F%2Fvip.example.test%40evil.test", "%2F%2Fvip.example.test",
+    "javascript%3Aalert(1)", "http%3A%2F%2Fvip.example.test%2Fx", "http%3A%2F%2Fvip%0d%0aX%3A1",
+    "vip.example.test"])
+def test_way_back_only_to_a_configured_virtual_name(site, alice_ccache, target):
+    node = site.nodes[0]
+    mark = node.error_log_mark()
+    status, headers, body, _ = kdclient.negotiate(
+        node, f"/private/cgi/env.cgi?kdeleg-return={target}", alice_ccache)
+    assert status == 200 and "location" not in headers, headers  # served on the node
+    assert kdclient.kd_lines(node.error_log_since(mark), "KD00708")
+
+
+def test_redirect_keeps_authority_and_escapes_path(site):
+    node = site.nodes[0]
+    path = '//private/%0d%0aSet-Cookie:x=1/"<a>/index.html?q=%0a&r=1'
+    status, headers, _ = kdclient.request(node, path, host=VIP,
+                                          headers={"Authorization": ntlm_header()})
+    assert status == 302
+    loc = headers["location"]
+    # httpd merged the slashes and upper-cased the escapes before we saw it
+    assert loc == (f"http://{NODE1}:{node.port}/private/%0D%0ASet-Cookie:x=1/%22%3Ca%3E/"
+                   f"index.html?q=%0a&r=1&kdeleg-return=http%3A%2F%2F{VIP}%3A{node.port}")
+    assert urllib.parse.urlsplit(loc).hostname == NODE1
+    assert "x=1" not in headers.get("set-cookie", "")
+
+
+def test_marker_removal_stays_on_this_host(site, alice_ccache):
+    b = browser(alice_ccache)
+    assert b.get(site.url("/private/index.html"))[0] == 200  # a session
+    status, headers, _ = b._send(site.url("//private/index.html?a=1&kdeleg-bounced=1"))
+    # Relative to the VIP, one leading slash: "//private" would be a host.
+    assert status == 302 and headers["location"] == "/private/index.html?a=1"
+
+
+def test_post_is_not_redirected(site):
+    node = site.nodes[0]
+    status, headers, _ = kdclient.request(node, "/private/index.html", host=VIP, method="POST",
+                                          body="a=1", headers={"Authorization": ntlm_header(),
+                                                               "Content-Type": "text/plain"})
+    assert status == 401 and "location" not in headers
+
+
+# ------------------------------------------------------------ bad cookies
+
+@pytest.fixture
+def judge(kd_httpd, realm, lab_dir, backend):  # noqa: F811
+    """One httpd, several sites: the real one (same key), a foreign site
+    with the same key, the site under a rotated key file (new key first),
+    a node that only knows another key."""
+    same = key_file(lab_dir, "site", KEY_A)
+    rotated = key_file(lab_dir, "rotated", KEY_B, KEY_A)
+    other = key_file(lab_dir, "other", KEY_B)
+    port = kdlab.free_port("127.0.0.5")
+
+    def vhost(name, virtual, keys):
+        return f"""
+<VirtualHost 127.0.0.5:{port}>
+    ServerName {name}
+    KdelegKeytab {realm.keytab('node1')}
+    KdelegServiceNames HTTP/{VIP} HTTP/{NODE1}
+    KdelegVirtualName {virtual}
+    KdelegSession On
+    KdelegSessionKeyFile {keys}
+    ScriptAlias /private/cgi/ "{{d}}/cgi-bin/"
+    <Location /private>
+        AuthType Negotiate
+        Require valid-user
+    </Location>
+</VirtualHost>"""
+
+    def conf(d):
+        private_page(d)
+        return "".join(vhost(*v).replace("{d}", d) for v in (
+            ("same.example.test", VIP, same), ("foreign.example.test", "other.example.test", same),
+            ("rotated.example.test", VIP, rotated), ("stranger.example.test", VIP, other)))
+    httpd = kd_httpd("judge", "127.0.0.5", conf_fn=conf, port=port, server_name="same.example.test")
+    httpd.allowed |= EXPECTED
+    return httpd
+
+
+def session_cookie(site, alice_ccache):
+    b = browser(alice_ccache)
+    assert b.get(site.url("/private/index.html"))[0] == 200
+    return b.cookie("kdeleg_session")[0]
+
+
+def judged(judge, host, cookie):
+    mark = judge.error_log_mark()
+    status, headers, body = kdclient.request(judge, "/private/cgi/env.cgi", host=host,
+                                             headers={"Cookie": f"kdeleg_session={cookie}"})
+    return status, headers, body, kdclient.kd_lines(judge.error_log_since(mark), "KD00703")
+
+
+def test_cookie_from_the_site_opens_under_rotated_keys(site, judge, alice_ccache):
+    cookie = session_cookie(site, alice_ccache)
+    for host in ("same.example.test", "rotated.example.test"):
+        status, _, body, ignored = judged(judge, host, cookie)
+        assert status == 200 and not ignored, (host, body)
+        env = kdclient.cgi_env(body)
+        assert env["KDELEG_AUTH_METHOD"] == "session" and env["REMOTE_USER"] == "alice@EXAMPLE.TEST"
+
+
+def mutate(cookie, how):
+    if how == "tampered":
+        i = len(cookie) // 2
+        return cookie[:i] + ("A" if cookie[i] != "A" else "B") + cookie[i + 1:]
+    if how == "truncated":
+        return cookie[:len(cookie) - 10]
+    if how == "garbage":
+        return "<script>" + "A" * 5000
+    return cookie
+
+
+@pytest.mark.parametrize("how,host,why", [
+    ("tampered", "same.example.test", "does not open"),
+    ("truncated", "same.example.test", "does not open|malformed"),
+    ("garbage", "same.example.test", "malformed"),
+    ("as-is", "foreign.example.test", "another site"),
+    ("as-is", "stranger.example.test", "key not in KdelegSessionKeyFile"),
+])
+def test_bad_cookies_are_ignored_and_cleared(site, judge, alice_ccache, how, host, why):
+    cookie = mutate(session_cookie(site, alice_ccache), how)
+    status, headers, body, ignored = judged(judge, host, cookie)
+    assert status == 401 and headers["www-authenticate"] == "Negotiate"  # silent re-auth
+    assert len(ignored) == 1 and "session-invalid" in ignored[0][2], ignored
+    assert re.search(why, ignored[0][2]), ignored
+    assert cookie[:20] not in "\n".join(judge.error_log_since(0))  # never logged
+    cleared = [c for c in headers.get("set-cookie", "").split("\n")
+               if c.startswith("kdeleg_session=;")]
+    assert cleared and "1970" in cleared[0]
+
+
+def test_expired_cookie_is_ignored(site, kd_httpd, realm, lab_dir, alice_ccache):
+    cookie = session_cookie(site, alice_ccache)
+    keys = key_file(lab_dir, "site", KEY_A)
+    later = kd_httpd("later", "127.0.0.6", server_name=NODE1, env=faketime_env("+2h"),
+                     conf_fn=lambda d: f"""
+KdelegKeytab {realm.keytab('node1')}
+KdelegVirtualName {VIP}
+KdelegSession On
+KdelegSessionKeyFile {keys}
+<Location /private>
+    AuthType Negotiate
+    Require valid-user
+</Location>
+""")
+    later.allowed |= EXPECTED
+    mark = later.error_log_mark()
+    status, _, _ = kdclient.request(later, "/private/index.html",
+                                    headers={"Cookie": f"kdeleg_session={cookie}"})
+    assert status == 401
+    lines = kdclient.kd_lines(later.error_log_since(mark), "KD00703")
+    assert lines and "expired" in lines[0][2] and "alice@EXAMPLE.TEST" in lines[0][2]
+
+
+# ------------------------------------------------------------ sessions and delegation
+
+def test_session_without_cached_tickets_rechallenges_then_delegates(site, alice_ccache):
+    b = browser(alice_ccache)
+    assert b.get(site.url("/private/index.html"))[0] == 200   # Kerberos, a session
+    marks = site.marks()
+    for node in site.nodes:  # each node in turn, the VIP name, the same cookie jar
+        direct = kdclient.Browser({VIP: node.ip}, alice_ccache)
+        direct.cookies = b.cookies
+        seen = []
+        for _ in range(2):
+            status, _, body = direct.get(f"http://{VIP}:{node.port}/deleg/env.cgi")
+            assert status == 200, direct.chain
+            assert kdclient.cgi_env(body)["REMOTE_USER"] == "alice@EXAMPLE.TEST"
+            seen.append([s for _, s in direct.chain])
+        # First visit: the session has no tickets on this node -> 401, the
+        # browser answers with Kerberos; then the node's cache serves.
+        assert seen == [[401, 200], [200]], (node.name, seen)
+    assert len(site.lines(marks, "KD00704")) == 2
+
+
+def test_session_with_protocol_transition_needs_no_rechallenge(site, alice_ccache, realm):
+    b = browser(alice_ccache)
+    assert b.get(site.url("/private/index.html"))[0] == 200
+    mark = realm.kdc_log_mark()
+    status, _, body = b.get(site.url("/transition/env.cgi"))
+    assert status == 200 and [s for _, s in b.chain] == [200], b.chain
+    assert kdclient.cgi_env(body)["REMOTE_USER"] == "alice@EXAMPLE.TEST"
+    assert any("S4U2SELF" in l or "for HTTP/" in l for l in realm.kdc_log_since(mark))
+
+
+# ------------------------------------------------------------ configuration errors
+
+def start_failure(realm, module_path, name, conf):
+    httpd = kdlab.Httpd(realm.base, name, "127.0.0.7", module_path=module_path, conf=conf)
+    mark = httpd.error_log_mark()
+    with pytest.raises(kdlab.LabError) as e:
+        httpd.start(realm.env())
+    httpd.stop()
+    return str(e.value) + "\n".join(httpd.error_log_since(mark))
+
+
+def test_fallback_without_cookie_domain_refuses_to_start(realm, module_path, lab_dir):
+    keys = key_file(lab_dir, "site", KEY_A)
+    out = start_failure(realm, module_path, "nodomain", f"""
+KdelegVirtualName {VIP}
+KdelegNodeName {NODE1}
+KdelegFQDNRedirect On
+KdelegSession On
+KdelegSessionKeyFile {keys}
+""")
+    assert "KD00211" in out and "KdelegCookieDomain is not set" in out
+
+
+def test_cookie_domain_must_cover_names(realm, module_path, lab_dir):
+    keys = key_file(lab_dir, "site", KEY_A)
+    out = start_failure(realm, module_path, "baddomain", f"""
+KdelegVirtualName vip.other.test
+KdelegNodeName {NODE1}
+KdelegFQDNRedirect On
+KdelegSession On
+KdelegSessionKeyFile {keys}
+KdelegCookieDomain example.test
+""")
+    assert "does not cover the virtual name vip.other.test" in out
+
+
+@pytest.mark.parametrize("problem", ["world-readable", "bad-line", "missing"])
+def test_key_file_problems_refuse_to_start(realm, module_path, lab_dir, problem):
+    if problem == "world-readable":
+        path, expect = key_file(lab_dir, "open", KEY_A, mode=0o644), "readable by everyone"
+    elif problem == "bad-line":
+        path, expect = key_file(lab_dir, "short", KEY_A, "c2hvcnQ="), "line 3 is not"
+    else:
+        path, expect = os.path.join(lab_dir, "no-such.keys"), "cannot be read"
+    out = start_failure(realm, module_path, "badkeys", f"KdelegSession On\n"
+                                                      f"KdelegSessionKeyFile {path}\n")
+    assert expect in out and path in out
+    assert KEY_A not in out  # a key is never echoed
+
+
+def test_session_on_without_key_file_refuses_to_start(realm, module_path):
+    out = start_failure(realm, module_path, "nokeys", "KdelegSession On\n")
+    assert "KD00210" in out and "KdelegSessionKeyFile" in out
