@@ -237,3 +237,40 @@ class Browser:
                 return status, headers, body
             url = urllib.parse.urljoin(url, headers["location"])
         raise AssertionError(f"more than {max_hops} hops: {self.chain}")
+
+
+# ---------------------------------------------------------------- Chromium
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+def chromium(realm, ccache, resolve, url, workdir, timeout=60, extra=()):
+    """Headless Debian Chromium doing Negotiate with the lab's ticket cache
+    (flags proven in ../shared/LAB.md); returns the page's DOM as text.
+    Runs in its own process group, which is killed by its PID on timeout."""
+    import json
+    import signal
+    import tempfile
+    profile = tempfile.mkdtemp(prefix="chromium-", dir=workdir)
+    with open(os.path.join(profile, "Local State"), "w") as f:
+        json.dump({"net": {"received_http_auth_negotiate_headers": True},
+                   "auth": {"disable_negotiate_cname_lookup": True}}, f)
+    rules = ", ".join(f"MAP {host} {ip}" for host, ip in resolve.items()) + ", MAP * ~NOTFOUND"
+    args = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+            "--no-first-run", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", f"--user-data-dir={profile}",
+            "--auth-server-allowlist=*.example.test", f"--host-resolver-rules={rules}",
+            *extra, "--dump-dom", url]
+    proc = subprocess.Popen(args, env={**realm.env(ccache), "HOME": profile},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise
+    finally:
+        import shutil
+        shutil.rmtree(profile, ignore_errors=True)
+    return out
