@@ -1,6 +1,7 @@
 """The build itself: what the .so exports, the core/glue split, configure's
 hints, and Debian's own apache2 loading the module the way a2enmod would."""
 
+import base64
 import os
 import re
 import shutil
@@ -67,8 +68,18 @@ def test_debian_apache2_loads_module(module_path):
         with open(conf, "w") as f:
             f.write("Include /etc/apache2/apache2.conf\n" + load +
                     f"Include {REPO}/conf/kdeleg.conf\n")
+            # The examples' session key file, made where the test can write.
+            keys = os.path.join(tmp, "kdeleg-session.keys")
+            with open(keys, "w") as k:
+                k.write(base64.b64encode(os.urandom(32)).decode() + "\n")
+            os.chmod(keys, 0o600)
             for example in sorted(os.listdir(os.path.join(REPO, "conf", "examples"))):
-                f.write(f"Include {REPO}/conf/examples/{example}\n")
+                with open(os.path.join(REPO, "conf", "examples", example)) as e:
+                    text = e.read().replace("/etc/apache2/kdeleg-session.keys", keys)
+                copy = os.path.join(tmp, example)
+                with open(copy, "w") as c:
+                    c.write(text)
+                f.write(f"Include {copy}\n")
         script = (f". /etc/apache2/envvars && APACHE_LOG_DIR={tmp} APACHE_RUN_DIR={tmp} "
                   f"APACHE_LOCK_DIR={tmp} /usr/sbin/apache2 -t -f {conf}")
         proc = run(["sh", "-c", script])
@@ -88,6 +99,13 @@ def test_debian_apache2_loads_module(module_path):
     ("KdelegReplayCache 12", "KdelegReplayCache"),
     ("KdelegCache nosuchprovider", "KdelegCache"),
     ("<Location /x>\nKdelegCache shmcb\n</Location>", "KdelegCache"),
+    ("KdelegVirtualName vip.example.test/x", "KdelegVirtualName"),
+    ("KdelegNodeName ftp://node1.example.test", "KdelegNodeName"),
+    ("KdelegNodeName http://evil@node1.example.test", "KdelegNodeName"),
+    ("KdelegSessionLifetime 5", "KdelegSessionLifetime"),
+    ("KdelegCookieDomain test", "KdelegCookieDomain"),
+    ("KdelegSessionKeyFile /nonexistent/keys", "KdelegSessionKeyFile"),
+    ("<Location /x>\nKdelegSession On\n</Location>", "KdelegSession"),
 ])
 def test_bad_directive_values_name_the_directive(module_path, line, named):
     """httpd refuses to start and the message names the directive."""

@@ -26,6 +26,11 @@ def test_demo_end_to_end_and_stop(module_path):
         assert "KDELEG_SPN=HTTP/vip.example.test@EXAMPLE.TEST" in out
         assert re.search(r"served by node\d, then node\d", out)
         assert "HTTP/1.1 401" in out and "WWW-Authenticate: Negotiate" in out
+        # the FQDN fallback: NTLM on the VIP, the node name, a session, back on the VIP
+        assert re.search(r"Location: http://node\d\.example\.test:\d+/private/env\.cgi"
+                         r"\?kdeleg-return=http%3A%2F%2Fvip\.example\.test", out), out
+        assert "Set-Cookie: kdeleg_session=" in out and "KDELEG_AUTH_METHOD=session" in out
+        assert not re.search(r"kdeleg_session=[A-Za-z0-9_-]{21}", out)  # cookies shortened
         assert base, out
         pids = [kdlab.recorded_pid(base.group(1), os.path.basename(f)[:-4])
                 for f in os.listdir(os.path.join(base.group(1), "pids"))]

@@ -17,9 +17,11 @@ Layout (all on loopback, names from the realm's krb5.conf, no DNS):
     node2    127.0.0.3    keytab node2 (HTTP/vip + HTTP/node2)
     backend  127.0.0.4    keytab backend (HTTP/backend)
     /private/env.cgi on each: AuthType Negotiate, Require valid-user
+    nodes: KdelegVirtualName vip, the FQDN fallback, sessions (one key file)
 """
 
 import argparse
+import base64
 import os
 import re
 import shlex
@@ -40,7 +42,7 @@ NODES = (("node1", "127.0.0.2"), ("node2", "127.0.0.3"))
 BACKEND = ("backend", "127.0.0.4")
 USER = "alice"
 SHOWN_ENV = ("REMOTE_USER", "AUTH_TYPE", "GSS_NAME", "KDELEG_SPN", "KDELEG_ERROR",
-             "DEMO_NODE", "SERVER_ADDR")
+             "KDELEG_AUTH_METHOD", "DEMO_NODE", "SERVER_ADDR")
 
 
 class DemoError(RuntimeError):
@@ -63,8 +65,19 @@ def indent(text, prefix="   "):
 
 # ------------------------------------------------------------------ setup
 
-def node_conf(realm, httpd_dir, keytab, spns, node_label, backend=None):
-    conf = f"""
+def lb_conf(node_url, keys):
+    """The load-balanced names part of a node's configuration."""
+    return f"""KdelegVirtualName {VIP}
+KdelegNodeName {node_url}
+KdelegFQDNRedirect On
+KdelegSession On
+KdelegSessionKeyFile {keys}
+KdelegCookieDomain example.test
+"""
+
+
+def node_conf(realm, httpd_dir, keytab, spns, node_label, backend=None, lb=""):
+    conf = f"""{lb}
 KdelegKeytab {realm.keytab(keytab)}
 KdelegServiceNames {" ".join(spns)}
 SetEnv DEMO_NODE {node_label}
@@ -99,11 +112,15 @@ def start_lab(base, module):
     h = kdlab.Httpd(base, name, ip, module_path=module)
     h.conf = node_conf(realm, h.dir, name, [f"HTTP/{name}.example.test"], name)
     backend = httpds[name] = h.start(env)
+    keys = os.path.join(base, "session.keys")   # one file for every node
+    with open(os.open(keys, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
+        f.write(base64.b64encode(os.urandom(32)).decode() + "\n")
     for name, ip in NODES:
         h = kdlab.Httpd(base, name, ip, module_path=module,
                         extra_modules=("proxy", "proxy_http", "socache_shmcb"))
         h.conf = node_conf(realm, h.dir, name,
-                           [f"HTTP/{VIP}", f"HTTP/{name}.example.test"], name, backend)
+                           [f"HTTP/{VIP}", f"HTTP/{name}.example.test"], name, backend,
+                           lb_conf(f"http://{name}.example.test:{h.port}", keys))
         httpds[name] = h.start(env)
     proxy = kdlab.Haproxy(base, HAPROXY_IP, kdlab.free_port(HAPROXY_IP),
                           [(httpds[n].ip, httpds[n].port) for n, _ in NODES]).start()
@@ -162,6 +179,13 @@ def show_response(status, headers, body=None):
         scheme, _, token = value.partition(" ")
         shown = f"{scheme} {short(token)}" if token else scheme
         print(indent(f"WWW-Authenticate: {shown}"))
+    if "location" in headers:
+        print(indent(f"Location: {headers['location']}"))
+    for cookie in headers.get("set-cookie", "").split("\n"):
+        if cookie:
+            name, _, rest = cookie.partition("=")
+            value, _, attrs = rest.partition(";")
+            print(indent(f"Set-Cookie: {name}={short(value)};{attrs}"))
     if body is not None:
         env = cgi_env(body)
         print(indent("-- body (env.cgi), selected lines:"))
@@ -258,7 +282,51 @@ def walk_through(realm, httpds, proxy, ccache):
     show_response(status, headers, body)
     expect(" 200" in status and cgi_env(body).get("REMOTE_USER") == realm.principal(USER),
            f"wanted 200 for {USER} from the back end, got {status!r}")
+
+    fallback(sh, httpds, proxy, resolve, vip_url)
     return sh
+
+
+def fallback(sh, httpds, proxy, resolve, vip_url):
+    """A client that offers NTLM on the VIP: sent to the node's own name,
+    Kerberos there, a session cookie, back to the VIP."""
+    banner("8. The FQDN fallback: a client offers NTLM on the VIP name")
+    jar = os.path.join(os.path.dirname(sh.env["KRB5CCNAME"].replace("FILE:", "")),
+                       "demo-cookies.txt")
+    nodes = [f"{n}.example.test:{h.port}:{h.ip}" for n, h in httpds.items() if n != "backend"]
+    resolve_all = resolve + [arg for n in nodes for arg in ("--resolve", n)]
+    out = sh.run(["curl", "-s", "-i", "--ntlm", "-u", f"{USER}:not-used", *resolve, vip_url],
+                 note="curl starts an NTLM handshake, as a browser without a VIP ticket would")
+    status, headers, _ = parse_http(out)
+    show_response(status, headers)
+    location = headers.get("location", "")
+    expect(" 302" in status and "kdeleg-return=" in location,
+           f"wanted a redirect to the node name, got {status!r}")
+    print(f"the node sent the client to its own name: {location.split('?')[0]}")
+
+    out = sh.run(["curl", "-s", "-i", "--negotiate", "-u", ":", "-c", jar, *resolve_all,
+                  location], note="Kerberos for HTTP/<node name> works; a session is issued")
+    status, headers, _ = parse_http(out)
+    show_response(status, headers)
+    back = headers.get("location", "")
+    expect(" 302" in status and back.startswith(f"http://{VIP}:{proxy.port}/")
+           and "kdeleg_session=" in headers.get("set-cookie", ""),
+           f"wanted a redirect back to the VIP with a session cookie, got {status!r}")
+
+    out = sh.run(["curl", "-s", "-i", "-b", jar, *resolve, back],
+                 note="back on the VIP with the cookie: the marker is removed")
+    status, headers, _ = parse_http(out)
+    show_response(status, headers)
+    expect(" 302" in status, f"wanted the marker-removing redirect, got {status!r}")
+
+    out = sh.run(["curl", "-s", "-i", "-b", jar, *resolve, vip_url],
+                 note="the bookmarkable VIP URL, served from the session on either node")
+    status, headers, body = parse_http(out)
+    show_response(status, headers, body)
+    env = cgi_env(body)
+    expect(" 200" in status and env.get("KDELEG_AUTH_METHOD") == "session",
+           f"wanted 200 from the session, got {status!r}")
+    os.unlink(jar)
 
 
 def print_hands_on(base, realm, httpds, proxy, sh, wait):
