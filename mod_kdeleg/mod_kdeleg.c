@@ -57,7 +57,8 @@ static int post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, s
     /* Shared memory and mutexes only for the server that will run. */
     if (ap_state_query(AP_SQ_MAIN_STATE) != AP_SQ_MS_CREATE_PRE_CONFIG
         && ((rv = kd_cache_post_config(pconf, ptemp, s)) != OK
-            || (rv = kd_replay_post_config(pconf, s)) != OK))
+            || (rv = kd_replay_post_config(pconf, s)) != OK
+            || (rv = kd_status_post_config(pconf, s)) != OK))
         return rv;
     if (ap_state_query(AP_SQ_MAIN_STATE) != AP_SQ_MS_CREATE_PRE_CONFIG)
         ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, KDLOGNO(00102)
@@ -87,6 +88,7 @@ static void register_hooks(apr_pool_t *p)
     ap_hook_child_init(child_init, NULL, NULL, APR_HOOK_MIDDLE);
     kd_auth_register_hooks(p);
     kd_delegate_register_hooks(p);
+    kd_status_register_hooks(p);
 }
 
 AP_DECLARE_MODULE(kdeleg) = {

@@ -10,13 +10,14 @@
 #include "kd_accept.h"
 #include "kd_replay.h"
 #include "kd_session.h"
+#include "kd_stats.h"
 #include "kd_spn.h"
 #include "kd_url.h"
 
 /* Our own log numbers: KDLOGNO(00101) -> "KD00101: ". httpd's AH numbers
  * belong to httpd. Ranges: 001xx start-up, 002xx config, 003xx
  * authentication, 004xx delegation, 005xx ticket cache, 006xx replay cache,
- * 007xx sessions and the FQDN fallback. */
+ * 007xx sessions and the FQDN fallback, 008xx status page and statistics. */
 #define KDLOGNO(n) "KD" #n ": "
 
 #define KD_AUTH_TYPE "Negotiate"
@@ -94,6 +95,8 @@ int kd_conf_delegates(const kd_dir_conf *conf);
 const apr_array_header_t *kd_conf_delegation_targets(apr_pool_t *p, const kd_dir_conf *conf);
 /* Configured SPNs, or HTTP/<ServerName> and HTTP/<each ServerAlias>. */
 const apr_array_header_t *kd_conf_spns(request_rec *r, const kd_dir_conf *conf);
+const apr_array_header_t *kd_conf_server_spns(apr_pool_t *p, server_rec *s,
+                                              const kd_dir_conf *conf);
 
 /* Sessions and the FQDN fallback (mod_kdeleg_session.c). */
 #define KD_SESSION_DIRECTIVES                                                                  \
@@ -137,6 +140,14 @@ int kd_delegate_cached(request_rec *r, const kd_dir_conf *conf, kd_auth_state *s
 /* S4U2Self evidence source for users without a Kerberos ticket here. */
 int kd_delegate_transition(request_rec *r, const kd_dir_conf *conf, kd_auth_state *st);
 const char *kd_pick_impersonator(request_rec *r, const kd_dir_conf *conf);
+
+/* Node-wide statistics and the status page (mod_kdeleg_status.c). All
+ * counting functions are no-ops until the shared block exists. */
+void kd_note(kd_stat which);
+void kd_note_failure(request_rec *r, kd_cause cause, const char *spn);
+void kd_note_target(const char *target, kd_cause cause);
+int kd_status_post_config(apr_pool_t *pconf, server_rec *s);
+void kd_status_register_hooks(apr_pool_t *p);
 
 /* Start-up checks (mod_kdeleg_config.c). */
 int kd_check_keytabs(apr_pool_t *p, server_rec *s);

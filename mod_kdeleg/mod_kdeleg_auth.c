@@ -72,6 +72,7 @@ static int fail(request_rec *r, const kd_result *res, const char *spn)
     status = kd_fqdn_bounce(r, ap_get_module_config(r->per_dir_config, &kdeleg_module),
                             res->cause);
     log_failure(r, res, spn, status != DECLINED);
+    kd_note_failure(r, res->cause, spn);
     if (res->cause != KD_CAUSE_NO_TOKEN)
         apr_table_setn(r->subprocess_env, "KDELEG_ERROR", info->name);
     if (status != DECLINED)
@@ -145,6 +146,7 @@ static int succeed(request_rec *r, const kd_dir_conf *conf, const kd_token_info 
     st->ticket_sname = info->ticket_sname;
     st->ticket_realm = info->ticket_realm;
     st->method = "kerberos";
+    kd_note(KD_STAT_AUTH_OK);
     ap_set_module_config(r->request_config, &kdeleg_module, st);
     set_identity(r, st);
     status = kd_delegate(r, conf, st, out->delegation, &out->delegation_failure, source);

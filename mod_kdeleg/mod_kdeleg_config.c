@@ -123,15 +123,21 @@ static void push_host_spn(apr_array_header_t *spns, const char *host)
 
 const apr_array_header_t *kd_conf_spns(request_rec *r, const kd_dir_conf *conf)
 {
+    return kd_conf_server_spns(r->pool, r->server, conf);
+}
+
+const apr_array_header_t *kd_conf_server_spns(apr_pool_t *p, server_rec *s,
+                                              const kd_dir_conf *conf)
+{
     apr_array_header_t *spns;
     int i;
 
     if (conf->spns)
         return conf->spns;
-    spns = apr_array_make(r->pool, 4, sizeof(kd_spn));
-    push_host_spn(spns, r->server->server_hostname);
-    for (i = 0; r->server->names && i < r->server->names->nelts; i++)
-        push_host_spn(spns, APR_ARRAY_IDX(r->server->names, i, const char *));
+    spns = apr_array_make(p, 4, sizeof(kd_spn));
+    push_host_spn(spns, s->server_hostname);
+    for (i = 0; s->names && i < s->names->nelts; i++)
+        push_host_spn(spns, APR_ARRAY_IDX(s->names, i, const char *));
     return spns;
 }
 

@@ -39,6 +39,9 @@ static int delegation_failed(request_rec *r, const kd_dir_conf *conf, kd_auth_st
                   info->summary,
                   ap_escape_logitem(r->pool, res->detail ? res->detail : ""), info->ad_fix,
                   info->mit_fix, deny ? "" : "; continuing without credentials");
+    kd_note_failure(r, res->cause, st->spn);
+    if (target)
+        kd_note_target(target, res->cause);
     /* Also with deny: an ErrorDocument handler sees REDIRECT_KDELEG_ERROR. */
     apr_table_setn(r->subprocess_env, "KDELEG_ERROR", info->name);
     if (deny)
@@ -95,6 +98,14 @@ static int ensure_all(request_rec *r, kd_delegation *delegation,
     return 0;
 }
 
+static void note_targets(const apr_array_header_t *targets)
+{
+    int i;
+
+    for (i = 0; i < targets->nelts; i++)
+        kd_note_target(APR_ARRAY_IDX(targets, i, const char *), KD_CAUSE_NONE);
+}
+
 /* The node's cache first: when it holds every target's ticket for this
  * user, no evidence and no KDC are needed. NULL when it does not. */
 static kd_delegation *from_cache(request_rec *r, kd_auth_state *st,
@@ -107,7 +118,13 @@ static kd_delegation *from_cache(request_rec *r, kd_auth_state *st,
     if (cache == NULL)
         return NULL;
     cached = kd_delegation_cache_only(r->pool, st->principal, st->spn, cache);
-    return ensure_all(r, cached, targets, &res, &failed) == 0 ? cached : NULL;
+    if (ensure_all(r, cached, targets, &res, &failed) != 0) {
+        kd_note(KD_STAT_TICKET_CACHE_MISSES);
+        return NULL;
+    }
+    kd_note(KD_STAT_TICKET_CACHE_HITS);
+    note_targets(targets);
+    return cached;
 }
 
 int kd_delegate(request_rec *r, const kd_dir_conf *conf, kd_auth_state *st,
@@ -140,6 +157,8 @@ int kd_delegate(request_rec *r, const kd_dir_conf *conf, kd_auth_state *st,
     kd_delegation_set_cache(delegation, cache);
     if (ensure_all(r, delegation, targets, &res, &failed) != 0)
         return delegation_failed(r, conf, st, &res, failed);
+    kd_note(KD_STAT_S4U2PROXY_OK);
+    note_targets(targets);
     st->delegation = delegation;
 deliver:
     return deliver(r, conf, st);
@@ -228,6 +247,8 @@ static kd_delegation *s4u2self_evidence(request_rec *r, void *baton, kd_result *
 
     kd_acceptor_s4u2self(kd_acceptor_for(conf), r->pool, st->spn, st->principal,
                          kd_cache_tickets(), &delegation, res);
+    if (delegation)
+        kd_note(KD_STAT_S4U2SELF_OK);
     return delegation;
 }
 

@@ -398,6 +398,7 @@ int kd_session_authenticate(request_rec *r, const kd_dir_conf *conf)
         return DECLINED;
     }
     state = state_from(r, conf, &s);
+    kd_note(KD_STAT_SESSION_OK);
     ap_set_module_config(r->request_config, &kdeleg_module, state);
     r->user = apr_pstrdup(r->pool, state->user);
     r->ap_auth_type = KD_AUTH_TYPE;
@@ -516,6 +517,7 @@ int kd_fqdn_bounce(request_rec *r, const kd_dir_conf *conf, kd_cause cause)
                             apr_pstrcat(r->pool, r->args ? r->args : "", r->args ? "&" : "",
                                         KD_RETURN_PARAM "=",
                                         kd_url_escape_component(r->pool, back), NULL));
+    kd_note(KD_STAT_FQDN_REDIRECTS);
     ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, KDLOGNO(00701)
                   "kdeleg(%s, %s, -): FQDN fallback: cause %s on virtual name %s; redirecting "
                   "the client to this node's name %s",

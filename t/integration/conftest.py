@@ -128,7 +128,8 @@ def private_ccache_dir(httpd_dir):
 
 def negotiate_conf(realm, httpd_dir, keytab="node1", spns=None, location_extra="", extra=""):
     """Standard protected layout: /private (static, 404 unless created) and
-    /private/cgi/env.cgi behind AuthType Negotiate."""
+    /private/cgi/env.cgi behind AuthType Negotiate; /kdeleg-status for
+    loopback clients."""
     spn_line = f"KdelegServiceNames {' '.join(spns)}\n" if spns else ""
     return f"""
 KdelegKeytab {realm.keytab(keytab) if '/' not in keytab else keytab}
@@ -137,6 +138,10 @@ KdelegKeytab {realm.keytab(keytab) if '/' not in keytab else keytab}
     AuthType Negotiate
     Require valid-user
 {location_extra}</Location>
+<Location /kdeleg-status>
+    SetHandler kdeleg-status
+    Require ip 127.0.0.0/8
+</Location>
 {extra}"""
 
 

@@ -244,10 +244,11 @@ class Browser:
 CHROMIUM = "/usr/bin/chromium"
 
 
-def chromium(realm, ccache, resolve, url, workdir, timeout=60, extra=()):
+def chromium(realm, ccache, resolve, url, workdir, timeout=60, extra=(), screenshot=None):
     """Headless Debian Chromium doing Negotiate with the lab's ticket cache
-    (flags proven in ../shared/LAB.md); returns the page's DOM as text.
-    Runs in its own process group, which is killed by its PID on timeout."""
+    (flags proven in ../shared/LAB.md); returns the page's DOM as text, or
+    writes a PNG to screenshot instead. Runs in its own process group,
+    which is killed by its PID on timeout."""
     import json
     import signal
     import tempfile
@@ -260,7 +261,11 @@ def chromium(realm, ccache, resolve, url, workdir, timeout=60, extra=()):
             "--no-first-run", "--disable-background-networking", "--disable-component-update",
             "--disable-sync", f"--user-data-dir={profile}",
             "--auth-server-allowlist=*.example.test", f"--host-resolver-rules={rules}",
-            *extra, "--dump-dom", url]
+            *extra]
+    if screenshot:
+        args += [f"--screenshot={screenshot}", "--window-size=1280,1600", url]
+    else:
+        args += ["--dump-dom", url]
     proc = subprocess.Popen(args, env={**realm.env(ccache), "HOME": profile},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
@@ -274,3 +279,34 @@ def chromium(realm, ccache, resolve, url, workdir, timeout=60, extra=()):
         import shutil
         shutil.rmtree(profile, ignore_errors=True)
     return out
+
+
+# ---------------------------------------------------------------- status page
+
+def status(httpd, fmt="json", host=None, headers=None):
+    """GET /kdeleg-status in a format; JSON is parsed."""
+    import json
+    code, _, body = request(httpd, f"/kdeleg-status?format={fmt}", host=host, headers=headers)
+    assert code == 200, body[:500]
+    return json.loads(body) if fmt == "json" else body
+
+
+def status_agrees(httpd, cause):
+    """The status page, when this server has one, shows cause as its newest
+    failure and counts it: what the log says, the page says."""
+    code, _, body = request(httpd, "/kdeleg-status?format=json")
+    if code == 404:
+        return True
+    import json
+    doc = json.loads(body)
+    recent = doc["recent_failures"]
+    assert recent and recent[0]["cause"] == cause, (cause, recent[:2])
+    assert doc["counters"][f"failures_{cause}"] >= 1
+    return True
+
+
+def last_failure(httpd):
+    """The newest failure on the status page: (cause, record)."""
+    recent = status(httpd)["recent_failures"]
+    assert recent, "the status page lists no failure"
+    return recent[0]["cause"], recent[0]

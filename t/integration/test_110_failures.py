@@ -41,7 +41,10 @@ def refused(httpd, authorization, expect_status=401):
     if authorization:
         token = authorization.partition(" ")[2]
         assert token[:24] not in "\n".join(lines), "token text leaked into the log"
-    return kdclient.causes(lines)
+    causes = kdclient.causes(lines)
+    if causes and causes[-1] != "no-token":
+        assert kdclient.status_agrees(httpd, causes[-1])
+    return causes
 
 
 def b64(raw):
@@ -179,6 +182,8 @@ def test_decrypt_failed_like_a_duplicate_spn(kd_httpd, realm, alice_ccache):
     mark = httpd.error_log_mark()
     assert refused(httpd, tok.header) == ["decrypt-failed"]
     assert "setspn -X" in kdclient.kd_lines(httpd.error_log_since(mark), "KD00301")[0][2]
+    cause, record = kdclient.last_failure(httpd)
+    assert cause == "decrypt-failed" and "setspn -X" in record["fix_ad"]  # the duplicate-SPN hint
 
 
 def faketime_env(offset):
@@ -226,6 +231,10 @@ def test_configured_spn_missing_from_keytab(kd_httpd, realm, alice_ccache):
     assert kdclient.negotiate(httpd, ENV_CGI, alice_ccache)[0] == 200
     tok = kdclient.Token(alice_ccache, VIP)
     assert refused(httpd, tok.header, expect_status=500) == ["keytab-unusable"]
+    # the status page names the SPN the keytab lacks
+    vhost = kdclient.status(httpd)["vhosts"][0]
+    assert vhost["missing_spns"] == [f"HTTP/{VIP}"]
+    assert kdclient.last_failure(httpd)[1]["spn"] == f"HTTP/{VIP}@EXAMPLE.TEST"
 
 
 def start_expecting_failure(realm, module_path, name, conf, env=None):

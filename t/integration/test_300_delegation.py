@@ -165,9 +165,13 @@ def failing_front(kd_httpd, realm, backend, location_extra, name="front-fail", e
 
 
 def delegation_causes(httpd, mark):
+    """Causes of the KD00401 lines since mark; the status page agrees."""
     lines = httpd.error_log_since(mark)
-    return [re.search(r"cause ([a-z-]+)", m).group(1)
-            for _, _, m in kdclient.kd_lines(lines, "KD00401")]
+    causes = [re.search(r"cause ([a-z-]+)", m).group(1)
+              for _, _, m in kdclient.kd_lines(lines, "KD00401")]
+    if causes:
+        assert kdclient.status_agrees(httpd, causes[-1])
+    return causes
 
 
 def test_target_not_allowed(kd_httpd, realm, backend, alice_ccache):
@@ -178,6 +182,11 @@ def test_target_not_allowed(kd_httpd, realm, backend, alice_ccache):
     assert delegation_causes(httpd, mark) == ["delegation-not-allowed"]
     msg = kdclient.kd_lines(httpd.error_log_since(mark), "KD00401")[0][2]
     assert "msDS-AllowedToDelegateTo" in msg and "krbAllowedToDelegateTo" in msg
+    # the status page keeps the target's last result
+    targets = {t["target"]: t for t in kdclient.status(httpd)["delegation_targets"]}
+    other = targets["HTTP/other.example.test"]
+    assert other["last_cause"] == "delegation-not-allowed" and other["failed"] == 1
+    assert other["last_ok"] is None
 
 
 def test_target_not_allowed_when_proxied_is_502(kd_httpd, realm, backend, alice_ccache):

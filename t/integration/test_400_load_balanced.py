@@ -53,6 +53,10 @@ KdelegSession On
 KdelegSessionKeyFile {keys}
 KdelegCookieDomain example.test
 {life}ScriptAlias /private/cgi/ "{d}/cgi-bin/"
+<Location /kdeleg-status>
+    SetHandler kdeleg-status
+    Require ip 127.0.0.0/8
+</Location>
 <Location /private>
     AuthType Negotiate
     Require valid-user
@@ -247,6 +251,12 @@ def test_ntlm_only_client_is_redirected_not_stuck(site, alice_ccache):
     assert urllib.parse.urlsplit(b.chain[-1][0]).hostname == VIP
     reasons = [re.search(r"cause (\S+)", m).group(1) for _, _, m in site.lines(marks, "KD00701")]
     assert reasons == ["ntlm-offered"]
+    # the status pages of the two nodes: one bounce, NTLM named as the cause
+    pages = [kdclient.status(n, host=VIP) for n in site.nodes]
+    assert sum(p["counters"]["fqdn_redirects"] for p in pages) == 1
+    assert sum(p["counters"]["failures_ntlm-offered"] for p in pages) == 1
+    assert any(p["recent_failures"] and p["recent_failures"][0]["cause"] == "ntlm-offered"
+               and "load-balanced" in p["recent_failures"][0]["fix_ad"] for p in pages)
 
 
 def test_client_without_cookies_cannot_loop(site, alice_ccache):

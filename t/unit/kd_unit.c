@@ -55,6 +55,9 @@ int main(void)
     srunner_add_suite(sr, kd_token_suite());
     srunner_add_suite(sr, kd_session_suite());
     srunner_add_suite(sr, kd_url_suite());
+    srunner_add_suite(sr, kd_stats_suite());
+    srunner_add_suite(sr, kd_escape_suite());
+    srunner_add_suite(sr, kd_keytab_suite());
     srunner_run_all(sr, CK_NORMAL);
     failed = srunner_ntests_failed(sr);
     srunner_free(sr);

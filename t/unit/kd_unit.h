@@ -26,5 +26,8 @@ Suite *kd_ticket_cache_suite(void);
 Suite *kd_token_suite(void);
 Suite *kd_session_suite(void);
 Suite *kd_url_suite(void);
+Suite *kd_stats_suite(void);
+Suite *kd_escape_suite(void);
+Suite *kd_keytab_suite(void);
 
 #endif

@@ -1,0 +1,519 @@
+/* mod_kdeleg_status: node-wide statistics in shared memory, and the
+ * `SetHandler kdeleg-status` page that explains this node to an
+ * administrator: per virtual host its names, SPNs and keytab entries (never
+ * keys), what is missing, delegation targets and their last result,
+ * counters and recent failures with their remedies, and the caller's own
+ * request. HTML for people, JSON and Prometheus text for machines. */
+#include "mod_kdeleg.h"
+
+#include <string.h>
+#include <time.h>
+
+#include <ap_mpm.h>
+#include <http_core.h>
+#include <http_log.h>
+#include <http_main.h>
+#include <http_protocol.h>
+#include <http_request.h>
+#include <apr_shm.h>
+#include <apr_strings.h>
+#include <openssl/crypto.h>
+
+#include "kd_causes.h"
+#include "kd_escape.h"
+#include "kd_keytab.h"
+#include "kd_token.h"
+
+APLOG_USE_MODULE(kdeleg);
+
+#define KD_STATUS_HANDLER "kdeleg-status"
+#define KD_STATS_KEPT "mod_kdeleg-stats"
+
+static kd_stats *stats; /* set in post_config, inherited by every child */
+
+/* ------------------------------------------------------------ counting */
+
+void kd_note(kd_stat which)
+{
+    kd_stats_count(stats, which);
+}
+
+void kd_note_failure(request_rec *r, kd_cause cause, const char *spn)
+{
+    if (cause == KD_CAUSE_NO_TOKEN || cause == KD_CAUSE_NONE)
+        return;
+    kd_stats_count(stats, KD_STAT_AUTH_FAILED);
+    kd_stats_failure(stats, cause, apr_time_sec(apr_time_now()), r->server->server_hostname,
+                     r->useragent_ip, spn);
+}
+
+void kd_note_target(const char *target, kd_cause cause)
+{
+    kd_stats_target(stats, target, cause, apr_time_sec(apr_time_now()));
+}
+
+/* Counters survive graceful restarts like the replay table: made once in
+ * the process pool and found again there. */
+int kd_status_post_config(apr_pool_t *pconf, server_rec *s)
+{
+    apr_shm_t *shm = NULL;
+    apr_status_t rv;
+    void *kept = NULL;
+
+    apr_pool_userdata_get(&kept, KD_STATS_KEPT, s->process->pool);
+    if (kept == NULL) {
+        rv = apr_shm_create(&shm, kd_stats_size(), NULL, s->process->pool);
+        if (rv != APR_SUCCESS) {
+            ap_log_error(APLOG_MARK, APLOG_WARNING, rv, s, KDLOGNO(00801)
+                         "no shared memory for statistics: the status page shows no "
+                         "counters");
+            return OK;
+        }
+        kept = kd_stats_init(apr_shm_baseaddr_get(shm), apr_shm_size_get(shm));
+        apr_pool_userdata_set(kept, KD_STATS_KEPT, apr_pool_cleanup_null, s->process->pool);
+    }
+    stats = kd_stats_attach(kept);
+    return OK;
+}
+
+/* ------------------------------------------------------------ the model */
+
+typedef enum { FMT_HTML, FMT_JSON, FMT_PROM } status_format;
+
+typedef struct {
+    const char *spn;   /* as configured */
+    int kvno;          /* highest in the keytab, -1 = missing */
+} spn_check;
+
+typedef struct {
+    server_rec *s;
+    const kd_dir_conf *conf;
+    const char *name;
+    apr_array_header_t *names;   /* const char *: ServerName, aliases, virtual names */
+    const char *keytab;
+    const char *keytab_error;    /* NULL when it could be read */
+    apr_array_header_t *entries; /* kd_keytab_entry */
+    apr_array_header_t *spns;    /* spn_check */
+    int missing;                 /* configured SPNs without a key */
+    const apr_array_header_t *targets; /* const char * */
+} vhost_view;
+
+typedef struct {
+    request_rec *r;
+    apr_array_header_t *vhosts;  /* vhost_view */
+    kd_failure_record recent[KD_STATS_RECENT];
+    int n_recent;
+    kd_target_record targets[KD_STATS_TARGETS];
+    int n_targets;
+    const char *you_host, *you_scheme, *you_token, *you_user, *you_method;
+} status_view;
+
+static void add_name(apr_array_header_t *names, const char *name)
+{
+    int i;
+
+    if (name == NULL || *name == '\0')
+        return;
+    for (i = 0; i < names->nelts; i++)
+        if (strcasecmp(APR_ARRAY_IDX(names, i, const char *), name) == 0)
+            return;
+    APR_ARRAY_PUSH(names, const char *) = name;
+}
+
+static void view_vhost(apr_pool_t *p, server_rec *s, vhost_view *v)
+{
+    const apr_array_header_t *spns;
+    int i;
+
+    v->s = s;
+    v->conf = ap_get_module_config(s->lookup_defaults, &kdeleg_module);
+    v->name = s->server_hostname ? s->server_hostname : "(unnamed)";
+    v->names = apr_array_make(p, 4, sizeof(const char *));
+    add_name(v->names, s->server_hostname);
+    for (i = 0; s->names && i < s->names->nelts; i++)
+        add_name(v->names, APR_ARRAY_IDX(s->names, i, const char *));
+    for (i = 0; v->conf->virtual_names && i < v->conf->virtual_names->nelts; i++)
+        add_name(v->names, APR_ARRAY_IDX(v->conf->virtual_names, i, const char *));
+    v->keytab = kd_conf_keytab(v->conf);
+    v->entries = kd_keytab_list(p, v->keytab, &v->keytab_error);
+    spns = kd_conf_server_spns(p, s, v->conf);
+    v->spns = apr_array_make(p, spns->nelts, sizeof(spn_check));
+    for (i = 0; i < spns->nelts; i++) {
+        spn_check *c = apr_array_push(v->spns);
+        c->spn = kd_spn_unparse(p, &APR_ARRAY_IDX(spns, i, kd_spn));
+        c->kvno = kd_keytab_kvno(v->entries, c->spn);
+        v->missing += c->kvno < 0;
+    }
+    v->targets = kd_conf_delegation_targets(p, v->conf);
+}
+
+/* What the caller sent: the "you" section (Microsoft's WhoAmI page). */
+static void view_caller(status_view *sv)
+{
+    request_rec *r = sv->r;
+    const char *auth = apr_table_get(r->headers_in, "Authorization");
+    const kd_auth_state *st = kd_auth_state_of(r);
+    unsigned char *tok;
+    size_t len;
+    kd_token_info info;
+    kd_result res;
+
+    sv->you_host = apr_table_get(r->headers_in, "Host");
+    sv->you_scheme = auth ? apr_pstrmemdup(r->pool, auth, strcspn(auth, " \t")) : "none";
+    sv->you_token = "none";
+    kd_result_init(&res);
+    if (auth) {
+        kd_cause c = kd_token_from_header(r->pool, auth, &tok, &len, &res);
+        if (c == KD_CAUSE_NONE)
+            c = kd_token_sniff(r->pool, tok, len, &info, &res);
+        sv->you_token = c == KD_CAUSE_NONE ? "kerberos"
+                        : c == KD_CAUSE_NTLM_OFFERED ? "ntlm"
+                        : c == KD_CAUSE_NO_TOKEN ? "none" : "malformed";
+    }
+    sv->you_user = r->user;
+    sv->you_method = st ? st->method : (r->user ? r->ap_auth_type : NULL);
+}
+
+static status_view *build_view(request_rec *r)
+{
+    status_view *sv = apr_pcalloc(r->pool, sizeof(*sv));
+    server_rec *s;
+
+    sv->r = r;
+    sv->vhosts = apr_array_make(r->pool, 4, sizeof(vhost_view));
+    for (s = ap_server_conf; s; s = s->next)
+        view_vhost(r->pool, s, apr_array_push(sv->vhosts));
+    sv->n_recent = kd_stats_recent(stats, sv->recent, KD_STATS_RECENT);
+    sv->n_targets = kd_stats_targets(stats, sv->targets, KD_STATS_TARGETS);
+    view_caller(sv);
+    return sv;
+}
+
+static const kd_target_record *target_record(const status_view *sv, const char *target)
+{
+    int i;
+
+    for (i = 0; i < sv->n_targets; i++)
+        if (strcmp(sv->targets[i].target, target) == 0)
+            return &sv->targets[i];
+    return NULL;
+}
+
+static const char *iso_time(apr_pool_t *p, long long t)
+{
+    char buf[32];
+    time_t tt = (time_t)t;
+    struct tm tm;
+
+    if (t <= 0 || gmtime_r(&tt, &tm) == NULL)
+        return NULL;
+    strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return apr_pstrdup(p, buf);
+}
+
+/* ------------------------------------------------------------ JSON */
+
+#define J(s) kd_json_string(r->pool, (s))
+
+static void json_vhost(request_rec *r, const status_view *sv, const vhost_view *v, int last)
+{
+    int i, first;
+
+    ap_rprintf(r, "    {\"name\": %s, \"names\": [", J(v->name));
+    for (i = 0; i < v->names->nelts; i++)
+        ap_rprintf(r, "%s%s", i ? ", " : "", J(APR_ARRAY_IDX(v->names, i, const char *)));
+    ap_rprintf(r, "],\n     \"keytab\": %s, \"keytab_error\": %s,\n     \"spns\": [",
+               J(v->keytab), J(v->keytab_error));
+    for (i = 0; i < v->spns->nelts; i++)
+        ap_rprintf(r, "%s%s", i ? ", " : "", J(APR_ARRAY_IDX(v->spns, i, spn_check).spn));
+    ap_rputs("],\n     \"missing_spns\": [", r);
+    for (i = 0, first = 1; i < v->spns->nelts; i++) {
+        const spn_check *c = &APR_ARRAY_IDX(v->spns, i, spn_check);
+        if (c->kvno < 0) {
+            ap_rprintf(r, "%s%s", first ? "" : ", ", J(c->spn));
+            first = 0;
+        }
+    }
+    ap_rputs("],\n     \"keytab_entries\": [", r);
+    for (i = 0; v->entries && i < v->entries->nelts; i++) {
+        const kd_keytab_entry *e = &APR_ARRAY_IDX(v->entries, i, kd_keytab_entry);
+        ap_rprintf(r, "%s\n       {\"principal\": %s, \"kvno\": %d, \"enctype\": %s}",
+                   i ? "," : "", J(e->principal), e->kvno, J(e->enctype));
+    }
+    ap_rputs("],\n     \"delegation_targets\": [", r);
+    for (i = 0; i < v->targets->nelts; i++) {
+        const char *t = APR_ARRAY_IDX(v->targets, i, const char *);
+        const kd_target_record *tr = target_record(sv, t);
+        ap_rprintf(r, "%s\n       {\"target\": %s, \"last_ok\": %s, \"last_failure\": %s, "
+                   "\"last_cause\": %s, \"ok\": %lu, \"failed\": %lu}", i ? "," : "", J(t),
+                   J(tr ? iso_time(r->pool, tr->last_ok) : NULL),
+                   J(tr ? iso_time(r->pool, tr->last_failure) : NULL),
+                   J(tr && tr->last_failure ? kd_cause_name(tr->last_cause) : NULL),
+                   tr ? tr->ok : 0, tr ? tr->failed : 0);
+    }
+    ap_rprintf(r, "],\n     \"virtual_names\": %s, \"fqdn_redirect\": %s, \"sessions\": %s}%s\n",
+               v->conf->virtual_names ? "true" : "false",
+               v->conf->fqdn_redirect == 1 ? "true" : "false",
+               v->conf->session == 1 ? "true" : "false", last ? "" : ",");
+}
+
+static void json_output(request_rec *r, const status_view *sv)
+{
+    int i;
+
+    ap_set_content_type(r, "application/json");
+    ap_rprintf(r, "{\n  \"version\": %s,\n  \"libraries\": {\"krb5\": %s, \"openssl\": %s, "
+               "\"httpd\": %s, \"mpm\": %s},\n  \"vhosts\": [\n",
+               J(KD_PACKAGE_VERSION), J(KD_KRB5_VERSION), J(OpenSSL_version(OPENSSL_VERSION)),
+               J(ap_get_server_description()), J(ap_show_mpm()));
+    for (i = 0; i < sv->vhosts->nelts; i++)
+        json_vhost(r, sv, &APR_ARRAY_IDX(sv->vhosts, i, vhost_view), i == sv->vhosts->nelts - 1);
+    ap_rputs("  ],\n  \"counters\": {", r);
+    for (i = 0; i < KD_STAT__COUNT; i++)
+        ap_rprintf(r, "%s\"%s\": %lu", i ? ", " : "", kd_stat_name(i),
+                   kd_stats_get(stats, i));
+    for (i = KD_CAUSE_NONE + 1; i < KD_CAUSE__COUNT; i++)
+        ap_rprintf(r, ", \"failures_%s\": %lu", kd_cause_name(i), kd_stats_failures(stats, i));
+    ap_rputs("},\n  \"recent_failures\": [", r);
+    for (i = 0; i < sv->n_recent; i++) {
+        const kd_failure_record *f = &sv->recent[i];
+        const kd_cause_info *info = kd_cause_get(f->cause);
+        ap_rprintf(r, "%s\n    {\"time\": %s, \"vhost\": %s, \"client\": %s, \"spn\": %s, "
+                   "\"cause\": %s, \"hint\": %s, \"fix_ad\": %s, \"fix_mit\": %s}",
+                   i ? "," : "", J(iso_time(r->pool, f->time)), J(f->vhost), J(f->client),
+                   J(f->spn[0] ? f->spn : NULL), J(info->name), J(info->summary),
+                   J(info->ad_fix), J(info->mit_fix));
+    }
+    ap_rputs("],\n  \"delegation_targets\": [", r);
+    for (i = 0; i < sv->n_targets; i++) {
+        const kd_target_record *t = &sv->targets[i];
+        ap_rprintf(r, "%s\n    {\"target\": %s, \"last_ok\": %s, \"last_failure\": %s, "
+                   "\"last_cause\": %s, \"ok\": %lu, \"failed\": %lu}", i ? "," : "",
+                   J(t->target), J(iso_time(r->pool, t->last_ok)),
+                   J(iso_time(r->pool, t->last_failure)),
+                   J(t->last_failure ? kd_cause_name(t->last_cause) : NULL), t->ok, t->failed);
+    }
+    ap_rprintf(r, "],\n  \"you\": {\"host\": %s, \"scheme\": %s, \"token\": %s, "
+               "\"user\": %s, \"method\": %s}\n}\n", J(sv->you_host), J(sv->you_scheme),
+               J(sv->you_token), J(sv->you_user), J(sv->you_method));
+}
+
+/* ------------------------------------------------------------ Prometheus */
+
+static void prom_output(request_rec *r, const status_view *sv)
+{
+    int i, j;
+
+    ap_set_content_type(r, "text/plain; version=0.0.4; charset=utf-8");
+    ap_rprintf(r, "# HELP kdeleg_info mod_kdeleg and library versions.\n"
+               "# TYPE kdeleg_info gauge\n"
+               "kdeleg_info{version=\"%s\",krb5=\"%s\"} 1\n",
+               kd_prom_label(r->pool, KD_PACKAGE_VERSION),
+               kd_prom_label(r->pool, KD_KRB5_VERSION));
+    ap_rputs("# HELP kdeleg_events_total Events on this node since start (all children).\n"
+             "# TYPE kdeleg_events_total counter\n", r);
+    for (i = 0; i < KD_STAT__COUNT; i++)
+        ap_rprintf(r, "kdeleg_events_total{event=\"%s\"} %lu\n", kd_stat_name(i),
+                   kd_stats_get(stats, i));
+    ap_rputs("# HELP kdeleg_failures_total Failures by cause (all children).\n"
+             "# TYPE kdeleg_failures_total counter\n", r);
+    for (i = KD_CAUSE_NONE + 1; i < KD_CAUSE__COUNT; i++)
+        ap_rprintf(r, "kdeleg_failures_total{cause=\"%s\"} %lu\n", kd_cause_name(i),
+                   kd_stats_failures(stats, i));
+    ap_rputs("# HELP kdeleg_missing_spns Configured SPNs without a key in the keytab.\n"
+             "# TYPE kdeleg_missing_spns gauge\n", r);
+    for (i = 0; i < sv->vhosts->nelts; i++) {
+        const vhost_view *v = &APR_ARRAY_IDX(sv->vhosts, i, vhost_view);
+        ap_rprintf(r, "kdeleg_missing_spns{vhost=\"%s\"} %d\n", kd_prom_label(r->pool, v->name),
+                   v->missing + (v->keytab_error ? v->spns->nelts - v->missing : 0));
+    }
+    ap_rputs("# HELP kdeleg_delegations_total Back-end tickets by target and result.\n"
+             "# TYPE kdeleg_delegations_total counter\n", r);
+    for (j = 0; j < sv->n_targets; j++) {
+        const char *t = kd_prom_label(r->pool, sv->targets[j].target);
+        ap_rprintf(r, "kdeleg_delegations_total{target=\"%s\",result=\"ok\"} %lu\n"
+                   "kdeleg_delegations_total{target=\"%s\",result=\"failed\"} %lu\n", t,
+                   sv->targets[j].ok, t, sv->targets[j].failed);
+    }
+}
+
+/* ------------------------------------------------------------ HTML */
+
+#define H(s) kd_html(r->pool, (s))
+
+static const char STYLE[] =
+    "body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:80em}"
+    "h1{font-size:1.5em}h2{font-size:1.2em;margin-top:2em;border-bottom:1px solid #ccc}"
+    "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ddd;padding:.3em .6em;"
+    "text-align:left;vertical-align:top}th{background:#f4f4f4}"
+    ".ok{color:#176b2c;font-weight:bold}.bad{color:#b00020;font-weight:bold}"
+    ".card{border:1px solid #ccc;border-radius:6px;padding:.5em 1em;margin:1em 0}"
+    ".card.bad-card{border-color:#b00020}.small{color:#666;font-size:.9em}code{font-size:.95em}";
+
+static void html_check(request_rec *r, int ok, const char *text)
+{
+    ap_rprintf(r, "<li><span class=\"%s\">%s</span> %s</li>\n", ok ? "ok" : "bad",
+               ok ? "&#10004;" : "&#10008;", text);
+}
+
+static int vhost_failures(const status_view *sv, const vhost_view *v)
+{
+    int i, n = 0;
+
+    for (i = 0; i < sv->n_recent; i++)
+        n += strcmp(sv->recent[i].vhost, v->name) == 0;
+    return n;
+}
+
+static void html_vhost(request_rec *r, const status_view *sv, const vhost_view *v)
+{
+    int i, problems = (v->keytab_error != NULL) + v->missing, failures = vhost_failures(sv, v);
+
+    ap_rprintf(r, "<div class=\"card%s\"><h3>%s %s%s</h3>\n<p class=\"small\">%s"
+               "recent failures: %d; names:", problems ? " bad-card" : "",
+               problems ? "<span class=\"bad\">&#10008;</span>"
+                        : "<span class=\"ok\">&#10004;</span>",
+               H(v->name), v->s == ap_server_conf ? " <span class=\"small\">(main server)</span>"
+                                                 : "",
+               problems ? apr_psprintf(r->pool, "<span class=\"bad\">%d problem%s</span>; ",
+                                       problems, problems > 1 ? "s" : "") : "", failures);
+    for (i = 0; i < v->names->nelts; i++)
+        ap_rprintf(r, " <code>%s</code>", H(APR_ARRAY_IDX(v->names, i, const char *)));
+    ap_rputs("</p>\n<ul>\n", r);
+    html_check(r, v->keytab_error == NULL,
+               apr_psprintf(r->pool, "keytab <code>%s</code>%s%s", H(v->keytab),
+                            v->keytab_error ? ": " : " readable",
+                            v->keytab_error ? H(v->keytab_error) : ""));
+    for (i = 0; i < v->spns->nelts; i++) {
+        const spn_check *c = &APR_ARRAY_IDX(v->spns, i, spn_check);
+        html_check(r, c->kvno >= 0, c->kvno >= 0
+                   ? apr_psprintf(r->pool, "<code>%s</code> in the keytab (kvno %d)", H(c->spn),
+                                  c->kvno)
+                   : apr_psprintf(r->pool, "<code>%s</code> <b>missing from the keytab</b>. "
+                                  "Fix (AD): %s. Fix (MIT): %s.", H(c->spn),
+                                  H(kd_cause_get(KD_CAUSE_KEYTAB_UNUSABLE)->ad_fix),
+                                  H(kd_cause_get(KD_CAUSE_KEYTAB_UNUSABLE)->mit_fix)));
+    }
+    for (i = 0; i < v->targets->nelts; i++) {
+        const char *t = APR_ARRAY_IDX(v->targets, i, const char *);
+        const kd_target_record *tr = target_record(sv, t);
+        int failing = tr && tr->last_failure > tr->last_ok;
+        html_check(r, !failing, apr_psprintf(r->pool, "delegation to <code>%s</code>: %s", H(t),
+                   tr == NULL ? "not tried yet"
+                   : failing ? apr_psprintf(r->pool, "last failed %s: %s", H(iso_time(r->pool,
+                               tr->last_failure)), H(kd_cause_name(tr->last_cause)))
+                   : apr_psprintf(r->pool, "last ok %s", H(iso_time(r->pool, tr->last_ok)))));
+    }
+    ap_rputs("</ul>\n<table><tr><th>principal</th><th>kvno</th><th>enctype</th></tr>\n", r);
+    for (i = 0; v->entries && i < v->entries->nelts; i++) {
+        const kd_keytab_entry *e = &APR_ARRAY_IDX(v->entries, i, kd_keytab_entry);
+        ap_rprintf(r, "<tr><td><code>%s</code></td><td>%d</td><td>%s</td></tr>\n",
+                   H(e->principal), e->kvno, H(e->enctype));
+    }
+    ap_rputs("</table></div>\n", r);
+}
+
+static void html_output(request_rec *r, const status_view *sv)
+{
+    int i;
+
+    ap_set_content_type(r, "text/html; charset=utf-8");
+    ap_rprintf(r, "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>mod_kdeleg "
+               "status</title><style>%s</style></head><body>\n<h1>mod_kdeleg %s</h1>\n"
+               "<p class=\"small\">krb5 %s, %s, %s, MPM %s. Counters cover all child "
+               "processes since start. <a href=\"?format=json\">JSON</a> "
+               "<a href=\"?format=prometheus\">Prometheus</a></p>\n", STYLE,
+               H(KD_PACKAGE_VERSION), H(KD_KRB5_VERSION), H(OpenSSL_version(OPENSSL_VERSION)),
+               H(ap_get_server_description()), H(ap_show_mpm()));
+    ap_rputs("<h2>You</h2>\n<table>\n", r);
+    ap_rprintf(r, "<tr><th>Host header</th><td><code>%s</code></td></tr>\n"
+               "<tr><th>Authorization scheme</th><td>%s</td></tr>\n"
+               "<tr><th>token</th><td>%s</td></tr>\n<tr><th>user</th><td>%s</td></tr>\n"
+               "<tr><th>method</th><td>%s</td></tr>\n</table>\n", H(sv->you_host),
+               H(sv->you_scheme), H(sv->you_token),
+               sv->you_user ? H(sv->you_user) : "(not authenticated here)",
+               H(sv->you_method ? sv->you_method : "-"));
+    ap_rputs("<h2>Virtual hosts</h2>\n", r);
+    for (i = 0; i < sv->vhosts->nelts; i++)
+        html_vhost(r, sv, &APR_ARRAY_IDX(sv->vhosts, i, vhost_view));
+    ap_rputs("<h2>Recent failures</h2>\n", r);
+    if (sv->n_recent == 0)
+        ap_rputs("<p class=\"ok\">&#10004; none since start</p>\n", r);
+    else
+        ap_rputs("<table><tr><th>time (UTC)</th><th>vhost</th><th>client</th><th>ticket for"
+                 "</th><th>cause</th><th>what happened</th><th>fix (AD)</th><th>fix (MIT)</th>"
+                 "</tr>\n", r);
+    for (i = 0; i < sv->n_recent; i++) {
+        const kd_failure_record *f = &sv->recent[i];
+        const kd_cause_info *info = kd_cause_get(f->cause);
+        ap_rprintf(r, "<tr><td>%s</td><td>%s</td><td>%s</td><td><code>%s</code></td>"
+                   "<td class=\"bad\">%s</td><td>%s</td><td>%s</td><td>%s</td></tr>\n",
+                   H(iso_time(r->pool, f->time)), H(f->vhost), H(f->client), H(f->spn),
+                   H(info->name), H(info->summary), H(info->ad_fix), H(info->mit_fix));
+    }
+    if (sv->n_recent)
+        ap_rputs("</table>\n", r);
+    ap_rputs("<h2>Counters</h2>\n<table>\n", r);
+    for (i = 0; i < KD_STAT__COUNT; i++)
+        ap_rprintf(r, "<tr><th>%s</th><td>%lu</td></tr>\n", kd_stat_name(i),
+                   kd_stats_get(stats, i));
+    for (i = KD_CAUSE_NONE + 1; i < KD_CAUSE__COUNT; i++)
+        if (kd_stats_failures(stats, i))
+            ap_rprintf(r, "<tr><th>failures: %s</th><td class=\"bad\">%lu</td></tr>\n",
+                       kd_cause_name(i), kd_stats_failures(stats, i));
+    ap_rputs("</table>\n</body></html>\n", r);
+}
+
+/* ------------------------------------------------------------ handler */
+
+static status_format wanted_format(request_rec *r)
+{
+    const char *format = NULL, *accept = apr_table_get(r->headers_in, "Accept");
+
+    kd_query_take(r->pool, r->args, "format", &format);
+    if (format && strcmp(format, "json") == 0)
+        return FMT_JSON;
+    if (format && strcmp(format, "prometheus") == 0)
+        return FMT_PROM;
+    if (format == NULL && accept && strstr(accept, "application/json") != NULL)
+        return FMT_JSON;
+    return FMT_HTML;
+}
+
+static int status_handler(request_rec *r)
+{
+    status_view *sv;
+
+    if (r->handler == NULL || strcmp(r->handler, KD_STATUS_HANDLER) != 0)
+        return DECLINED;
+    r->allowed = (AP_METHOD_BIT << M_GET);
+    ap_allow_methods(r, REPLACE_ALLOW, "GET", NULL); /* the 405's Allow header */
+    if (r->method_number != M_GET) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, KDLOGNO(00802)
+                      "kdeleg(%s, %s, -): status page: method %s refused (GET and HEAD only)",
+                      r->server->server_hostname, r->useragent_ip,
+                      ap_escape_logitem(r->pool, r->method));
+        return HTTP_METHOD_NOT_ALLOWED;
+    }
+    apr_table_setn(r->headers_out, "Cache-Control", "no-store");
+    apr_table_setn(r->headers_out, "X-Content-Type-Options", "nosniff");
+    apr_table_setn(r->headers_out, "Content-Security-Policy",
+                   "default-src 'none'; style-src 'unsafe-inline'");
+    sv = build_view(r);
+    switch (wanted_format(r)) {
+    case FMT_JSON:
+        json_output(r, sv);
+        break;
+    case FMT_PROM:
+        prom_output(r, sv);
+        break;
+    default:
+        html_output(r, sv);
+    }
+    return OK;
+}
+
+void kd_status_register_hooks(apr_pool_t *p)
+{
+    ap_hook_handler(status_handler, NULL, NULL, APR_HOOK_MIDDLE);
+}
