@@ -23,6 +23,7 @@ struct kd_stats {
     atomic_ulong counters[KD_STAT__COUNT];
     atomic_ulong failures[KD_CAUSE__COUNT];
     atomic_ulong ring_next;
+    atomic_llong last_turn;
     ring_slot ring[KD_STATS_RECENT];
     target_slot targets[KD_STATS_TARGETS];
 };
@@ -135,6 +136,18 @@ void kd_stats_target(kd_stats *st, const char *target, kd_cause cause, long long
         atomic_store(&t->last_failure, now);
         atomic_fetch_add(&t->failed, 1);
     }
+}
+
+int kd_stats_take_turn(kd_stats *st, long long now, int interval)
+{
+    long long last;
+
+    if (st == NULL)
+        return 1;
+    last = atomic_load(&st->last_turn);
+    if (last != 0 && now - last < interval && now >= last)
+        return 0;
+    return atomic_compare_exchange_strong(&st->last_turn, &last, now);
 }
 
 unsigned long kd_stats_get(const kd_stats *st, kd_stat which)

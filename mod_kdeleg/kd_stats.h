@@ -59,6 +59,10 @@ void kd_stats_failure(kd_stats *st, kd_cause cause, long long now, const char *v
                       const char *client, const char *spn);
 void kd_stats_target(kd_stats *st, const char *target, kd_cause cause, long long now);
 
+/* At most one caller per interval seconds gets 1 (the self-test's rate
+ * limit, node-wide); the others get 0. NULL stats: always 1. */
+int kd_stats_take_turn(kd_stats *st, long long now, int interval);
+
 unsigned long kd_stats_get(const kd_stats *st, kd_stat which);
 unsigned long kd_stats_failures(const kd_stats *st, kd_cause cause);
 /* Up to max records, newest first; returns how many. */

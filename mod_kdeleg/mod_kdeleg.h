@@ -57,6 +57,9 @@ typedef struct {
     const kd_session_keys *session_keys; /* parsed from session_key_file */
     int session_lifetime;          /* KdelegSessionLifetime seconds; KD_UNSET = unset */
     const char *cookie_domain;     /* KdelegCookieDomain; NULL = unset */
+    /* Diagnostics. */
+    int selftest;                  /* KdelegSelfTest; KD_UNSET = unset (Off) */
+    const char *selftest_user;     /* KdelegSelfTestUser; NULL = unset */
 } kd_dir_conf;
 
 /* What a successful exchange established; kept on the request so that

@@ -35,6 +35,7 @@ void *kd_dir_conf_create(apr_pool_t *p, char *dir)
     conf->fqdn_redirect = KD_UNSET;
     conf->session = KD_UNSET;
     conf->session_lifetime = KD_UNSET;
+    conf->selftest = KD_UNSET;
     return conf;
 }
 
@@ -55,6 +56,8 @@ void *kd_dir_conf_merge(apr_pool_t *p, void *basev, void *addv)
                                                                      : base->protocol_transition;
     conf->user_realm = add->user_realm ? add->user_realm : base->user_realm;
     kd_session_conf_merge(conf, base, add);
+    conf->selftest = add->selftest != KD_UNSET ? add->selftest : base->selftest;
+    conf->selftest_user = add->selftest_user ? add->selftest_user : base->selftest_user;
     return conf;
 }
 
@@ -278,6 +281,25 @@ static const char *set_user_realm(cmd_parms *cmd, void *dconf, const char *arg)
     return NULL;
 }
 
+static const char *set_selftest(cmd_parms *cmd, void *dconf, int on)
+{
+    ((kd_dir_conf *)dconf)->selftest = on;
+    return NULL;
+}
+
+static const char *set_selftest_user(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    const char *c;
+
+    for (c = arg; *c; c++)
+        if ((unsigned char)*c <= 0x20 || *c == 0x7f)
+            return "KdelegSelfTestUser: a user principal, e.g. selftest@EXAMPLE.COM";
+    if (*arg == '\0')
+        return "KdelegSelfTestUser: a user principal, e.g. selftest@EXAMPLE.COM";
+    ((kd_dir_conf *)dconf)->selftest_user = arg;
+    return NULL;
+}
+
 const command_rec kd_directives[] = {
     AP_INIT_TAKE1("KdelegKeytab", set_keytab, NULL, RSRC_CONF | ACCESS_CONF,
                   "keytab holding this host's acceptor keys"),
@@ -310,6 +332,11 @@ const command_rec kd_directives[] = {
                   "socache provider for delegated tickets shared by all children "
                   "(default shmcb), or none"),
     KD_SESSION_DIRECTIVES,
+    AP_INIT_FLAG("KdelegSelfTest", set_selftest, NULL, RSRC_CONF | ACCESS_CONF,
+                 "On: the status page runs the self-test for ?selftest=1 (protect the "
+                 "location with Require)"),
+    AP_INIT_TAKE1("KdelegSelfTestUser", set_selftest_user, NULL, RSRC_CONF | ACCESS_CONF,
+                  "user principal the self-test impersonates (S4U2Self, S4U2Proxy)"),
     {NULL},
 };
 

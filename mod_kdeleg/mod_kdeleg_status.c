@@ -22,12 +22,15 @@
 #include "kd_causes.h"
 #include "kd_escape.h"
 #include "kd_keytab.h"
+#include "kd_selftest.h"
 #include "kd_token.h"
 
 APLOG_USE_MODULE(kdeleg);
 
 #define KD_STATUS_HANDLER "kdeleg-status"
 #define KD_STATS_KEPT "mod_kdeleg-stats"
+#define SELFTEST_INTERVAL 10  /* seconds between self-tests, node-wide */
+#define SELFTEST_MAX_OFFSET 300 /* krb5's default clockskew */
 
 static kd_stats *stats; /* set in post_config, inherited by every child */
 
@@ -106,7 +109,13 @@ typedef struct {
     kd_target_record targets[KD_STATS_TARGETS];
     int n_targets;
     const char *you_host, *you_scheme, *you_token, *you_user, *you_method;
+    apr_array_header_t *selftest; /* selftest_result, NULL when not asked for */
 } status_view;
+
+typedef struct {
+    const char *vhost;
+    apr_array_header_t *steps;    /* kd_selftest_step */
+} selftest_result;
 
 static void add_name(apr_array_header_t *names, const char *name)
 {
@@ -211,6 +220,87 @@ static const char *iso_time(apr_pool_t *p, long long t)
     return apr_pstrdup(p, buf);
 }
 
+/* ------------------------------------------------------------ self-test */
+
+static const char **strings(apr_pool_t *p, const apr_array_header_t *a)
+{
+    return (const char **)apr_array_copy(p, a)->elts;
+}
+
+/* One run per distinct (keytab, service, SPNs, targets): the main server
+ * and a virtual host inheriting everything are tested once. */
+static void run_selftest(request_rec *r, status_view *sv)
+{
+    const kd_dir_conf *here = ap_get_module_config(r->per_dir_config, &kdeleg_module);
+    apr_hash_t *done = apr_hash_make(r->pool);
+    int i, j;
+
+    sv->selftest = apr_array_make(r->pool, 2, sizeof(selftest_result));
+    for (i = 0; i < sv->vhosts->nelts; i++) {
+        const vhost_view *v = &APR_ARRAY_IDX(sv->vhosts, i, vhost_view);
+        apr_array_header_t *spns = apr_array_make(r->pool, 4, sizeof(const char *));
+        apr_array_header_t *targets = apr_array_copy(r->pool, v->targets);
+        kd_selftest_params prm;
+        const char *key;
+        selftest_result *res;
+
+        if (v->conf->keytab == NULL || v->spns->nelts == 0)
+            continue; /* no keytab of its own: nothing of this host to test */
+        for (j = 0; j < v->spns->nelts; j++)
+            APR_ARRAY_PUSH(spns, const char *) = APR_ARRAY_IDX(v->spns, j, spn_check).spn;
+        if (v->s == r->server)
+            apr_array_cat(targets, kd_conf_delegation_targets(r->pool, here));
+        key = apr_pstrcat(r->pool, v->keytab, "|", apr_array_pstrcat(r->pool, spns, ','), "|",
+                          apr_array_pstrcat(r->pool, targets, ','), NULL);
+        if (apr_hash_get(done, key, APR_HASH_KEY_STRING))
+            continue;
+        apr_hash_set(done, key, APR_HASH_KEY_STRING, key);
+        memset(&prm, 0, sizeof(prm));
+        prm.acceptor = kd_acceptor_for(v->conf);
+        prm.keytab = v->keytab;
+        prm.service = APR_ARRAY_IDX(spns, 0, const char *);
+        prm.spns = strings(r->pool, spns);
+        prm.n_spns = spns->nelts;
+        prm.test_user = here->selftest_user ? here->selftest_user : v->conf->selftest_user;
+        prm.targets = strings(r->pool, targets);
+        prm.n_targets = targets->nelts;
+        prm.max_clock_offset = SELFTEST_MAX_OFFSET;
+        res = apr_array_push(sv->selftest);
+        res->vhost = v->name;
+        res->steps = kd_selftest_run(r->pool, &prm);
+        for (j = 0; j < res->steps->nelts; j++) {
+            const kd_selftest_step *st = &APR_ARRAY_IDX(res->steps, j, kd_selftest_step);
+            if (st->cause != KD_CAUSE_NONE)
+                ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, KDLOGNO(00805)
+                              "kdeleg(%s, %s, %s): self-test step %s for %s: cause %s: %s",
+                              v->name, r->useragent_ip, prm.service, st->step, st->subject,
+                              kd_cause_name(st->cause), ap_escape_logitem(r->pool, st->detail));
+        }
+    }
+}
+
+/* ?selftest=1: only where KdelegSelfTest On, at most once per interval. */
+static int selftest_allowed(request_rec *r)
+{
+    const kd_dir_conf *conf = ap_get_module_config(r->per_dir_config, &kdeleg_module);
+
+    if (conf->selftest != 1) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, KDLOGNO(00803)
+                      "kdeleg(%s, %s, -): self-test refused: KdelegSelfTest is not On for "
+                      "this location", r->server->server_hostname, r->useragent_ip);
+        return HTTP_FORBIDDEN;
+    }
+    if (!kd_stats_take_turn(stats, apr_time_sec(apr_time_now()), SELFTEST_INTERVAL)) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, KDLOGNO(00804)
+                      "kdeleg(%s, %s, -): self-test refused: one per %d s on this node",
+                      r->server->server_hostname, r->useragent_ip, SELFTEST_INTERVAL);
+        apr_table_setn(r->err_headers_out, "Retry-After",
+                       apr_itoa(r->pool, SELFTEST_INTERVAL));
+        return HTTP_TOO_MANY_REQUESTS;
+    }
+    return OK;
+}
+
 /* ------------------------------------------------------------ JSON */
 
 #define J(s) kd_json_string(r->pool, (s))
@@ -257,6 +347,30 @@ static void json_vhost(request_rec *r, const status_view *sv, const vhost_view *
                v->conf->session == 1 ? "true" : "false", last ? "" : ",");
 }
 
+static void json_selftest(request_rec *r, const status_view *sv)
+{
+    int i, j;
+
+    ap_rputs(",\n  \"selftest\": [", r);
+    for (i = 0; i < sv->selftest->nelts; i++) {
+        const selftest_result *res = &APR_ARRAY_IDX(sv->selftest, i, selftest_result);
+        ap_rprintf(r, "%s\n    {\"vhost\": %s, \"steps\": [", i ? "," : "", J(res->vhost));
+        for (j = 0; j < res->steps->nelts; j++) {
+            const kd_selftest_step *st = &APR_ARRAY_IDX(res->steps, j, kd_selftest_step);
+            const kd_cause_info *info = kd_cause_get(st->cause);
+            int ok = st->cause == KD_CAUSE_NONE;
+            ap_rprintf(r, "%s\n      {\"step\": %s, \"subject\": %s, \"ok\": %s, "
+                       "\"skipped\": %s, \"cause\": %s, \"detail\": %s, \"hint\": %s, "
+                       "\"fix_ad\": %s, \"fix_mit\": %s}", j ? "," : "", J(st->step),
+                       J(st->subject), ok ? "true" : "false", st->skipped ? "true" : "false",
+                       J(ok ? NULL : info->name), J(st->detail), J(ok ? NULL : info->summary),
+                       J(ok ? NULL : info->ad_fix), J(ok ? NULL : info->mit_fix));
+        }
+        ap_rputs("]}", r);
+    }
+    ap_rputs("]", r);
+}
+
 static void json_output(request_rec *r, const status_view *sv)
 {
     int i;
@@ -293,7 +407,10 @@ static void json_output(request_rec *r, const status_view *sv)
                    J(iso_time(r->pool, t->last_failure)),
                    J(t->last_failure ? kd_cause_name(t->last_cause) : NULL), t->ok, t->failed);
     }
-    ap_rprintf(r, "],\n  \"you\": {\"host\": %s, \"scheme\": %s, \"token\": %s, "
+    ap_rputs("]", r);
+    if (sv->selftest)
+        json_selftest(r, sv);
+    ap_rprintf(r, ",\n  \"you\": {\"host\": %s, \"scheme\": %s, \"token\": %s, "
                "\"user\": %s, \"method\": %s}\n}\n", J(sv->you_host), J(sv->you_scheme),
                J(sv->you_token), J(sv->you_user), J(sv->you_method));
 }
@@ -413,6 +530,30 @@ static void html_vhost(request_rec *r, const status_view *sv, const vhost_view *
     ap_rputs("</table></div>\n", r);
 }
 
+static void html_selftest(request_rec *r, const status_view *sv)
+{
+    int i, j;
+
+    ap_rputs("<h2>Self-test</h2>\n", r);
+    for (i = 0; i < sv->selftest->nelts; i++) {
+        const selftest_result *res = &APR_ARRAY_IDX(sv->selftest, i, selftest_result);
+        ap_rprintf(r, "<h3>%s</h3>\n<table><tr><th></th><th>step</th><th>for</th><th>result"
+                   "</th><th>fix (AD)</th><th>fix (MIT)</th></tr>\n", H(res->vhost));
+        for (j = 0; j < res->steps->nelts; j++) {
+            const kd_selftest_step *st = &APR_ARRAY_IDX(res->steps, j, kd_selftest_step);
+            const kd_cause_info *info = kd_cause_get(st->cause);
+            int ok = st->cause == KD_CAUSE_NONE;
+            ap_rprintf(r, "<tr><td><span class=\"%s\">%s</span></td><td>%s</td><td><code>%s"
+                       "</code></td><td>%s%s%s</td><td>%s</td><td>%s</td></tr>\n",
+                       ok ? "ok" : "bad", st->skipped ? "&#8211;" : ok ? "&#10004;" : "&#10008;",
+                       H(st->step), H(st->subject), ok ? "" : "<b>",
+                       ok ? "" : apr_pstrcat(r->pool, H(info->name), "</b>: ", NULL),
+                       H(st->detail), ok ? "" : H(info->ad_fix), ok ? "" : H(info->mit_fix));
+        }
+        ap_rputs("</table>\n", r);
+    }
+}
+
 static void html_output(request_rec *r, const status_view *sv)
 {
     int i;
@@ -433,6 +574,8 @@ static void html_output(request_rec *r, const status_view *sv)
                H(sv->you_scheme), H(sv->you_token),
                sv->you_user ? H(sv->you_user) : "(not authenticated here)",
                H(sv->you_method ? sv->you_method : "-"));
+    if (sv->selftest)
+        html_selftest(r, sv);
     ap_rputs("<h2>Virtual hosts</h2>\n", r);
     for (i = 0; i < sv->vhosts->nelts; i++)
         html_vhost(r, sv, &APR_ARRAY_IDX(sv->vhosts, i, vhost_view));
@@ -483,6 +626,7 @@ static status_format wanted_format(request_rec *r)
 static int status_handler(request_rec *r)
 {
     status_view *sv;
+    const char *selftest = NULL;
 
     if (r->handler == NULL || strcmp(r->handler, KD_STATUS_HANDLER) != 0)
         return DECLINED;
@@ -500,6 +644,13 @@ static int status_handler(request_rec *r)
     apr_table_setn(r->headers_out, "Content-Security-Policy",
                    "default-src 'none'; style-src 'unsafe-inline'");
     sv = build_view(r);
+    kd_query_take(r->pool, r->args, "selftest", &selftest);
+    if (selftest && strcmp(selftest, "1") == 0) {
+        int rv = selftest_allowed(r);
+        if (rv != OK)
+            return rv;
+        run_selftest(r, sv);
+    }
     switch (wanted_format(r)) {
     case FMT_JSON:
         json_output(r, sv);

@@ -189,3 +189,119 @@ def test_html_in_chromium(node, realm, alice_ccache, lab_dir):
     kdclient.chromium(realm, alice_ccache, {NODE1: node.ip}, url, lab_dir,
                       screenshot=shot)
     assert os.path.getsize(shot) > 10000
+
+
+# ------------------------------------------------------------ self-test
+
+def selftest_httpd(kd_httpd, realm, name, keytab="node1", spns=(f"HTTP/{NODE1}",),
+                   targets=("HTTP/backend.example.test",), user="alice", env=None):
+    def conf(d):
+        return f"""
+KdelegKeytab {realm.keytab(keytab) if '/' not in keytab else keytab}
+KdelegServiceNames {' '.join(spns)}
+<Location /kdeleg-status>
+    SetHandler kdeleg-status
+    Require ip 127.0.0.0/8
+    KdelegSelfTest On
+    {f'KdelegSelfTestUser {user}' if user else ''}
+    {'KdelegDelegateTo ' + ' '.join(targets) if targets else ''}
+</Location>
+"""
+    h = kd_httpd(name, "127.0.0.5", server_name=NODE1, conf_fn=conf, env=env)
+    h.allowed |= {"KD00805"}
+    return h
+
+
+def selftest(httpd):
+    status, _, body = kdclient.request(httpd, "/kdeleg-status?format=json&selftest=1")
+    assert status == 200, body[:500]
+    [result] = json.loads(body)["selftest"]
+    return {(s["step"], s["subject"]): s for s in result["steps"]}
+
+
+def test_selftest_healthy_and_rate_limited(kd_httpd, realm):
+    h = selftest_httpd(kd_httpd, realm, "selftest-ok",
+                       targets=("HTTP/backend.example.test", "postgres/db.example.test"))
+    steps = selftest(h)
+    assert all(s["ok"] for s in steps.values()), steps
+    assert "kvno 1" in steps[("spn", f"HTTP/{NODE1}")]["detail"]
+    assert "opens it" in steps[("spn", f"HTTP/{NODE1}")]["detail"]
+    assert "about 0 s" in steps[("clock", f"HTTP/{NODE1}")]["detail"] or \
+        re.search(r"about -?[01] s", steps[("clock", f"HTTP/{NODE1}")]["detail"])
+    assert steps[("s4u2proxy", "postgres/db.example.test")]["ok"]
+    # once per 10 s per node
+    status, headers, _ = kdclient.request(h, "/kdeleg-status?selftest=1")
+    assert status == 429 and headers["retry-after"] == "10"
+    # the HTML shows the same walk
+    assert "Self-test" not in kdclient.status(h, "html")
+
+
+def test_selftest_off_by_default(node):
+    assert kdclient.request(node, "/kdeleg-status?selftest=1")[0] == 403
+
+
+def test_selftest_names_each_seed_failure(kd_httpd, realm, lab_dir):
+    """Missing SPN, stale kvno, duplicate-SPN effect, delegation not
+    allowed and protocol transition not allowed, found by the service
+    itself, each with its cause and both remedies."""
+    from test_110_failures import new_service
+    stale, stale_kt = new_service(realm, "stale-st.example.test")
+    realm.rekey(stale)                                # kvno moves on, keytab not
+    dup, dup_kt = new_service(realm, "dup-st.example.test")
+    kvno = realm.kdc_kvno(dup)
+    realm.rekey(dup)
+    realm.kadmin(f"modprinc -kvno {kvno} {realm.principal(dup)}")  # same kvno, other key
+    combined = os.path.join(lab_dir, "keytabs", "selftest-combined.keytab")
+    subprocess_ktutil(realm, [realm.keytab("node1"), stale_kt, dup_kt], combined)
+    h = selftest_httpd(kd_httpd, realm, "selftest-bad", keytab=combined,
+                       spns=(f"HTTP/{NODE1}", "HTTP/missing-st.example.test",
+                             "HTTP/stale-st.example.test", "HTTP/dup-st.example.test"),
+                       targets=("HTTP/backend.example.test", "HTTP/other.example.test"))
+    steps = selftest(h)
+    causes = {k: s["cause"] for k, s in steps.items()}
+    assert causes[("spn", "HTTP/missing-st.example.test")] == "spn-unknown"
+    assert causes[("spn", "HTTP/stale-st.example.test")] == "key-version-mismatch"
+    assert causes[("spn", "HTTP/dup-st.example.test")] == "decrypt-failed"
+    assert "setspn -X" in steps[("spn", "HTTP/dup-st.example.test")]["fix_ad"]
+    assert causes[("s4u2proxy", "HTTP/other.example.test")] == "delegation-not-allowed"
+    assert "krbAllowedToDelegateTo" in steps[("s4u2proxy", "HTTP/other.example.test")]["fix_mit"]
+    assert causes[("s4u2proxy", "HTTP/backend.example.test")] is None
+    lines = kdclient.kd_lines(h.error_log_since(0), "KD00805")
+    assert len(lines) == 4
+
+
+def subprocess_ktutil(realm, sources, target):
+    import subprocess
+    script = "".join(f"rkt {s}\n" for s in sources) + f"wkt {target}\nq\n"
+    if os.path.exists(target):
+        os.unlink(target)
+    subprocess.run(["ktutil"], input=script, text=True, check=True, capture_output=True,
+                   env=realm.env())
+    kdlab._share_with_httpd(target, 0o640)
+
+
+def test_selftest_protocol_transition_not_allowed(kd_httpd, realm):
+    h = selftest_httpd(kd_httpd, realm, "selftest-node2", keytab="node2",
+                       spns=("HTTP/node2.example.test",))
+    steps = selftest(h)
+    s = steps[("s4u2self", "alice")]
+    assert s["cause"] == "protocol-transition-not-allowed", s
+    assert "TrustedToAuthForDelegation" in s["fix_ad"] and "ok_to_auth_as_delegate" in s["fix_mit"]
+    assert steps[("s4u2proxy", "HTTP/backend.example.test")]["skipped"]
+
+
+def test_selftest_clock_skew_and_kdc_down(kd_httpd, realm):
+    from test_110_failures import faketime_env
+    h = selftest_httpd(kd_httpd, realm, "selftest-skew", env=faketime_env("+10m"))
+    steps = selftest(h)
+    clock = steps[("clock", f"HTTP/{NODE1}")]
+    assert clock["cause"] == "clock-skew" and "about -60" in clock["detail"], clock
+    assert "w32tm" in clock["fix_ad"]
+    h2 = selftest_httpd(kd_httpd, realm, "selftest-nokdc")
+    realm.stop_kdc()
+    try:
+        steps = selftest(h2)
+    finally:
+        realm.start_kdc()
+    s = steps[("credentials", f"HTTP/{NODE1}")]
+    assert s["cause"] == "kdc-unreachable" and "88" in s["fix_ad"]
