@@ -321,6 +321,48 @@ static void explain_badoption(apr_pool_t *p, kd_delegation *d, const char *targe
                        d->impersonator, d->user, target);
 }
 
+/* The realm a target lives in: its own, or what [domain_realm] maps its
+ * host to (how the library will route the request). NULL if unknown. */
+static const char *target_realm(apr_pool_t *p, krb5_context ctx, const char *target)
+{
+    const char *at = strrchr(target, '@'), *slash = strchr(target, '/');
+    char **realms = NULL;
+    const char *realm = NULL;
+
+    if (at)
+        return at + 1;
+    if (slash == NULL || ctx == NULL)
+        return NULL;
+    if (krb5_get_host_realm(ctx, slash + 1, &realms) == 0 && realms && realms[0]
+        && realms[0][0] != '\0')
+        realm = apr_pstrdup(p, realms[0]);
+    if (realms)
+        krb5_free_host_realm(ctx, realms);
+    return realm;
+}
+
+/* Classic constrained delegation (msDS-AllowedToDelegateTo,
+ * krbAllowedToDelegateTo) stays inside one realm: a refusal for a target
+ * in another realm is that, whatever the KDC called it. */
+static kd_cause explain_cross_realm(apr_pool_t *p, kd_delegation *d, const char *target,
+                                    kd_result *res)
+{
+    const char *ours = strrchr(d->impersonator, '@'), *theirs;
+    krb5_context ctx = NULL;
+
+    if (ours == NULL || krb5_init_context(&ctx) != 0)
+        return res->cause;
+    theirs = target_realm(p, ctx, target);
+    krb5_free_context(ctx);
+    if (theirs == NULL || strcmp(theirs, ours + 1) == 0)
+        return res->cause;
+    return kd_result_fail(res, p, KD_CAUSE_CROSS_REALM_DELEGATION, "s4u2proxy",
+                          "%s (realm %s) for %s to %s (realm %s): constrained delegation "
+                          "crosses realms (SEC_E_CROSSREALM_DELEGATION_FAILURE 0x80090357); "
+                          "the KDC said: %s", d->impersonator, ours + 1, d->user, target,
+                          theirs, res->detail ? res->detail : kd_cause_name(res->cause));
+}
+
 /* ------------------------------------------------------------ ticket cache */
 
 static krb5_context delegation_ctx(kd_delegation *d)
@@ -483,13 +525,12 @@ kd_cause kd_s4u2proxy(apr_pool_t *p, kd_delegation *d, const char *target,
     if (GSS_ERROR(major)) {
         res->gss_major = major;
         res->krb5_code = (krb5_error_code)minor;
-        cause = kd_result_fail(res, p, kd_cause_from_kdc_error((krb5_error_code)minor),
-                               "s4u2proxy", "%s for %s to %s: %s", d->impersonator, d->user,
-                               target, kd_gss_error(p, major, minor));
-        if ((krb5_error_code)minor == KRB5KDC_ERR_BADOPTION) {
+        kd_result_fail(res, p, kd_cause_from_kdc_error((krb5_error_code)minor), "s4u2proxy",
+                       "%s for %s to %s: %s", d->impersonator, d->user, target,
+                       kd_gss_error(p, major, minor));
+        if ((krb5_error_code)minor == KRB5KDC_ERR_BADOPTION)
             explain_badoption(p, d, target, res);
-            cause = res->cause;
-        }
+        cause = explain_cross_realm(p, d, target, res);
     }
     else {
         kd_token_spnego_wrap(p, out.value, out.length, token, token_len);

@@ -756,6 +756,42 @@ MaxRequestWorkers 16
 }
 
 
+TRUST_PASSWORD = "Trust-Pa55-example-corp"
+
+
+def trust(realm_a, realm_b):
+    """A two-way trust: both cross-realm TGS principals in both KDCs, from
+    one password (same salt, same kvno, so the keys agree)."""
+    names = [f"krbtgt/{realm_b.realm}@{realm_a.realm}", f"krbtgt/{realm_a.realm}@{realm_b.realm}"]
+    for r in (realm_a, realm_b):
+        r._kadmin([], input="".join(f"addprinc -pw {TRUST_PASSWORD} {n}\n" for n in names))
+
+
+def cross_realm_conf(path, *realms, domain_realm=()):
+    """One krb5.conf for clients and servers that know every realm: the
+    first realm is the default; extra (host, realm) pairs are added to
+    [domain_realm] (a disjoint namespace)."""
+    first = realms[0]
+    kdcs = "".join(f" {r.realm} = {{\n  kdc = 127.0.0.1:{r.kdc_port}\n }}\n" for r in realms)
+    mapping = "".join(f" .{r.domain} = {r.realm}\n {r.domain} = {r.realm}\n" for r in realms)
+    mapping += "".join(f" {host} = {realm}\n" for host, realm in domain_realm)
+    _write(path, f"""[libdefaults]
+ default_realm = {first.realm}
+ dns_lookup_kdc = false
+ dns_lookup_realm = false
+ dns_canonicalize_hostname = false
+ rdns = false
+ qualify_shortname = ""
+ udp_preference_limit = 1
+ forwardable = true
+
+[realms]
+{kdcs}
+[domain_realm]
+{mapping}""")
+    return path
+
+
 class Httpd:
     def __init__(self, base_dir, name, ip, port=None, module_path=None,
                  mpm="event", extra_modules=(), conf="", server_name=None):
