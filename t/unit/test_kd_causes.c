@@ -2,6 +2,8 @@
 
 #include <string.h>
 #include "kd_causes.h"
+#include "kd_result.h"
+#include "kd_token.h"
 
 /* The contract's stable names, in CONTRACT.md order. */
 static const char *const contract_names[] = {
@@ -95,6 +97,49 @@ START_TEST(kdc_errors_map_to_causes)
 }
 END_TEST
 
+/* Every row of the catalogue is produced by something: the two mapping
+ * functions (the reverse direction of the tests above), the header
+ * parser, or one of the core paths named below, each proven for real by
+ * the integration test in the comment. */
+START_TEST(every_row_is_reachable)
+{
+    static const krb5_error_code accept_codes[] = {
+        KRB5KRB_AP_ERR_BADKEYVER, KRB5KRB_AP_ERR_MODIFIED, KRB5KRB_AP_ERR_SKEW,
+        KRB5KRB_AP_ERR_REPEAT, KRB5KRB_AP_ERR_TKT_EXPIRED, KRB5_KT_NOTFOUND,
+        KRB5KDC_ERR_ETYPE_NOSUPP, ASN1_BAD_ID, 12345};
+    static const krb5_error_code kdc_codes[] = {
+        KRB5KDC_ERR_BADOPTION, KRB5KDC_ERR_S_PRINCIPAL_UNKNOWN, KRB5KDC_ERR_C_PRINCIPAL_UNKNOWN,
+        KRB5_KDC_UNREACH, 12345};
+    static const char *const headers[] = {NULL, "NTLM TlRMTVNTUAABAAAA", "Negotiate !!!!"};
+    static const kd_cause elsewhere[] = {
+        KD_CAUSE_NONE,                            /* success */
+        KD_CAUSE_WRONG_SPN,                       /* kd_accept: test_110 test_wrong_spn */
+        KD_CAUSE_USER_NOT_DELEGABLE,              /* kd_s4u flags: test_300 carol */
+        KD_CAUSE_PROTOCOL_TRANSITION_NOT_ALLOWED, /* kd_s4u: test_310, test_500 self-test */
+        KD_CAUSE_CROSS_REALM_DELEGATION,          /* kd_s4u: test_510 */
+        KD_CAUSE_SESSION_INVALID,                 /* sessions: test_400 bad cookies */
+    };
+    int seen[KD_CAUSE__COUNT] = {0};
+    size_t i;
+
+    for (i = 0; i < sizeof(accept_codes) / sizeof(accept_codes[0]); i++)
+        seen[kd_cause_from_accept_error(GSS_S_FAILURE, accept_codes[i])] = 1;
+    for (i = 0; i < sizeof(kdc_codes) / sizeof(kdc_codes[0]); i++)
+        seen[kd_cause_from_kdc_error(kdc_codes[i])] = 1;
+    for (i = 0; i < sizeof(headers) / sizeof(headers[0]); i++) {
+        unsigned char *tok;
+        size_t len;
+        kd_result res;
+        kd_result_init(&res);
+        seen[kd_token_from_header(kd_test_pool, headers[i], &tok, &len, &res)] = 1;
+    }
+    for (i = 0; i < sizeof(elsewhere) / sizeof(elsewhere[0]); i++)
+        seen[elsewhere[i]] = 1;
+    for (i = 0; i < KD_CAUSE__COUNT; i++)
+        ck_assert_msg(seen[i], "nothing produces cause %s", kd_cause_name((kd_cause)i));
+}
+END_TEST
+
 START_TEST(statuses_follow_who_must_act)
 {
     ck_assert_int_eq(kd_cause_get(KD_CAUSE_NO_TOKEN)->http_status, 401);
@@ -120,6 +165,7 @@ Suite *kd_causes_suite(void)
     tcase_add_test(tc, accept_errors_map_to_causes);
     tcase_add_test(tc, kdc_errors_map_to_causes);
     tcase_add_test(tc, statuses_follow_who_must_act);
+    tcase_add_test(tc, every_row_is_reachable);
     suite_add_tcase(s, tc);
     return s;
 }
