@@ -222,6 +222,16 @@ static const char *get_str(apr_pool_t *p, const unsigned char **pos, const unsig
     return apr_pstrmemdup(p, (const char *)b + 2, n);
 }
 
+/* What get_str accepts: what seal may write (found by fuzz_session: a
+ * name with a control byte sealed fine and then never opened). */
+static int printable(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+            return 0;
+    return 1;
+}
+
 /* ------------------------------------------------------------ seal/open */
 
 const char *kd_session_seal(apr_pool_t *p, const kd_session_keys *keys, const char *site,
@@ -236,7 +246,8 @@ const char *kd_session_seal(apr_pool_t *p, const kd_session_keys *keys, const ch
     if (keys == NULL || keys->n == 0 || site == NULL)
         return NULL;
     for (i = 0; i < 3; i++) {
-        if (fields[i] == NULL || *fields[i] == '\0' || strlen(fields[i]) > MAX_FIELD)
+        if (fields[i] == NULL || *fields[i] == '\0' || strlen(fields[i]) > MAX_FIELD
+            || !printable(fields[i]))
             return NULL;
         plain_len += 2 + strlen(fields[i]);
     }

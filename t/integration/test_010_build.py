@@ -11,10 +11,17 @@ import tempfile
 import pytest
 
 from conftest import REPO
+from kdlab import sanitizer_env
 
 
 def run(args, **kw):
     return subprocess.run(args, capture_output=True, text=True, timeout=120, **kw)
+
+
+def run_apache2(args):
+    # A sanitized module (t/run-tests' sanitizer stage) needs its runtime
+    # preloaded in every apache2 that loads it, -t included.
+    return run(args, env=sanitizer_env(os.environ))
 
 
 def test_only_the_module_record_is_exported(module_path):
@@ -82,10 +89,10 @@ def test_debian_apache2_loads_module(module_path):
                 f.write(f"Include {copy}\n")
         script = (f". /etc/apache2/envvars && APACHE_LOG_DIR={tmp} APACHE_RUN_DIR={tmp} "
                   f"APACHE_LOCK_DIR={tmp} /usr/sbin/apache2 -t -f {conf}")
-        proc = run(["sh", "-c", script])
+        proc = run_apache2(["sh", "-c", script])
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert "Syntax OK" in proc.stderr
-        mods = run(["sh", "-c", script.replace("-t -f", "-M -f")])
+        mods = run_apache2(["sh", "-c", script.replace("-t -f", "-M -f")])
         assert re.search(r"kdeleg_module \(shared\)", mods.stdout), mods.stdout + mods.stderr
 
 
@@ -115,6 +122,6 @@ def test_bad_directive_values_name_the_directive(module_path, line, named):
             f.write(f'ServerRoot "{tmp}"\nLoadModule mpm_event_module '
                     f'/usr/lib/apache2/modules/mod_mpm_event.so\n'
                     f'LoadModule kdeleg_module {module_path}\n{line}\n')
-        proc = run(["/usr/sbin/apache2", "-t", "-f", conf])
+        proc = run_apache2(["/usr/sbin/apache2", "-t", "-f", conf])
         assert proc.returncode != 0
         assert named in proc.stderr, proc.stderr

@@ -45,6 +45,7 @@ Realm(base_dir, realm="EXAMPLE.TEST", domain="example.test")
     principal(name) -> "name@REALM"; service(svc, host) -> "svc/host.domain@REALM"
     kdc_log_mark() / kdc_log_since(mark) -> [lines]
     stop_kdc() / start_kdc()     the KDC alone (slapd keeps running)
+    stop_slapd() / start_slapd() the directory alone (the KDC keeps running)
 
 Httpd(base_dir, name, ip, port=None, module_path=None, mpm="event",
       extra_modules=(), conf="", server_name=None)
@@ -508,6 +509,13 @@ index objectClass eq
 index krbPrincipalName eq,pres,sub
 """
         _write(os.path.join(d, "slapd.conf"), conf, 0o600)
+        self._spawn_slapd()
+        self._ldap("ldapadd", [], input=(
+            f"dn: {self.suffix}\nobjectClass: dcObject\nobjectClass: organization\n"
+            f"dc: {self.domain.split('.')[0]}\no: {self.domain}\n"))
+
+    def _spawn_slapd(self):
+        d = self.ldap_dir
         log = os.path.join(d, "slapd.log")
         # -d 0 keeps slapd in the foreground, so the Popen PID is slapd's.
         proc = _spawn(self.base, "slapd",
@@ -517,9 +525,6 @@ index krbPrincipalName eq,pres,sub
                   self._ldap("ldapsearch", ["-b", "", "-s", "base"],
                              check=False).returncode == 0,
                   10, "slapd to answer", lambda: _tail(log))
-        self._ldap("ldapadd", [], input=(
-            f"dn: {self.suffix}\nobjectClass: dcObject\nobjectClass: organization\n"
-            f"dc: {self.domain.split('.')[0]}\no: {self.domain}\n"))
 
     def _ldap(self, tool, args, input=None, check=True):
         cmd = [tool, "-x", "-H", self.ldapi_uri, "-D", self.rootdn,
@@ -665,6 +670,15 @@ index krbPrincipalName eq,pres,sub
         self._start_kdc()
         return self
 
+    def stop_slapd(self, timeout=10):
+        """Only the directory (the KDC stays up without its database)."""
+        stop_recorded(self.base, ["slapd"], timeout)
+
+    def start_slapd(self):
+        """Start the directory again after stop_slapd(): same port, same data."""
+        self._spawn_slapd()
+        return self
+
     def kinit(self, principal, ccache_path, password=None, lifetime=None,
               keytab=None):
         args = ["kinit", "-c", "FILE:" + ccache_path]
@@ -754,6 +768,28 @@ ServerLimit 16
 MaxRequestWorkers 16
 """,
 }
+
+
+def sanitizer_env(env):
+    """A sanitized module needs its runtime in the process: KDLAB_PRELOAD (set
+    by t/run-tests' sanitizer stage) is added to LD_PRELOAD and
+    ASAN_OPTIONS/UBSAN_OPTIONS pass through. With libfaketime already
+    preloaded the ASan runtime goes after it (the other order deadlocks in
+    libfaketime's start-up), so ASan's link-order check is switched off."""
+    preload = os.environ.get("KDLAB_PRELOAD")
+    if not preload:
+        return env
+    env = dict(env)
+    for var in ("ASAN_OPTIONS", "UBSAN_OPTIONS"):
+        if var in os.environ:
+            env[var] = os.environ[var]
+    if env.get("LD_PRELOAD"):
+        env["LD_PRELOAD"] = env["LD_PRELOAD"] + " " + preload
+        env["ASAN_OPTIONS"] = ",".join(filter(None, [env.get("ASAN_OPTIONS"),
+                                                     "verify_asan_link_order=0"]))
+    else:
+        env["LD_PRELOAD"] = preload
+    return env
 
 
 TRUST_PASSWORD = "Trust-Pa55-example-corp"
@@ -894,9 +930,10 @@ ScriptAlias /cgi-bin/ "{d}/cgi-bin/"
     def _process_env(self):
         # The realm's client ccache and replay cache are not the server's:
         # override them with this httpd's own.
-        return {**base_env(), **self.env,
-                "KRB5CCNAME": "FILE:" + os.path.join(self.rcache_dir, "krb5cc_default"),
-                "KRB5RCACHEDIR": self.rcache_dir}
+        env = {**base_env(), **self.env,
+               "KRB5CCNAME": "FILE:" + os.path.join(self.rcache_dir, "krb5cc_default"),
+               "KRB5RCACHEDIR": self.rcache_dir}
+        return sanitizer_env(env)
 
     def start(self, env=None, timeout=10):
         if self.pid:

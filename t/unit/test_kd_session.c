@@ -142,6 +142,13 @@ START_TEST(refuses_to_seal_unusable_fields)
     ck_assert_ptr_null(kd_session_seal(kd_test_pool, k, "vip.example.test", &in));
     in = alice();
     ck_assert_ptr_null(kd_session_seal(kd_test_pool, NULL, "vip.example.test", &in));
+    /* fuzz_session found it: a control byte sealed, then the cookie never
+     * opened; seal now refuses what open would refuse */
+    in.principal = "\n";
+    ck_assert_ptr_null(kd_session_seal(kd_test_pool, k, "vip.example.test", &in));
+    in = alice();
+    in.user = "ali\x7f" "ce";
+    ck_assert_ptr_null(kd_session_seal(kd_test_pool, k, "vip.example.test", &in));
 }
 END_TEST
 

@@ -1,0 +1,38 @@
+/* Client bytes in the Authorization header: header parsing, base64,
+ * SPNEGO / Kerberos / NTLMSSP sniffing, the ticket's names, the reply
+ * builder. First byte: 0 = the input is the header value, else it is the
+ * decoded token itself (so the fuzzer reaches the DER code directly). */
+#include "fuzz_common.h"
+#include "kd_token.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    apr_pool_t *p = fuzz_pool();
+    unsigned char *tok = NULL, *wire;
+    size_t len = 0, wire_len;
+    kd_token_info info;
+    kd_result res;
+    kd_cause c;
+
+    kd_result_init(&res);
+    if (size > 0 && data[0] == 0) {
+        c = kd_token_from_header(p, fuzz_string(p, data + 1, size - 1), &tok, &len, &res);
+        FUZZ_ASSERT(c != KD_CAUSE_NONE || (tok != NULL && len <= KD_TOKEN_MAX_BYTES));
+    }
+    else if (size > 1) {
+        tok = (unsigned char *)apr_pmemdup(p, data + 1, size - 1);
+        len = size - 1;
+        c = KD_CAUSE_NONE;
+    }
+    else
+        c = KD_CAUSE_NO_TOKEN;
+    if (c == KD_CAUSE_NONE && kd_token_sniff(p, tok, len, &info, &res) == KD_CAUSE_NONE) {
+        FUZZ_ASSERT(info.has_ap_req);
+        FUZZ_ASSERT(info.krb5_token >= tok && info.krb5_token + info.krb5_token_len <= tok + len);
+        FUZZ_ASSERT(kd_token_ticket_principal(p, &info) != NULL);
+        /* the reply builder with an arbitrary "AP-REP" */
+        kd_token_reply(p, &info, tok, len > 64 ? 64 : len, &wire, &wire_len);
+    }
+    apr_pool_destroy(p);
+    return 0;
+}
