@@ -61,6 +61,13 @@ static const kd_cause_info catalogue[KD_CAUSE__COUNT] = {
      "no KDC answered",
      "check DNS SRV records for the domain controllers and the firewall (TCP/UDP 88)",
      "check [realms] kdc = in krb5.conf and the firewall (TCP/UDP 88)"},
+    {KD_CAUSE_KDC_ERROR, "kdc-error", 503, 1,
+     "the KDC answered but could not serve the request (KRB_ERR_GENERIC, "
+     "KDC_ERR_SVC_UNAVAILABLE or an unusable reply): its database or its own configuration",
+     "check the domain controller: Directory Service and System event logs, dcdiag /test:services, "
+     "replication (repadmin /replsummary)",
+     "read krb5kdc's log for the request (e.g. 'LDAP handle unavailable': is the LDAP server "
+     "up and reachable with ldap_service_password_file?); kdb5_util or kadmin.local must work"},
     {KD_CAUSE_SPN_UNKNOWN, "spn-unknown", 502, 1,
      "KDC_ERR_S_PRINCIPAL_UNKNOWN: the back-end service principal is not registered",
      "register the back-end SPN on its service account (setspn -S service/host account)",
@@ -211,6 +218,14 @@ kd_cause kd_cause_from_kdc_error(krb5_error_code code)
     case KRB5_REALM_CANT_RESOLVE:
     case KRB5_REALM_UNKNOWN:
         return KD_CAUSE_KDC_UNREACHABLE;
+    /* An answer, but not a ticket or a specific error: MIT says
+     * KRB_ERR_GENERIC when its database back end is gone, AD
+     * SVC_UNAVAILABLE when a DC is not ready; a reply of the wrong type
+     * comes from a KDC caught starting or stopping. */
+    case KRB5KRB_ERR_GENERIC:
+    case KRB5KDC_ERR_SVC_UNAVAILABLE:
+    case KRB5KRB_AP_ERR_MSG_TYPE:
+        return KD_CAUSE_KDC_ERROR;
     case KRB5KDC_ERR_ETYPE_NOSUPP:
     case KRB5_PROG_ETYPE_NOSUPP:
         return KD_CAUSE_ETYPE_UNSUPPORTED;

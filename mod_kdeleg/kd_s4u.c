@@ -1,6 +1,7 @@
 #include "kd_s4u.h"
 
 #include <string.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 #include <apr_file_io.h>
 #include <apr_hash.h>
@@ -694,6 +695,21 @@ static kd_cause new_ccache_file(apr_pool_t *p, const char *dir, const char **pat
     return KD_CAUSE_NONE;
 }
 
+/* krb5 reports any failed write as "Credentials cache I/O operation
+ * failed"; the commonest reason deserves its own words. */
+static const char *space_note(apr_pool_t *p, const char *dir)
+{
+    struct statvfs sv;
+    unsigned long long free_bytes;
+
+    if (statvfs(dir, &sv) != 0)
+        return "";
+    free_bytes = (unsigned long long)sv.f_bavail * sv.f_frsize;
+    if (free_bytes >= 65536)
+        return "";
+    return apr_psprintf(p, "; No space left on device: %llu bytes free in %s", free_bytes, dir);
+}
+
 kd_cause kd_delegation_write_ccache(apr_pool_t *p, kd_delegation *d, const char *dir,
                                     const char *const *targets, int n_targets,
                                     const char **path, kd_result *res)
@@ -733,7 +749,8 @@ done:
     if (code != 0) {
         const char *msg = krb5_get_error_message(ctx, code);
         cause = kd_result_fail(res, p, KD_CAUSE_INTERNAL_ERROR, "ccache",
-                               "writing the credential cache for %s: %s", d->user, msg);
+                               "writing the credential cache for %s: %s%s", d->user, msg,
+                               space_note(p, dir));
         krb5_free_error_message(ctx, msg);
     }
     else if (copied < n_targets)

@@ -70,8 +70,11 @@ kd_cause kd_token_from_header(apr_pool_t *p, const char *value, unsigned char **
     b64_len = strlen(b64);
     while (b64_len > 0 && (b64[b64_len - 1] == ' ' || b64[b64_len - 1] == '\t'))
         b64_len--;
+    /* RFC 4559 always sends a token after the scheme: a bare "Negotiate"
+     * is a broken client the administrator should hear about. */
     if (b64_len == 0)
-        return kd_result_fail(res, p, KD_CAUSE_NO_TOKEN, "header", "Negotiate without a token");
+        return kd_result_fail(res, p, KD_CAUSE_MALFORMED_TOKEN, "header",
+                              "Negotiate without a token");
     st = kd_b64_decode(p, b64, b64_len, KD_TOKEN_MAX_BYTES, tok, len);
     if (st != KD_B64_OK)
         return kd_result_fail(res, p, KD_CAUSE_MALFORMED_TOKEN, "header",

@@ -489,7 +489,7 @@ static int bounceable(kd_cause cause)
 
 int kd_fqdn_bounce(request_rec *r, const kd_dir_conf *conf, kd_cause cause)
 {
-    const char *host, *vip, *back, *node, *location, *marker;
+    const char *host, *vip, *back, *node, *location, *marker, *args;
     kd_origin origin;
     int port;
 
@@ -508,13 +508,16 @@ int kd_fqdn_bounce(request_rec *r, const kd_dir_conf *conf, kd_cause cause)
                       conf->node_name->host, vip);
         return DECLINED;
     }
+    /* A way back the client wrote itself never travels on: ours is the
+     * only one the node sees. */
+    args = kd_query_take(r->pool, r->args, KD_RETURN_PARAM, NULL);
     origin.scheme = ap_http_scheme(r);
     origin.host = vip; /* the configured spelling, never the header's */
     origin.port = port;
     back = kd_origin_unparse(r->pool, &origin, ap_http_scheme(r));
     node = kd_origin_unparse(r->pool, conf->node_name, ap_http_scheme(r));
     location = kd_url_build(r->pool, node, r->parsed_uri.path,
-                            apr_pstrcat(r->pool, r->args ? r->args : "", r->args ? "&" : "",
+                            apr_pstrcat(r->pool, args ? args : "", args ? "&" : "",
                                         KD_RETURN_PARAM "=",
                                         kd_url_escape_component(r->pool, back), NULL));
     kd_note(KD_STAT_FQDN_REDIRECTS);

@@ -21,10 +21,14 @@ class Token:
     server's mutual-authentication reply and completes the context."""
 
     def __init__(self, ccache, host, mech=SPNEGO, service="HTTP"):
+        # The environment names the default for anything run later; the
+        # context itself takes its credentials from this ccache explicitly,
+        # so threads acting as different users never borrow each other's.
         os.environ["KRB5CCNAME"] = ccache
+        creds = gssapi.Credentials(usage="initiate", store={"ccache": ccache})
         name = gssapi.Name(f"{service}@{host}", gssapi.NameType.hostbased_service)
         self.ctx = gssapi.SecurityContext(
-            name=name, usage="initiate", mech=mech,
+            name=name, usage="initiate", mech=mech, creds=creds,
             flags=gssapi.RequirementFlag.mutual_authentication)
         self.raw = self.ctx.step()
         self.b64 = base64.b64encode(self.raw).decode()

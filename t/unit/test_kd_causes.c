@@ -89,6 +89,9 @@ START_TEST(kdc_errors_map_to_causes)
     ck_assert_int_eq(kd_cause_from_kdc_error(KRB5KDC_ERR_C_PRINCIPAL_UNKNOWN),
                      KD_CAUSE_USER_UNKNOWN);
     ck_assert_int_eq(kd_cause_from_kdc_error(KRB5_KDC_UNREACH), KD_CAUSE_KDC_UNREACHABLE);
+    ck_assert_int_eq(kd_cause_from_kdc_error(KRB5KRB_ERR_GENERIC), KD_CAUSE_KDC_ERROR);
+    ck_assert_int_eq(kd_cause_from_kdc_error(KRB5KDC_ERR_SVC_UNAVAILABLE), KD_CAUSE_KDC_ERROR);
+    ck_assert_int_eq(kd_cause_from_kdc_error(KRB5KRB_AP_ERR_MSG_TYPE), KD_CAUSE_KDC_ERROR);
     ck_assert_int_eq(kd_cause_from_kdc_error(KRB5KDC_ERR_ETYPE_NOSUPP),
                      KD_CAUSE_ETYPE_UNSUPPORTED);
     ck_assert_int_eq(kd_cause_from_kdc_error(KRB5KRB_AP_ERR_SKEW), KD_CAUSE_CLOCK_SKEW);
@@ -109,7 +112,7 @@ START_TEST(every_row_is_reachable)
         KRB5KDC_ERR_ETYPE_NOSUPP, ASN1_BAD_ID, 12345};
     static const krb5_error_code kdc_codes[] = {
         KRB5KDC_ERR_BADOPTION, KRB5KDC_ERR_S_PRINCIPAL_UNKNOWN, KRB5KDC_ERR_C_PRINCIPAL_UNKNOWN,
-        KRB5_KDC_UNREACH, 12345};
+        KRB5_KDC_UNREACH, KRB5KRB_ERR_GENERIC, 12345};
     static const char *const headers[] = {NULL, "NTLM TlRMTVNTUAABAAAA", "Negotiate !!!!"};
     static const kd_cause elsewhere[] = {
         KD_CAUSE_NONE,                            /* success */

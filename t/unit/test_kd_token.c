@@ -108,8 +108,8 @@ START_TEST(header_schemes)
     ck_assert_int_eq(header(NULL, &len), KD_CAUSE_NO_TOKEN);
     ck_assert_int_eq(header("", &len), KD_CAUSE_NO_TOKEN);
     ck_assert_int_eq(header("Basic YWxpY2U6cHc=", &len), KD_CAUSE_NO_TOKEN);
-    ck_assert_int_eq(header("Negotiate", &len), KD_CAUSE_NO_TOKEN);
-    ck_assert_int_eq(header("Negotiate   ", &len), KD_CAUSE_NO_TOKEN);
+    ck_assert_int_eq(header("Negotiate", &len), KD_CAUSE_MALFORMED_TOKEN);
+    ck_assert_int_eq(header("Negotiate   ", &len), KD_CAUSE_MALFORMED_TOKEN);
     ck_assert_int_eq(header("NegotiateX Zm9v", &len), KD_CAUSE_NO_TOKEN);
     ck_assert_int_eq(header("NTLM TlRMTVNTUAABAAAA", &len), KD_CAUSE_NTLM_OFFERED);
     ck_assert_int_eq(header("Negotiate Zm9vYmFy", &len), KD_CAUSE_NONE);
