@@ -21,6 +21,7 @@
 typedef struct {
     gss_cred_id_t cred;
     apr_time_t mtime;
+    apr_time_t ctime;   /* chmod/chown too: every child then judges the same file */
     apr_ino_t inode;
     apr_off_t size;
     unsigned refs;
@@ -270,7 +271,8 @@ static int tgt_expiring(const cred_entry *e)
 
 static int keytab_changed(const cred_entry *e, const apr_finfo_t *fi)
 {
-    return e->mtime != fi->mtime || e->inode != fi->inode || e->size != fi->size;
+    return e->mtime != fi->mtime || e->ctime != fi->ctime || e->inode != fi->inode
+           || e->size != fi->size;
 }
 
 /* Drop an entry from the table; free it now or when its last user is done. */
@@ -312,7 +314,8 @@ static kd_cause get_cred(kd_acceptor *a, apr_pool_t *p, const char *principal, i
     const char *key = apr_pstrcat(p, principal, impersonator ? " +impersonator" : "",
                                   no_rcache ? " +no-rcache" : "", NULL);
 
-    rv = apr_stat(&fi, a->keytab, APR_FINFO_MTIME | APR_FINFO_INODE | APR_FINFO_SIZE, p);
+    rv = apr_stat(&fi, a->keytab,
+                  APR_FINFO_MTIME | APR_FINFO_CTIME | APR_FINFO_INODE | APR_FINFO_SIZE, p);
     if (rv != APR_SUCCESS) {
         char errbuf[128];
         return kd_result_fail(res, p, KD_CAUSE_KEYTAB_UNUSABLE, "acquire", "keytab %s: %s",
@@ -343,6 +346,7 @@ static kd_cause get_cred(kd_acceptor *a, apr_pool_t *p, const char *principal, i
             return res->cause;
         }
         e->mtime = fi.mtime;
+        e->ctime = fi.ctime;
         e->inode = fi.inode;
         e->size = fi.size;
         apr_hash_set(a->creds, e->key, APR_HASH_KEY_STRING, e);

@@ -63,16 +63,22 @@ def front_conf(realm, d, backend, location_extra="", extra="", keytab="node1", s
 {location_extra}""", extra=extra)
 
 
-@pytest.fixture
-def front(kd_httpd, realm, backend):
-    httpd = kd_httpd("front", "127.0.0.2", server_name=NODE1, extra_modules=PROXY_MODULES,
-                     conf_fn=lambda d: front_conf(realm, d, backend, extra=f"""
+def proxied_location(backend, target=BACKEND):
+    """/proxied/: mod_proxy to the back end's CGIs with a fresh token for target."""
+    return f"""
 <Location /proxied/>
     AuthType Negotiate
     Require valid-user
-    KdelegProxyNegotiate HTTP/{BACKEND}
+    KdelegProxyNegotiate HTTP/{target}
     ProxyPass http://127.0.0.4:{backend.port}/private/cgi/
 </Location>
+"""
+
+
+@pytest.fixture
+def front(kd_httpd, realm, backend):
+    httpd = kd_httpd("front", "127.0.0.2", server_name=NODE1, extra_modules=PROXY_MODULES,
+                     conf_fn=lambda d: front_conf(realm, d, backend, extra=proxied_location(backend) + f"""
 <Proxy balancer://backends>
     BalancerMember http://127.0.0.4:{backend.port}
 </Proxy>
@@ -190,14 +196,8 @@ def test_target_not_allowed(kd_httpd, realm, backend, alice_ccache):
 
 
 def test_target_not_allowed_when_proxied_is_502(kd_httpd, realm, backend, alice_ccache):
-    httpd = failing_front(kd_httpd, realm, backend, "", extra=f"""
-<Location /proxied/>
-    AuthType Negotiate
-    Require valid-user
-    KdelegProxyNegotiate HTTP/other.example.test
-    ProxyPass http://127.0.0.4:{backend.port}/private/cgi/
-</Location>
-""")
+    httpd = failing_front(kd_httpd, realm, backend, "",
+                           extra=proxied_location(backend, "other.example.test"))
     mark = httpd.error_log_mark()
     status, _, _, _ = kdclient.negotiate(httpd, "/proxied/env.cgi", alice_ccache)
     assert status == 502
@@ -297,14 +297,7 @@ def test_ticket_cache_one_kdc_request_per_ticket_lifetime(kd_httpd, realm, backe
                                                           alice_ccache, mpm):
     httpd = kd_httpd("front-cache-" + mpm, "127.0.0.2", server_name=NODE1, mpm=mpm,
                      extra_modules=PROXY_MODULES,
-                     conf_fn=lambda d: front_conf(realm, d, backend, extra=f"""
-<Location /proxied/>
-    AuthType Negotiate
-    Require valid-user
-    KdelegProxyNegotiate HTTP/{BACKEND}
-    ProxyPass http://127.0.0.4:{backend.port}/private/cgi/
-</Location>
-"""))
+                     conf_fn=lambda d: front_conf(realm, d, backend, extra=proxied_location(backend)))
     assert kdclient.wait_for_processes(httpd, 3) >= 3  # several children share one cache
     mark = realm.kdc_log_mark()
     for i in range(200):

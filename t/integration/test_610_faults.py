@@ -18,7 +18,7 @@ import kdlab
 from conftest import private_ccache_dir
 from test_110_failures import new_service
 from test_300_delegation import (PROXY_MODULES, backend, env_of, front_conf,  # noqa: F401
-                                 s4u2proxy_requests)
+                                 proxied_location, s4u2proxy_requests)
 
 NODE1 = "node1.example.test"
 BACKEND = "backend.example.test"
@@ -37,19 +37,12 @@ def users(realm):
     return made
 
 
-def proxied_front(kd_httpd, realm, backend, name="front-faults", cache=None, mpm="event",  # noqa: F811
-                  extra=""):
-    conf = (f"KdelegCache {cache}\n" if cache else "") + extra
+def proxied_front(kd_httpd, realm, backend, name="front-faults", cache=None, mpm="event"):  # noqa: F811
+    conf = f"KdelegCache {cache}\n" if cache else ""
     httpd = kd_httpd(name, "127.0.0.2", server_name=NODE1, mpm=mpm,
                      extra_modules=PROXY_MODULES,
-                     conf_fn=lambda d: conf + front_conf(realm, d, backend, extra=f"""
-<Location /proxied/>
-    AuthType Negotiate
-    Require valid-user
-    KdelegProxyNegotiate HTTP/{BACKEND}
-    ProxyPass http://127.0.0.4:{backend.port}/private/cgi/
-</Location>
-"""))
+                     conf_fn=lambda d: conf + front_conf(realm, d, backend,
+                                                         extra=proxied_location(backend)))
     httpd.ccache_dir = os.path.join(httpd.dir, "ccache")
     return httpd
 
