@@ -339,9 +339,9 @@ def crowd(realm):
 
 def test_full_ticket_cache_costs_kdc_requests_not_identities(kd_httpd, realm, backend,  # noqa: F811
                                                              crowd, lab_dir):
-    """A ticket cache far too small for the users (16 KiB of shmcb, the least
-    it accepts): entries are evicted or never stored, so the KDC is asked
-    again, but every request succeeds as its own user."""
+    """A ticket cache far too small for the users (16 KiB of shmcb; 8 KiB is
+    refused at start-up): entries are evicted or never stored, so the KDC
+    is asked again, but every request succeeds as its own user."""
     cache = f"shmcb:{lab_dir}/tiny-cache(16384)"
     httpd = proxied_front(kd_httpd, realm, backend, name="front-tinycache", cache=cache)
     mark = realm.kdc_log_mark()
@@ -353,6 +353,7 @@ def test_full_ticket_cache_costs_kdc_requests_not_identities(kd_httpd, realm, ba
     assert_nobody_else(results)
     # a cache with room would have asked once per user; this one could not keep them
     asked = len(s4u2proxy_requests(realm, mark))
+    print(f"tiny ticket cache: {len(results)} requests, {asked} S4U2Proxy requests to the KDC")
     assert asked > len(crowd), asked
 
 
