@@ -399,6 +399,10 @@ int kd_session_authenticate(request_rec *r, const kd_dir_conf *conf)
     }
     state = state_from(r, conf, &s);
     kd_note(KD_STAT_SESSION_OK);
+    /* A shared cache never stores an answer to a request carrying
+     * Authorization (RFC 9111 3.5), but nothing stops it storing one to a
+     * request that carried only our cookie: this page is the user's. */
+    apr_table_mergen(r->err_headers_out, "Cache-Control", "private");
     ap_set_module_config(r->request_config, &kdeleg_module, state);
     r->user = apr_pstrdup(r->pool, state->user);
     r->ap_auth_type = KD_AUTH_TYPE;

@@ -285,9 +285,13 @@ COOKIES = {
 
 
 def test_good_cookie_opens(matrix, cookies):
-    status, _, _ = matrix.send(PAGE, host=VIP,
-                               headers={"Cookie": f"kdeleg_session={cookies['good']}"})
+    status, headers, _ = matrix.send(PAGE, host=VIP,
+                                     headers={"Cookie": f"kdeleg_session={cookies['good']}"})
     assert status == 200
+    # only the cookie authenticated this: no shared cache may keep the page
+    assert "private" in headers.get("cache-control", "")
+    status, headers, _ = matrix.send("/index.html", host=VIP)
+    assert status == 200 and "cache-control" not in headers
 
 
 @pytest.mark.parametrize("case", COOKIES, ids=list(COOKIES))
