@@ -204,32 +204,32 @@ static size_t put_str(unsigned char *b, const char *s)
     return n + 2;
 }
 
+/* The one rule for string fields, on both sides: seal writes only what
+ * open accepts (fuzz_session found a name with a control byte that
+ * sealed fine and then never opened). */
+static int printable(const unsigned char *b, size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++)
+        if (b[i] < 0x20 || b[i] == 0x7f)
+            return 0;
+    return 1;
+}
+
 /* A string field: 16-bit length, then printable bytes only. */
 static const char *get_str(apr_pool_t *p, const unsigned char **pos, const unsigned char *end)
 {
-    size_t n, i;
+    size_t n;
     const unsigned char *b = *pos;
 
     if (end - b < 2)
         return NULL;
     n = ((size_t)b[0] << 8) | b[1];
-    if (n == 0 || n > MAX_FIELD || (size_t)(end - b - 2) < n)
+    if (n == 0 || n > MAX_FIELD || (size_t)(end - b - 2) < n || !printable(b + 2, n))
         return NULL;
-    for (i = 0; i < n; i++)
-        if (b[2 + i] < 0x20 || b[2 + i] == 0x7f)
-            return NULL;
     *pos = b + 2 + n;
     return apr_pstrmemdup(p, (const char *)b + 2, n);
-}
-
-/* What get_str accepts: what seal may write (found by fuzz_session: a
- * name with a control byte sealed fine and then never opened). */
-static int printable(const char *s)
-{
-    for (; *s; s++)
-        if ((unsigned char)*s < 0x20 || *s == 0x7f)
-            return 0;
-    return 1;
 }
 
 /* ------------------------------------------------------------ seal/open */
@@ -247,7 +247,7 @@ const char *kd_session_seal(apr_pool_t *p, const kd_session_keys *keys, const ch
         return NULL;
     for (i = 0; i < 3; i++) {
         if (fields[i] == NULL || *fields[i] == '\0' || strlen(fields[i]) > MAX_FIELD
-            || !printable(fields[i]))
+            || !printable((const unsigned char *)fields[i], strlen(fields[i])))
             return NULL;
         plain_len += 2 + strlen(fields[i]);
     }

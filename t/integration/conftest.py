@@ -113,17 +113,7 @@ import kdclient  # noqa: E402
 MPMS = ("event", "prefork")
 
 
-def private_ccache_dir(httpd_dir):
-    """A KdelegCcacheDir as an administrator makes it: 0700, owned by the
-    httpd user (www-data when we run as root)."""
-    path = os.path.join(httpd_dir, "ccache")
-    os.makedirs(path, exist_ok=True)
-    os.chmod(path, 0o700)
-    if os.geteuid() == 0:
-        import pwd
-        pw = pwd.getpwnam(kdlab.RUN_USER)
-        os.chown(path, pw.pw_uid, pw.pw_gid)
-    return path
+private_ccache_dir = kdlab.private_ccache_dir
 
 
 def negotiate_conf(realm, httpd_dir, keytab="node1", spns=None, location_extra="", extra=""):

@@ -128,11 +128,30 @@ def unexpected_problems(lines, allowed=()):
 
 # ---------------------------------------------------------------- a browser
 
+def ntlm_message(msg_type=1):
+    """A raw NTLMSSP message header of the given type (1 NEGOTIATE, 3
+    AUTHENTICATE): enough for anything that sniffs the scheme."""
+    import struct
+    return b"NTLMSSP\x00" + struct.pack("<II", msg_type, 0xa2088207) + b"\x00" * 16
+
+
 def ntlm_type1():
     """A raw NTLMSSP NEGOTIATE message, as a browser sends when it has no
     Kerberos ticket for the host name."""
-    import struct
-    return b"NTLMSSP\x00" + struct.pack("<II", 1, 0xa2088207) + b"\x00" * 16
+    return ntlm_message(1)
+
+
+def settled_listing(path, expected=(), timeout=5.0):
+    """The directory's sorted listing once it equals expected (default:
+    empty), or whatever it holds at the deadline. httpd removes a request's
+    credential cache when it destroys the request pool, just after the
+    client has read the response."""
+    import time
+    want = sorted(expected)
+    deadline = time.monotonic() + timeout
+    while sorted(os.listdir(path)) != want and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return sorted(os.listdir(path))
 
 
 class Browser:

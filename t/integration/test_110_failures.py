@@ -51,10 +51,6 @@ def b64(raw):
     return base64.b64encode(raw).decode()
 
 
-def ntlm_type1():
-    return b"NTLMSSP\x00" + struct.pack("<II", 1, 0xa2088207) + b"\x00" * 16
-
-
 def der(tag, content):
     n = len(content)
     length = bytes([n]) if n < 0x80 else bytes([0x81, n]) if n < 0x100 else bytes([0x82]) + n.to_bytes(2, "big")
@@ -64,7 +60,7 @@ def der(tag, content):
 def spnego_ntlm_only():
     ntlm_oid = der(0x06, bytes.fromhex("2b0601040182370202 0a".replace(" ", "")))
     spnego_oid = der(0x06, bytes.fromhex("2b0601050502"))
-    init = der(0x30, der(0xa0, der(0x30, ntlm_oid)) + der(0xa2, der(0x04, ntlm_type1())))
+    init = der(0x30, der(0xa0, der(0x30, ntlm_oid)) + der(0xa2, der(0x04, kdclient.ntlm_type1())))
     return der(0x60, spnego_oid + der(0xa0, init))
 
 
@@ -94,10 +90,10 @@ def test_two_authorization_headers(node1, alice_ccache):
 
 
 @pytest.mark.parametrize("header", [
-    "Negotiate " + b64(ntlm_type1()),
-    "Negotiate " + b64(ntlm_type1()[:8] + struct.pack("<I", 3) + b"\x00" * 52),
+    "Negotiate " + b64(kdclient.ntlm_type1()),
+    "Negotiate " + b64(kdclient.ntlm_type1()[:8] + struct.pack("<I", 3) + b"\x00" * 52),
     "Negotiate " + b64(spnego_ntlm_only()),
-    "NTLM " + b64(ntlm_type1()),
+    "NTLM " + b64(kdclient.ntlm_type1()),
 ], ids=["raw-type1", "raw-type3", "spnego-ntlm-only", "ntlm-scheme"])
 def test_ntlm_is_detected_before_gss(node1, header):
     mark = node1.error_log_mark()
@@ -124,7 +120,7 @@ ErrorDocument 401 /errors/env.cgi
 '''))
     httpd.allowed.add("KD00301")
     status, _, body = kdclient.request(httpd, ENV_CGI,
-                                       headers={"Authorization": "Negotiate " + b64(ntlm_type1())})
+                                       headers={"Authorization": "Negotiate " + b64(kdclient.ntlm_type1())})
     assert status == 401
     assert kdclient.cgi_env(body)["REDIRECT_KDELEG_ERROR"] == "ntlm-offered"
 

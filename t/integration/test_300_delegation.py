@@ -5,7 +5,6 @@ failure cause reproduced with the KDC's real answers."""
 
 import os
 import re
-import time
 
 import pytest
 
@@ -91,21 +90,11 @@ def front(kd_httpd, realm, backend):
 """))
     httpd.ccache_dir = os.path.join(httpd.dir, "ccache")
     yield httpd
-    assert settled_listing(httpd.ccache_dir) == [], "a credential cache was left behind"
+    assert kdclient.settled_listing(httpd.ccache_dir) == [], "a credential cache was left behind"
 
 
 def env_of(body):
     return kdclient.cgi_env(body)
-
-
-def settled_listing(path, timeout=5.0):
-    """The directory once in-flight requests have ended: httpd removes a
-    request's cache when it destroys the request pool, just after the
-    client has read the response."""
-    deadline = time.monotonic() + timeout
-    while os.listdir(path) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return os.listdir(path)
 
 
 # ------------------------------------------------------------ delivery
@@ -139,7 +128,7 @@ def test_ccache_removed_after_request(front, alice_ccache):
     status, _, body, _ = kdclient.negotiate(front, "/private/cgi/backend.cgi", alice_ccache)
     assert status == 200
     path = env_of(body)["CCACHE"][len("FILE:"):]
-    assert settled_listing(front.ccache_dir) == []
+    assert kdclient.settled_listing(front.ccache_dir) == []
     assert not os.path.exists(path)
 
 

@@ -12,7 +12,7 @@ import pytest
 
 import kdclient
 from test_300_delegation import (BACKEND, NODE1, PROXY_MODULES, VIP, backend,  # noqa: F401
-                                 delegation_causes, env_of, front_conf, settled_listing)
+                                 delegation_causes, env_of, front_conf)
 
 PASSWORDS = {"alice": "alice-web", "bob": "bob-web", "carol": "carol-web",
              "mallory": "mallory-web"}  # mallory exists only in the web's user file
@@ -68,7 +68,7 @@ def test_basic_user_reaches_backend_as_the_user(kd_httpd, realm, backend):
     assert env["KDELEG_AUTH_METHOD"] == "protocol-transition"
     assert env["GSS_NAME"] == "alice@EXAMPLE.TEST"
     assert env["KDELEG_SPN"] == "HTTP/node1.example.test"
-    assert settled_listing(httpd.ccache_dir) == []
+    assert kdclient.settled_listing(httpd.ccache_dir) == []
 
 
 def test_vip_requests_transition_as_the_vip_account(kd_httpd, realm, backend):

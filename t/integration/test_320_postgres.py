@@ -4,7 +4,6 @@ hostgssenc in pg_hba.conf) with the ticket mod_kdeleg obtained by S4U2Proxy
 and exported as KRB5CCNAME.  The database sees the user, not the web server."""
 
 import os
-import time
 import uuid
 
 import pytest
@@ -73,21 +72,12 @@ def front(kd_httpd, realm, db):
                      conf_fn=lambda d: front_conf(realm, db, d))
     httpd.ccache_dir = os.path.join(httpd.dir, "ccache")
     yield httpd
-    assert settled_listing(httpd.ccache_dir) == [], "a credential cache was left behind"
+    assert kdclient.settled_listing(httpd.ccache_dir) == [], "a credential cache was left behind"
 
 
 @pytest.fixture
 def bob_ccache(realm):
     return realm.kinit("bob", realm.path("ccache", f"bob-320-{uuid.uuid4().hex}.cc"))
-
-
-def settled_listing(path, timeout=5.0):
-    """httpd removes a request's cache when it destroys the request pool,
-    just after the client has read the response."""
-    deadline = time.monotonic() + timeout
-    while os.listdir(path) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return os.listdir(path)
 
 
 def run_cgi(front, ccache, path="/private/cgi/psql.cgi"):
@@ -142,7 +132,7 @@ def test_ccache_removed_after_request(front, alice_ccache, bob_ccache):
         env, _, body = run_cgi(front, ccache)
         assert env["PSQL_EXIT"] == "0", body
         paths.append(env["CCNAME"][len("FILE:"):])
-    assert settled_listing(front.ccache_dir) == []
+    assert kdclient.settled_listing(front.ccache_dir) == []
     assert not any(os.path.exists(p) for p in paths)
 
 

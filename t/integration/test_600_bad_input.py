@@ -7,8 +7,6 @@ import base64
 import os
 import re
 import socket
-import struct
-import time
 import urllib.parse
 
 import pytest
@@ -35,10 +33,6 @@ EXPECTED = {"KD00301", "KD00702", "KD00708", "KD00703",
 
 def b64(raw):
     return base64.b64encode(raw).decode()
-
-
-def ntlm(msg_type):
-    return b"NTLMSSP\x00" + struct.pack("<II", msg_type, 0xa2088207) + b"\x00" * 48
 
 
 def site_conf(realm, d, port, keys, site=VIP, extra=""):
@@ -112,15 +106,8 @@ class Matrix:
             if len(secret) < 16:  # too short to be a credential or to search for
                 continue
             assert secret[:24] not in text, "credential text in the log"
-        assert settled_listing(self.ccache_dir) == [], "credential cache left behind"
+        assert kdclient.settled_listing(self.ccache_dir) == [], "credential cache left behind"
         return lines
-
-
-def settled_listing(path, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while os.listdir(path) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return os.listdir(path)
 
 
 @pytest.fixture(scope="module")
@@ -176,9 +163,9 @@ HEADERS = {
                  401, ["malformed-token"]),
     "random-bytes": (lambda m: "Negotiate " + b64(os.urandom(3000)), 401, ["malformed-token"]),
     "trailing-junk": (lambda m: token(m).header + " extra", 401, ["malformed-token"]),
-    "ntlm-type1": (lambda m: "Negotiate " + b64(ntlm(1)), 401, ["ntlm-offered"]),
-    "ntlm-type3": (lambda m: "Negotiate " + b64(ntlm(3)), 401, ["ntlm-offered"]),
-    "ntlm-scheme": (lambda m: "NTLM " + b64(ntlm(1)), 401, ["ntlm-offered"]),
+    "ntlm-type1": (lambda m: "Negotiate " + b64(kdclient.ntlm_message(1)), 401, ["ntlm-offered"]),
+    "ntlm-type3": (lambda m: "Negotiate " + b64(kdclient.ntlm_message(3)), 401, ["ntlm-offered"]),
+    "ntlm-scheme": (lambda m: "NTLM " + b64(kdclient.ntlm_message(1)), 401, ["ntlm-offered"]),
     "basic-scheme": (lambda m: "Basic " + b64(b"alice:alice-Secret-1"), 401, []),
     "other-service": (lambda m: token(m, OTHER).header, 401, ["wrong-spn"]),
     "not-in-keytab": (lambda m: token(m, BACKEND).header, 401, ["wrong-spn"]),
@@ -316,7 +303,7 @@ def test_cookie_never_in_log_or_status_page(matrix, cookies):
 
 # ------------------------------------------------------------ FQDN fallback abuse
 
-NTLM_AUTH = {"Authorization": "Negotiate " + b64(ntlm(1))}
+NTLM_AUTH = {"Authorization": "Negotiate " + b64(kdclient.ntlm_message(1))}
 
 
 def bounce(matrix, path, host=VIP):
@@ -373,7 +360,7 @@ def test_fallback_ignores_unconfigured_host(matrix, host):
 def test_malformed_host_header_is_refused(matrix, host):
     mark = matrix.httpd.error_log_mark()
     status, head = matrix.raw(b"GET /private/ HTTP/1.1\r\nHost: " + host + b"\r\n"
-                              + b"Authorization: Negotiate " + b64(ntlm(1)).encode()
+                              + b"Authorization: Negotiate " + b64(kdclient.ntlm_message(1)).encode()
                               + b"\r\nConnection: close\r\n\r\n")
     assert status in (400, 401)
     assert "evil" not in head.lower().partition("location:")[2]

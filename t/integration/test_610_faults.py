@@ -104,22 +104,6 @@ def delegation_causes(httpd, mark):
             for _, _, m in kdclient.kd_lines(httpd.error_log_since(mark), "KD00401")]
 
 
-def settled_to(path, expected, timeout=5.0):
-    """The listing once it equals expected (the request pool's cleanup
-    runs after the response), or whatever it is at the deadline."""
-    deadline = time.monotonic() + timeout
-    while sorted(os.listdir(path)) != expected and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return sorted(os.listdir(path))
-
-
-def settled(path, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while os.listdir(path) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return os.listdir(path)
-
-
 # ------------------------------------------------------------ the KDC
 
 def test_kdc_down_before_start_up(kd_httpd, realm, backend, users):  # noqa: F811
@@ -175,7 +159,7 @@ def test_kdc_outage_under_load(kd_httpd, realm, backend, users):  # noqa: F811
     causes = delegation_causes(httpd, mark)
     assert "kdc-unreachable" in causes and set(causes) <= {"kdc-unreachable", "kdc-error"}
     assert causes.count("kdc-error") <= 4, causes.count("kdc-error")
-    assert settled(httpd.ccache_dir) == []
+    assert kdclient.settled_listing(httpd.ccache_dir) == []
 
 
 def test_directory_down_under_the_kdc(kd_httpd, realm, backend, users):  # noqa: F811
@@ -293,7 +277,7 @@ def test_ccache_dir_not_writable(kd_httpd, realm, backend, users):  # noqa: F811
     finally:
         private_ccache_dir(httpd.dir)
     assert as_user(httpd, users["alice"], "/private/cgi/backend.cgi") == (200, "alice@EXAMPLE.TEST")
-    assert settled(httpd.ccache_dir) == []
+    assert kdclient.settled_listing(httpd.ccache_dir) == []
 
 
 def test_ccache_dir_full(kd_httpd, realm, backend, users):  # noqa: F811
@@ -312,11 +296,11 @@ def test_ccache_dir_full(kd_httpd, realm, backend, users):  # noqa: F811
         assert status == 500, body
         msg = kdclient.kd_lines(httpd.error_log_since(mark), "KD00401")[0][2]
         assert "No space left on device" in msg
-        assert settled_to(d, ["filler"]) == ["filler"], "a partial credential cache was left"
+        assert kdclient.settled_listing(d, ["filler"]) == ["filler"], "a partial credential cache was left"
         os.unlink(filler)
         assert as_user(httpd, users["alice"], "/private/cgi/backend.cgi") == (
             200, "alice@EXAMPLE.TEST")
-        assert settled(d) == []
+        assert kdclient.settled_listing(d) == []
     finally:
         subprocess.run(["umount", d], check=True)
 
@@ -371,4 +355,4 @@ def test_graceful_restart_under_load(kd_httpd, realm, backend, users, mpm):  # n
     assert load.results and not load.errors, load.errors[:5]
     assert all(r[2] == 200 for r in load.results), [r for r in load.results if r[2] != 200][:5]
     assert_nobody_else(load.results)
-    assert settled(httpd.ccache_dir) == []
+    assert kdclient.settled_listing(httpd.ccache_dir) == []

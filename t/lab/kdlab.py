@@ -55,6 +55,9 @@ Httpd(base_dir, name, ip, port=None, module_path=None, mpm="event",
     error_log_mark() / error_log_since(mark) -> [lines]
     url(path="/", host=None); pid; processes() -> [pids of main + children]
 
+private_ccache_dir(httpd_dir) -> <httpd_dir>/ccache, 0700, owned by the httpd
+                            user: a KdelegCcacheDir as an administrator makes it
+
 Haproxy(base_dir, ip, port, backends, name="haproxy")
     start(); stop(); url(path="/")   round robin over [(ip, port), ...]
 
@@ -768,6 +771,19 @@ ServerLimit 16
 MaxRequestWorkers 16
 """,
 }
+
+
+def private_ccache_dir(httpd_dir):
+    """<httpd_dir>/ccache as an administrator makes a KdelegCcacheDir: 0700,
+    owned by the httpd user (www-data when we run as root)."""
+    path = os.path.join(httpd_dir, "ccache")
+    os.makedirs(path, exist_ok=True)
+    os.chmod(path, 0o700)
+    if os.geteuid() == 0:
+        import pwd
+        pw = pwd.getpwnam(RUN_USER)
+        os.chown(path, pw.pw_uid, pw.pw_gid)
+    return path
 
 
 def sanitizer_env(env):
