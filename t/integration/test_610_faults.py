@@ -294,6 +294,7 @@ def test_ccache_dir_full(kd_httpd, realm, backend, users):  # noqa: F811
         mark = httpd.error_log_mark()
         status, _, body, _ = kdclient.negotiate(httpd, "/private/cgi/backend.cgi", users["alice"])
         assert status == 500, body
+        assert delegation_causes(httpd, mark) == ["internal-error"]
         msg = kdclient.kd_lines(httpd.error_log_since(mark), "KD00401")[0][2]
         assert "No space left on device" in msg
         assert kdclient.settled_listing(d, ["filler"]) == ["filler"], "a partial credential cache was left"
