@@ -2,6 +2,8 @@
 
 realm          session Realm (slapd + MIT KDC with LDAP back end), see t/lab/kdlab.py
 lab_dir        its base directory (KDLAB_KEEP=1 keeps it after the run)
+ad_realm       session ADRealm (Samba AD DC at 127.0.0.53 in lab_dir/ad), see t/lab/adlab.py;
+               skips outside a private network namespace or without Samba
 alice_ccache   a fresh FILE ccache path holding alice's TGT
 module_path    the built mod_kdeleg.so ($KDELEG_MODULE, else mod_kdeleg/.libs/),
                skips the test when there is none
@@ -169,3 +171,25 @@ def client_environment(realm):
     yield
     os.environ.clear()
     os.environ.update(saved)
+
+
+# ---------------------------------------------------------------- Active Directory realm
+
+import adlab  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def ad_realm(lab_dir):
+    """Session ADRealm (Samba AD DC at 127.0.0.53, see t/lab/adlab.py) in
+    lab_dir/ad, restored from the cached snapshot. Skips when Samba is not
+    installed or 127.0.0.53 cannot be used (not root, or the host's network
+    namespace: t/run-tests runs pytest inside a private one). Stopped by
+    recorded PID at the end of the session."""
+    ok, reason = adlab.ADRealm.usable()
+    if not ok:
+        pytest.skip(f"AD realm unavailable: {reason}")
+    realm = adlab.ADRealm(os.path.join(lab_dir, "ad"))
+    try:
+        yield realm.start()
+    finally:
+        realm.stop()

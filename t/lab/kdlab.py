@@ -386,6 +386,7 @@ def _check_running(proc, name, log_path):
 
 class Realm:
     STATE = "realm.json"
+    kind = "mit"  # adlab.ADRealm.kind is "ad"
 
     def __init__(self, base_dir, realm="EXAMPLE.TEST", domain="example.test"):
         self.base = os.path.abspath(base_dir)
