@@ -47,6 +47,7 @@ int main(void)
     srunner_add_suite(sr, kd_der_suite());
     srunner_add_suite(sr, kd_gss_suite());
     srunner_add_suite(sr, kd_log_suite());
+    srunner_add_suite(sr, kd_pac_suite());
     srunner_add_suite(sr, kd_replay_suite());
     srunner_add_suite(sr, kd_result_suite());
     srunner_add_suite(sr, kd_seal_suite());

@@ -18,6 +18,7 @@ Suite *kd_causes_suite(void);
 Suite *kd_der_suite(void);
 Suite *kd_gss_suite(void);
 Suite *kd_log_suite(void);
+Suite *kd_pac_suite(void);
 Suite *kd_replay_suite(void);
 Suite *kd_result_suite(void);
 Suite *kd_seal_suite(void);
