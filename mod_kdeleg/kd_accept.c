@@ -13,6 +13,7 @@
 
 #include "kd_base64.h"
 #include "kd_gss.h"
+#include "kd_keytab.h"
 #include "kd_log.h"
 
 /* Acceptor credentials for one principal, valid for one state of the
@@ -28,6 +29,8 @@ typedef struct {
     int stale;
     char *key;          /* principal, plus a marker for impersonator entries */
     char *ccache;       /* impersonator: MEMORY ccache with the service's TGT */
+    char *account;      /* impersonator: the principal that TGT was taken as */
+    int tgt_forwardable; /* impersonator: S4U2Proxy needs a forwardable TGT */
     char *memkt;        /* MEMORY keytab: the file's keys, loaded when it changes */
     krb5_keytab memkt_handle; /* keeps that keytab alive while the entry is */
     apr_time_t expires; /* impersonator: when that TGT expires */
@@ -82,6 +85,7 @@ static void entry_free(kd_acceptor *a, cred_entry *e)
         krb5_kt_close(a->ctx, e->memkt_handle);
     free(e->memkt);
     free(e->ccache);
+    free(e->account);
     free(e->key);
     free(e);
 }
@@ -149,40 +153,36 @@ unsigned long kd_acceptor_acquisitions(const kd_acceptor *a)
     return a->acquisitions;
 }
 
-/* Acquire credentials for one principal from the keytab only: acceptor
- * credentials, or (impersonator) acceptor + initiator credentials whose
- * own TGT comes from the same keytab (client_keytab) into a MEMORY ccache
- * of their own, so VIP and node identities never share one. */
 /* Copy the keytab file into a MEMORY keytab: krb5_rd_req then finds keys
  * without opening, locking and parsing the file on every request. The
- * file's changes are still noticed (by stat) and reload the copy. */
-static krb5_error_code load_memory_keytab(kd_acceptor *a, apr_pool_t *p, cred_entry *e)
+ * file's changes are still noticed (by stat) and reload the copy. When the
+ * file has no entry for principal but one for host/<its host>, those keys
+ * are added under principal too: a computer account's keytab (WEB2$,
+ * host/web2) serves HTTP/web2 as Active Directory maps HTTP to HOST. */
+static krb5_error_code load_memory_keytab(kd_acceptor *a, apr_pool_t *p, const char *principal,
+                                          cred_entry *e)
 {
     krb5_keytab file = NULL, mem = NULL;
-    krb5_kt_cursor cur;
-    krb5_keytab_entry ent;
+    krb5_principal spn = NULL, host = NULL;
+    kd_keytab_identity id = {NULL, 0, 0};
     krb5_error_code code;
     char name[96];
 
     if (a->ctx == NULL)
         return KRB5_CONFIG_BADFORMAT;
     snprintf(name, sizeof(name), "MEMORY:kdeleg-kt-%p-%u", (void *)a, ++a->generation);
-    if ((code = krb5_kt_resolve(a->ctx, apr_pstrcat(p, "FILE:", a->keytab, NULL),
-                                &file)) != 0)
+    if ((code = krb5_kt_resolve(a->ctx, apr_pstrcat(p, "FILE:", a->keytab, NULL), &file)) != 0)
         return code;
-    if ((code = krb5_kt_resolve(a->ctx, name, &mem)) != 0
-        || (code = krb5_kt_start_seq_get(a->ctx, file, &cur)) != 0)
+    if ((code = krb5_kt_resolve(a->ctx, name, &mem)) != 0)
         goto done;
-    while ((code = krb5_kt_next_entry(a->ctx, file, &ent, &cur)) == 0) {
-        code = krb5_kt_add_entry(a->ctx, mem, &ent);
-        krb5_free_keytab_entry_contents(a->ctx, &ent);
-        if (code != 0)
-            break;
-    }
-    krb5_kt_end_seq_get(a->ctx, file, &cur);
-    if (code == KRB5_KT_END)
-        code = 0;
+    if (krb5_parse_name(a->ctx, principal, &spn) == 0
+        && kd_keytab_identify(a->ctx, file, spn, &id) == 0 && id.host_alias)
+        kd_keytab_host_principal(a->ctx, spn, &host);
+    code = kd_keytab_copy(a->ctx, file, mem, host, spn);
 done:
+    kd_keytab_identity_free(a->ctx, &id);
+    krb5_free_principal(a->ctx, spn);
+    krb5_free_principal(a->ctx, host);
     krb5_kt_close(a->ctx, file);
     if (code == 0 && (e->memkt = strdup(name)) != NULL) {
         e->memkt_handle = mem;
@@ -201,24 +201,20 @@ static void add_element(gss_key_value_set_desc *store, const char *key, const ch
     el->value = value;
 }
 
-static kd_cause acquire(kd_acceptor *a, apr_pool_t *p, const char *principal, cred_entry *e,
-                        kd_result *res)
+/* Acceptor credentials pinned to principal, from the MEMORY keytab. */
+static kd_cause acquire_acceptor(kd_acceptor *a, apr_pool_t *p, const char *principal,
+                                 const char *keytab, cred_entry *e, kd_result *res)
 {
-    OM_uint32 major, minor, ignored, lifetime = 0;
+    OM_uint32 major, minor, ignored;
     gss_buffer_desc namebuf;
     gss_name_t name = GSS_C_NO_NAME;
     gss_OID_set_desc krb5_only = {1, (gss_OID)gss_mech_krb5};
-    const char *keytab = load_memory_keytab(a, p, e) == 0 ? e->memkt : a->keytab;
-    gss_key_value_element_desc elements[4];
+    gss_key_value_element_desc elements[2];
     gss_key_value_set_desc store = {0, elements};
 
     add_element(&store, "keytab", keytab);
     if (e->no_rcache)
         add_element(&store, "rcache", "none:");
-    if (e->ccache) {
-        add_element(&store, "client_keytab", keytab);
-        add_element(&store, "ccache", e->ccache);
-    }
     namebuf.value = (void *)principal;
     namebuf.length = strlen(principal);
     major = gss_import_name(&minor, &namebuf, GSS_KRB5_NT_PRINCIPAL_NAME, &name);
@@ -226,41 +222,114 @@ static kd_cause acquire(kd_acceptor *a, apr_pool_t *p, const char *principal, cr
         return kd_result_fail(res, p, KD_CAUSE_KEYTAB_UNUSABLE, "acquire",
                               "cannot parse principal %s: %s", principal,
                               kd_gss_error(p, major, minor));
-    major = gss_acquire_cred_from(&minor, name, GSS_C_INDEFINITE, &krb5_only,
-                                  e->ccache ? GSS_C_BOTH : GSS_C_ACCEPT, &store, &e->cred,
-                                  NULL, NULL);
+    major = gss_acquire_cred_from(&minor, name, GSS_C_INDEFINITE, &krb5_only, GSS_C_ACCEPT,
+                                  &store, &e->cred, NULL, NULL);
     gss_release_name(&ignored, &name);
     if (GSS_ERROR(major)) {
         res->gss_major = major;
         res->krb5_code = (krb5_error_code)minor;
-        if (e->ccache) {
-            kd_cause cause = kd_cause_from_kdc_error((krb5_error_code)minor);
-            /* GSS_S_NO_CRED: the keytab has no key for the principal (the
-             * minor code is then a GSS-krb5 one, not a krb5 one) */
-            if (cause == KD_CAUSE_INTERNAL_ERROR && GSS_ROUTINE_ERROR(major) == GSS_S_NO_CRED)
-                cause = KD_CAUSE_KEYTAB_UNUSABLE;
-            /* The KDC refused the service itself as a client: not a user
-             * problem. Active Directory does this for SPNs. */
-            if ((krb5_error_code)minor == KRB5KDC_ERR_C_PRINCIPAL_UNKNOWN)
-                return kd_result_fail(res, p, KD_CAUSE_KEYTAB_UNUSABLE, "impersonator",
-                                      "the KDC refuses a TGT to %s: Active Directory issues "
-                                      "TGTs to the service account (sAMAccountName), not to an "
-                                      "SPN: %s", principal, kd_gss_error(p, major, minor));
-            return kd_result_fail(res, p, cause, "impersonator",
-                                  "cannot get a TGT for %s from keytab %s: %s", principal,
-                                  a->keytab, kd_gss_error(p, major, minor));
-        }
         return kd_result_fail(res, p, KD_CAUSE_KEYTAB_UNUSABLE, "acquire",
                               "no acceptor key for %s in keytab %s: %s", principal, a->keytab,
                               kd_gss_error(p, major, minor));
     }
-    if (e->ccache) {
-        gss_inquire_cred(&ignored, e->cred, NULL, &lifetime, NULL, NULL);
-        e->expires = apr_time_now() + apr_time_from_sec(lifetime);
-    }
+    return KD_CAUSE_NONE;
+}
+
+/* Who asks the KDC for spn's S4U tickets: the configured account, the
+ * keytab's account entry with spn's key, or spn itself. */
+static char *impersonator_name(kd_acceptor *a, apr_pool_t *p, const char *spn,
+                               const char *account)
+{
+    krb5_keytab kt = NULL;
+    krb5_principal princ = NULL;
+    kd_keytab_identity id = {NULL, 0, 0};
+    char *name = NULL;
+
+    if (account)
+        return strdup(account);
+    if (krb5_kt_resolve(a->ctx, apr_pstrcat(p, "FILE:", a->keytab, NULL), &kt) == 0
+        && krb5_parse_name(a->ctx, spn, &princ) == 0
+        && kd_keytab_identify(a->ctx, kt, princ, &id) == 0 && id.account)
+        name = strdup(id.account);
+    kd_keytab_identity_free(a->ctx, &id);
+    krb5_free_principal(a->ctx, princ);
+    if (kt)
+        krb5_kt_close(a->ctx, kt);
+    return name ? name : strdup(spn);
+}
+
+static kd_cause tgt_failure(kd_acceptor *a, apr_pool_t *p, const cred_entry *e,
+                            krb5_error_code code, kd_result *res)
+{
+    const char *msg = krb5_get_error_message(a->ctx, code);
+    const char *text = apr_psprintf(p, "%s (%d)", msg, (int)code);
+    kd_cause cause = kd_cause_from_kdc_error(code);
+
+    krb5_free_error_message(a->ctx, msg);
+    res->krb5_code = code;
+    if (code == KRB5KDC_ERR_C_PRINCIPAL_UNKNOWN)
+        return kd_result_fail(res, p, KD_CAUSE_KEYTAB_UNUSABLE, "impersonator",
+                              "the KDC knows no client %s: Active Directory issues TGTs to the "
+                              "service account (sAMAccountName, e.g. websvc or WEB1$), not to "
+                              "an SPN; put the account's entry in keytab %s (ktpass -princ, "
+                              "samba-tool domain exportkeytab --principal=ACCOUNT) or name it "
+                              "with KdelegServiceAccount: %s", e->account, a->keytab, text);
+    if (cause == KD_CAUSE_INTERNAL_ERROR)
+        cause = KD_CAUSE_KEYTAB_UNUSABLE;
+    return kd_result_fail(res, p, cause, "impersonator", "cannot get a TGT for %s from keytab %s: %s",
+                          e->account, a->keytab, text);
+}
+
+/* The front end's own TGT, asked forwardable (S4U2Proxy needs it), into a
+ * MEMORY ccache of this entry's own, so VIP and node identities never
+ * share one. */
+static kd_cause acquire_impersonator(kd_acceptor *a, apr_pool_t *p, const char *keytab,
+                                     cred_entry *e, kd_result *res)
+{
+    krb5_keytab kt = NULL;
+    krb5_principal client = NULL;
+    krb5_get_init_creds_opt *opt = NULL;
+    krb5_ccache cc = NULL;
+    krb5_creds creds;
+    krb5_error_code code;
+
+    memset(&creds, 0, sizeof(creds));
+    if ((code = krb5_kt_resolve(a->ctx, keytab, &kt)) != 0
+        || (code = krb5_parse_name(a->ctx, e->account, &client)) != 0
+        || (code = krb5_get_init_creds_opt_alloc(a->ctx, &opt)) != 0)
+        goto done;
+    krb5_get_init_creds_opt_set_forwardable(opt, 1);
+    if ((code = krb5_get_init_creds_keytab(a->ctx, &creds, client, kt, 0, NULL, opt)) != 0
+        || (code = krb5_cc_resolve(a->ctx, e->ccache, &cc)) != 0
+        || (code = krb5_cc_initialize(a->ctx, cc, client)) != 0
+        || (code = krb5_cc_store_cred(a->ctx, cc, &creds)) != 0)
+        goto done;
+    e->tgt_forwardable = (creds.ticket_flags & TKT_FLG_FORWARDABLE) != 0;
+    e->expires = apr_time_from_sec(creds.times.endtime);
+done:
+    if (cc)
+        krb5_cc_close(a->ctx, cc);
+    krb5_free_cred_contents(a->ctx, &creds);
+    krb5_get_init_creds_opt_free(a->ctx, opt);
+    krb5_free_principal(a->ctx, client);
+    if (kt)
+        krb5_kt_close(a->ctx, kt);
+    return code == 0 ? KD_CAUSE_NONE : tgt_failure(a, p, e, code, res);
+}
+
+static kd_cause acquire(kd_acceptor *a, apr_pool_t *p, const char *principal, cred_entry *e,
+                        kd_result *res)
+{
+    const char *keytab = load_memory_keytab(a, p, principal, e) == 0 ? e->memkt : a->keytab;
+    kd_cause cause = e->ccache ? acquire_impersonator(a, p, keytab, e, res)
+                               : acquire_acceptor(a, p, principal, keytab, e, res);
+
+    if (cause != KD_CAUSE_NONE)
+        return cause;
     a->acquisitions++;
-    kd_log(KD_LOG_DEBUG, "acquired %s credentials for %s from %s",
-           e->ccache ? "impersonator" : "acceptor", principal, a->keytab);
+    kd_log(KD_LOG_DEBUG, "acquired %s credentials for %s%s%s from %s",
+           e->ccache ? "impersonator" : "acceptor", principal, e->ccache ? " as " : "",
+           e->ccache ? e->account : "", a->keytab);
     return KD_CAUSE_NONE;
 }
 
@@ -284,7 +353,9 @@ static void retire(kd_acceptor *a, cred_entry *e)
         entry_free(a, e);
 }
 
-static cred_entry *new_entry(kd_acceptor *a, const char *key, int impersonator, int no_rcache)
+static cred_entry *new_entry(kd_acceptor *a, apr_pool_t *p, const char *key,
+                             const char *principal, int impersonator, const char *account,
+                             int no_rcache)
 {
     cred_entry *e = calloc(1, sizeof(*e));
 
@@ -296,9 +367,10 @@ static cred_entry *new_entry(kd_acceptor *a, const char *key, int impersonator, 
     if (impersonator) {
         char name[96];
         snprintf(name, sizeof(name), "MEMORY:kdeleg-%p-%u", (void *)a, ++a->generation);
-        if ((e->ccache = strdup(name)) == NULL) {
-            free(e->key);
-            free(e);
+        e->ccache = strdup(name);
+        e->account = impersonator_name(a, p, principal, account);
+        if (e->ccache == NULL || e->account == NULL) {
+            entry_free(a, e);
             return NULL;
         }
     }
@@ -306,12 +378,13 @@ static cred_entry *new_entry(kd_acceptor *a, const char *key, int impersonator, 
 }
 
 static kd_cause get_cred(kd_acceptor *a, apr_pool_t *p, const char *principal, int impersonator,
-                         int no_rcache, cred_entry **out, kd_result *res)
+                         const char *account, int no_rcache, cred_entry **out, kd_result *res)
 {
     apr_finfo_t fi;
     apr_status_t rv;
     cred_entry *e;
     const char *key = apr_pstrcat(p, principal, impersonator ? " +impersonator" : "",
+                                  account ? " as " : "", account ? account : "",
                                   no_rcache ? " +no-rcache" : "", NULL);
 
     rv = apr_stat(&fi, a->keytab,
@@ -335,7 +408,7 @@ static kd_cause get_cred(kd_acceptor *a, apr_pool_t *p, const char *principal, i
         e = NULL;
     }
     if (e == NULL) {
-        if ((e = new_entry(a, key, impersonator, no_rcache)) == NULL) {
+        if ((e = new_entry(a, p, key, principal, impersonator, account, no_rcache)) == NULL) {
             apr_thread_mutex_unlock(a->lock);
             return kd_result_fail(res, p, KD_CAUSE_INTERNAL_ERROR, "acquire", "out of memory");
         }
@@ -412,45 +485,125 @@ static kd_cause describe_client(apr_pool_t *p, gss_name_t src, gss_OID mech,
     return KD_CAUSE_NONE;
 }
 
-/* With delegation wanted, accept with impersonator credentials so MIT
- * composes an S4U2Proxy evidence credential; if those cannot be had (KDC
- * down, no TGT), authentication still works and the reason is kept. */
-static kd_cause get_accept_cred(kd_acceptor *a, apr_pool_t *p, const kd_accept_params *params,
-                                kd_accept_out *out, cred_entry **entry, kd_result *res)
+/* A borrowed impersonator entry goes back when the request's pool does. */
+typedef struct {
+    kd_acceptor *a;
+    cred_entry *e;
+} borrowed;
+
+static apr_status_t give_back(void *data)
 {
-    if (params->want_delegation
-        && get_cred(a, p, out->spn, 1, params->replay_checked, entry, &out->delegation_failure)
-               == KD_CAUSE_NONE)
-        return KD_CAUSE_NONE;
-    return get_cred(a, p, out->spn, 0, params->replay_checked, entry, res);
+    borrowed *b = data;
+
+    put_cred(b->a, b->e);
+    return APR_SUCCESS;
 }
 
-/* Turn what accept delegated into an evidence credential, or say why not. */
-static void keep_evidence(apr_pool_t *p, const cred_entry *entry, gss_cred_id_t deleg,
-                          kd_accept_out *out)
+kd_cause kd_acceptor_impersonator(kd_acceptor *a, apr_pool_t *p, const char *spn,
+                                  const char *account, kd_impersonator *out, kd_result *res)
 {
-    const char *impersonator = NULL;
-    OM_uint32 ignored;
+    borrowed *b = apr_palloc(p, sizeof(*b));
 
-    if (!entry->ccache)
-        return; /* the failure is already recorded */
-    if (deleg == GSS_C_NO_CREDENTIAL) {
-        kd_result_fail(&out->delegation_failure, p, KD_CAUSE_USER_NOT_DELEGABLE, "accept",
-                       "the ticket of %s for %s is not forwardable: the account is sensitive "
-                       "(-allow_forwardable / Protected Users) or the client's TGT is not "
-                       "forwardable (forwardable = true in its krb5.conf, kinit -f)",
-                       out->client_principal, out->spn);
-        return;
+    if (get_cred(a, p, spn, 1, account, 0, &b->e, res) != KD_CAUSE_NONE)
+        return res->cause;
+    b->a = a;
+    apr_pool_cleanup_register(p, b, give_back, apr_pool_cleanup_null);
+    out->account = b->e->account;
+    out->ccache = b->e->ccache;
+    out->keytab = b->e->memkt;
+    out->tgt_forwardable = b->e->tgt_forwardable;
+    return KD_CAUSE_NONE;
+}
+
+/* What a delegation made at accept time needs to find its impersonator
+ * later, if it ever asks the KDC. */
+typedef struct {
+    kd_acceptor *a;
+    const char *spn;
+    const char *account;
+} impersonator_ref;
+
+static kd_cause impersonator_of(void *baton, apr_pool_t *p, kd_impersonator *out,
+                                kd_result *res)
+{
+    const impersonator_ref *ref = baton;
+
+    return kd_acceptor_impersonator(ref->a, p, ref->spn, ref->account, out, res);
+}
+
+/* The client's ticket is the evidence: nothing the client forwarded (a
+ * TGT in the authenticator) is ever asked for or used. */
+static void keep_evidence(kd_acceptor *a, apr_pool_t *p, const kd_token_info *info,
+                          const kd_accept_params *params, kd_accept_out *out)
+{
+    impersonator_ref *ref = apr_palloc(p, sizeof(*ref));
+
+    ref->a = a;
+    ref->spn = out->spn;
+    ref->account = kd_service_account_for(params->accounts, params->n_accounts, out->spn);
+    out->delegation = kd_delegation_from_ticket(p, info->ticket, info->ticket_len,
+                                                out->client_principal, out->spn,
+                                                impersonator_of, ref);
+}
+
+const char *kd_service_account_for(const kd_service_account *list, int n, const char *spn)
+{
+    const char *any = NULL, *at = spn ? strrchr(spn, '@') : NULL;
+    size_t bare = at ? (size_t)(at - spn) : (spn ? strlen(spn) : 0);
+    int i;
+
+    for (i = 0; i < n; i++) {
+        const char *want = list[i].spn;
+        if (want == NULL) {
+            if (any == NULL)
+                any = list[i].principal;
+        }
+        else if (spn && (strcasecmp(want, spn) == 0
+                         || (strchr(want, '@') == NULL && strlen(want) == bare
+                             && strncasecmp(want, spn, bare) == 0)))
+            return list[i].principal;
     }
-    if (!kd_is_evidence_credential(p, deleg, &impersonator)) {
-        gss_release_cred(&ignored, &deleg);
-        kd_result_fail(&out->delegation_failure, p, KD_CAUSE_USER_NOT_DELEGABLE, "accept",
-                       "%s forwarded its TGT (unconstrained delegation), which mod_kdeleg never "
-                       "uses; turn delegation off for this site in the client",
-                       out->client_principal);
-        return;
+    return any;
+}
+
+/* A ticket in an enctype the keytab has no key of is that, not an
+ * unusable keytab: AD issues RC4 tickets to accounts without
+ * msDS-SupportedEncryptionTypes. */
+static kd_cause check_enctype(apr_pool_t *p, const cred_entry *e, const kd_token_info *info,
+                              const char *spn, kd_result *res)
+{
+    krb5_context ctx;
+    krb5_keytab kt = NULL;
+    krb5_principal princ = NULL;
+    krb5_keytab_entry ent;
+    int has_principal = 0, has_etype = 0;
+    krb5_kt_cursor cur;
+
+    if (e->memkt == NULL || krb5_init_context(&ctx) != 0)
+        return res->cause;
+    if (krb5_kt_resolve(ctx, e->memkt, &kt) == 0 && krb5_parse_name(ctx, spn, &princ) == 0
+        && krb5_kt_start_seq_get(ctx, kt, &cur) == 0) {
+        while (krb5_kt_next_entry(ctx, kt, &ent, &cur) == 0) {
+            if (krb5_principal_compare(ctx, ent.principal, princ)) {
+                has_principal = 1;
+                has_etype |= ent.key.enctype == info->ticket_etype;
+            }
+            krb5_free_keytab_entry_contents(ctx, &ent);
+        }
+        krb5_kt_end_seq_get(ctx, kt, &cur);
     }
-    out->delegation = kd_delegation_wrap(p, deleg, out->client_principal, impersonator);
+    krb5_free_principal(ctx, princ);
+    if (kt)
+        krb5_kt_close(ctx, kt);
+    krb5_free_context(ctx);
+    if (!has_principal || has_etype)
+        return res->cause;
+    return kd_result_fail(res, p, KD_CAUSE_ETYPE_UNSUPPORTED, "accept",
+                          "the ticket for %s is encrypted with enctype %d, for which the keytab "
+                          "has no key (the KDC chose it from the account's "
+                          "msDS-SupportedEncryptionTypes; re-export the keytab with that "
+                          "enctype, or enable AES on the account)", spn,
+                          (int)info->ticket_etype);
 }
 
 kd_cause kd_acceptor_accept(kd_acceptor *a, apr_pool_t *p, const kd_token_info *info,
@@ -461,7 +614,6 @@ kd_cause kd_acceptor_accept(kd_acceptor *a, apr_pool_t *p, const kd_token_info *
     gss_buffer_desc in, reply = GSS_C_EMPTY_BUFFER;
     gss_name_t src = GSS_C_NO_NAME;
     gss_OID mech = GSS_C_NO_OID;
-    gss_cred_id_t deleg = GSS_C_NO_CREDENTIAL;
     cred_entry *entry = NULL;
     kd_cause cause = KD_CAUSE_NONE;
 
@@ -474,7 +626,7 @@ kd_cause kd_acceptor_accept(kd_acceptor *a, apr_pool_t *p, const kd_token_info *
         return kd_result_fail(res, p, KD_CAUSE_WRONG_SPN, "accept",
                               "ticket is for %s; this host answers for %s", out->spn,
                               configured_spns(p, params));
-    if (get_accept_cred(a, p, params, out, &entry, res) != KD_CAUSE_NONE)
+    if (get_cred(a, p, out->spn, 0, NULL, params->replay_checked, &entry, res) != KD_CAUSE_NONE)
         return res->cause;
 
     /* The Kerberos token itself, not its SPNEGO wrapper: through SPNEGO the
@@ -482,8 +634,7 @@ kd_cause kd_acceptor_accept(kd_acceptor *a, apr_pool_t *p, const kd_token_info *
     in.value = (void *)info->krb5_token;
     in.length = info->krb5_token_len;
     major = gss_accept_sec_context(&minor, &ctx, entry->cred, &in, GSS_C_NO_CHANNEL_BINDINGS,
-                                   &src, &mech, &reply, &flags, &lifetime,
-                                   entry->ccache ? &deleg : NULL);
+                                   &src, &mech, &reply, &flags, &lifetime, NULL);
     if (GSS_ERROR(major)) {
         res->gss_major = major;
         res->krb5_code = (krb5_error_code)minor;
@@ -491,6 +642,8 @@ kd_cause kd_acceptor_accept(kd_acceptor *a, apr_pool_t *p, const kd_token_info *
                                "accept", "ticket for %s (kvno %d, enctype %d): %s", out->spn,
                                (int)info->ticket_kvno, (int)info->ticket_etype,
                                kd_gss_error(p, major, minor));
+        if (cause == KD_CAUSE_KEYTAB_UNUSABLE || cause == KD_CAUSE_KEY_VERSION_MISMATCH)
+            cause = check_enctype(p, entry, info, out->spn, res);
         goto done;
     }
     if (major & GSS_S_CONTINUE_NEEDED) {
@@ -511,14 +664,11 @@ kd_cause kd_acceptor_accept(kd_acceptor *a, apr_pool_t *p, const kd_token_info *
         kd_token_reply(p, info, reply.value, reply.length, &wire, &wire_len);
         if (wire_len > 0)
             out->mutual_token = kd_b64_encode(p, wire, wire_len);
-        if (params->want_delegation) {
-            keep_evidence(p, entry, deleg, out);
-            deleg = GSS_C_NO_CREDENTIAL; /* owned by out->delegation or released */
-        }
+        if (params->want_delegation)
+            keep_evidence(a, p, info, params, out);
     }
 
 done:
-    gss_release_cred(&ignored, &deleg);
     gss_release_buffer(&ignored, &reply);
     gss_release_name(&ignored, &src);
     if (ctx != GSS_C_NO_CONTEXT)
@@ -527,18 +677,30 @@ done:
     return cause;
 }
 
-kd_cause kd_acceptor_s4u2self(kd_acceptor *a, apr_pool_t *p, const char *principal,
-                              const char *user, kd_ticket_cache *cache, kd_delegation **out,
-                              kd_result *res)
+kd_cause kd_acceptor_s4u2self(kd_acceptor *a, apr_pool_t *p, const char *spn,
+                              const char *account, const kd_user_name *user,
+                              kd_ticket_cache *cache, kd_delegation **out, kd_result *res)
 {
     cred_entry *entry;
+    kd_impersonator imp;
     kd_cause cause;
 
     *out = NULL;
-    if (get_cred(a, p, principal, 1, 0, &entry, res) != KD_CAUSE_NONE)
+    if (get_cred(a, p, spn, 1, account, 0, &entry, res) != KD_CAUSE_NONE)
         return res->cause;
-    cause = kd_s4u2self(p, entry->cred, principal, user, &entry->transition_seen, cache, out,
-                        res);
-    put_cred(a, entry);
+    imp.account = entry->account;
+    imp.ccache = entry->ccache;
+    imp.keytab = entry->memkt;
+    imp.tgt_forwardable = entry->tgt_forwardable;
+    cause = kd_s4u2self(p, &imp, spn, user, &entry->transition_seen, cache, out, res);
+    if (*out != NULL) {
+        /* the delegation borrows this entry's TGT for its S4U2Proxy requests */
+        borrowed *b = apr_palloc(p, sizeof(*b));
+        b->a = a;
+        b->e = entry;
+        apr_pool_cleanup_register(p, b, give_back, apr_pool_cleanup_null);
+    }
+    else
+        put_cred(a, entry);
     return cause;
 }

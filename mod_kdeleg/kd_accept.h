@@ -16,12 +16,26 @@
 typedef struct kd_acceptor kd_acceptor;
 typedef struct kd_acceptors kd_acceptors;
 
+/* KdelegServiceAccount [SPN] PRINCIPAL: who the front end is when it asks
+ * the KDC for tickets itself, for tickets to spn (NULL: any SPN). */
+typedef struct {
+    const char *spn;
+    const char *principal;
+} kd_service_account;
+
+/* The configured account for spn ("HTTP/host@REALM"): an entry naming it
+ * (with or without realm, case-insensitive host), else one naming no SPN,
+ * else NULL (the keytab decides). */
+const char *kd_service_account_for(const kd_service_account *list, int n, const char *spn);
+
 typedef struct {
     const kd_spn *spns;        /* service principals this vhost answers for */
     int n_spns;
     int want_local_name;       /* run auth_to_local on the client name */
     int want_delegation;       /* keep an S4U2Proxy evidence credential */
     int replay_checked;        /* the node's replay table handles replays: no MIT rcache */
+    const kd_service_account *accounts; /* KdelegServiceAccount */
+    int n_accounts;
 } kd_accept_params;
 
 typedef struct {
@@ -45,11 +59,16 @@ kd_cause kd_acceptor_accept(kd_acceptor *a, apr_pool_t *p, const kd_token_info *
                             const kd_accept_params *params,
                             kd_accept_out *out, kd_result *res);
 
-/* Protocol transition: S4U2Self for user with the impersonator credentials
- * of principal (the service identity, TGT from this acceptor's keytab). */
-kd_cause kd_acceptor_s4u2self(kd_acceptor *a, apr_pool_t *p, const char *principal,
-                              const char *user, kd_ticket_cache *cache, kd_delegation **out,
-                              kd_result *res);
+/* The front end's own identity for spn, borrowed until p is cleared: its
+ * TGT from this keytab, taken as account when given, else as the keytab's
+ * account entry holding spn's key (AD), else as spn itself (MIT). */
+kd_cause kd_acceptor_impersonator(kd_acceptor *a, apr_pool_t *p, const char *spn,
+                                  const char *account, kd_impersonator *out, kd_result *res);
+
+/* Protocol transition: S4U2Self for user as spn's identity (above). */
+kd_cause kd_acceptor_s4u2self(kd_acceptor *a, apr_pool_t *p, const char *spn,
+                              const char *account, const kd_user_name *user,
+                              kd_ticket_cache *cache, kd_delegation **out, kd_result *res);
 
 /* How often acceptor credentials were acquired (for tests and the status page). */
 unsigned long kd_acceptor_acquisitions(const kd_acceptor *a);

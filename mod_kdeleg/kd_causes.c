@@ -79,17 +79,33 @@ static const kd_cause_info catalogue[KD_CAUSE__COUNT] = {
     {KD_CAUSE_DELEGATION_NOT_ALLOWED, "delegation-not-allowed", 500, 1,
      "S4U2Proxy refused (KDC_ERR_BADOPTION): the target is not in the front end's allowed list",
      "on the front-end account's Delegation tab choose \"Trust this user for delegation to "
-     "specified services only\" and add the back-end SPN (msDS-AllowedToDelegateTo)",
+     "specified services only\" and add the back-end SPN (msDS-AllowedToDelegateTo; "
+     "Set-ADUser websvc -Add @{'msDS-AllowedToDelegateTo'='HTTP/backend.example.com'})",
      "add the target principal to the front end's krbAllowedToDelegateTo LDAP attribute"},
     {KD_CAUSE_PROTOCOL_TRANSITION_NOT_ALLOWED, "protocol-transition-not-allowed", 500, 1,
      "the S4U2Self ticket is not forwardable: protocol transition is not allowed",
      "on the Delegation tab choose \"Use any authentication protocol\" "
-     "(TrustedToAuthForDelegation)",
+     "(Set-ADAccountControl websvc -TrustedToAuthForDelegation $true)",
      "kadmin modprinc +ok_to_auth_as_delegate on the front-end principal"},
     {KD_CAUSE_USER_NOT_DELEGABLE, "user-not-delegable", 500, 0,
      "the user's tickets may not be delegated (sensitive account / Protected Users)",
-     "by design: \"Account is sensitive and cannot be delegated\" or Protected Users; exclude the user",
+     "by design: \"Account is sensitive and cannot be delegated\" (Set-ADAccountControl "
+     "-AccountNotDelegated) or Protected Users; exclude the user from delegated pages",
      "by design: the user has -allow_forwardable; exclude the user"},
+    {KD_CAUSE_SERVICE_TGT_NOT_FORWARDABLE, "service-tgt-not-forwardable", 500, 1,
+     "the front end's own TGT is not forwardable, so the KDC refuses every S4U request "
+     "that needs it (KDC_ERR_BADOPTION, \"Missing forwardable flag\")",
+     "the service account must not be \"sensitive and cannot be delegated\" nor in "
+     "Protected Users (Set-ADAccountControl -AccountNotDelegated $false); mod_kdeleg asks "
+     "for a forwardable TGT itself",
+     "allow forwardable tickets for the front-end principal (kadmin modprinc "
+     "+allow_forwardable) and keep forwardable = true in the krb5.conf httpd uses"},
+    {KD_CAUSE_USER_DISABLED, "user-disabled", 403, 0,
+     "the user's account is disabled, locked out or expired (KDC_ERR_POLICY from AD, "
+     "KDC_ERR_CLIENT_REVOKED from MIT)",
+     "enable or unlock the account (Enable-ADAccount, Unlock-ADAccount; Active Directory "
+     "Users and Computers, Account tab)",
+     "re-enable the principal (kadmin modprinc +allow_tix, or clear its expiry)"},
     {KD_CAUSE_CROSS_REALM_DELEGATION, "cross-realm-delegation", 500, 1,
      "constrained delegation to a back end in another realm "
      "(SEC_E_CROSSREALM_DELEGATION_FAILURE 0x80090357)",
@@ -98,7 +114,9 @@ static const kd_cause_info catalogue[KD_CAUSE__COUNT] = {
      "classic constrained delegation is single-realm: move the back end into the front end's realm"},
     {KD_CAUSE_ETYPE_UNSUPPORTED, "etype-unsupported", 500, 1,
      "KDC_ERR_ETYPE_NOSUPP: no common encryption type",
-     "enable AES on the account (msDS-SupportedEncryptionTypes) and re-export the keytab",
+     "enable AES on the account (msDS-SupportedEncryptionTypes = 24: Set-ADUser "
+     "-KerberosEncryptionType AES128,AES256) and re-export the keytab; an RC4-only back end "
+     "needs the same, or rc4-hmac in permitted_enctypes",
      "add AES keys (kadmin cpw -randkey -e aes256-cts ...) and re-extract the keytab"},
     {KD_CAUSE_SESSION_INVALID, "session-invalid", 401, 0,
      "the session cookie is tampered, expired, for another virtual host or sealed with an unknown key",
@@ -210,6 +228,8 @@ kd_cause kd_cause_from_kdc_error(krb5_error_code code)
     case KRB5KDC_ERR_BADOPTION:
     case KRB5KDC_ERR_POLICY:
         return KD_CAUSE_DELEGATION_NOT_ALLOWED;
+    case KRB5KDC_ERR_CLIENT_REVOKED:
+        return KD_CAUSE_USER_DISABLED;
     case KRB5KDC_ERR_S_PRINCIPAL_UNKNOWN:
         return KD_CAUSE_SPN_UNKNOWN;
     case KRB5KDC_ERR_C_PRINCIPAL_UNKNOWN:
@@ -243,4 +263,11 @@ kd_cause kd_cause_from_kdc_error(krb5_error_code code)
     default:
         return KD_CAUSE_INTERNAL_ERROR;
     }
+}
+
+kd_cause kd_cause_from_s4u2self_error(krb5_error_code code)
+{
+    if (code == KRB5KDC_ERR_POLICY || code == KRB5KDC_ERR_CLIENT_REVOKED)
+        return KD_CAUSE_USER_DISABLED;
+    return kd_cause_from_kdc_error(code);
 }

@@ -29,6 +29,8 @@ typedef enum {
     KD_CAUSE_DELEGATION_NOT_ALLOWED,
     KD_CAUSE_PROTOCOL_TRANSITION_NOT_ALLOWED,
     KD_CAUSE_USER_NOT_DELEGABLE,
+    KD_CAUSE_SERVICE_TGT_NOT_FORWARDABLE,
+    KD_CAUSE_USER_DISABLED,
     KD_CAUSE_CROSS_REALM_DELEGATION,
     KD_CAUSE_ETYPE_UNSUPPORTED,
     KD_CAUSE_SESSION_INVALID,
@@ -60,5 +62,9 @@ kd_cause kd_cause_from_accept_error(OM_uint32 major, krb5_error_code minor);
 /* Map a krb5 error met while obtaining tickets from the KDC (S4U2Proxy,
  * S4U2Self, or the service's own TGT from its keytab) to a cause. */
 kd_cause kd_cause_from_kdc_error(krb5_error_code code);
+
+/* The same for S4U2Self, where the KDC's refusal is about the user:
+ * KDC_ERR_POLICY (AD) and CLIENT_REVOKED (MIT) mean a disabled account. */
+kd_cause kd_cause_from_s4u2self_error(krb5_error_code code);
 
 #endif

@@ -44,6 +44,8 @@ int kd_der_next(const unsigned char **pos, const unsigned char *end, kd_der *out
         return -1;
     out->val = p;
     out->len = len;
+    out->raw = *pos;
+    out->raw_len = (size_t)(p + len - *pos);
     *pos = p + len;
     return 0;
 }

@@ -16,6 +16,8 @@ typedef struct {
     unsigned tag;              /* 0..30 */
     const unsigned char *val;  /* contents */
     size_t len;
+    const unsigned char *raw;  /* the whole element: identifier, length, contents */
+    size_t raw_len;
 } kd_der;
 
 /* Read the element at *pos (< end) and advance *pos past it. 0 on success. */

@@ -11,14 +11,21 @@
 #include <gssapi/gssapi_krb5.h>
 
 #include "kd_gss.h"
+#include "kd_pac.h"
 #include "kd_token.h"
 
 struct kd_delegation {
-    gss_cred_id_t cred;         /* evidence credential (S4U2Proxy) */
-    const char *user;
-    const char *impersonator;
+    const char *user;           /* the user's principal, as the KDC names it */
+    const char *key_user;       /* the name the user is cached under (as asked for) */
+    const char *spn;            /* the identity the client named: cache keys, logs */
+    krb5_data evidence;         /* DER ticket for us; length 0: cache only */
+    int evidence_forwardable;   /* 1, 0, or -1 until the ticket is read */
+    kd_impersonator_fn get_impersonator;
+    void *impersonator_baton;
+    kd_impersonator imp;        /* valid once imp.account is set */
+    const char *source;         /* "cache" or "kdc": where the last ticket came from */
     kd_ticket_cache *cache;     /* NULL: every target goes to the KDC */
-    krb5_context ctx;           /* lazily, for cache work */
+    krb5_context ctx;           /* lazily, for krb5 work */
     apr_hash_t *ready;          /* target -> ready_cred borrowed for this request */
 };
 
@@ -143,31 +150,44 @@ static ready_cred *ready_publish(apr_pool_t *p, ready_cred *c)
 static apr_status_t delegation_cleanup(void *data)
 {
     kd_delegation *d = data;
-    OM_uint32 minor;
 
-    gss_release_cred(&minor, &d->cred);
     if (d->ctx)
         krb5_free_context(d->ctx);
     return APR_SUCCESS;
 }
 
-kd_delegation *kd_delegation_wrap(apr_pool_t *p, gss_cred_id_t cred, const char *user,
-                                  const char *impersonator)
+static kd_delegation *delegation_new(apr_pool_t *p, const char *user, const char *spn)
 {
     kd_delegation *d = apr_pcalloc(p, sizeof(*d));
 
-    d->cred = cred;
     d->user = user;
-    d->impersonator = impersonator;
+    d->key_user = user;
+    d->spn = spn;
+    d->evidence_forwardable = -1;
+    d->source = "cache";
+    d->imp.account = "";
     d->ready = apr_hash_make(p);
     apr_pool_cleanup_register(p, d, delegation_cleanup, apr_pool_cleanup_null);
     return d;
 }
 
-kd_delegation *kd_delegation_cache_only(apr_pool_t *p, const char *user,
-                                        const char *impersonator, kd_ticket_cache *cache)
+kd_delegation *kd_delegation_from_ticket(apr_pool_t *p, const unsigned char *ticket,
+                                         size_t ticket_len, const char *user, const char *spn,
+                                         kd_impersonator_fn get_impersonator, void *baton)
 {
-    kd_delegation *d = kd_delegation_wrap(p, GSS_C_NO_CREDENTIAL, user, impersonator);
+    kd_delegation *d = delegation_new(p, user, spn);
+
+    d->evidence.data = apr_pmemdup(p, ticket, ticket_len);
+    d->evidence.length = (unsigned int)ticket_len;
+    d->get_impersonator = get_impersonator;
+    d->impersonator_baton = baton;
+    return d;
+}
+
+kd_delegation *kd_delegation_cache_only(apr_pool_t *p, const char *user, const char *spn,
+                                        kd_ticket_cache *cache)
+{
+    kd_delegation *d = delegation_new(p, user, spn);
 
     d->cache = cache;
     return d;
@@ -185,141 +205,158 @@ const char *kd_delegation_user(const kd_delegation *d)
 
 const char *kd_delegation_impersonator(const kd_delegation *d)
 {
-    return d->impersonator;
+    return d->imp.account;
 }
 
-int kd_is_evidence_credential(apr_pool_t *p, gss_cred_id_t cred, const char **impersonator)
+const char *kd_delegation_source(const kd_delegation *d)
 {
-    OM_uint32 major, minor, ignored;
-    gss_buffer_set_t data = GSS_C_NO_BUFFER_SET;
-    int is_evidence = 0;
+    return d->source;
+}
 
-    /* MIT sets this only in kg_compose_deleg_cred, from our own acceptor's
-     * name; a forwarded TGT never carries it. */
-    major = gss_inquire_cred_by_oid(&minor, cred, GSS_KRB5_GET_CRED_IMPERSONATOR, &data);
-    if (!GSS_ERROR(major) && data != GSS_C_NO_BUFFER_SET && data->count == 1
-        && data->elements[0].length > 0) {
-        *impersonator = kd_gss_buffer_str(p, &data->elements[0]);
-        is_evidence = 1;
+static krb5_context delegation_ctx(kd_delegation *d)
+{
+    if (d->ctx == NULL && krb5_init_context(&d->ctx) != 0)
+        d->ctx = NULL;
+    return d->ctx;
+}
+
+static const char *krb5_text(apr_pool_t *p, krb5_context ctx, krb5_error_code code)
+{
+    const char *msg = krb5_get_error_message(ctx, code);
+    const char *copy = apr_psprintf(p, "%s (%d)", msg, (int)code);
+
+    krb5_free_error_message(ctx, msg);
+    return copy;
+}
+
+static const char *target_realm(apr_pool_t *p, krb5_context ctx, const char *target);
+
+/* A target written without a realm is in the realm its host maps to
+ * ([domain_realm], as for any host-based name), else in the front end's
+ * own: never in whatever default_realm says, which may be another realm. */
+static const char *full_target(apr_pool_t *p, kd_delegation *d, const char *target)
+{
+    const char *realm;
+
+    if (strchr(target, '@'))
+        return target;
+    if ((realm = target_realm(p, delegation_ctx(d), target)) == NULL
+        && (realm = strrchr(d->spn, '@')) != NULL)
+        realm++;
+    return realm ? apr_pstrcat(p, target, "@", realm, NULL) : target;
+}
+
+/* ------------------------------------------------------------ reading our own tickets */
+
+/* What a ticket issued to us says about delegating its client: the
+ * forwardable flag, and from the PAC's logon-info (AD only) whether the
+ * account is sensitive or in Protected Users. */
+typedef struct {
+    int decrypted;
+    int forwardable;
+    int has_logon_info;
+    int not_delegable;
+} ticket_facts;
+
+static void read_logon_info(apr_pool_t *p, krb5_context ctx, const krb5_enc_tkt_part *enc,
+                            ticket_facts *tf)
+{
+    krb5_authdata **pacs = NULL;
+    const unsigned char *buf;
+    size_t len;
+    kd_logon_info li;
+    const char *why;
+
+    if (krb5_find_authdata(ctx, enc->authorization_data, NULL, KRB5_AUTHDATA_WIN2K_PAC, &pacs)
+            != 0 || pacs == NULL || pacs[0] == NULL)
+        goto done;
+    if (kd_pac_buffer(pacs[0]->contents, pacs[0]->length, KD_PAC_LOGON_INFO, &buf, &len) == 0
+        && kd_pac_logon_info(p, buf, len, &li, &why) == 0) {
+        tf->has_logon_info = 1;
+        tf->not_delegable = kd_logon_info_not_delegable(&li);
     }
-    gss_release_buffer_set(&ignored, &data);
-    return is_evidence;
+done:
+    krb5_free_authdata(ctx, pacs);
 }
 
-static kd_cause import_target(apr_pool_t *p, const char *target, gss_name_t *name,
-                              kd_result *res)
+/* Decrypt a ticket issued to the impersonator (it is for our own key). */
+static void read_ticket(apr_pool_t *p, krb5_context ctx, const krb5_data *der,
+                        const char *keytab, ticket_facts *tf)
 {
-    OM_uint32 major, minor;
-    gss_buffer_desc buf;
+    krb5_ticket *tkt = NULL;
+    krb5_keytab kt = NULL;
 
-    buf.value = (void *)target;
-    buf.length = strlen(target);
-    major = gss_import_name(&minor, &buf, GSS_KRB5_NT_PRINCIPAL_NAME, name);
-    if (GSS_ERROR(major))
+    memset(tf, 0, sizeof(*tf));
+    if (keytab == NULL || krb5_decode_ticket(der, &tkt) != 0)
+        return;
+    if (krb5_kt_resolve(ctx, keytab, &kt) == 0
+        && krb5_server_decrypt_ticket_keytab(ctx, kt, tkt) == 0) {
+        tf->decrypted = 1;
+        tf->forwardable = (tkt->enc_part2->flags & TKT_FLG_FORWARDABLE) != 0;
+        read_logon_info(p, ctx, tkt->enc_part2, tf);
+    }
+    if (kt)
+        krb5_kt_close(ctx, kt);
+    krb5_free_ticket(ctx, tkt);
+}
+
+/* ------------------------------------------------------------ S4U2Proxy */
+
+static kd_cause need_impersonator(apr_pool_t *p, kd_delegation *d, kd_result *res)
+{
+    if (d->imp.account[0] != '\0')
+        return KD_CAUSE_NONE;
+    if (d->get_impersonator == NULL)
         return kd_result_fail(res, p, KD_CAUSE_INTERNAL_ERROR, "s4u2proxy",
-                              "cannot parse target %s: %s", target,
-                              kd_gss_error(p, major, minor));
+                              "no ticket for %s in the cache and no evidence to ask the KDC "
+                              "with", d->user);
+    return d->get_impersonator(d->impersonator_baton, p, &d->imp, res);
+}
+
+/* A refusal we can predict without the KDC: evidence it will not accept. */
+static kd_cause check_evidence(apr_pool_t *p, kd_delegation *d, const char *target,
+                               kd_result *res)
+{
+    ticket_facts tf;
+
+    if (!d->imp.tgt_forwardable)
+        return kd_result_fail(res, p, KD_CAUSE_SERVICE_TGT_NOT_FORWARDABLE, "s4u2proxy",
+                              "the TGT of %s is not forwardable, so the KDC refuses every "
+                              "S4U2Proxy request (for %s to %s)", d->imp.account, d->user,
+                              target);
+    if (d->evidence_forwardable < 0) {
+        read_ticket(p, delegation_ctx(d), &d->evidence, d->imp.keytab, &tf);
+        d->evidence_forwardable = tf.decrypted ? tf.forwardable : 1; /* let the KDC judge */
+        if (!d->evidence_forwardable)
+            return kd_result_fail(res, p, KD_CAUSE_USER_NOT_DELEGABLE, "s4u2proxy",
+                                  "the ticket of %s for %s is not forwardable: %s",
+                                  d->user, d->spn,
+                                  tf.not_delegable
+                                      ? "the account is sensitive and cannot be delegated, "
+                                        "or is in Protected Users (its PAC says so)"
+                                      : "the account is sensitive (-allow_forwardable / "
+                                        "Protected Users) or the client's TGT is not "
+                                        "forwardable (forwardable = true, kinit -f)");
+    }
     return KD_CAUSE_NONE;
 }
 
-/* The KDC answers BADOPTION for three different problems (AD even uses
- * the same text): the target is not in the allowed list, the evidence
- * ticket is not forwardable (user sensitive / not delegable), or the
- * service's own TGT is not forwardable. The flags tell them apart. */
-typedef struct {
-    int evidence_seen, evidence_forwardable;
-    int tgt_seen, tgt_forwardable;
-} ticket_flags;
-
-static int is_tgt(krb5_const_principal server)
+/* The KDC answers BADOPTION both for a target outside the allowed list
+ * and for evidence it will not use; the evidence was checked before we
+ * asked, so here it is the list. */
+static void explain_refusal(apr_pool_t *p, kd_delegation *d, const char *target,
+                            krb5_error_code code, kd_result *res)
 {
-    static const char tgs[] = KRB5_TGS_NAME;
+    const char *text = krb5_text(p, d->ctx, code);
 
-    return server->length == 2 && server->data[0].length == sizeof(tgs) - 1
-        && memcmp(server->data[0].data, tgs, sizeof(tgs) - 1) == 0;
-}
-
-static void inspect_flags(krb5_context ctx, krb5_ccache cc, krb5_principal user,
-                          krb5_principal impersonator, ticket_flags *tf)
-{
-    krb5_cc_cursor cur;
-    krb5_creds c;
-
-    if (krb5_cc_start_seq_get(ctx, cc, &cur) != 0)
-        return;
-    while (krb5_cc_next_cred(ctx, cc, &cur, &c) == 0) {
-        int forwardable = (c.ticket_flags & TKT_FLG_FORWARDABLE) != 0;
-        if (krb5_principal_compare(ctx, c.client, user)
-            && krb5_principal_compare(ctx, c.server, impersonator)) {
-            tf->evidence_seen = 1;
-            tf->evidence_forwardable = forwardable;
-        }
-        else if (krb5_principal_compare(ctx, c.client, impersonator) && is_tgt(c.server)) {
-            tf->tgt_seen = 1;
-            tf->tgt_forwardable = forwardable;
-        }
-        krb5_free_cred_contents(ctx, &c);
-    }
-    krb5_cc_end_seq_get(ctx, cc, &cur);
-}
-
-/* A new MEMORY ccache owned by owner holding a copy of cred's tickets. */
-static krb5_error_code cred_to_memory(krb5_context ctx, gss_cred_id_t cred, krb5_principal owner,
-                                      krb5_ccache *out)
-{
-    krb5_error_code code;
-    OM_uint32 major, minor;
-
-    *out = NULL;
-    if ((code = krb5_cc_new_unique(ctx, "MEMORY", NULL, out)) != 0)
-        return code;
-    if ((code = krb5_cc_initialize(ctx, *out, owner)) == 0) {
-        major = gss_krb5_copy_ccache(&minor, cred, *out);
-        code = GSS_ERROR(major) ? (krb5_error_code)minor : 0;
-    }
-    if (code != 0) {
-        krb5_cc_destroy(ctx, *out);
-        *out = NULL;
-    }
-    return code;
-}
-
-/* The flags of the evidence ticket and the service TGT inside cred. */
-static void cred_flags(gss_cred_id_t cred, const char *user, const char *impersonator,
-                       ticket_flags *tf)
-{
-    krb5_context ctx;
-    krb5_ccache mem = NULL;
-    krb5_principal u = NULL, imp = NULL;
-
-    if (krb5_init_context(&ctx) != 0)
-        return;
-    if (krb5_parse_name(ctx, user, &u) == 0 && krb5_parse_name(ctx, impersonator, &imp) == 0
-        && cred_to_memory(ctx, cred, u, &mem) == 0) {
-        inspect_flags(ctx, mem, u, imp, tf);
-        krb5_cc_destroy(ctx, mem);
-    }
-    krb5_free_principal(ctx, u);
-    krb5_free_principal(ctx, imp);
-    krb5_free_context(ctx);
-}
-
-static void explain_badoption(apr_pool_t *p, kd_delegation *d, const char *target,
-                              kd_result *res)
-{
-    ticket_flags tf = {0, 0, 0, 0};
-
-    cred_flags(d->cred, d->user, d->impersonator, &tf);
-    if (tf.evidence_seen && !tf.evidence_forwardable)
-        kd_result_fail(res, p, KD_CAUSE_USER_NOT_DELEGABLE, "s4u2proxy",
-                       "the KDC refused %s for %s to %s (BADOPTION) and the evidence ticket is "
-                       "not forwardable: the account is sensitive/not delegable (or its TGT "
-                       "was not forwardable)", d->impersonator, d->user, target);
-    else if (tf.tgt_seen && !tf.tgt_forwardable)
+    res->krb5_code = code;
+    if (code == KRB5KDC_ERR_BADOPTION)
         kd_result_fail(res, p, KD_CAUSE_DELEGATION_NOT_ALLOWED, "s4u2proxy",
-                       "the KDC refused %s for %s to %s (BADOPTION): the service's own TGT is "
-                       "not forwardable: set forwardable = true in the krb5.conf httpd uses",
-                       d->impersonator, d->user, target);
+                       "%s may not delegate %s to %s (msDS-AllowedToDelegateTo / "
+                       "krbAllowedToDelegateTo): %s", d->imp.account, d->user, target, text);
+    else
+        kd_result_fail(res, p, kd_cause_from_kdc_error(code), "s4u2proxy",
+                       "%s for %s to %s: %s", d->imp.account, d->user, target, text);
 }
 
 /* The realm a target lives in: its own, or what [domain_realm] maps its
@@ -348,47 +385,76 @@ static const char *target_realm(apr_pool_t *p, krb5_context ctx, const char *tar
 static kd_cause explain_cross_realm(apr_pool_t *p, kd_delegation *d, const char *target,
                                     kd_result *res)
 {
-    const char *ours = strrchr(d->impersonator, '@'), *theirs;
-    krb5_context ctx = NULL;
+    const char *ours = strrchr(d->spn, '@'), *theirs;
 
-    if (ours == NULL || krb5_init_context(&ctx) != 0)
+    if (ours == NULL)
         return res->cause;
-    theirs = target_realm(p, ctx, target);
-    krb5_free_context(ctx);
+    theirs = target_realm(p, d->ctx, target);
     if (theirs == NULL || strcmp(theirs, ours + 1) == 0)
         return res->cause;
     return kd_result_fail(res, p, KD_CAUSE_CROSS_REALM_DELEGATION, "s4u2proxy",
                           "%s (realm %s) for %s to %s (realm %s): constrained delegation "
                           "crosses realms (SEC_E_CROSSREALM_DELEGATION_FAILURE 0x80090357); "
-                          "the KDC said: %s", d->impersonator, ours + 1, d->user, target,
+                          "the KDC said: %s", d->imp.account, ours + 1, d->user, target,
                           theirs, res->detail ? res->detail : kd_cause_name(res->cause));
+}
+
+/* One S4U2Proxy exchange: the impersonator's TGT, the evidence ticket as
+ * the additional ticket, cname-in-addl-tkt. The library takes the client
+ * (the impersonator) from in.client; the user is named only by the
+ * evidence, so a TGT the client forwarded plays no part. */
+static kd_cause proxy_from_kdc(apr_pool_t *p, kd_delegation *d, const char *target,
+                               krb5_creds **out, kd_result *res)
+{
+    krb5_creds in;
+    krb5_ccache cc = NULL;
+    krb5_error_code code;
+
+    *out = NULL;
+    memset(&in, 0, sizeof(in));
+    if (need_impersonator(p, d, res) != KD_CAUSE_NONE
+        || check_evidence(p, d, target, res) != KD_CAUSE_NONE)
+        return res->cause;
+    if ((code = krb5_cc_resolve(d->ctx, d->imp.ccache, &cc)) != 0
+        || (code = krb5_parse_name(d->ctx, d->imp.account, &in.client)) != 0
+        || (code = krb5_parse_name(d->ctx, target, &in.server)) != 0) {
+        kd_result_fail(res, p, KD_CAUSE_INTERNAL_ERROR, "s4u2proxy", "%s to %s: %s",
+                       d->imp.account, target, krb5_text(p, d->ctx, code));
+        goto done;
+    }
+    in.second_ticket = d->evidence;
+    code = krb5_get_credentials(d->ctx, KRB5_GC_CONSTRAINED_DELEGATION | KRB5_GC_NO_STORE, cc,
+                                &in, out);
+    if (code != 0) {
+        explain_refusal(p, d, target, code, res);
+        explain_cross_realm(p, d, target, res);
+    }
+done:
+    in.second_ticket.data = NULL;
+    in.second_ticket.length = 0;
+    krb5_free_cred_contents(d->ctx, &in);
+    if (cc)
+        krb5_cc_close(d->ctx, cc);
+    return res->cause;
 }
 
 /* ------------------------------------------------------------ ticket cache */
 
-static krb5_context delegation_ctx(kd_delegation *d)
-{
-    if (d->ctx == NULL && krb5_init_context(&d->ctx) != 0)
-        d->ctx = NULL;
-    return d->ctx;
-}
-
 static const char *ready_key(apr_pool_t *p, const kd_delegation *d, const char *target)
 {
-    return apr_pstrcat(p, d->user, "\n", d->impersonator, "\n", target, NULL);
+    return apr_pstrcat(p, d->key_user, "\n", d->spn, "\n", target, NULL);
 }
 
-/* An initiator credential over one cached ticket: MIT uses the matching
- * service ticket from the ccache without asking the KDC. */
-static ready_cred *build_ready(apr_pool_t *p, kd_delegation *d, const char *key,
-                               krb5_creds *creds)
+/* An initiator credential over one ticket: MIT uses the matching service
+ * ticket from the ccache without asking the KDC. */
+static ready_cred *build_ready(kd_delegation *d, const char *key, krb5_creds *creds)
 {
     OM_uint32 major, minor, ignored;
     gss_buffer_desc namebuf;
     gss_name_t name = GSS_C_NO_NAME;
     gss_OID_set_desc krb5_only = {1, (gss_OID)gss_mech_krb5};
     krb5_ccache cc = NULL;
-    char *full_name = NULL;
+    char *full_name = NULL, *client = NULL;
     ready_cred *c = calloc(1, sizeof(*c));
 
     if (c == NULL || (c->key = strdup(key)) == NULL
@@ -396,11 +462,13 @@ static ready_cred *build_ready(apr_pool_t *p, kd_delegation *d, const char *key,
         || krb5_cc_initialize(d->ctx, cc, creds->client) != 0
         || krb5_cc_store_cred(d->ctx, cc, creds) != 0
         || krb5_cc_get_full_name(d->ctx, cc, &full_name) != 0
-        || (c->ccache = strdup(full_name)) == NULL)
+        || (c->ccache = strdup(full_name)) == NULL
+        || krb5_unparse_name(d->ctx, creds->client, &client) != 0)
         goto fail;
-    namebuf.value = (void *)d->user;
-    namebuf.length = strlen(d->user);
-    if (GSS_ERROR(gss_import_name(&minor, &namebuf, GSS_KRB5_NT_PRINCIPAL_NAME, &name)))
+    namebuf.value = client;
+    namebuf.length = strlen(client);
+    major = gss_import_name(&minor, &namebuf, GSS_KRB5_NT_PRINCIPAL_NAME, &name);
+    if (GSS_ERROR(major))
         goto fail;
     gss_key_value_element_desc element = {"ccache", c->ccache};
     gss_key_value_set_desc store = {1, &element};
@@ -410,10 +478,13 @@ static ready_cred *build_ready(apr_pool_t *p, kd_delegation *d, const char *key,
     if (GSS_ERROR(major))
         goto fail;
     c->expires = apr_time_from_sec(creds->times.endtime - KD_TICKET_MARGIN_SEC);
+    krb5_free_unparsed_name(d->ctx, client);
     krb5_free_string(d->ctx, full_name);
     krb5_cc_close(d->ctx, cc); /* the MEMORY ccache lives on until destroyed */
     return c;
 fail:
+    if (client)
+        krb5_free_unparsed_name(d->ctx, client);
     if (full_name)
         krb5_free_string(d->ctx, full_name);
     if (cc)
@@ -426,76 +497,91 @@ fail:
     return NULL;
 }
 
-/* target's ticket from this process's ready credentials, else from the
- * node's shared cache (made ready for the next requests). */
-static ready_cred *load_cached(apr_pool_t *p, kd_delegation *d, const char *target)
+static ready_cred *make_ready(apr_pool_t *p, kd_delegation *d, const char *target,
+                              krb5_creds *creds)
 {
-    const char *key = ready_key(p, d, target);
-    krb5_creds *creds = NULL;
-    ready_cred *c = ready_borrow(p, key);
+    ready_cred *c = build_ready(d, ready_key(p, d, target), creds);
 
-    if (c == NULL && delegation_ctx(d) != NULL
-        && kd_ticket_cache_get(d->cache, p, d->ctx, d->user, d->impersonator, target, &creds)) {
-        if ((c = build_ready(p, d, key, creds)) != NULL)
-            c = ready_publish(p, c);
-        krb5_free_creds(d->ctx, creds);
-    }
-    if (c)
+    if (c != NULL) {
+        c = ready_publish(p, c);
         apr_hash_set(d->ready, apr_pstrdup(p, target), APR_HASH_KEY_STRING, c);
+    }
     return c;
 }
 
-/* Find the S4U2Proxy ticket for target in the evidence credential and
- * offer it to the node's cache. */
-static void remember(apr_pool_t *p, kd_delegation *d, const char *target)
+/* target's ticket from this request, this process's ready credentials or
+ * the node's shared cache (made ready for the next requests). */
+static ready_cred *load_cached(apr_pool_t *p, kd_delegation *d, const char *target)
 {
-    krb5_ccache mem = NULL;
-    krb5_principal user = NULL, server = NULL;
-    krb5_cc_cursor cur;
-    krb5_creds c;
+    krb5_creds *creds = NULL;
+    ready_cred *c = apr_hash_get(d->ready, target, APR_HASH_KEY_STRING);
 
-    if (delegation_ctx(d) == NULL || krb5_parse_name(d->ctx, d->user, &user) != 0
-        || krb5_parse_name(d->ctx, target, &server) != 0
-        || cred_to_memory(d->ctx, d->cred, user, &mem) != 0
-        || krb5_cc_start_seq_get(d->ctx, mem, &cur) != 0)
-        goto done;
-    while (krb5_cc_next_cred(d->ctx, mem, &cur, &c) == 0) {
-        if (krb5_principal_compare(d->ctx, c.client, user)
-            && krb5_principal_compare(d->ctx, c.server, server))
-            kd_ticket_cache_put(d->cache, p, d->ctx, d->user, d->impersonator, target, &c);
-        krb5_free_cred_contents(d->ctx, &c);
+    if (c != NULL || d->cache == NULL)
+        return c;
+    if ((c = ready_borrow(p, ready_key(p, d, target))) != NULL) {
+        apr_hash_set(d->ready, apr_pstrdup(p, target), APR_HASH_KEY_STRING, c);
+        return c;
     }
-    krb5_cc_end_seq_get(d->ctx, mem, &cur);
-done:
-    if (mem)
-        krb5_cc_destroy(d->ctx, mem);
-    krb5_free_principal(d->ctx, user);
-    krb5_free_principal(d->ctx, server);
+    if (delegation_ctx(d) != NULL
+        && kd_ticket_cache_get(d->cache, p, d->ctx, d->key_user, d->spn, target, &creds)) {
+        c = make_ready(p, d, target, creds);
+        krb5_free_creds(d->ctx, creds);
+    }
+    return c;
 }
 
-/* The credential to make target's token with: a ready one when the node
- * has the ticket, else the evidence credential (one S4U2Proxy request). */
-static gss_cred_id_t cred_for(apr_pool_t *p, kd_delegation *d, const char *target)
+/* The credential to make target's token with: from a cache, else from
+ * one S4U2Proxy request (then offered to the node's cache). */
+static kd_cause ready_for(apr_pool_t *p, kd_delegation *d, const char *target, ready_cred **out,
+                          kd_result *res)
 {
-    ready_cred *c;
+    krb5_creds *creds = NULL;
 
-    if (d->cache == NULL)
-        return d->cred;
-    if ((c = apr_hash_get(d->ready, target, APR_HASH_KEY_STRING)) != NULL
-        || (c = load_cached(p, d, target)) != NULL)
-        return c->cred;
-    return d->cred;
+    if ((*out = load_cached(p, d, target)) != NULL) {
+        d->source = "cache";
+        return KD_CAUSE_NONE;
+    }
+    if (d->evidence.length == 0)
+        return kd_result_fail(res, p, KD_CAUSE_INTERNAL_ERROR, "s4u2proxy",
+                              "no ticket for %s to %s in the cache and no evidence to ask the "
+                              "KDC with", d->user, target);
+    if (delegation_ctx(d) == NULL)
+        return kd_result_fail(res, p, KD_CAUSE_INTERNAL_ERROR, "s4u2proxy",
+                              "cannot initialise krb5");
+    d->source = "kdc";
+    if (proxy_from_kdc(p, d, target, &creds, res) != KD_CAUSE_NONE)
+        return res->cause;
+    kd_ticket_cache_put(d->cache, p, d->ctx, d->key_user, d->spn, target, creds);
+    *out = make_ready(p, d, target, creds);
+    krb5_free_creds(d->ctx, creds);
+    if (*out == NULL)
+        return kd_result_fail(res, p, KD_CAUSE_INTERNAL_ERROR, "s4u2proxy",
+                              "cannot hold the ticket of %s for %s", d->user, target);
+    return KD_CAUSE_NONE;
 }
 
 kd_cause kd_s4u2proxy_ensure(apr_pool_t *p, kd_delegation *d, const char *target,
                              kd_result *res)
 {
-    unsigned char *token;
-    size_t len;
+    ready_cred *c;
 
-    if (d->cache && cred_for(p, d, target) != d->cred)
-        return KD_CAUSE_NONE;
-    return kd_s4u2proxy(p, d, target, &token, &len, res);
+    return ready_for(p, d, full_target(p, d, target), &c, res);
+}
+
+static kd_cause import_target(apr_pool_t *p, const char *target, gss_name_t *name,
+                              kd_result *res)
+{
+    OM_uint32 major, minor;
+    gss_buffer_desc buf;
+
+    buf.value = (void *)target;
+    buf.length = strlen(target);
+    major = gss_import_name(&minor, &buf, GSS_KRB5_NT_PRINCIPAL_NAME, name);
+    if (GSS_ERROR(major))
+        return kd_result_fail(res, p, KD_CAUSE_INTERNAL_ERROR, "s4u2proxy",
+                              "cannot parse target %s: %s", target,
+                              kd_gss_error(p, major, minor));
+    return KD_CAUSE_NONE;
 }
 
 kd_cause kd_s4u2proxy(apr_pool_t *p, kd_delegation *d, const char *target,
@@ -505,115 +591,188 @@ kd_cause kd_s4u2proxy(apr_pool_t *p, kd_delegation *d, const char *target,
     gss_name_t name = GSS_C_NO_NAME;
     gss_ctx_id_t ctx = GSS_C_NO_CONTEXT;
     gss_buffer_desc out = GSS_C_EMPTY_BUFFER;
-    kd_cause cause;
+    ready_cred *c;
 
-    gss_cred_id_t cred;
-
-    if ((cause = import_target(p, target, &name, res)) != KD_CAUSE_NONE)
-        return cause;
-    cred = cred_for(p, d, target);
-    if (cred == GSS_C_NO_CREDENTIAL) {
-        gss_release_name(&ignored, &name);
-        return kd_result_fail(res, p, KD_CAUSE_INTERNAL_ERROR, "s4u2proxy",
-                              "no ticket for %s to %s in the cache and no evidence to ask the "
-                              "KDC with", d->user, target);
-    }
-    /* The Kerberos mechanism directly: its minor codes are the KDC's
-     * answers (through SPNEGO the mechglue would renumber them). */
-    major = gss_init_sec_context(&minor, cred, &ctx, name, (gss_OID)gss_mech_krb5, 0,
+    target = full_target(p, d, target);
+    if (ready_for(p, d, target, &c, res) != KD_CAUSE_NONE
+        || import_target(p, target, &name, res) != KD_CAUSE_NONE)
+        return res->cause;
+    /* The Kerberos mechanism directly: its minor codes stay krb5's. */
+    major = gss_init_sec_context(&minor, c->cred, &ctx, name, (gss_OID)gss_mech_krb5, 0,
                                  GSS_C_INDEFINITE, GSS_C_NO_CHANNEL_BINDINGS, GSS_C_NO_BUFFER,
                                  NULL, &out, NULL, NULL);
     if (GSS_ERROR(major)) {
         res->gss_major = major;
         res->krb5_code = (krb5_error_code)minor;
-        kd_result_fail(res, p, kd_cause_from_kdc_error((krb5_error_code)minor), "s4u2proxy",
-                       "%s for %s to %s: %s", d->impersonator, d->user, target,
+        kd_result_fail(res, p, KD_CAUSE_INTERNAL_ERROR, "s4u2proxy",
+                       "a token for %s to %s from its ticket: %s", d->user, target,
                        kd_gss_error(p, major, minor));
-        if ((krb5_error_code)minor == KRB5KDC_ERR_BADOPTION)
-            explain_badoption(p, d, target, res);
-        cause = explain_cross_realm(p, d, target, res);
     }
-    else {
+    else
         kd_token_spnego_wrap(p, out.value, out.length, token, token_len);
-        if (d->cache && cred == d->cred)
-            remember(p, d, target);
-    }
     gss_release_buffer(&ignored, &out);
     if (ctx != GSS_C_NO_CONTEXT)
         gss_delete_sec_context(&ignored, &ctx, GSS_C_NO_BUFFER);
     gss_release_name(&ignored, &name);
-    return cause;
+    return res->cause;
 }
 
 /* ------------------------------------------------------------ S4U2Self */
 
-/* Is the evidence ticket (client user, server impersonator) in this
- * credential forwardable? -1 when it cannot be found. */
-static int evidence_forwardable(gss_cred_id_t cred, const char *user, const char *impersonator)
+kd_user_name kd_s4u_user_name(apr_pool_t *p, const char *user, const char *default_realm,
+                              const char *impersonator_realm, const apr_table_t *netbios)
 {
-    ticket_flags tf = {0, 0, 0, 0};
+    kd_user_name out = {user, 0, NULL};
+    const char *backslash = strchr(user, '\\'), *at = strrchr(user, '@');
 
-    cred_flags(cred, user, impersonator, &tf);
-    return tf.evidence_seen ? tf.evidence_forwardable : -1;
+    if (user[0] == '\0')
+        out.error = "an empty user name";
+    else if (backslash) {
+        const char *domain = apr_pstrndup(p, user, (apr_size_t)(backslash - user));
+        const char *realm = netbios ? apr_table_get(netbios, domain) : NULL;
+        if (realm == NULL || backslash[1] == '\0' || strchr(backslash + 1, '\\') || at)
+            out.error = apr_psprintf(p, "the NetBIOS domain %s is not mapped to a realm "
+                                     "(KdelegNetbiosDomain %s REALM)", domain, domain);
+        else
+            out.principal = apr_pstrcat(p, backslash + 1, "@", realm, NULL);
+    }
+    else if (at && (impersonator_realm || default_realm)
+             && (impersonator_realm == NULL || strcasecmp(at + 1, impersonator_realm) != 0)
+             && (default_realm == NULL || strcasecmp(at + 1, default_realm) != 0))
+        out.enterprise = 1; /* alice@corp.example: the KDC maps the UPN suffix */
+    else if (at && (impersonator_realm || default_realm)) /* alice@ad.example.test */
+        out.principal = apr_pstrcat(p, apr_pstrndup(p, user, (apr_size_t)(at - user)), "@",
+                                    impersonator_realm && strcasecmp(at + 1, impersonator_realm)
+                                        == 0 ? impersonator_realm : default_realm, NULL);
+    else if (default_realm)
+        out.principal = apr_pstrcat(p, user, "@", default_realm, NULL);
+    return out;
 }
 
-static kd_cause impersonate(apr_pool_t *p, gss_cred_id_t impersonator_cred, const char *user,
-                            gss_cred_id_t *cred, kd_result *res)
+/* S4U2Self by the library's own routine: exported by libkrb5 (version
+ * krb5_3_MIT, since 1.8; kvno -U uses it) but declared only in MIT's
+ * private k5-int.h. It resolves enterprise names by referral and returns
+ * the KDC's error codes unchanged, which the GSS wrapper does not. */
+krb5_error_code KRB5_CALLCONV krb5_get_credentials_for_user(krb5_context context,
+                                                            krb5_flags options,
+                                                            krb5_ccache ccache,
+                                                            krb5_creds *in_creds,
+                                                            krb5_data *subject_cert,
+                                                            krb5_creds **out_creds);
+
+static kd_cause s4u2self_request(apr_pool_t *p, krb5_context ctx, const kd_impersonator *imp,
+                                 const kd_user_name *user, krb5_creds **out, kd_result *res)
 {
-    OM_uint32 major, minor, ignored;
-    gss_name_t name = GSS_C_NO_NAME;
-    gss_OID_set_desc krb5_only = {1, (gss_OID)gss_mech_krb5};
+    krb5_creds in;
+    krb5_ccache cc = NULL;
+    krb5_error_code code;
     kd_cause cause;
 
-    if ((cause = import_target(p, user, &name, res)) != KD_CAUSE_NONE)
-        return cause;
-    major = gss_acquire_cred_impersonate_name(&minor, impersonator_cred, name, GSS_C_INDEFINITE,
-                                              &krb5_only, GSS_C_INITIATE, cred, NULL, NULL);
-    gss_release_name(&ignored, &name);
-    if (GSS_ERROR(major)) {
-        res->gss_major = major;
-        res->krb5_code = (krb5_error_code)minor;
-        return kd_result_fail(res, p, kd_cause_from_kdc_error((krb5_error_code)minor),
-                              "s4u2self", "S4U2Self for %s: %s", user,
-                              kd_gss_error(p, major, minor));
+    *out = NULL;
+    memset(&in, 0, sizeof(in));
+    if ((code = krb5_cc_resolve(ctx, imp->ccache, &cc)) != 0
+        || (code = krb5_parse_name_flags(ctx, user->principal,
+                                         user->enterprise ? KRB5_PRINCIPAL_PARSE_ENTERPRISE : 0,
+                                         &in.client)) != 0
+        || (code = krb5_parse_name(ctx, imp->account, &in.server)) != 0) {
+        cause = kd_result_fail(res, p, KD_CAUSE_USER_UNKNOWN, "s4u2self", "S4U2Self for %s: %s",
+                               user->principal, krb5_text(p, ctx, code));
+        goto done;
     }
-    return KD_CAUSE_NONE;
+    code = krb5_get_credentials_for_user(ctx, KRB5_GC_NO_STORE | KRB5_GC_CANONICALIZE, cc, &in,
+                                         NULL, out);
+    res->krb5_code = code;
+    cause = code == 0 ? KD_CAUSE_NONE
+                      : kd_result_fail(res, p, kd_cause_from_s4u2self_error(code), "s4u2self",
+                                       "S4U2Self as %s for %s%s: %s", imp->account,
+                                       user->principal, user->enterprise ? " (enterprise name)"
+                                                                         : "",
+                                       krb5_text(p, ctx, code));
+done:
+    krb5_free_cred_contents(ctx, &in);
+    if (cc)
+        krb5_cc_close(ctx, cc);
+    return cause;
 }
 
 /* A day: long enough to outlive any ticket, short enough to notice when
  * an administrator withdraws protocol transition. */
 #define KD_TRANSITION_FACT_SEC 86400
 
-kd_cause kd_s4u2self(apr_pool_t *p, gss_cred_id_t impersonator_cred, const char *impersonator,
-                     const char *user, volatile int *transition_seen, kd_ticket_cache *cache,
-                     kd_delegation **out, kd_result *res)
+/* Why a S4U2Self ticket came back without the forwardable flag. */
+static kd_cause explain_not_forwardable(apr_pool_t *p, krb5_context ctx,
+                                        const kd_impersonator *imp, const char *user,
+                                        const krb5_data *ticket, int seen, kd_result *res)
 {
-    const char *fact = apr_pstrcat(p, "protocol-transition ", impersonator, NULL);
+    ticket_facts tf;
 
-    gss_cred_id_t cred = GSS_C_NO_CREDENTIAL;
-    OM_uint32 ignored;
+    if (!imp->tgt_forwardable)
+        return kd_result_fail(res, p, KD_CAUSE_SERVICE_TGT_NOT_FORWARDABLE, "s4u2self",
+                              "the S4U2Self ticket of %s for %s is not forwardable because "
+                              "the TGT of %s is not", user, imp->account, imp->account);
+    read_ticket(p, ctx, ticket, imp->keytab, &tf);
+    if (tf.has_logon_info ? tf.not_delegable : seen)
+        return kd_result_fail(res, p, KD_CAUSE_USER_NOT_DELEGABLE, "s4u2self",
+                              "the S4U2Self ticket of %s for %s is not forwardable: %s", user,
+                              imp->account,
+                              tf.has_logon_info
+                                  ? "the account is sensitive and cannot be delegated, or is "
+                                    "in Protected Users (its PAC says so)"
+                                  : "the account is not delegable (others get forwardable "
+                                    "tickets)");
+    return kd_result_fail(res, p, KD_CAUSE_PROTOCOL_TRANSITION_NOT_ALLOWED, "s4u2self",
+                          "the S4U2Self ticket of %s for %s is not forwardable: %s may not use "
+                          "protocol transition%s", user, imp->account, imp->account,
+                          tf.has_logon_info ? " (the user's PAC allows delegation)"
+                                            : " (a sensitive user gets the same answer: if "
+                                              "others work, this account is not delegable)");
+}
+
+kd_cause kd_s4u2self(apr_pool_t *p, const kd_impersonator *imp, const char *spn,
+                     const kd_user_name *user, volatile int *transition_seen,
+                     kd_ticket_cache *cache, kd_delegation **out, kd_result *res)
+{
+    const char *fact = apr_pstrcat(p, "protocol-transition ", imp->account, NULL);
+    krb5_context ctx;
+    krb5_creds *creds = NULL;
+    char *canonical = NULL;
+    kd_cause cause;
 
     *out = NULL;
-    if (impersonate(p, impersonator_cred, user, &cred, res) != KD_CAUSE_NONE)
-        return res->cause;
-    if (evidence_forwardable(cred, user, impersonator) != 0) {
+    if (user->error)
+        return kd_result_fail(res, p, KD_CAUSE_USER_UNKNOWN, "s4u2self", "%s: %s",
+                              user->principal, user->error);
+    if (krb5_init_context(&ctx) != 0)
+        return kd_result_fail(res, p, KD_CAUSE_INTERNAL_ERROR, "s4u2self",
+                              "cannot initialise krb5");
+    if ((cause = s4u2self_request(p, ctx, imp, user, &creds, res)) != KD_CAUSE_NONE)
+        goto done;
+    if (krb5_unparse_name(ctx, creds->client, &canonical) != 0) {
+        cause = kd_result_fail(res, p, KD_CAUSE_INTERNAL_ERROR, "s4u2self", "out of memory");
+        goto done;
+    }
+    if (creds->ticket_flags & TKT_FLG_FORWARDABLE) {
         if (!*transition_seen && cache)
             kd_ticket_cache_note(cache, p, fact, KD_TRANSITION_FACT_SEC);
         *transition_seen = 1;
-        *out = kd_delegation_wrap(p, cred, user, impersonator);
-        return KD_CAUSE_NONE;
+        *out = kd_delegation_from_ticket(p, (const unsigned char *)creds->ticket.data,
+                                         creds->ticket.length, apr_pstrdup(p, canonical), spn,
+                                         NULL, NULL);
+        (*out)->key_user = user->principal; /* erin.x@corp.example stays cached as asked */
+        (*out)->imp = *imp;
+        (*out)->evidence_forwardable = 1;
     }
-    gss_release_cred(&ignored, &cred);
-    if (*transition_seen || (cache && kd_ticket_cache_noted(cache, p, fact)))
-        return kd_result_fail(res, p, KD_CAUSE_USER_NOT_DELEGABLE, "s4u2self",
-                              "the S4U2Self ticket of %s for %s is not forwardable, while %s has "
-                              "had forwardable ones for other users: the account is sensitive / "
-                              "not delegable", user, impersonator, impersonator);
-    return kd_result_fail(res, p, KD_CAUSE_PROTOCOL_TRANSITION_NOT_ALLOWED, "s4u2self",
-                          "the S4U2Self ticket of %s for %s is not forwardable: %s may not use "
-                          "protocol transition (a sensitive user gets the same answer: if "
-                          "others work, this account is not delegable)", user, impersonator,
-                          impersonator);
+    else
+        cause = explain_not_forwardable(p, ctx, imp, canonical, &creds->ticket,
+                                        *transition_seen
+                                            || (cache && kd_ticket_cache_noted(cache, p, fact)),
+                                        res);
+done:
+    if (canonical)
+        krb5_free_unparsed_name(ctx, canonical);
+    krb5_free_creds(ctx, creds);
+    krb5_free_context(ctx);
+    return cause;
 }
 
 /* ------------------------------------------------------------ ccache */
@@ -637,29 +796,29 @@ static int target_index(krb5_context ctx, krb5_const_principal server, krb5_prin
     return -1;
 }
 
-/* Copy only the user's tickets for the targets: never the service's own
- * TGT or the evidence ticket, which also live in the delegation's cache. */
-/* Copy only the user's tickets for the targets out of one source
- * credential: never the service's own TGT or the evidence ticket, which
- * live there too. stored[] marks targets already written (sources overlap). */
-static krb5_error_code copy_target_tickets(krb5_context ctx, gss_cred_id_t source,
-                                           krb5_ccache to, krb5_principal user,
-                                           krb5_principal *targets, int n, int *stored,
-                                           int *copied)
+/* Copy the user's tickets for the targets out of one ready credential's
+ * MEMORY ccache. stored[] marks targets already written (sources overlap). */
+static krb5_error_code copy_target_tickets(krb5_context ctx, const char *source,
+                                           krb5_ccache to, krb5_principal *targets, int n,
+                                           int *stored, int *copied)
 {
     krb5_ccache from;
     krb5_cc_cursor cur;
     krb5_creds creds;
     krb5_error_code code;
 
-    if ((code = cred_to_memory(ctx, source, user, &from)) != 0)
+    if ((code = krb5_cc_resolve(ctx, source, &from)) != 0)
         return code;
     if ((code = krb5_cc_start_seq_get(ctx, from, &cur)) == 0) {
         while ((code = krb5_cc_next_cred(ctx, from, &cur, &creds)) == 0) {
             int t = krb5_is_config_principal(ctx, creds.server) ? -1
                     : target_index(ctx, creds.server, targets, n);
-            if (t >= 0 && !stored[t] && krb5_principal_compare(ctx, creds.client, user)) {
-                code = krb5_cc_store_cred(ctx, to, &creds);
+            if (t >= 0 && !stored[t]) {
+                /* the cache belongs to the user the KDC named (canonical) */
+                if (*copied == 0)
+                    code = krb5_cc_initialize(ctx, to, creds.client);
+                if (code == 0)
+                    code = krb5_cc_store_cred(ctx, to, &creds);
                 stored[t] = 1;
                 (*copied)++;
             }
@@ -669,7 +828,7 @@ static krb5_error_code copy_target_tickets(krb5_context ctx, gss_cred_id_t sourc
         }
         krb5_cc_end_seq_get(ctx, from, &cur);
     }
-    krb5_cc_destroy(ctx, from);
+    krb5_cc_close(ctx, from);
     return code == KRB5_CC_END ? 0 : code;
 }
 
@@ -716,8 +875,8 @@ kd_cause kd_delegation_write_ccache(apr_pool_t *p, kd_delegation *d, const char 
 {
     krb5_context ctx;
     krb5_ccache file = NULL;
-    krb5_principal user = NULL, *target_princs;
-    krb5_error_code code;
+    krb5_principal *target_princs;
+    krb5_error_code code = 0;
     apr_hash_index_t *hi;
     int i, copied = 0, *stored;
     kd_cause cause = KD_CAUSE_NONE;
@@ -728,22 +887,16 @@ kd_cause kd_delegation_write_ccache(apr_pool_t *p, kd_delegation *d, const char 
         return kd_result_fail(res, p, KD_CAUSE_INTERNAL_ERROR, "ccache", "cannot initialise krb5");
     target_princs = apr_pcalloc(p, sizeof(*target_princs) * (n_targets + 1));
     stored = apr_pcalloc(p, sizeof(*stored) * (n_targets + 1));
-    if ((code = krb5_parse_name(ctx, d->user, &user)) != 0)
-        goto done;
     for (i = 0; i < n_targets; i++) {
-        if ((code = krb5_parse_name(ctx, targets[i], &target_princs[i])) != 0)
+        if ((code = krb5_parse_name(ctx, full_target(p, d, targets[i]), &target_princs[i])) != 0)
             goto done;
     }
-    if ((code = krb5_cc_resolve(ctx, apr_pstrcat(p, "FILE:", *path, NULL), &file)) != 0
-        || (code = krb5_cc_initialize(ctx, file, user)) != 0)
+    if ((code = krb5_cc_resolve(ctx, apr_pstrcat(p, "FILE:", *path, NULL), &file)) != 0)
         goto done;
-    /* sources: the tickets this request got from the KDC, then the ready ones */
-    if (d->cred != GSS_C_NO_CREDENTIAL)
-        code = copy_target_tickets(ctx, d->cred, file, user, target_princs, n_targets, stored,
-                                   &copied);
+    /* every ticket this request uses is a ready credential by now */
     for (hi = apr_hash_first(p, d->ready); hi && code == 0; hi = apr_hash_next(hi))
-        code = copy_target_tickets(ctx, ((const ready_cred *)apr_hash_this_val(hi))->cred, file,
-                                   user, target_princs, n_targets, stored, &copied);
+        code = copy_target_tickets(ctx, ((const ready_cred *)apr_hash_this_val(hi))->ccache, file,
+                                   target_princs, n_targets, stored, &copied);
 
 done:
     if (code != 0) {
@@ -761,6 +914,5 @@ done:
         krb5_cc_close(ctx, file);
     for (i = 0; i < n_targets; i++)
         krb5_free_principal(ctx, target_princs[i]);
-    krb5_free_principal(ctx, user);
     return cause;
 }

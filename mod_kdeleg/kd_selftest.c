@@ -1,4 +1,5 @@
 #include "kd_selftest.h"
+#include "kd_keytab.h"
 #include "kd_result.h"
 #include "kd_s4u.h"
 
@@ -14,6 +15,8 @@ typedef struct {
     krb5_keytab kt;
     krb5_ccache cc;
     krb5_principal service;
+    krb5_principal client;        /* who the TGT is taken as */
+    const char *client_name;
     kd_delegation *delegation;    /* S4U2Self result, for S4U2Proxy */
     apr_array_header_t *steps;
 } run_state;
@@ -54,6 +57,25 @@ static const char *etype_name(run_state *rs, krb5_enctype e)
     return apr_psprintf(rs->p, "enctype %d", (int)e);
 }
 
+/* Who the service is when it asks for tickets: the same choice requests
+ * make (KdelegServiceAccount, the keytab's account entry, the SPN). */
+static krb5_error_code impersonator(run_state *rs, const kd_selftest_params *prm)
+{
+    kd_keytab_identity id;
+    krb5_error_code code;
+
+    if (prm->account)
+        rs->client_name = prm->account;
+    else if (kd_keytab_identify(rs->ctx, rs->kt, rs->service, &id) == 0) {
+        rs->client_name = apr_pstrdup(rs->p, id.account ? id.account : prm->service);
+        kd_keytab_identity_free(rs->ctx, &id);
+    }
+    else
+        rs->client_name = prm->service;
+    code = krb5_parse_name(rs->ctx, rs->client_name, &rs->client);
+    return code;
+}
+
 /* The service's own TGT from the keytab, forwardable (S4U2Proxy needs
  * it), and the clock offset to the KDC from its authtime. */
 static int credentials(run_state *rs, const kd_selftest_params *prm)
@@ -66,22 +88,29 @@ static int credentials(run_state *rs, const kd_selftest_params *prm)
     memset(&tgt, 0, sizeof(tgt));
     if ((code = krb5_get_init_creds_opt_alloc(rs->ctx, &opt)) == 0) {
         krb5_get_init_creds_opt_set_forwardable(opt, 1);
-        code = krb5_get_init_creds_keytab(rs->ctx, &tgt, rs->service, rs->kt, 0, NULL, opt);
+        code = krb5_get_init_creds_keytab(rs->ctx, &tgt, rs->client, rs->kt, 0, NULL, opt);
         krb5_get_init_creds_opt_free(rs->ctx, opt);
     }
-    if (code == 0 && (code = krb5_cc_initialize(rs->ctx, rs->cc, rs->service)) == 0)
+    if (code == 0 && (code = krb5_cc_initialize(rs->ctx, rs->cc, rs->client)) == 0)
         code = krb5_cc_store_cred(rs->ctx, rs->cc, &tgt);
     if (code != 0) {
         kd_cause cause = kd_cause_from_kdc_error(code);
         if (code == KRB5KDC_ERR_C_PRINCIPAL_UNKNOWN)
-            cause = KD_CAUSE_SPN_UNKNOWN; /* the KDC does not know the service itself */
+            cause = KD_CAUSE_KEYTAB_UNUSABLE; /* AD knows accounts, not SPNs, as clients */
         add(rs, "credentials", prm->service, cause,
-            apr_psprintf(rs->p, "TGT from %s: %s", prm->keytab, krb5_text(rs, code)));
+            apr_psprintf(rs->p, "TGT as %s from %s: %s%s", rs->client_name, prm->keytab,
+                         krb5_text(rs, code),
+                         code == KRB5KDC_ERR_C_PRINCIPAL_UNKNOWN
+                             ? " (Active Directory issues TGTs to the account: add its entry "
+                               "to the keytab or set KdelegServiceAccount)" : ""));
         krb5_free_cred_contents(rs->ctx, &tgt);
         return -1;
     }
     add(rs, "credentials", prm->service, KD_CAUSE_NONE,
-        apr_psprintf(rs->p, "TGT from the keytab, valid until %ld", (long)tgt.times.endtime));
+        apr_psprintf(rs->p, "TGT as %s from the keytab, %s, valid until %ld", rs->client_name,
+                     (tgt.ticket_flags & TKT_FLG_FORWARDABLE) ? "forwardable"
+                                                               : "NOT forwardable",
+                     (long)tgt.times.endtime));
     offset = (long)tgt.times.authtime - (long)time(NULL);
     add(rs, "clock", prm->service,
         labs(offset) > prm->max_clock_offset ? KD_CAUSE_CLOCK_SKEW : KD_CAUSE_NONE,
@@ -184,9 +213,12 @@ static void check_spn(run_state *rs, const char *spn)
 static void s4u2self(run_state *rs, const kd_selftest_params *prm)
 {
     kd_result res;
+    const char *realm = strrchr(prm->service, '@');
+    kd_user_name name = kd_s4u_user_name(rs->p, prm->test_user, NULL, realm ? realm + 1 : NULL,
+                                         NULL);
 
     kd_result_init(&res);
-    if (kd_acceptor_s4u2self(prm->acceptor, rs->p, prm->service, prm->test_user, NULL,
+    if (kd_acceptor_s4u2self(prm->acceptor, rs->p, prm->service, prm->account, &name, NULL,
                              &rs->delegation, &res) != KD_CAUSE_NONE) {
         add(rs, "s4u2self", prm->test_user, res.cause, res.detail);
         rs->delegation = NULL;
@@ -226,6 +258,7 @@ apr_array_header_t *kd_selftest_run(apr_pool_t *p, const kd_selftest_params *prm
     if ((code = krb5_kt_resolve(rs.ctx, apr_pstrcat(p, "FILE:", prm->keytab, NULL), &rs.kt))
             != 0
         || (code = krb5_parse_name(rs.ctx, prm->service, &rs.service)) != 0
+        || (code = impersonator(&rs, prm)) != 0
         || (code = krb5_cc_new_unique(rs.ctx, "MEMORY", NULL, &rs.cc)) != 0)
         add(&rs, "credentials", prm->service, KD_CAUSE_KEYTAB_UNUSABLE, krb5_text(&rs, code));
     else if (credentials(&rs, prm) == 0) {
@@ -248,6 +281,7 @@ apr_array_header_t *kd_selftest_run(apr_pool_t *p, const kd_selftest_params *prm
     if (rs.kt)
         krb5_kt_close(rs.ctx, rs.kt);
     krb5_free_principal(rs.ctx, rs.service);
+    krb5_free_principal(rs.ctx, rs.client);
     krb5_free_context(rs.ctx);
     return rs.steps;
 }

@@ -26,7 +26,9 @@ typedef struct {
 typedef struct {
     kd_acceptor *acceptor;           /* the keytab's acceptor (impersonator credentials) */
     const char *keytab;
-    const char *service;             /* principal to act as (first configured SPN) */
+    const char *service;             /* SPN to act for (first configured SPN) */
+    const char *account;             /* KdelegServiceAccount for it, or NULL (the keytab's
+                                        account entry, else the SPN: as requests do) */
     const char *const *spns;         /* configured SPNs to check */
     int n_spns;
     const char *test_user;           /* for S4U2Self/S4U2Proxy; NULL skips them */

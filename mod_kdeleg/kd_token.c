@@ -140,6 +140,8 @@ static int parse_ticket(apr_pool_t *p, const kd_der *ticket_app, kd_token_info *
     info->ticket_kvno = -1;
     if (kd_der_field(&enc, 1, &kvno) == 0 && kd_der_int32(&kvno, &info->ticket_kvno) != 0)
         return -1;
+    info->ticket = ticket_app->raw;
+    info->ticket_len = ticket_app->raw_len;
     return 0;
 }
 

@@ -47,6 +47,10 @@ typedef struct {
     const char *ticket_sname;   /* server name components joined by '/' */
     int32_t ticket_etype;    /* encryption type of the ticket */
     int32_t ticket_kvno;     /* key version, -1 when the ticket has none */
+    /* The client's service ticket as it came (DER of the Ticket): the
+     * evidence for S4U2Proxy, still encrypted in our own key. */
+    const unsigned char *ticket;
+    size_t ticket_len;
     int mutual_required;     /* AP-REQ asks for mutual authentication */
     /* The authenticator's ciphertext: unique per authenticator, the basis
      * of the replay check. */

@@ -48,6 +48,9 @@ typedef struct {
     int delegation_failure;        /* KdelegDelegationFailure; KD_UNSET = unset */
     int protocol_transition;       /* KdelegProtocolTransition; KD_UNSET = unset */
     const char *user_realm;        /* KdelegUserRealm; NULL = unset */
+    apr_array_header_t *service_accounts; /* KdelegServiceAccount (kd_service_account),
+                                             inner scope's first; NULL = unset */
+    apr_table_t *netbios_domains;  /* KdelegNetbiosDomain NETBIOS -> REALM; NULL = unset */
     /* Load-balanced names and sessions (server/vhost scope). */
     apr_array_header_t *virtual_names; /* KdelegVirtualName, lower case; NULL = unset */
     const kd_origin *node_name;    /* KdelegNodeName; NULL = unset */
@@ -143,6 +146,8 @@ int kd_delegate_cached(request_rec *r, const kd_dir_conf *conf, kd_auth_state *s
 /* S4U2Self evidence source for users without a Kerberos ticket here. */
 int kd_delegate_transition(request_rec *r, const kd_dir_conf *conf, kd_auth_state *st);
 const char *kd_pick_impersonator(request_rec *r, const kd_dir_conf *conf);
+/* The KdelegServiceAccount for spn, or NULL (the keytab decides). */
+const char *kd_conf_service_account(const kd_dir_conf *conf, const char *spn);
 
 /* Node-wide statistics and the status page (mod_kdeleg_status.c). All
  * counting functions are no-ops until the shared block exists. */
@@ -162,6 +167,9 @@ void kd_auth_register_hooks(apr_pool_t *p);
 void kd_auth_child_init(apr_pool_t *pchild);
 const kd_auth_state *kd_auth_state_of(request_rec *r);
 kd_acceptor *kd_acceptor_for(const kd_dir_conf *conf);
+/* krb5.conf's default_realm (NULL without one): the realm of SPNs
+ * configured without one. */
+const char *kd_default_realm(void);
 void kd_set_identity(request_rec *r, const kd_auth_state *st);
 
 /* Where evidence comes from when the node's cache cannot serve every

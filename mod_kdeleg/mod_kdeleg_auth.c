@@ -18,12 +18,29 @@
 
 APLOG_USE_MODULE(kdeleg);
 
-/* Per-process acceptor registry, made in child_init. */
+/* Per-process acceptor registry and the library's default realm, made in
+ * child_init and read-only afterwards. */
 static kd_acceptors *acceptors;
+static const char *default_realm;
 
 void kd_auth_child_init(apr_pool_t *pchild)
 {
+    krb5_context ctx;
+    char *realm;
+
     acceptors = kd_acceptors_create(pchild);
+    if (krb5_init_context(&ctx) == 0) {
+        if (krb5_get_default_realm(ctx, &realm) == 0) {
+            default_realm = apr_pstrdup(pchild, realm);
+            krb5_free_default_realm(ctx, realm);
+        }
+        krb5_free_context(ctx);
+    }
+}
+
+const char *kd_default_realm(void)
+{
+    return default_realm;
 }
 
 static int is_negotiate(request_rec *r)
@@ -205,29 +222,6 @@ static int reuse_exchange(request_rec *r, const kd_dir_conf *conf, const kd_auth
     return fail(r, &res, st->spn);
 }
 
-typedef struct {
-    const kd_token_info *tok_info;
-    kd_accept_params params;
-} reaccept_baton;
-
-/* Evidence on demand: the same token once more, with impersonator
- * credentials, so MIT composes the S4U2Proxy evidence credential. Only
- * with the node's replay table, which has already judged this token. */
-static kd_delegation *reaccept_for_evidence(request_rec *r, void *baton, kd_result *res)
-{
-    reaccept_baton *b = baton;
-    const kd_dir_conf *conf = ap_get_module_config(r->per_dir_config, &kdeleg_module);
-    kd_accept_out out;
-
-    b->params.want_delegation = 1;
-    if (kd_acceptor_accept(kd_acceptor_for(conf), r->pool, b->tok_info, &b->params, &out, res)
-        != KD_CAUSE_NONE)
-        return NULL;
-    if (out.delegation == NULL)
-        *res = out.delegation_failure;
-    return out.delegation;
-}
-
 /* After a good exchange the node's replay table refused the authenticator:
  * a copy raced in through another worker, or the table has no room. */
 static int replay_refused(request_rec *r, const kd_token_info *info, kd_replay_result rc)
@@ -264,10 +258,8 @@ static int check_authn(request_rec *r)
     size_t len;
     kd_replay_result rc;
     unsigned char tag[KD_REPLAY_TAG_BYTES];
-    int lazy, status;
+    int status;
     const char *authorization;
-    reaccept_baton lazy_evidence;
-    kd_evidence_source lazy_source = {reaccept_for_evidence, NULL};
 
     if (!is_negotiate(r))
         return DECLINED;
@@ -303,23 +295,18 @@ static int check_authn(request_rec *r)
     params.spns = (const kd_spn *)spns->elts;
     params.n_spns = spns->nelts;
     params.want_local_name = kd_conf_remote_user(conf) == KD_REMOTE_USER_LOCAL;
+    /* The evidence is the ticket itself: keeping it costs a copy, and the
+     * KDC is asked only when the node's cache lacks a ticket. */
     params.want_delegation = kd_conf_delegates(conf);
-    /* With our own replay table (MIT's rcache off) the token may be accepted
-     * a second time: evidence is then composed only when the node's cache
-     * lacks a ticket, not on every request. */
-    lazy = params.want_delegation && params.replay_checked && kd_cache_tickets() != NULL;
-    if (lazy) {
-        params.want_delegation = 0;
-        lazy_evidence.tok_info = &info;
-        lazy_evidence.params = params;
-        lazy_source.baton = &lazy_evidence;
-    }
+    params.accounts = conf->service_accounts
+                          ? (const kd_service_account *)conf->service_accounts->elts : NULL;
+    params.n_accounts = conf->service_accounts ? conf->service_accounts->nelts : 0;
     if (kd_acceptor_accept(kd_acceptor_for(conf), r->pool, &info,
                            &params, &out, &res) != KD_CAUSE_NONE)
         return fail(r, &res, kd_token_ticket_principal(r->pool, &info));
     if (params.replay_checked && (rc = kd_replay_record(tag)) != KD_REPLAY_FRESH)
         return replay_refused(r, &info, rc);
-    return succeed(r, conf, &info, &out, lazy ? &lazy_source : NULL);
+    return succeed(r, conf, &info, &out, NULL);
 }
 
 /* mod_authz_core calls this when Require fails after authentication: the

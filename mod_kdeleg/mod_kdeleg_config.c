@@ -39,6 +39,15 @@ void *kd_dir_conf_create(apr_pool_t *p, char *dir)
     return conf;
 }
 
+/* The inner scope's accounts are looked at first, the outer ones still apply. */
+static apr_array_header_t *merge_accounts(apr_pool_t *p, apr_array_header_t *base,
+                                          apr_array_header_t *add)
+{
+    if (add == NULL || base == NULL)
+        return add ? add : base;
+    return apr_array_append(p, add, base);
+}
+
 void *kd_dir_conf_merge(apr_pool_t *p, void *basev, void *addv)
 {
     const kd_dir_conf *base = basev, *add = addv;
@@ -55,6 +64,10 @@ void *kd_dir_conf_merge(apr_pool_t *p, void *basev, void *addv)
     conf->protocol_transition = add->protocol_transition != KD_UNSET ? add->protocol_transition
                                                                      : base->protocol_transition;
     conf->user_realm = add->user_realm ? add->user_realm : base->user_realm;
+    conf->service_accounts = merge_accounts(p, base->service_accounts, add->service_accounts);
+    conf->netbios_domains = !add->netbios_domains ? base->netbios_domains
+                            : !base->netbios_domains ? add->netbios_domains
+                            : apr_table_overlay(p, add->netbios_domains, base->netbios_domains);
     kd_session_conf_merge(conf, base, add);
     conf->selftest = add->selftest != KD_UNSET ? add->selftest : base->selftest;
     conf->selftest_user = add->selftest_user ? add->selftest_user : base->selftest_user;
@@ -281,6 +294,68 @@ static const char *set_user_realm(cmd_parms *cmd, void *dconf, const char *arg)
     return NULL;
 }
 
+const char *kd_conf_service_account(const kd_dir_conf *conf, const char *spn)
+{
+    if (conf->service_accounts == NULL)
+        return NULL;
+    return kd_service_account_for((const kd_service_account *)conf->service_accounts->elts,
+                                  conf->service_accounts->nelts, spn);
+}
+
+static int is_principal_text(const char *s)
+{
+    const char *c;
+
+    for (c = s; *c; c++)
+        if ((unsigned char)*c <= 0x20 || *c == 0x7f)
+            return 0;
+    return *s != '\0' && *s != '@';
+}
+
+/* KdelegServiceAccount [SPN] PRINCIPAL */
+static const char *add_service_account(cmd_parms *cmd, void *dconf, const char *a1,
+                                       const char *a2)
+{
+    kd_dir_conf *conf = dconf;
+    kd_service_account *sa;
+    const char *spn = NULL, *err;
+
+    if (a2 && (err = target_principal(cmd, "KdelegServiceAccount", a1, &spn)) != NULL)
+        return err;
+    if (!is_principal_text(a2 ? a2 : a1) || strchr(a2 ? a2 : a1, '/'))
+        return apr_pstrcat(cmd->pool, "KdelegServiceAccount: '", a2 ? a2 : a1,
+                           "' is not an account principal (e.g. websvc@EXAMPLE.COM or "
+                           "WEB1$@EXAMPLE.COM)", NULL);
+    if (conf->service_accounts == NULL)
+        conf->service_accounts = apr_array_make(cmd->pool, 2, sizeof(kd_service_account));
+    sa = apr_array_push(conf->service_accounts);
+    sa->spn = spn;
+    sa->principal = a2 ? a2 : a1;
+    return NULL;
+}
+
+/* KdelegNetbiosDomain NETBIOS REALM */
+static const char *add_netbios_domain(cmd_parms *cmd, void *dconf, const char *netbios,
+                                      const char *realm)
+{
+    kd_dir_conf *conf = dconf;
+    const char *c;
+
+    for (c = netbios; *c; c++)
+        if ((unsigned char)*c <= 0x20 || strchr("\\/:*?\"<>|@.", *c))
+            return apr_pstrcat(cmd->pool, "KdelegNetbiosDomain: '", netbios,
+                               "' is not a NetBIOS domain name (e.g. EXAMPLE)", NULL);
+    if (*netbios == '\0' || strlen(netbios) > 15)
+        return "KdelegNetbiosDomain: a NetBIOS domain name has 1 to 15 characters";
+    if (!is_principal_text(realm) || strchr(realm, '@') || strchr(realm, '/'))
+        return apr_pstrcat(cmd->pool, "KdelegNetbiosDomain: '", realm,
+                           "' is not a realm name (e.g. EXAMPLE.COM)", NULL);
+    if (conf->netbios_domains == NULL)
+        conf->netbios_domains = apr_table_make(cmd->pool, 2);
+    apr_table_set(conf->netbios_domains, netbios, realm);
+    return NULL;
+}
+
 static const char *set_selftest(cmd_parms *cmd, void *dconf, int on)
 {
     ((kd_dir_conf *)dconf)->selftest = on;
@@ -325,6 +400,11 @@ const command_rec kd_directives[] = {
                  "S4U2Self before delegation"),
     AP_INIT_TAKE1("KdelegUserRealm", set_user_realm, NULL, RSRC_CONF | ACCESS_CONF,
                   "realm added to user names without one, for S4U2Self"),
+    AP_INIT_TAKE12("KdelegServiceAccount", add_service_account, NULL, RSRC_CONF | ACCESS_CONF,
+                   "[SPN] PRINCIPAL: the account the front end's own TGT is taken as (for "
+                   "tickets to SPN), e.g. websvc@EXAMPLE.COM"),
+    AP_INIT_TAKE2("KdelegNetbiosDomain", add_netbios_domain, NULL, RSRC_CONF,
+                  "NETBIOS REALM: protocol transition maps NETBIOS\\user to user@REALM"),
     AP_INIT_TAKE1("KdelegReplayCache", kd_replay_set, NULL, RSRC_CONF,
                   "size of the replay cache shared by all children (default 16M), or off "
                   "for MIT's file replay cache"),

@@ -80,17 +80,40 @@ static int deliver(request_rec *r, const kd_dir_conf *conf, kd_auth_state *st)
     return OK;
 }
 
+/* Security teams ask who acted as whom: one line per S4U exchange, with
+ * the user, the front end's identity, the target, the outcome and whether
+ * the KDC was asked or a cached ticket served. */
+static void audit(request_rec *r, const char *step, const char *spn, const char *user,
+                  const char *impersonator, const char *target, kd_cause result,
+                  const char *source)
+{
+    ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r, KDLOGNO(00410)
+                  "kdeleg(%s, %s, %s): audit %s user=%s impersonator=%s target=%s result=%s "
+                  "via=%s", r->server->server_hostname, r->useragent_ip, spn, step,
+                  ap_escape_logitem(r->pool, user),
+                  impersonator && *impersonator ? impersonator : "-", target ? target : "-",
+                  result == KD_CAUSE_NONE ? "ok" : kd_cause_name(result), source);
+}
+
 /* Make sure every target's ticket is at hand before anything runs, so a
- * refusal decides the request; tokens are made only where they are sent. */
-static int ensure_all(request_rec *r, kd_delegation *delegation,
-                      const apr_array_header_t *targets, kd_result *res, const char **failed)
+ * refusal decides the request; tokens are made only where they are sent.
+ * A cache-only pass (quiet) is not audited: it asks nobody. */
+static int ensure_all(request_rec *r, const kd_auth_state *st, kd_delegation *delegation,
+                      const apr_array_header_t *targets, int quiet, kd_result *res,
+                      const char **failed)
 {
     int i;
 
     for (i = 0; i < targets->nelts; i++) {
         const char *target = APR_ARRAY_IDX(targets, i, const char *);
+        kd_cause cause;
         kd_result_init(res);
-        if (kd_s4u2proxy_ensure(r->pool, delegation, target, res) != KD_CAUSE_NONE) {
+        cause = kd_s4u2proxy_ensure(r->pool, delegation, target, res);
+        if (!quiet || cause == KD_CAUSE_NONE)
+            audit(r, "S4U2Proxy", st->spn, st->principal,
+                  kd_delegation_impersonator(delegation), target, cause,
+                  kd_delegation_source(delegation));
+        if (cause != KD_CAUSE_NONE) {
             *failed = target;
             return -1;
         }
@@ -118,7 +141,7 @@ static kd_delegation *from_cache(request_rec *r, kd_auth_state *st,
     if (cache == NULL)
         return NULL;
     cached = kd_delegation_cache_only(r->pool, st->principal, st->spn, cache);
-    if (ensure_all(r, cached, targets, &res, &failed) != 0) {
+    if (ensure_all(r, st, cached, targets, 1, &res, &failed) != 0) {
         kd_note(KD_STAT_TICKET_CACHE_MISSES);
         return NULL;
     }
@@ -155,7 +178,7 @@ int kd_delegate(request_rec *r, const kd_dir_conf *conf, kd_auth_state *st,
     if (delegation == NULL)
         return delegation_failed(r, conf, st, why_not, NULL);
     kd_delegation_set_cache(delegation, cache);
-    if (ensure_all(r, delegation, targets, &res, &failed) != 0)
+    if (ensure_all(r, st, delegation, targets, 0, &res, &failed) != 0)
         return delegation_failed(r, conf, st, &res, failed);
     kd_note(KD_STAT_S4U2PROXY_OK);
     note_targets(targets);
@@ -228,13 +251,18 @@ const char *kd_pick_impersonator(request_rec *r, const kd_dir_conf *conf)
     return chosen ? kd_spn_unparse(r->pool, chosen) : NULL;
 }
 
-/* alice -> alice@REALM with KdelegUserRealm; otherwise krb5 adds its
- * default realm when the name is parsed. */
-static const char *user_principal(request_rec *r, const kd_dir_conf *conf)
+/* The name protocol transition asks the KDC for: alice@REALM with
+ * KdelegUserRealm (else the library's default realm), DOMAIN\\alice
+ * through KdelegNetbiosDomain, an alternative UPN suffix as an enterprise
+ * name. */
+static kd_user_name user_name(request_rec *r, const kd_dir_conf *conf, const char *user,
+                              const char *spn)
 {
-    if (conf->user_realm && strchr(r->user, '@') == NULL)
-        return apr_pstrcat(r->pool, r->user, "@", conf->user_realm, NULL);
-    return r->user;
+    const char *realm = spn ? strrchr(spn, '@') : NULL;
+
+    /* mapping a mapped name changes nothing, so sessions can pass theirs */
+    return kd_s4u_user_name(r->pool, user, conf->user_realm,
+                            realm ? realm + 1 : kd_default_realm(), conf->netbios_domains);
 }
 
 /* Evidence for a transitioned user, only when the node's cache cannot
@@ -244,9 +272,14 @@ static kd_delegation *s4u2self_evidence(request_rec *r, void *baton, kd_result *
     const kd_dir_conf *conf = ap_get_module_config(r->per_dir_config, &kdeleg_module);
     const kd_auth_state *st = baton;
     kd_delegation *delegation = NULL;
+    kd_user_name name = user_name(r, conf, st->principal, st->spn);
+    kd_cause cause;
 
-    kd_acceptor_s4u2self(kd_acceptor_for(conf), r->pool, st->spn, st->principal,
-                         kd_cache_tickets(), &delegation, res);
+    cause = kd_acceptor_s4u2self(kd_acceptor_for(conf), r->pool, st->spn,
+                                 kd_conf_service_account(conf, st->spn), &name,
+                                 kd_cache_tickets(), &delegation, res);
+    audit(r, "S4U2Self", st->spn, st->principal,
+          delegation ? kd_delegation_impersonator(delegation) : NULL, NULL, cause, "kdc");
     if (delegation)
         kd_note(KD_STAT_S4U2SELF_OK);
     return delegation;
@@ -273,8 +306,8 @@ static int protocol_transition(request_rec *r)
         return DECLINED;
     st = apr_pcalloc(r->pool, sizeof(*st));
     st->user = r->user;
-    st->principal = user_principal(r, conf);
     st->spn = kd_pick_impersonator(r, conf);
+    st->principal = user_name(r, conf, r->user, st->spn).principal;
     st->method = "protocol-transition";
     source.baton = st;
     ap_set_module_config(r->request_config, &kdeleg_module, st);

@@ -86,6 +86,9 @@ typedef enum { FMT_HTML, FMT_JSON, FMT_PROM } status_format;
 typedef struct {
     const char *spn;   /* as configured */
     int kvno;          /* highest in the keytab, -1 = missing */
+    int host_alias;    /* served by host/<host>'s key (AD's HTTP-to-HOST mapping) */
+    const char *key_owner; /* the account entry holding that key, or NULL */
+    const char *tgt_as;    /* who the front end's TGT is taken as for this SPN */
 } spn_check;
 
 typedef struct {
@@ -149,8 +152,19 @@ static void view_vhost(apr_pool_t *p, server_rec *s, vhost_view *v)
     v->spns = apr_array_make(p, spns->nelts, sizeof(spn_check));
     for (i = 0; i < spns->nelts; i++) {
         spn_check *c = apr_array_push(v->spns);
-        c->spn = kd_spn_unparse(p, &APR_ARRAY_IDX(spns, i, kd_spn));
+        const kd_spn *one = &APR_ARRAY_IDX(spns, i, kd_spn);
+        c->spn = kd_spn_unparse(p, one);
         c->kvno = kd_keytab_kvno(v->entries, c->spn);
+        kd_keytab_describe(p, v->keytab, c->spn, &c->key_owner, &c->host_alias);
+        if (c->kvno < 0 && c->host_alias) { /* the same judgement the acceptor makes */
+            const char *at = one->realm ? apr_pstrcat(p, "@", one->realm, NULL) : "";
+            c->kvno = kd_keytab_kvno(v->entries, apr_pstrcat(p, "host/", one->host, at, NULL));
+            if (c->kvno < 0)
+                c->kvno = kd_keytab_kvno(v->entries, apr_pstrcat(p, "HOST/", one->host, at, NULL));
+        }
+        c->tgt_as = kd_conf_service_account(v->conf, c->spn);
+        if (c->tgt_as == NULL)
+            c->tgt_as = c->key_owner ? c->key_owner : c->spn;
         v->missing += c->kvno < 0;
     }
     v->targets = kd_conf_delegation_targets(p, v->conf);
@@ -262,6 +276,7 @@ static void run_selftest(request_rec *r, status_view *sv)
         prm.spns = strings(r->pool, spns);
         prm.n_spns = spns->nelts;
         prm.test_user = here->selftest_user ? here->selftest_user : v->conf->selftest_user;
+        prm.account = kd_conf_service_account(v->conf, prm.service);
         prm.targets = strings(r->pool, targets);
         prm.n_targets = targets->nelts;
         prm.max_clock_offset = SELFTEST_MAX_OFFSET;
@@ -323,6 +338,13 @@ static void json_vhost(request_rec *r, const status_view *sv, const vhost_view *
             ap_rprintf(r, "%s%s", first ? "" : ", ", J(c->spn));
             first = 0;
         }
+    }
+    ap_rputs("],\n     \"identities\": [", r);
+    for (i = 0; i < v->spns->nelts; i++) {
+        const spn_check *c = &APR_ARRAY_IDX(v->spns, i, spn_check);
+        ap_rprintf(r, "%s\n       {\"spn\": %s, \"key_owner\": %s, \"host_mapping\": %s, "
+                   "\"tgt_as\": %s}", i ? "," : "", J(c->spn), J(c->key_owner),
+                   c->host_alias ? "true" : "false", J(c->tgt_as));
     }
     ap_rputs("],\n     \"keytab_entries\": [", r);
     for (i = 0; v->entries && i < v->entries->nelts; i++) {
@@ -458,6 +480,23 @@ static void prom_output(request_rec *r, const status_view *sv)
 
 #define H(s) kd_html(r->pool, (s))
 
+/* One configured SPN on the HTML page: whose key serves it, and who the
+ * front end is when it asks the KDC for tickets itself. */
+static const char *spn_check_html(request_rec *r, const spn_check *c)
+{
+    if (c->kvno < 0)
+        return apr_psprintf(r->pool, "<code>%s</code> <b>missing from the keytab</b>. "
+                            "Fix (AD): %s. Fix (MIT): %s.", H(c->spn),
+                            H(kd_cause_get(KD_CAUSE_KEYTAB_UNUSABLE)->ad_fix),
+                            H(kd_cause_get(KD_CAUSE_KEYTAB_UNUSABLE)->mit_fix));
+    if (c->host_alias)
+        return apr_psprintf(r->pool, "<code>%s</code> served by %s's key (HOST mapping, kvno "
+                            "%d); TGT taken as <code>%s</code>", H(c->spn),
+                            c->key_owner ? H(c->key_owner) : "host/", c->kvno, H(c->tgt_as));
+    return apr_psprintf(r->pool, "<code>%s</code> in the keytab (kvno %d); TGT taken as "
+                        "<code>%s</code>", H(c->spn), c->kvno, H(c->tgt_as));
+}
+
 static const char STYLE[] =
     "body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:80em}"
     "h1{font-size:1.5em}h2{font-size:1.2em;margin-top:2em;border-bottom:1px solid #ccc}"
@@ -503,13 +542,7 @@ static void html_vhost(request_rec *r, const status_view *sv, const vhost_view *
                             v->keytab_error ? H(v->keytab_error) : ""));
     for (i = 0; i < v->spns->nelts; i++) {
         const spn_check *c = &APR_ARRAY_IDX(v->spns, i, spn_check);
-        html_check(r, c->kvno >= 0, c->kvno >= 0
-                   ? apr_psprintf(r->pool, "<code>%s</code> in the keytab (kvno %d)", H(c->spn),
-                                  c->kvno)
-                   : apr_psprintf(r->pool, "<code>%s</code> <b>missing from the keytab</b>. "
-                                  "Fix (AD): %s. Fix (MIT): %s.", H(c->spn),
-                                  H(kd_cause_get(KD_CAUSE_KEYTAB_UNUSABLE)->ad_fix),
-                                  H(kd_cause_get(KD_CAUSE_KEYTAB_UNUSABLE)->mit_fix)));
+        html_check(r, c->kvno >= 0, spn_check_html(r, c));
     }
     for (i = 0; i < v->targets->nelts; i++) {
         const char *t = APR_ARRAY_IDX(v->targets, i, const char *);

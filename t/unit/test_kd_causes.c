@@ -11,7 +11,7 @@ static const char *const contract_names[] = {
     "decrypt-failed", "clock-skew", "replay", "ticket-expired", "keytab-unusable",
     "kdc-unreachable", "spn-unknown", "user-unknown", "delegation-not-allowed",
     "protocol-transition-not-allowed", "user-not-delegable", "cross-realm-delegation",
-    "etype-unsupported", "session-invalid",
+    "etype-unsupported", "session-invalid", "service-tgt-not-forwardable", "user-disabled",
 };
 
 START_TEST(rows_are_indexed_by_cause)
@@ -97,6 +97,20 @@ START_TEST(kdc_errors_map_to_causes)
     ck_assert_int_eq(kd_cause_from_kdc_error(KRB5KRB_AP_ERR_SKEW), KD_CAUSE_CLOCK_SKEW);
     ck_assert_int_eq(kd_cause_from_kdc_error(KRB5_KT_NOTFOUND), KD_CAUSE_KEYTAB_UNUSABLE);
     ck_assert_int_eq(kd_cause_from_kdc_error(12345), KD_CAUSE_INTERNAL_ERROR);
+    ck_assert_int_eq(kd_cause_from_kdc_error(KRB5KDC_ERR_CLIENT_REVOKED), KD_CAUSE_USER_DISABLED);
+}
+END_TEST
+
+/* S4U2Self refusals are about the user: AD's KDC_ERR_POLICY and MIT's
+ * CLIENT_REVOKED both mean a disabled account there. */
+START_TEST(s4u2self_errors_name_the_user)
+{
+    ck_assert_int_eq(kd_cause_from_s4u2self_error(KRB5KDC_ERR_POLICY), KD_CAUSE_USER_DISABLED);
+    ck_assert_int_eq(kd_cause_from_s4u2self_error(KRB5KDC_ERR_CLIENT_REVOKED),
+                     KD_CAUSE_USER_DISABLED);
+    ck_assert_int_eq(kd_cause_from_s4u2self_error(KRB5KDC_ERR_C_PRINCIPAL_UNKNOWN),
+                     KD_CAUSE_USER_UNKNOWN);
+    ck_assert_int_eq(kd_cause_from_s4u2self_error(KRB5_KDC_UNREACH), KD_CAUSE_KDC_UNREACHABLE);
 }
 END_TEST
 
@@ -112,7 +126,7 @@ START_TEST(every_row_is_reachable)
         KRB5KDC_ERR_ETYPE_NOSUPP, ASN1_BAD_ID, 12345};
     static const krb5_error_code kdc_codes[] = {
         KRB5KDC_ERR_BADOPTION, KRB5KDC_ERR_S_PRINCIPAL_UNKNOWN, KRB5KDC_ERR_C_PRINCIPAL_UNKNOWN,
-        KRB5_KDC_UNREACH, KRB5KRB_ERR_GENERIC, 12345};
+        KRB5_KDC_UNREACH, KRB5KRB_ERR_GENERIC, KRB5KDC_ERR_CLIENT_REVOKED, 12345};
     static const char *const headers[] = {NULL, "NTLM TlRMTVNTUAABAAAA", "Negotiate !!!!"};
     static const kd_cause elsewhere[] = {
         KD_CAUSE_NONE,                            /* success */
@@ -120,6 +134,7 @@ START_TEST(every_row_is_reachable)
         KD_CAUSE_USER_NOT_DELEGABLE,              /* kd_s4u flags: test_300 carol */
         KD_CAUSE_PROTOCOL_TRANSITION_NOT_ALLOWED, /* kd_s4u: test_310, test_500 self-test */
         KD_CAUSE_CROSS_REALM_DELEGATION,          /* kd_s4u: test_510 */
+        KD_CAUSE_SERVICE_TGT_NOT_FORWARDABLE,     /* kd_s4u TGT flags: test_330 */
         KD_CAUSE_SESSION_INVALID,                 /* sessions: test_400 bad cookies */
     };
     int seen[KD_CAUSE__COUNT] = {0};
@@ -166,6 +181,7 @@ Suite *kd_causes_suite(void)
     tcase_add_test(tc, rows_are_indexed_by_cause);
     tcase_add_test(tc, every_contract_name_exists);
     tcase_add_test(tc, accept_errors_map_to_causes);
+    tcase_add_test(tc, s4u2self_errors_name_the_user);
     tcase_add_test(tc, kdc_errors_map_to_causes);
     tcase_add_test(tc, statuses_follow_who_must_act);
     tcase_add_test(tc, every_row_is_reachable);

@@ -72,6 +72,119 @@ START_TEST(unreadable_keytab_says_why)
 }
 END_TEST
 
+/* An AD keytab as ktpass/exportkeytab make it, in a MEMORY keytab:
+ * (principal, kvno, key byte) rows. */
+static krb5_keytab ad_keytab(krb5_context ctx, const char *const *names, const int *keys, int n)
+{
+    static int serial;
+    krb5_keytab kt;
+    int i;
+
+    ck_assert_int_eq(krb5_kt_resolve(ctx, apr_psprintf(kd_test_pool, "MEMORY:kd-unit-%d",
+                                                       ++serial), &kt), 0);
+    for (i = 0; i < n; i++) {
+        unsigned char keybytes[32];
+        krb5_keytab_entry e;
+        memset(&e, 0, sizeof(e));
+        memset(keybytes, keys[i], sizeof(keybytes));
+        ck_assert_int_eq(krb5_parse_name(ctx, names[i], &e.principal), 0);
+        e.vno = 2;
+        e.key.enctype = ENCTYPE_AES256_CTS_HMAC_SHA1_96;
+        e.key.length = sizeof(keybytes);
+        e.key.contents = keybytes;
+        ck_assert_int_eq(krb5_kt_add_entry(ctx, kt, &e), 0);
+        krb5_free_principal(ctx, e.principal);
+    }
+    return kt;
+}
+
+static kd_keytab_identity identify(krb5_context ctx, krb5_keytab kt, const char *spn)
+{
+    krb5_principal princ;
+    kd_keytab_identity id;
+
+    ck_assert_int_eq(krb5_parse_name(ctx, spn, &princ), 0);
+    ck_assert_int_eq(kd_keytab_identify(ctx, kt, princ, &id), 0);
+    krb5_free_principal(ctx, princ);
+    return id;
+}
+
+/* The account entry is the one without an instance holding the SPN's
+ * key: websvc for HTTP/vip, not the other account in the same keytab. */
+START_TEST(account_entry_shares_the_spn_key)
+{
+    static const char *const names[] = {
+        "othersvc@AD.TEST", "HTTP/other.ad.test@AD.TEST", "websvc@AD.TEST",
+        "HTTP/vip.ad.test@AD.TEST", "HTTP/node1.ad.test@AD.TEST", "HTTP/mit.ad.test@AD.TEST"};
+    static const int keys[] = {7, 7, 9, 9, 9, 5};
+    krb5_context ctx;
+    krb5_keytab kt;
+    kd_keytab_identity id;
+
+    ck_assert_int_eq(krb5_init_context(&ctx), 0);
+    kt = ad_keytab(ctx, names, keys, 6);
+    id = identify(ctx, kt, "HTTP/vip.ad.test@AD.TEST");
+    ck_assert_str_eq(id.account, "websvc@AD.TEST");
+    ck_assert_int_eq(id.spn_found, 1);
+    ck_assert_int_eq(id.host_alias, 0);
+    kd_keytab_identity_free(ctx, &id);
+    id = identify(ctx, kt, "HTTP/other.ad.test@AD.TEST");
+    ck_assert_str_eq(id.account, "othersvc@AD.TEST");
+    kd_keytab_identity_free(ctx, &id);
+    /* MIT keytabs: no entry shares the key; the SPN acts for itself */
+    id = identify(ctx, kt, "HTTP/mit.ad.test@AD.TEST");
+    ck_assert_ptr_null(id.account);
+    ck_assert_int_eq(id.spn_found, 1);
+    /* nothing at all for an unknown SPN */
+    id = identify(ctx, kt, "HTTP/none.ad.test@AD.TEST");
+    ck_assert_ptr_null(id.account);
+    ck_assert_int_eq(id.spn_found, 0);
+    krb5_kt_close(ctx, kt);
+    krb5_free_context(ctx);
+}
+END_TEST
+
+/* A computer account holds host/ only: HTTP/web2 is served by its key
+ * (AD's sPNMappings), and the alias copy makes the acceptor find it. */
+START_TEST(computer_account_serves_http_through_host)
+{
+    static const char *const names[] = {"WEB2$@AD.TEST", "host/web2.ad.test@AD.TEST",
+                                        "websvc@AD.TEST", "HTTP/vip.ad.test@AD.TEST"};
+    static const int keys[] = {4, 4, 9, 9};
+    krb5_context ctx;
+    krb5_keytab kt, copy;
+    krb5_principal http, host;
+    krb5_keytab_entry e;
+    kd_keytab_identity id;
+
+    ck_assert_int_eq(krb5_init_context(&ctx), 0);
+    kt = ad_keytab(ctx, names, keys, 4);
+    id = identify(ctx, kt, "HTTP/WEB2.ad.test@AD.TEST");
+    ck_assert_int_eq(id.host_alias, 1);
+    ck_assert_str_eq(id.account, "WEB2$@AD.TEST");
+    kd_keytab_identity_free(ctx, &id);
+
+    ck_assert_int_eq(krb5_parse_name(ctx, "HTTP/web2.ad.test@AD.TEST", &http), 0);
+    ck_assert_int_eq(kd_keytab_host_principal(ctx, http, &host), 0);
+    ck_assert_ptr_nonnull(host);
+    ck_assert_int_ne(krb5_kt_get_entry(ctx, kt, http, 2, 0, &e), 0);
+    ck_assert_int_eq(krb5_kt_resolve(ctx, "MEMORY:kd-unit-copy", &copy), 0);
+    ck_assert_int_eq(kd_keytab_copy(ctx, kt, copy, host, http), 0);
+    ck_assert_int_eq(krb5_kt_get_entry(ctx, copy, http, 2, 0, &e), 0);
+    ck_assert_uint_eq(e.key.contents[0], 4);
+    krb5_free_keytab_entry_contents(ctx, &e);
+    /* host/ itself has no alias of its own */
+    krb5_free_principal(ctx, http);
+    http = NULL;
+    ck_assert_int_eq(kd_keytab_host_principal(ctx, host, &http), 0);
+    ck_assert_ptr_null(http);
+    krb5_free_principal(ctx, host);
+    krb5_kt_close(ctx, copy);
+    krb5_kt_close(ctx, kt);
+    krb5_free_context(ctx);
+}
+END_TEST
+
 Suite *kd_keytab_suite(void)
 {
     Suite *s = suite_create("kd_keytab");
@@ -80,6 +193,8 @@ Suite *kd_keytab_suite(void)
     tcase_add_checked_fixture(tc, kd_test_setup, kd_test_teardown);
     tcase_add_test(tc, lists_entries_without_keys);
     tcase_add_test(tc, unreadable_keytab_says_why);
+    tcase_add_test(tc, account_entry_shares_the_spn_key);
+    tcase_add_test(tc, computer_account_serves_http_through_host);
     suite_add_tcase(s, tc);
     return s;
 }
