@@ -193,3 +193,103 @@ def ad_realm(lab_dir):
         yield realm.start()
     finally:
         realm.stop()
+
+
+# ---------------------------------------------------------------- both realms
+
+class Kdc:
+    """The realm a test runs against, MIT-LDAP or Active Directory, with the
+    few things that differ written once: host and account names, and how
+    each KDC's log records an S4U2Proxy request."""
+
+    # AD: the accounts whose keys serve each lab host (websvc holds the VIP
+    # and node1 SPNs; NODE2$ is a computer account with host/ SPNs only).
+    AD_ACCOUNTS = {"vip": "websvc", "node1": "websvc", "node2": "NODE2$", "other": "othersvc"}
+    NETBIOS = {"mit": "EXAMPLE", "ad": "ADEX"}
+
+    def __init__(self, realm):
+        self.r = realm
+        self.kind = realm.kind
+        self.realm = realm.realm
+        self.domain = realm.domain
+        self.netbios = self.NETBIOS[self.kind]
+
+    def __repr__(self):
+        return self.kind
+
+    def host(self, short):
+        return f"{short}.{self.domain}"
+
+    def spn(self, short, svc="HTTP"):
+        """HTTP/short.domain@REALM"""
+        return self.r.service(svc, short)
+
+    def user(self, name):
+        return f"{name}@{self.realm}"
+
+    def impersonator(self, short):
+        """Who the front end is for tickets to HTTP/short: the SPN on MIT,
+        the account holding its key on AD."""
+        if self.kind == "mit":
+            return self.spn(short)
+        return self.r.principal(self.AD_ACCOUNTS[short])
+
+    def _mit_issues(self, lines):
+        """MIT logs a ticket as one ISSUE line, followed by a "...
+        CONSTRAINED-DELEGATION s4u-client=USER" line for S4U2Proxy: joined."""
+        out = []
+        for i, line in enumerate(lines):
+            if "TGS_REQ" in line and ": ISSUE: " in line:
+                nxt = lines[i + 1] if i + 1 < len(lines) else ""
+                out.append(line + (" " + nxt if "CONSTRAINED-DELEGATION" in nxt else ""))
+        return out
+
+    def _target(self, target):
+        return target if "@" in target else self.r.service(target)
+
+    def s4u2proxy(self, lines, target, user="alice"):
+        """The KDC's records of S4U2Proxy tickets issued to target for user."""
+        user, target = self.user(user), self._target(target)
+        if self.kind == "mit":
+            return [l for l in self._mit_issues(lines) if f" for {target}" in l
+                    and f"CONSTRAINED-DELEGATION s4u-client={user}" in l]
+        return [l for l in lines if l.startswith("TGS-REQ SUCCESS") and f" {target} " in l
+                and f"impersonatee={user}" in l and "cname-in-addl-tkt" in l]
+
+    def own_tgs(self, lines, target, user="alice"):
+        """Records of the user asking for target with a TGT of its own."""
+        user, target = self.user(user), self._target(target)
+        if self.kind == "mit":
+            return [l for l in self._mit_issues(lines) if f"{user} for {target}" in l
+                    and "CONSTRAINED-DELEGATION" not in l]
+        return [l for l in lines if l.startswith("TGS-REQ SUCCESS") and f" {user} {target} " in l
+                and "impersonatee=" not in l]
+
+    def requested_by(self, record):
+        """The principal whose TGT made the request in a record above."""
+        if self.kind == "mit":
+            return record.split("}, ")[-1].split(" for ")[0]
+        words = [w for w in record.split() if w.startswith("armor_client_name=")]
+        return words[0].split("=", 1)[1] if words else None
+
+
+@pytest.fixture(params=["mit", "ad"])
+def kdc(request):
+    """The same test against both KDCs. The client in this process (python
+    gssapi, kinit, curl) uses the realm's own krb5.conf for the test."""
+    realm = request.getfixturevalue("realm" if request.param == "mit" else "ad_realm")
+    saved = os.environ.get("KRB5_CONFIG")
+    os.environ["KRB5_CONFIG"] = realm.krb5_conf
+    yield Kdc(realm)
+    os.environ["KRB5_CONFIG"] = saved
+
+
+_kdc_ccache_numbers = itertools.count(1)
+
+
+@pytest.fixture
+def kdc_alice(kdc):
+    """A fresh ccache with alice's TGT in the realm under test."""
+    path = kdc.r.path("ccache", f"alice-{next(_kdc_ccache_numbers)}.cc")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    return kdc.r.kinit("alice", path)
