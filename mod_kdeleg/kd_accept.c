@@ -243,19 +243,23 @@ static char *impersonator_name(kd_acceptor *a, apr_pool_t *p, const char *spn,
     krb5_keytab kt = NULL;
     krb5_principal princ = NULL;
     kd_keytab_identity id = {NULL, 0, 0};
-    char *name = NULL;
+    char *name = NULL, *full = NULL;
 
-    if (account)
-        return strdup(account);
-    if (krb5_kt_resolve(a->ctx, apr_pstrcat(p, "FILE:", a->keytab, NULL), &kt) == 0
-        && krb5_parse_name(a->ctx, spn, &princ) == 0
+    if (krb5_parse_name(a->ctx, account ? account : spn, &princ) != 0)
+        return strdup(account ? account : spn);
+    if (!account && krb5_kt_resolve(a->ctx, apr_pstrcat(p, "FILE:", a->keytab, NULL), &kt) == 0
         && kd_keytab_identify(a->ctx, kt, princ, &id) == 0 && id.account)
         name = strdup(id.account);
+    /* else the name as configured, with the realm it gets (for the logs) */
+    if (name == NULL && krb5_unparse_name(a->ctx, princ, &full) == 0) {
+        name = strdup(full);
+        krb5_free_unparsed_name(a->ctx, full);
+    }
     kd_keytab_identity_free(a->ctx, &id);
     krb5_free_principal(a->ctx, princ);
     if (kt)
         krb5_kt_close(a->ctx, kt);
-    return name ? name : strdup(spn);
+    return name ? name : strdup(account ? account : spn);
 }
 
 static kd_cause tgt_failure(kd_acceptor *a, apr_pool_t *p, const cred_entry *e,
@@ -679,7 +683,8 @@ done:
 
 kd_cause kd_acceptor_s4u2self(kd_acceptor *a, apr_pool_t *p, const char *spn,
                               const char *account, const kd_user_name *user,
-                              kd_ticket_cache *cache, kd_delegation **out, kd_result *res)
+                              kd_ticket_cache *cache, kd_delegation **out,
+                              const char **impersonator, kd_result *res)
 {
     cred_entry *entry;
     kd_impersonator imp;
@@ -688,6 +693,8 @@ kd_cause kd_acceptor_s4u2self(kd_acceptor *a, apr_pool_t *p, const char *spn,
     *out = NULL;
     if (get_cred(a, p, spn, 1, account, 0, &entry, res) != KD_CAUSE_NONE)
         return res->cause;
+    if (impersonator)
+        *impersonator = apr_pstrdup(p, entry->account);
     imp.account = entry->account;
     imp.ccache = entry->ccache;
     imp.keytab = entry->memkt;

@@ -65,10 +65,12 @@ kd_cause kd_acceptor_accept(kd_acceptor *a, apr_pool_t *p, const kd_token_info *
 kd_cause kd_acceptor_impersonator(kd_acceptor *a, apr_pool_t *p, const char *spn,
                                   const char *account, kd_impersonator *out, kd_result *res);
 
-/* Protocol transition: S4U2Self for user as spn's identity (above). */
+/* Protocol transition: S4U2Self for user as spn's identity (above);
+ * *impersonator (may be NULL) names it, also when the KDC refuses. */
 kd_cause kd_acceptor_s4u2self(kd_acceptor *a, apr_pool_t *p, const char *spn,
                               const char *account, const kd_user_name *user,
-                              kd_ticket_cache *cache, kd_delegation **out, kd_result *res);
+                              kd_ticket_cache *cache, kd_delegation **out,
+                              const char **impersonator, kd_result *res);
 
 /* How often acceptor credentials were acquired (for tests and the status page). */
 unsigned long kd_acceptor_acquisitions(const kd_acceptor *a);

@@ -219,7 +219,7 @@ static void s4u2self(run_state *rs, const kd_selftest_params *prm)
 
     kd_result_init(&res);
     if (kd_acceptor_s4u2self(prm->acceptor, rs->p, prm->service, prm->account, &name, NULL,
-                             &rs->delegation, &res) != KD_CAUSE_NONE) {
+                             &rs->delegation, NULL, &res) != KD_CAUSE_NONE) {
         add(rs, "s4u2self", prm->test_user, res.cause, res.detail);
         rs->delegation = NULL;
     }

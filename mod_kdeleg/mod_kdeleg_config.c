@@ -322,9 +322,9 @@ static const char *add_service_account(cmd_parms *cmd, void *dconf, const char *
 
     if (a2 && (err = target_principal(cmd, "KdelegServiceAccount", a1, &spn)) != NULL)
         return err;
-    if (!is_principal_text(a2 ? a2 : a1) || strchr(a2 ? a2 : a1, '/'))
+    if (!is_principal_text(a2 ? a2 : a1))
         return apr_pstrcat(cmd->pool, "KdelegServiceAccount: '", a2 ? a2 : a1,
-                           "' is not an account principal (e.g. websvc@EXAMPLE.COM or "
+                           "' is not a principal (e.g. websvc@EXAMPLE.COM or "
                            "WEB1$@EXAMPLE.COM)", NULL);
     if (conf->service_accounts == NULL)
         conf->service_accounts = apr_array_make(cmd->pool, 2, sizeof(kd_service_account));

@@ -260,8 +260,11 @@ static kd_user_name user_name(request_rec *r, const kd_dir_conf *conf, const cha
 {
     const char *realm = spn ? strrchr(spn, '@') : NULL;
 
-    /* mapping a mapped name changes nothing, so sessions can pass theirs */
-    return kd_s4u_user_name(r->pool, user, conf->user_realm,
+    /* mapping a mapped name changes nothing, so sessions can pass theirs;
+     * a bare name gets a realm here, so alice and alice@REALM are one user
+     * (one entry in the node's cache) */
+    return kd_s4u_user_name(r->pool, user,
+                            conf->user_realm ? conf->user_realm : kd_default_realm(),
                             realm ? realm + 1 : kd_default_realm(), conf->netbios_domains);
 }
 
@@ -273,13 +276,13 @@ static kd_delegation *s4u2self_evidence(request_rec *r, void *baton, kd_result *
     const kd_auth_state *st = baton;
     kd_delegation *delegation = NULL;
     kd_user_name name = user_name(r, conf, st->principal, st->spn);
+    const char *impersonator = NULL;
     kd_cause cause;
 
     cause = kd_acceptor_s4u2self(kd_acceptor_for(conf), r->pool, st->spn,
                                  kd_conf_service_account(conf, st->spn), &name,
-                                 kd_cache_tickets(), &delegation, res);
-    audit(r, "S4U2Self", st->spn, st->principal,
-          delegation ? kd_delegation_impersonator(delegation) : NULL, NULL, cause, "kdc");
+                                 kd_cache_tickets(), &delegation, &impersonator, res);
+    audit(r, "S4U2Self", st->spn, st->principal, impersonator, NULL, cause, "kdc");
     if (delegation)
         kd_note(KD_STAT_S4U2SELF_OK);
     return delegation;

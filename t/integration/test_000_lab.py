@@ -61,7 +61,8 @@ def test_slapd_holds_principals(realm):
 
 
 def test_delegation_acls_and_flags(realm):
-    targets = {realm.service("HTTP/backend"), realm.service("postgres/db")}
+    targets = {realm.service("HTTP/backend"), realm.service("postgres/db"),
+               realm.service("HTTP/legacy")}
     for svc in ("HTTP/vip", "HTTP/node1", "HTTP/node2"):
         assert set(realm.delegation(realm.service(svc))) == targets
     assert realm.delegation(realm.service("HTTP/other")) == []

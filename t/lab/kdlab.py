@@ -87,7 +87,8 @@ Realm directory layout
 <base>/ldap/             slapd.conf, kerberos.schema, data/, ldapi socket,
                          slapd.pid, slapd.args, slapd.log
 <base>/keytabs/          node1 (vip+node1+other), node2 (vip+node2), backend,
-                         db, node1-novip (node1 only), and alice/bob/carol
+                         db, node1-novip (node1 only), legacy (HTTP/legacy,
+                         RC4 keys only), and alice/bob/carol/dave
                          client keytabs; 0640 root:www-data when root
 <base>/rcache/, ccache/  client replay caches, default client ccache
 <base>/pids/             one record per running server: "PID STARTTIME"
@@ -132,13 +133,16 @@ LDAP_SCHEMAS = ("core", "cosine", "nis", "inetorgperson")
 LDAP_PASSWORD = "ldap-admin-secret"
 MASTER_PASSWORD = "kdc-master-secret"
 USERS = {"alice": "alice-Secret-1", "bob": "bob-Secret-1",
-         "carol": "carol-Secret-1"}
-# carol is "sensitive and cannot be delegated".
-USER_FLAGS = {"carol": ["-allow_forwardable"]}
+         "carol": "carol-Secret-1", "dave": "dave-Secret-1"}
+# carol is "sensitive and cannot be delegated"; dave is disabled.
+USER_FLAGS = {"carol": ["-allow_forwardable"], "dave": ["-allow_tix"]}
 SERVICES = ("HTTP/vip", "HTTP/node1", "HTTP/node2", "HTTP/backend",
             "HTTP/other", "postgres/db")
 DELEGATORS = ("HTTP/vip", "HTTP/node1", "HTTP/node2")
-DELEGATION_TARGETS = ("HTTP/backend", "postgres/db")
+DELEGATION_TARGETS = ("HTTP/backend", "postgres/db", "HTTP/legacy")
+# Keys of one enctype only, like an AD account without
+# msDS-SupportedEncryptionTypes: RC4.
+RC4_SERVICES = ("HTTP/legacy",)
 PROTOCOL_TRANSITION = ("HTTP/vip", "HTTP/node1")  # not HTTP/node2
 KEYTABS = {
     "node1": ("HTTP/vip", "HTTP/node1", "HTTP/other"),
@@ -146,6 +150,7 @@ KEYTABS = {
     "backend": ("HTTP/backend",),
     "db": ("postgres/db",),
     "node1-novip": ("HTTP/node1",),
+    "legacy": ("HTTP/legacy",),
 }
 
 
@@ -630,6 +635,12 @@ index krbPrincipalName eq,pres,sub
             flags = " ".join(["+requires_preauth"] + USER_FLAGS.get(user, []))
             cmds.append(f"addprinc -pw {password} {flags} {user}")
         cmds += [f"addprinc -randkey {self.service(s)}" for s in SERVICES]
+        # session_enctypes too: as msDS-SupportedEncryptionTypes = 4 does on
+        # AD, it tells the KDC the service cannot use AES session keys either
+        cmds += [f"addprinc -randkey -e arcfour-hmac:normal {self.service(s)}"
+                 for s in RC4_SERVICES]
+        cmds += [f"setstr {self.service(s)} session_enctypes arcfour-hmac"
+                 for s in RC4_SERVICES]
         cmds += [f"modprinc +ok_to_auth_as_delegate {self.service(s)}"
                  for s in PROTOCOL_TRANSITION]
         # One kadmin.local run for all requests: each run costs ~25 ms.
