@@ -172,6 +172,7 @@ kd_cause kd_cause_from_accept_error(OM_uint32 major, krb5_error_code minor)
     case KRB5KRB_AP_ERR_TKT_EXPIRED:
         return KD_CAUSE_TICKET_EXPIRED;
     case KRB5KRB_AP_ERR_NOT_US:
+    case KRB5KRB_AP_ERR_NOKEY: /* refined to etype-unsupported when only the enctype is missing */
     case KRB5_KT_NOTFOUND:
     case KRB5_KT_END:
     case KRB5_KT_BADNAME:

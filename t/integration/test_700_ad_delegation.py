@@ -173,3 +173,27 @@ def test_sensitive_user_over_kerberos(front, kdc):
     assert status == 500
     assert causes(front, mark) == ["user-not-delegable"]
     assert kdc.s4u2proxy(kdc.r.kdc_log_since(kmark), "HTTP/backend", user="carol") == []
+
+
+def test_client_ticket_in_an_enctype_the_keytab_lacks(kd_httpd, kdc, backend, kdc_alice):
+    """The KDC issued an AES256 ticket, the keytab has only AES128 keys for
+    the SPN (AD: msDS-SupportedEncryptionTypes changed after the export):
+    etype-unsupported, never keytab-unusable."""
+    spn, keytab = kdc.spn("node1"), kdc.r.path("keytabs", "node1-aes128.keytab")
+    if os.path.exists(keytab):
+        os.unlink(keytab)
+    listing = [l for l in kdc.r.run(["klist", "-k", "-e", kdc.r.keytab("node1")]).stdout
+               .splitlines() if l.strip()[:1].isdigit()]
+    drop = [n for n, l in enumerate(listing, 1) if spn not in l or "aes256" in l]
+    kdc.r.run(["ktutil"], input=f"rkt {kdc.r.keytab('node1')}\n" +
+              "".join(f"delent {n}\n" for n in reversed(drop)) + f"wkt {keytab}\nquit\n")
+    os.chmod(keytab, 0o644)
+    assert {e for _, p, e in kdc.r.keytab_entries(keytab)} == {"aes128-cts-hmac-sha1-96"}
+    h = kd_httpd("etype", "127.0.0.2", server_name=kdc.host("node1"), env=kdc.r.env(),
+                 conf_fn=lambda d: negotiate_conf(kdc.r, d, keytab, [f"HTTP/{kdc.host('node1')}"]))
+    h.allowed |= {"KD00301"}
+    mark = h.error_log_mark()
+    status, _, _, _ = kdclient.negotiate(h, "/private/index.html", kdc_alice)
+    assert status == 500  # the administrator must act, as for keytab-unusable
+    assert kdclient.causes(h.error_log_since(mark)) == ["etype-unsupported"]
+    assert kdclient.status_agrees(h, "etype-unsupported")

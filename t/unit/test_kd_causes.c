@@ -54,6 +54,8 @@ START_TEST(accept_errors_map_to_causes)
                      KD_CAUSE_KEY_VERSION_MISMATCH);
     ck_assert_int_eq(kd_cause_from_accept_error(fail, KRB5_KT_KVNONOTFOUND),
                      KD_CAUSE_KEY_VERSION_MISMATCH);
+    ck_assert_int_eq(kd_cause_from_accept_error(fail, KRB5KRB_AP_ERR_NOKEY),
+                     KD_CAUSE_KEYTAB_UNUSABLE);
     ck_assert_int_eq(kd_cause_from_accept_error(fail, KRB5KRB_AP_ERR_MODIFIED),
                      KD_CAUSE_DECRYPT_FAILED);
     ck_assert_int_eq(kd_cause_from_accept_error(fail, KRB5KRB_AP_ERR_BAD_INTEGRITY),
