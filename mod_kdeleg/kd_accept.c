@@ -43,7 +43,7 @@ typedef struct {
 #define KD_TGT_RENEW_BEFORE apr_time_from_sec(300)
 
 struct kd_acceptor {
-    krb5_context ctx;           /* the registry's, used under lock only */
+    krb5_context ctx;           /* this acceptor's own, used under its lock only */
     const char *keytab;
     apr_thread_mutex_t *lock;
     apr_hash_t *creds;          /* key -> cred_entry*, guarded by lock */
@@ -136,7 +136,12 @@ kd_acceptor *kd_acceptors_get(kd_acceptors *reg, const char *keytab)
     a = apr_hash_get(reg->by_keytab, keytab, APR_HASH_KEY_STRING);
     if (a == NULL) {
         a = apr_pcalloc(reg->pool, sizeof(*a));
-        a->ctx = reg->ctx;
+        /* Its own context: contexts are not safe for concurrent use, and
+         * acceptors of different keytabs work under different locks. */
+        if (krb5_init_context(&a->ctx) == 0)
+            apr_pool_cleanup_register(reg->pool, a->ctx, free_context, apr_pool_cleanup_null);
+        else
+            a->ctx = NULL;
         a->clockskew = reg->clockskew;
         a->keytab = apr_pstrdup(reg->pool, keytab);
         a->creds = apr_hash_make(reg->pool);
