@@ -72,7 +72,13 @@ static krb5_error_code impersonator(run_state *rs, const kd_selftest_params *prm
     }
     else
         rs->client_name = prm->service;
-    code = krb5_parse_name(rs->ctx, rs->client_name, &rs->client);
+    if ((code = krb5_parse_name(rs->ctx, rs->client_name, &rs->client)) == 0) {
+        char *full;
+        if (krb5_unparse_name(rs->ctx, rs->client, &full) == 0) { /* with its realm */
+            rs->client_name = apr_pstrdup(rs->p, full);
+            krb5_free_unparsed_name(rs->ctx, full);
+        }
+    }
     return code;
 }
 
@@ -121,33 +127,71 @@ static int credentials(run_state *rs, const kd_selftest_params *prm)
 }
 
 /* What the keytab makes of a ticket the KDC issued for spn. */
+/* The keytab a ticket for server is judged with: the file's, or, when it
+ * has no entry for server but one for host/<its host>, a MEMORY copy with
+ * those keys under server too, as the acceptor does (AD's HOST mapping
+ * for computer accounts). *mapped says which. */
+static krb5_keytab judging_keytab(run_state *rs, krb5_const_principal server, int *mapped)
+{
+    krb5_keytab_entry entry;
+    krb5_principal host = NULL;
+    krb5_keytab mem = NULL;
+
+    *mapped = 0;
+    if (krb5_kt_get_entry(rs->ctx, rs->kt, server, 0, 0, &entry) == 0) {
+        krb5_free_keytab_entry_contents(rs->ctx, &entry);
+        return rs->kt;
+    }
+    if (kd_keytab_host_principal(rs->ctx, server, &host) != 0 || host == NULL)
+        return rs->kt;
+    if (krb5_kt_resolve(rs->ctx, apr_psprintf(rs->p, "MEMORY:kdeleg-selftest-%pp", (void *)rs),
+                        &mem) == 0
+        && kd_keytab_copy(rs->ctx, rs->kt, mem, host, server) == 0)
+        *mapped = 1;
+    krb5_free_principal(rs->ctx, host);
+    if (*mapped)
+        return mem;
+    if (mem)
+        krb5_kt_close(rs->ctx, mem);
+    return rs->kt;
+}
+
 static kd_cause judge_ticket(run_state *rs, krb5_ticket *tkt, const char **detail)
 {
     krb5_keytab_entry entry;
     krb5_error_code code;
-    const char *issued = apr_psprintf(rs->p, "KDC issues kvno %d, %s",
+    int mapped;
+    krb5_keytab kt = judging_keytab(rs, tkt->server, &mapped);
+    kd_cause cause = KD_CAUSE_NONE;
+    const char *issued = apr_psprintf(rs->p, "KDC issues kvno %d, %s%s",
                                       (int)tkt->enc_part.kvno,
-                                      etype_name(rs, tkt->enc_part.enctype));
+                                      etype_name(rs, tkt->enc_part.enctype),
+                                      mapped ? "; served by the host/ key (HOST mapping)" : "");
 
-    code = krb5_kt_get_entry(rs->ctx, rs->kt, tkt->server, tkt->enc_part.kvno,
+    code = krb5_kt_get_entry(rs->ctx, kt, tkt->server, tkt->enc_part.kvno,
                              tkt->enc_part.enctype, &entry);
     if (code == KRB5_KT_KVNONOTFOUND) {
         *detail = apr_pstrcat(rs->p, issued, "; the keytab has another kvno", NULL);
-        return KD_CAUSE_KEY_VERSION_MISMATCH;
+        cause = KD_CAUSE_KEY_VERSION_MISMATCH;
     }
-    if (code != 0) {
+    else if (code != 0) {
         *detail = apr_pstrcat(rs->p, issued, "; not in the keytab: ", krb5_text(rs, code), NULL);
-        return KD_CAUSE_KEYTAB_UNUSABLE;
+        cause = KD_CAUSE_KEYTAB_UNUSABLE;
     }
-    krb5_free_keytab_entry_contents(rs->ctx, &entry);
-    if ((code = krb5_server_decrypt_ticket_keytab(rs->ctx, rs->kt, tkt)) != 0) {
-        *detail = apr_pstrcat(rs->p, issued, "; the keytab's key does not open it (another "
-                              "account holds this SPN, or the key is stale): ",
-                              krb5_text(rs, code), NULL);
-        return KD_CAUSE_DECRYPT_FAILED;
+    else {
+        krb5_free_keytab_entry_contents(rs->ctx, &entry);
+        if ((code = krb5_server_decrypt_ticket_keytab(rs->ctx, kt, tkt)) != 0) {
+            *detail = apr_pstrcat(rs->p, issued, "; the keytab's key does not open it (another "
+                                  "account holds this SPN, or the key is stale): ",
+                                  krb5_text(rs, code), NULL);
+            cause = KD_CAUSE_DECRYPT_FAILED;
+        }
+        else
+            *detail = apr_pstrcat(rs->p, issued, "; the keytab's key opens it", NULL);
     }
-    *detail = apr_pstrcat(rs->p, issued, "; the keytab's key opens it", NULL);
-    return KD_CAUSE_NONE;
+    if (kt != rs->kt)
+        krb5_kt_close(rs->ctx, kt);
+    return cause;
 }
 
 /* Disjoint namespace: the host's DNS domain maps (krb5.conf
@@ -187,7 +231,7 @@ static void check_spn(run_state *rs, const char *spn)
     kd_cause cause;
 
     memset(&in, 0, sizeof(in));
-    in.client = rs->service;
+    in.client = rs->client; /* the ccache holds the TGT of the account, not the SPN */
     if ((code = krb5_parse_name(rs->ctx, spn, &in.server)) != 0
         || (code = krb5_get_credentials(rs->ctx, KRB5_GC_NO_STORE, rs->cc, &in, &out)) != 0) {
         add(rs, "spn", spn, kd_cause_from_kdc_error(code),

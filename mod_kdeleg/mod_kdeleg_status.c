@@ -163,8 +163,11 @@ static void view_vhost(apr_pool_t *p, server_rec *s, vhost_view *v)
                 c->kvno = kd_keytab_kvno(v->entries, apr_pstrcat(p, "HOST/", one->host, at, NULL));
         }
         c->tgt_as = kd_conf_service_account(v->conf, c->spn);
-        if (c->tgt_as == NULL)
-            c->tgt_as = c->key_owner ? c->key_owner : c->spn;
+        if (c->tgt_as == NULL && c->key_owner)
+            c->tgt_as = c->key_owner;
+        else if (c->tgt_as == NULL) /* the SPN itself, with the realm it gets */
+            c->tgt_as = one->realm || !kd_default_realm()
+                            ? c->spn : apr_pstrcat(p, c->spn, "@", kd_default_realm(), NULL);
         v->missing += c->kvno < 0;
     }
     v->targets = kd_conf_delegation_targets(p, v->conf);

@@ -270,8 +270,10 @@ CHROMIUM = "/usr/bin/chromium"
 def chromium(realm, ccache, resolve, url, workdir, timeout=60, extra=(), screenshot=None):
     """Headless Debian Chromium doing Negotiate with the lab's ticket cache
     (flags proven in ../shared/LAB.md); returns the page's DOM as text, or
-    writes a PNG to screenshot instead. Runs in its own process group,
-    which is killed by its PID on timeout."""
+    writes a PNG to screenshot instead. Negotiate is allowed for the
+    realm's own domain (*.example.test, *.ad.example.test), with
+    realm.env()'s krb5.conf. Runs in its own process group, which is killed
+    by its PID on timeout."""
     import json
     import signal
     import tempfile
@@ -283,7 +285,7 @@ def chromium(realm, ccache, resolve, url, workdir, timeout=60, extra=(), screens
     args = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
             "--no-first-run", "--disable-background-networking", "--disable-component-update",
             "--disable-sync", f"--user-data-dir={profile}",
-            "--auth-server-allowlist=*.example.test", f"--host-resolver-rules={rules}",
+            f"--auth-server-allowlist=*.{realm.domain}", f"--host-resolver-rules={rules}",
             *extra]
     if screenshot:
         args += [f"--screenshot={screenshot}", "--window-size=1280,1600", url]
