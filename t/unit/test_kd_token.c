@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <apr_strings.h>
+#include <krb5.h>
 
 #include "kd_base64.h"
 #include "kd_der.h"
@@ -176,6 +177,34 @@ END_TEST
 
 /* ------------------------------------------------------------ Kerberos */
 
+/* The ticket kept as S4U2Proxy evidence is exactly the Ticket element,
+ * inside the mechanism token: what krb5 decodes as the same ticket. */
+static void check_evidence_ticket(const kd_token_info *info)
+{
+    krb5_context ctx;
+    krb5_ticket *tkt = NULL;
+    krb5_data der;
+    kd_der el;
+    char *server = NULL;
+
+    ck_assert_ptr_nonnull(info->ticket);
+    ck_assert_int_eq(kd_der_whole(info->ticket, info->ticket_len, &el), 0);
+    ck_assert(kd_der_is(&el, KD_DER_APPLICATION, 1));
+    ck_assert(info->ticket > info->krb5_token
+              && info->ticket + info->ticket_len <= info->krb5_token + info->krb5_token_len);
+    ck_assert(info->authenticator >= info->ticket + info->ticket_len);
+    ck_assert_int_eq(krb5_init_context(&ctx), 0);
+    der.data = (char *)info->ticket;
+    der.length = (unsigned int)info->ticket_len;
+    ck_assert_int_eq(krb5_decode_ticket(&der, &tkt), 0);
+    ck_assert_int_eq(krb5_unparse_name(ctx, tkt->server, &server), 0);
+    ck_assert_str_eq(server, "HTTP/node1.example.test@EXAMPLE.TEST");
+    ck_assert_int_eq(tkt->enc_part.enctype, info->ticket_etype);
+    krb5_free_unparsed_name(ctx, server);
+    krb5_free_ticket(ctx, tkt);
+    krb5_free_context(ctx);
+}
+
 static void check_node1_ticket(const kd_token_info *info)
 {
     ck_assert_int_eq(info->has_ap_req, 1);
@@ -188,6 +217,7 @@ static void check_node1_ticket(const kd_token_info *info)
     ck_assert_uint_gt(info->authenticator_len, 16);
     ck_assert_str_eq(kd_token_ticket_principal(kd_test_pool, info),
                      "HTTP/node1.example.test@EXAMPLE.TEST");
+    check_evidence_ticket(info);
 }
 
 START_TEST(spnego_kerberos)
