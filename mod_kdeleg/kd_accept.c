@@ -555,21 +555,29 @@ static void keep_evidence(kd_acceptor *a, apr_pool_t *p, const kd_token_info *in
                                                 impersonator_of, ref);
 }
 
+/* "HTTP/host" and "HTTP/host@REALM" name the same SPN when one side has no
+ * realm (it then means "the realm in use"); host names are case-insensitive. */
+static int same_spn(const char *a, const char *b)
+{
+    const char *at_a = strrchr(a, '@'), *at_b = strrchr(b, '@');
+    size_t la = at_a ? (size_t)(at_a - a) : strlen(a), lb = at_b ? (size_t)(at_b - b) : strlen(b);
+
+    if (at_a && at_b)
+        return strcasecmp(a, b) == 0;
+    return la == lb && strncasecmp(a, b, la) == 0;
+}
+
 const char *kd_service_account_for(const kd_service_account *list, int n, const char *spn)
 {
-    const char *any = NULL, *at = spn ? strrchr(spn, '@') : NULL;
-    size_t bare = at ? (size_t)(at - spn) : (spn ? strlen(spn) : 0);
+    const char *any = NULL;
     int i;
 
     for (i = 0; i < n; i++) {
-        const char *want = list[i].spn;
-        if (want == NULL) {
+        if (list[i].spn == NULL) {
             if (any == NULL)
                 any = list[i].principal;
         }
-        else if (spn && (strcasecmp(want, spn) == 0
-                         || (strchr(want, '@') == NULL && strlen(want) == bare
-                             && strncasecmp(want, spn, bare) == 0)))
+        else if (spn && same_spn(list[i].spn, spn))
             return list[i].principal;
     }
     return any;

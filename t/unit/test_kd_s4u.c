@@ -90,6 +90,14 @@ START_TEST(service_account_for_an_spn)
                      "websvc@AD.EXAMPLE.TEST");
     /* a prefix of a configured SPN is not that SPN */
     ck_assert_ptr_null(kd_service_account_for(list + 1, 2, "HTTP/node1.ad.example@X"));
+    /* an SPN configured without a realm (protocol transition) matches too */
+    ck_assert_str_eq(kd_service_account_for(list, 3, "HTTP/vip.ad.example.test"),
+                     "vipsvc@AD.EXAMPLE.TEST");
+    ck_assert_str_eq(kd_service_account_for(list, 3, "HTTP/node1.ad.example.test"),
+                     "NODE1$@AD.EXAMPLE.TEST");
+    /* two realms that differ are two SPNs */
+    ck_assert_str_eq(kd_service_account_for(list, 3, "HTTP/vip.ad.example.test@OTHER.TEST"),
+                     "websvc@AD.EXAMPLE.TEST");
     ck_assert_ptr_null(kd_service_account_for(NULL, 0, "HTTP/x@Y"));
 }
 END_TEST
