@@ -293,3 +293,32 @@ def kdc_alice(kdc):
     path = kdc.r.path("ccache", f"alice-{next(_kdc_ccache_numbers)}.cc")
     os.makedirs(os.path.dirname(path), exist_ok=True)
     return kdc.r.kinit("alice", path)
+
+
+# A real consumer of KRB5CCNAME for the kdc tests: what klist sees, then the
+# back end (on 127.0.0.4) by curl --negotiate, its answer prefixed BACKEND_.
+KDC_BACKEND_CGI = r"""#!/bin/sh
+echo "Content-Type: text/plain"
+echo
+klist -c "$KRB5CCNAME" 2>&1 | sed -n 's/^Default principal: /KLIST_CLIENT=/p'
+klist -c "$KRB5CCNAME" 2>&1 | sed -n 's/^.*  \([^ ]*@[A-Z.]*\)$/KLIST_TICKET=\1/p'
+curl -s --negotiate -u : --resolve __BACKEND__:__PORT__:127.0.0.4 \
+     http://__BACKEND__:__PORT__/private/cgi/env.cgi | sed 's/^/BACKEND_/'
+"""
+
+
+@pytest.fixture
+def kdc_backend(kd_httpd, kdc):
+    """A mod_kdeleg back end (HTTP/backend) on 127.0.0.4 in the realm under test."""
+    return kd_httpd("backend", "127.0.0.4", server_name=kdc.host("backend"), env=kdc.r.env(),
+                    conf_fn=lambda d: negotiate_conf(kdc.r, d, "backend"))
+
+
+def kdc_front_dir(kdc, d, backend):
+    """A front end's KdelegCcacheDir and cgi-bin/backend.cgi calling backend."""
+    private_ccache_dir(d)
+    os.makedirs(f"{d}/cgi-bin", exist_ok=True)
+    with open(f"{d}/cgi-bin/backend.cgi", "w") as f:
+        f.write(KDC_BACKEND_CGI.replace("__BACKEND__", kdc.host("backend"))
+                .replace("__PORT__", str(backend.port)))
+    os.chmod(f"{d}/cgi-bin/backend.cgi", 0o755)

@@ -16,35 +16,20 @@ import subprocess
 import pytest
 
 import kdclient
-from conftest import negotiate_conf, private_ccache_dir
+from conftest import kdc_front_dir, negotiate_conf
 
 PROXY_MODULES = ("proxy", "proxy_http", "socache_shmcb")
 
-# A real consumer of KRB5CCNAME: what klist sees, then the back end by curl.
-BACKEND_CGI = r"""#!/bin/sh
-echo "Content-Type: text/plain"
-echo
-klist -c "$KRB5CCNAME" 2>&1 | sed -n 's/^Default principal: /KLIST_CLIENT=/p'
-klist -c "$KRB5CCNAME" 2>&1 | sed -n 's/^.*  \([^ ]*@[A-Z.]*\)$/KLIST_TICKET=\1/p'
-curl -s --negotiate -u : --resolve __BACKEND__:__PORT__:127.0.0.4 \
-     http://__BACKEND__:__PORT__/private/cgi/env.cgi | sed 's/^/BACKEND_/'
-"""
 
 
 @pytest.fixture
-def backend(kd_httpd, kdc):
-    return kd_httpd("backend", "127.0.0.4", server_name=kdc.host("backend"), env=kdc.r.env(),
-                    conf_fn=lambda d: negotiate_conf(kdc.r, d, "backend"))
+def backend(kdc_backend):
+    return kdc_backend
 
 
 def front_conf(kdc, d, backend, keytab="node1", spns=("vip", "node1"), location_extra="",
                extra=""):
-    private_ccache_dir(d)
-    os.makedirs(f"{d}/cgi-bin", exist_ok=True)
-    with open(f"{d}/cgi-bin/backend.cgi", "w") as f:
-        f.write(BACKEND_CGI.replace("__BACKEND__", kdc.host("backend"))
-                .replace("__PORT__", str(backend.port)))
-    os.chmod(f"{d}/cgi-bin/backend.cgi", 0o755)
+    kdc_front_dir(kdc, d, backend)
     return negotiate_conf(kdc.r, d, keytab, [f"HTTP/{kdc.host(s)}" for s in spns],
                           location_extra=f"""    KdelegDelegateTo HTTP/{kdc.host("backend")}
     KdelegCcacheDir "{d}/ccache"

@@ -8,23 +8,15 @@ the S4U2Self ticket's PAC, the service TGT's flags and the evidence's."""
 import base64
 import hashlib
 import os
-import subprocess
 
 import pytest
 
 import kdclient
-from conftest import negotiate_conf, private_ccache_dir
+from conftest import kdc_front_dir, negotiate_conf
 
 PROXY_MODULES = ("proxy", "proxy_http", "socache_shmcb")
 WEB_PASSWORD = "web-Secret-1"  # the web's own user file, not the KDC's
 
-BACKEND_CGI = r"""#!/bin/sh
-echo "Content-Type: text/plain"
-echo
-klist -c "$KRB5CCNAME" 2>&1 | sed -n 's/^Default principal: /KLIST_CLIENT=/p'
-curl -s --negotiate -u : --resolve __BACKEND__:__PORT__:127.0.0.4 \
-     http://__BACKEND__:__PORT__/private/cgi/env.cgi | sed 's/^/BACKEND_/'
-"""
 
 
 def htpasswd(path, users):
@@ -39,9 +31,8 @@ def basic(user):
 
 
 @pytest.fixture
-def backend(kd_httpd, kdc):
-    return kd_httpd("backend", "127.0.0.4", server_name=kdc.host("backend"), env=kdc.r.env(),
-                    conf_fn=lambda d: negotiate_conf(kdc.r, d, "backend"))
+def backend(kdc_backend):
+    return kdc_backend
 
 
 def basic_front(kd_httpd, kdc, backend, users, keytab="node1", host="node1", name="pt",
@@ -49,12 +40,7 @@ def basic_front(kd_httpd, kdc, backend, users, keytab="node1", host="node1", nam
     """A front end whose /private authenticates with Basic and delegates by
     protocol transition as the identity of the host name used."""
     def conf(d):
-        private_ccache_dir(d)
-        os.makedirs(f"{d}/cgi-bin", exist_ok=True)
-        with open(f"{d}/cgi-bin/backend.cgi", "w") as f:
-            f.write(BACKEND_CGI.replace("__BACKEND__", kdc.host("backend"))
-                    .replace("__PORT__", str(backend.port)))
-        os.chmod(f"{d}/cgi-bin/backend.cgi", 0o755)
+        kdc_front_dir(kdc, d, backend)
         htpasswd(f"{d}/users", users)
         base = negotiate_conf(kdc.r, d, keytab, [f"HTTP/{kdc.host(host)}"], extra=extra,
                               location_extra=f"""    KdelegDelegateTo HTTP/{kdc.host("backend")}
