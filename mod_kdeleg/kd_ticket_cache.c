@@ -42,6 +42,8 @@ int kd_ticket_cache_get(kd_ticket_cache *c, apr_pool_t *p, krb5_context ctx, con
     krb5_timestamp now;
 
     *creds = NULL;
+    if (c == NULL)
+        return 0;
     slot_id(c, p, user, impersonator, target, id);
     if (!c->store.get(c->store.baton, p, id, sizeof(id), &sealed, &sealed_len)
         || kd_open(p, c->key, id, sizeof(id), sealed, sealed_len, &plain, &plain_len) != 0) {
@@ -74,6 +76,8 @@ void kd_ticket_cache_put(kd_ticket_cache *c, apr_pool_t *p, krb5_context ctx, co
     krb5_timestamp now;
     apr_time_t expiry;
 
+    if (c == NULL) /* no cache configured: nothing to share */
+        return;
     if (krb5_timeofday(ctx, &now) != 0 || creds->times.endtime - now <= KD_TICKET_MARGIN_SEC)
         return;
     if (krb5_marshal_credentials(ctx, creds, &data) != 0)

@@ -34,7 +34,8 @@ kd_ticket_cache *kd_ticket_cache_create(apr_pool_t *p, const unsigned char key[K
                                         kd_store store);
 
 /* A cached ticket for target valid for at least the margin: 1 and *creds
- * (free with krb5_free_creds), else 0. */
+ * (free with krb5_free_creds), else 0. Here and in put, c may be NULL (no
+ * cache configured): nothing is found and nothing is stored. */
 int kd_ticket_cache_get(kd_ticket_cache *c, apr_pool_t *p, krb5_context ctx, const char *user,
                         const char *impersonator, const char *target, krb5_creds **creds);
 

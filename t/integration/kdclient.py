@@ -116,12 +116,18 @@ def causes(lines):
             for _, _, msg in kd_lines(lines, "KD00301")]
 
 
+# What a sanitized module prints to httpd's stderr (the error log) when
+# its report does not reach ASAN_OPTIONS/UBSAN_OPTIONS' log_path.
+SANITIZER_LINE = re.compile(r"runtime error: |ERROR: AddressSanitizer|ERROR: LeakSanitizer")
+
+
 def unexpected_problems(lines, allowed=()):
-    """[warn]/[error]/[crit]/[alert]/[emerg] lines not carrying an allowed KD number."""
+    """[warn]/[error]/[crit]/[alert]/[emerg] lines not carrying an allowed KD
+    number, and any sanitizer report (never allowed)."""
     bad = []
     for line in lines:
         m = re.search(r"\[[a-z_0-9]+:(warn|error|crit|alert|emerg)\]", line)
-        if m and not any(kd in line for kd in allowed):
+        if (m and not any(kd in line for kd in allowed)) or SANITIZER_LINE.search(line):
             bad.append(line)
     return bad
 

@@ -125,6 +125,24 @@ START_TEST(nearly_expired_tickets_are_not_cached)
 }
 END_TEST
 
+/* Without a configured cache (the self-test, no mod_socache_shmcb) the
+ * delegation code still calls get and put: nothing found, nothing kept. */
+START_TEST(no_cache_is_no_op)
+{
+    krb5_context ctx;
+    krb5_creds *in, *out = (krb5_creds *)&out;
+
+    ck_assert_int_eq(krb5_init_context(&ctx), 0);
+    in = make_creds(ctx, "alice@EXAMPLE.TEST", "HTTP/b@EXAMPLE.TEST", 3600);
+    kd_ticket_cache_put(NULL, kd_test_pool, ctx, "alice@EXAMPLE.TEST", "i", "t", in);
+    ck_assert_int_eq(kd_ticket_cache_get(NULL, kd_test_pool, ctx, "alice@EXAMPLE.TEST", "i", "t",
+                                         &out), 0);
+    ck_assert_ptr_null(out);
+    krb5_free_creds(ctx, in);
+    krb5_free_context(ctx);
+}
+END_TEST
+
 Suite *kd_ticket_cache_suite(void)
 {
     Suite *s = suite_create("kd_ticket_cache");
@@ -133,6 +151,7 @@ Suite *kd_ticket_cache_suite(void)
     tcase_add_checked_fixture(tc, kd_test_setup, kd_test_teardown);
     tcase_add_test(tc, hit_miss_and_isolation);
     tcase_add_test(tc, nearly_expired_tickets_are_not_cached);
+    tcase_add_test(tc, no_cache_is_no_op);
     suite_add_tcase(s, tc);
     return s;
 }
