@@ -117,8 +117,10 @@ def causes(lines):
 
 
 # What a sanitized module prints to httpd's stderr (the error log) when
-# its report does not reach ASAN_OPTIONS/UBSAN_OPTIONS' log_path.
-SANITIZER_LINE = re.compile(r"runtime error: |ERROR: AddressSanitizer|ERROR: LeakSanitizer")
+# its report does not reach ASAN_OPTIONS/UBSAN_OPTIONS' log_path, and a
+# child that died of a signal (httpd logs that at notice level).
+SANITIZER_LINE = re.compile(r"runtime error: |ERROR: AddressSanitizer|ERROR: LeakSanitizer"
+                            r"|AH00052: child pid \d+ exit signal")
 
 
 def unexpected_problems(lines, allowed=()):
