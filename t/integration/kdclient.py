@@ -343,3 +343,28 @@ def last_failure(httpd):
     recent = status(httpd)["recent_failures"]
     assert recent, "the status page lists no failure"
     return recent[0]["cause"], recent[0]
+
+
+# ---------------------------------------------------------------- PostgreSQL consumer
+
+# The app connects as the authenticated user (REMOTE_USER without the realm):
+# pg_hba's gss method only lets a principal in as its own role, so DB_USER
+# shows whose ticket libpq used.  psql's stderr goes into the page (stdout),
+# not the error log.  QUERY_STRING is the note's body (a psql variable: no
+# SQL is built from it).
+PSQL_CGI = r"""#!/bin/sh
+echo "Content-Type: text/plain"
+echo
+echo "CGI_UID=$(id -un)"
+echo "CCNAME=${KRB5CCNAME-unset}"
+DBUSER="${REMOTE_USER%@*}"
+__PSQL__ -X -q -A -t -F = -v ON_ERROR_STOP=1 -v note="${QUERY_STRING:-cgi}" \
+    "__CONNINFO__" <<'SQL' 2>&1
+select 'DB_USER', current_user;
+select 'DB_GSS', gss_authenticated from pg_stat_gssapi where pid = pg_backend_pid();
+select 'DB_ENCRYPTED', encrypted from pg_stat_gssapi where pid = pg_backend_pid();
+select 'DB_PRINCIPAL', principal from pg_stat_gssapi where pid = pg_backend_pid();
+insert into notes (body) values (:'note') returning 'NOTE_OWNER', owner;
+SQL
+echo "PSQL_EXIT=$?"
+"""

@@ -20,6 +20,7 @@ import uuid
 import pytest
 
 import kdclient
+from kdclient import PSQL_CGI
 import kdlab
 from conftest import negotiate_conf, private_ccache_dir
 
@@ -348,27 +349,6 @@ def test_computer_account_serves_http_through_host_mapping(site, kdc, kdc_alice)
 
 
 # ------------------------------------------------------------ PostgreSQL as the user
-
-# The app connects as the authenticated user (REMOTE_USER without the
-# realm): pg_hba's gss method (include_realm=0 krb_realm=REALM) only lets
-# a principal in as its own role. psql's stderr goes into the page.
-PSQL_CGI = r"""#!/bin/sh
-echo "Content-Type: text/plain"
-echo
-echo "CGI_UID=$(id -un)"
-echo "CCNAME=${KRB5CCNAME-unset}"
-DBUSER="${REMOTE_USER%@*}"
-__PSQL__ -X -q -A -t -F = -v ON_ERROR_STOP=1 -v note="${QUERY_STRING:-cgi}" \
-    "__CONNINFO__" <<'SQL' 2>&1
-select 'DB_USER', current_user;
-select 'DB_GSS', gss_authenticated from pg_stat_gssapi where pid = pg_backend_pid();
-select 'DB_ENCRYPTED', encrypted from pg_stat_gssapi where pid = pg_backend_pid();
-select 'DB_PRINCIPAL', principal from pg_stat_gssapi where pid = pg_backend_pid();
-insert into notes (body) values (:'note') returning 'NOTE_OWNER', owner;
-SQL
-echo "PSQL_EXIT=$?"
-"""
-
 
 @pytest.fixture(scope="module")
 def pg_clusters():
