@@ -53,12 +53,24 @@ static struct {
     apr_thread_mutex_t *lock;
     apr_hash_t *creds;       /* key -> ready_cred*, guarded by lock */
     unsigned count;
+    /* Target without a realm -> its [domain_realm] realm ("" for none),
+     * so requests do not ask the library each time. Guarded by lock;
+     * bounded, since targets come from the configuration. */
+    apr_pool_t *pool;
+    apr_hash_t *target_realms;
 } ready_store;
+
+#define KD_TARGET_REALMS_MAX 256
 
 void kd_s4u_child_init(apr_pool_t *p)
 {
-    if (apr_thread_mutex_create(&ready_store.lock, APR_THREAD_MUTEX_DEFAULT, p) == APR_SUCCESS)
-        ready_store.creds = apr_hash_make(p);
+    /* The tables grow at run time, from worker threads under lock: in a
+     * pool of their own, which nothing else allocates from. */
+    if (apr_thread_mutex_create(&ready_store.lock, APR_THREAD_MUTEX_DEFAULT, p) == APR_SUCCESS
+        && apr_pool_create(&ready_store.pool, p) == APR_SUCCESS) {
+        ready_store.creds = apr_hash_make(ready_store.pool);
+        ready_store.target_realms = apr_hash_make(ready_store.pool);
+    }
 }
 
 static void ready_free(ready_cred *c)
@@ -234,14 +246,34 @@ static const char *target_realm(apr_pool_t *p, krb5_context ctx, const char *tar
 /* A target written without a realm is in the realm its host maps to
  * ([domain_realm], as for any host-based name), else in the front end's
  * own: never in whatever default_realm says, which may be another realm. */
+/* target_realm, remembered per process ("" when the host maps to none). */
+static const char *mapped_realm(apr_pool_t *p, kd_delegation *d, const char *target)
+{
+    const char *realm = NULL;
+
+    if (ready_store.target_realms == NULL) /* unit tests: no per-process state */
+        return target_realm(p, delegation_ctx(d), target);
+    apr_thread_mutex_lock(ready_store.lock);
+    realm = apr_hash_get(ready_store.target_realms, target, APR_HASH_KEY_STRING);
+    apr_thread_mutex_unlock(ready_store.lock);
+    if (realm != NULL)
+        return realm[0] ? realm : NULL;
+    realm = target_realm(p, delegation_ctx(d), target);
+    apr_thread_mutex_lock(ready_store.lock);
+    if (apr_hash_count(ready_store.target_realms) < KD_TARGET_REALMS_MAX)
+        apr_hash_set(ready_store.target_realms, apr_pstrdup(ready_store.pool, target),
+                     APR_HASH_KEY_STRING, apr_pstrdup(ready_store.pool, realm ? realm : ""));
+    apr_thread_mutex_unlock(ready_store.lock);
+    return realm;
+}
+
 static const char *full_target(apr_pool_t *p, kd_delegation *d, const char *target)
 {
     const char *realm;
 
     if (strchr(target, '@'))
         return target;
-    if ((realm = target_realm(p, delegation_ctx(d), target)) == NULL
-        && (realm = strrchr(d->spn, '@')) != NULL)
+    if ((realm = mapped_realm(p, d, target)) == NULL && (realm = strrchr(d->spn, '@')) != NULL)
         realm++;
     return realm ? apr_pstrcat(p, target, "@", realm, NULL) : target;
 }
