@@ -86,6 +86,7 @@ static void register_hooks(apr_pool_t *p)
     ap_hook_pre_config(pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(child_init, NULL, NULL, APR_HOOK_MIDDLE);
+    kd_session_register_hooks(p);
     kd_auth_register_hooks(p);
     kd_delegate_register_hooks(p);
     kd_status_register_hooks(p);

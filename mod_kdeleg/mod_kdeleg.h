@@ -130,6 +130,8 @@ const char *kd_set_session_lifetime(cmd_parms *cmd, void *dconf, const char *arg
 const char *kd_set_cookie_domain(cmd_parms *cmd, void *dconf, const char *arg);
 void kd_session_conf_merge(kd_dir_conf *conf, const kd_dir_conf *base, const kd_dir_conf *add);
 int kd_session_check_config(apr_pool_t *p, server_rec *s);
+/* Takes the session cookie out of every request's headers (kept for us). */
+void kd_session_register_hooks(apr_pool_t *p);
 /* A valid session cookie: OK (identity set), a status that ends the
  * request, or DECLINED (no usable cookie: authenticate with Kerberos). */
 int kd_session_authenticate(request_rec *r, const kd_dir_conf *conf);

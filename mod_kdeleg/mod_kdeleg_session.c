@@ -278,6 +278,79 @@ static apr_array_header_t *cookies_named(request_rec *r, const char *name)
     return cs.values;
 }
 
+/* ------------------------------------------------------------ the bearer cookie stays here
+ *
+ * The session cookie is a bearer credential for this front end only. It is
+ * taken out of the request headers before anything else sees them, on every
+ * request of every virtual host: mod_proxy would forward it to back ends,
+ * CGIs would see it in HTTP_COOKIE, and any of them could replay it here.
+ * Its values are kept on the connection's request pool, which internal
+ * redirects share, and looked up through r->main for subrequests. */
+
+#define KD_SESSION_VALUES "kdeleg-session-values"
+
+/* One Cookie header without our cookie's items; NULL when nothing is left. */
+static const char *without_session(apr_pool_t *p, const char *header)
+{
+    char *copy = apr_pstrdup(p, header), *state = NULL, *item;
+    size_t n = strlen(KD_SESSION_COOKIE);
+    const char *kept = NULL;
+
+    for (item = apr_strtok(copy, ";", &state); item; item = apr_strtok(NULL, ";", &state)) {
+        const char *name = item;
+        while (*name == ' ' || *name == '\t')
+            name++;
+        if (strncmp(name, KD_SESSION_COOKIE, n) == 0 && name[n] == '=')
+            continue;
+        if (*name == '\0')
+            continue;
+        kept = kept ? apr_pstrcat(p, kept, "; ", name, NULL) : name;
+    }
+    return kept;
+}
+
+static int collect_header(void *baton, const char *key, const char *value)
+{
+    APR_ARRAY_PUSH((apr_array_header_t *)baton, const char *) = value;
+    return 1;
+}
+
+static int strip_session_cookie(request_rec *r)
+{
+    apr_array_header_t *values = cookies_named(r, KD_SESSION_COOKIE), *headers;
+    int i;
+
+    if (values->nelts == 0)
+        return DECLINED;
+    apr_pool_userdata_setn(values, KD_SESSION_VALUES, NULL, r->pool);
+    headers = apr_array_make(r->pool, 2, sizeof(const char *));
+    apr_table_do(collect_header, headers, r->headers_in, "Cookie", NULL);
+    apr_table_unset(r->headers_in, "Cookie");
+    for (i = 0; i < headers->nelts; i++) {
+        const char *kept = without_session(r->pool, APR_ARRAY_IDX(headers, i, const char *));
+        if (kept)
+            apr_table_addn(r->headers_in, "Cookie", kept);
+    }
+    return DECLINED;
+}
+
+/* The session cookie values this request arrived with. */
+static apr_array_header_t *session_values(request_rec *r)
+{
+    void *values = NULL;
+
+    while (r->main)
+        r = r->main;
+    apr_pool_userdata_get(&values, KD_SESSION_VALUES, r->pool);
+    return values ? values : cookies_named(r, KD_SESSION_COOKIE);
+}
+
+void kd_session_register_hooks(apr_pool_t *p)
+{
+    /* first: before any module reads or copies the request headers */
+    ap_hook_post_read_request(strip_session_cookie, NULL, NULL, APR_HOOK_REALLY_FIRST);
+}
+
 static int is_https(request_rec *r)
 {
     return strcmp(ap_http_scheme(r), "https") == 0;
@@ -379,7 +452,7 @@ int kd_session_authenticate(request_rec *r, const kd_dir_conf *conf)
 
     if (!sessions_on(conf))
         return DECLINED;
-    values = cookies_named(r, KD_SESSION_COOKIE);
+    values = session_values(r);
     for (i = 0; i < values->nelts; i++) {
         st = kd_session_open(r->pool, conf->session_keys, site_of(r, conf),
                              APR_ARRAY_IDX(values, i, const char *), apr_time_sec(apr_time_now()),
