@@ -876,31 +876,17 @@ class ADRealm:
     # -- log
 
     def kdc_log_mark(self):
-        try:
-            return os.path.getsize(self.kdc_log)
-        except FileNotFoundError:
-            return 0
+        return kdlab.log_mark(self.kdc_log)
 
     def kdc_log_since(self, mark):
         """The KDC's one-line-per-request records (AS-REQ ..., TGS-REQ ...)
         written since mark."""
-        try:
-            with open(self.kdc_log, errors="replace") as f:
-                f.seek(mark)
-                lines = f.read().splitlines()
-        except FileNotFoundError:
-            return []
-        found = (KDC_LINE.match(line) for line in lines)
+        found = (KDC_LINE.match(line) for line in kdlab.lines_since(self.kdc_log, mark))
         return [m[1] for m in found if m]
 
     def log_since(self, mark):
         """Every samba log line since mark (auth_audit lines included)."""
-        try:
-            with open(self.kdc_log, errors="replace") as f:
-                f.seek(mark)
-                return f.read().splitlines()
-        except FileNotFoundError:
-            return []
+        return kdlab.lines_since(self.kdc_log, mark)
 
 
 # -------------------------------------------------------------------- CLI

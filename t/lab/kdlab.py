@@ -298,6 +298,24 @@ def descendants(pid):
     return found
 
 
+def log_mark(path):
+    """Where a log file ends now (0 when it does not exist yet)."""
+    try:
+        return os.path.getsize(path)
+    except FileNotFoundError:
+        return 0
+
+
+def lines_since(path, mark):
+    """The lines a log file gained after mark ([] when it does not exist)."""
+    try:
+        with open(path, errors="replace") as f:
+            f.seek(mark)
+            return f.read().splitlines()
+    except FileNotFoundError:
+        return []
+
+
 def _pids_dir(base_dir):
     return os.path.join(base_dir, "pids")
 
@@ -741,12 +759,10 @@ index krbPrincipalName eq,pres,sub
         return re.findall(r"^krbAllowedToDelegateTo: (.*)$", out, re.M)
 
     def kdc_log_mark(self):
-        return os.path.getsize(self.kdc_log)
+        return log_mark(self.kdc_log)
 
     def kdc_log_since(self, mark):
-        with open(self.kdc_log, errors="replace") as f:
-            f.seek(mark)
-            return f.read().splitlines()
+        return lines_since(self.kdc_log, mark)
 
 
 # ------------------------------------------------------------------ httpd
@@ -1028,18 +1044,10 @@ ScriptAlias /cgi-bin/ "{d}/cgi-bin/"
     # -- logs
 
     def error_log_mark(self):
-        try:
-            return os.path.getsize(self.error_log)
-        except FileNotFoundError:
-            return 0
+        return log_mark(self.error_log)
 
     def error_log_since(self, mark):
-        try:
-            with open(self.error_log, errors="replace") as f:
-                f.seek(mark)
-                return f.read().splitlines()
-        except FileNotFoundError:
-            return []
+        return lines_since(self.error_log, mark)
 
 
 # ---------------------------------------------------------------- haproxy
@@ -1281,18 +1289,10 @@ host all all 127.0.0.0/8 gss include_realm=0 krb_realm={r}
     # -- log
 
     def log_mark(self):
-        try:
-            return os.path.getsize(self.log)
-        except FileNotFoundError:
-            return 0
+        return log_mark(self.log)
 
     def log_since(self, mark):
-        try:
-            with open(self.log, errors="replace") as f:
-                f.seek(mark)
-                return f.read().splitlines()
-        except FileNotFoundError:
-            return []
+        return lines_since(self.log, mark)
 
 
 # -------------------------------------------------------------------- CLI
