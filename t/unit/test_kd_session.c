@@ -316,9 +316,9 @@ START_TEST(tampered_truncated_garbage)
     char *bad = apr_pstrdup(kd_test_pool, cookie);
     size_t n = strlen(cookie), i;
 
-    /* Every single-character change is detected (but the last character:
-     * its unused low bits do not reach the bytes). */
-    for (i = 0; i + 1 < n; i++) {
+    /* Every single-character change is detected, the last one too: its
+     * unused low bits must be zero (one value, one spelling). */
+    for (i = 0; i < n; i++) {
         char keep = bad[i];
         bad[i] = keep == 'A' ? 'B' : 'A';
         ck_assert_msg(kd_session_open(kd_test_pool, k, site(), bad, NOW_MS, &out)
@@ -456,6 +456,22 @@ START_TEST(unknown_fields_skipped_known_fields_once)
     w.b[w.n++] = 200;
     ck_assert_int_eq(open_at(k, site(), hand_seal(2, "session", site(), w.b, w.n), NOW_MS),
                      KD_SESSION_MALFORMED);
+    /* Tag 0 is reserved: never written, never skipped. */
+    memset(&w, 0, sizeof(w));
+    session_fields(&w);
+    tlv_str(&w, 0, "x");
+    ck_assert_int_eq(open_at(k, site(), hand_seal(2, "session", site(), w.b, w.n), NOW_MS),
+                     KD_SESSION_MALFORMED);
+    /* Times beyond 2^40 s would overflow in milliseconds: refused. */
+    memset(&w, 0, sizeof(w));
+    method = KD_SESSION_KERBEROS;
+    tlv(&w, 1, &method, 1);
+    tlv_time(&w, 2, NOW_MS);
+    tlv_time(&w, 3, 1LL << 62);
+    tlv_str(&w, 4, "alice@EXAMPLE.TEST");
+    tlv_str(&w, 5, "HTTP/node1.example.test@EXAMPLE.TEST");
+    ck_assert_int_eq(open_at(k, site(), hand_seal(2, "session", site(), w.b, w.n), NOW_MS),
+                     KD_SESSION_MALFORMED);
 }
 END_TEST
 
@@ -467,6 +483,12 @@ START_TEST(refuses_to_seal_unusable_fields)
     ck_assert_ptr_nonnull(kd_session_seal(kd_test_pool, k, site(), &in));
     ck_assert_ptr_null(kd_session_seal(kd_test_pool, NULL, site(), &in));
     ck_assert_ptr_null(kd_session_seal(kd_test_pool, k, NULL, &in));
+    in.expires = 1LL << 62; /* would overflow in milliseconds */
+    ck_assert_ptr_null(kd_session_seal(kd_test_pool, k, site(), &in));
+    in = alice();
+    in.issued_ms = 0;
+    ck_assert_ptr_null(kd_session_seal(kd_test_pool, k, site(), &in));
+    in = alice();
     in.principal = "";
     ck_assert_ptr_null(kd_session_seal(kd_test_pool, k, site(), &in));
     in.principal = NULL;
