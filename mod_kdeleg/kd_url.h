@@ -11,8 +11,12 @@
 
 /* The query parameter that carries the way back on the node leg. */
 #define KD_RETURN_PARAM "kdeleg-return"
-/* The marker on the way back: never send this request to the node again. */
-#define KD_BOUNCED_PARAM "kdeleg-bounced"
+/* The hash of the virtual name's state cookie, carried on the node leg. */
+#define KD_STATE_PARAM "kdeleg-state"
+/* The one-time transfer token on the way back to the virtual name. It is
+ * taken out of the request before any handler runs, and its presence
+ * means "never send this request to the node again". */
+#define KD_TRANSFER_PARAM "kdeleg-transfer"
 
 typedef struct {
     const char *scheme; /* "http", "https", or NULL: the request's own */

@@ -58,6 +58,7 @@ static int post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, s
     if (ap_state_query(AP_SQ_MAIN_STATE) != AP_SQ_MS_CREATE_PRE_CONFIG
         && ((rv = kd_cache_post_config(pconf, ptemp, s)) != OK
             || (rv = kd_replay_post_config(pconf, s)) != OK
+            || (rv = kd_revoke_post_config(pconf, s)) != OK
             || (rv = kd_status_post_config(pconf, s)) != OK))
         return rv;
     if (ap_state_query(AP_SQ_MAIN_STATE) != AP_SQ_MS_CREATE_PRE_CONFIG)
@@ -70,6 +71,7 @@ static int post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, s
 static int pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
 {
     return kd_cache_pre_config(pconf) == APR_SUCCESS && kd_replay_pre_config(pconf) == APR_SUCCESS
+                   && kd_revoke_pre_config(pconf) == APR_SUCCESS
                ? OK : HTTP_INTERNAL_SERVER_ERROR;
 }
 
@@ -78,6 +80,7 @@ static void child_init(apr_pool_t *pchild, server_rec *s)
     kd_auth_child_init(pchild);
     kd_cache_child_init(pchild, s);
     kd_replay_child_init(pchild, s);
+    kd_revoke_child_init(pchild, s);
     kd_s4u_child_init(pchild);
 }
 

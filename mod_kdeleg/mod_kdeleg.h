@@ -60,6 +60,8 @@ typedef struct {
     const kd_session_keys *session_keys; /* parsed from session_key_file */
     int session_lifetime;          /* KdelegSessionLifetime seconds; KD_UNSET = unset */
     const char *cookie_domain;     /* KdelegCookieDomain; NULL = unset */
+    const char *session_scope;     /* KdelegSessionScope; NULL = unset, "" = the default */
+    const char *session_logout;    /* KdelegSessionLogout path; NULL = unset, "" = none */
     /* Diagnostics. */
     int selftest;                  /* KdelegSelfTest; KD_UNSET = unset (Off) */
     const char *selftest_user;     /* KdelegSelfTestUser; NULL = unset */
@@ -120,7 +122,13 @@ const apr_array_header_t *kd_conf_server_spns(apr_pool_t *p, server_rec *s,
     AP_INIT_TAKE1("KdelegSessionLifetime", kd_set_session_lifetime, NULL, RSRC_CONF,           \
                   "session cookie lifetime in seconds (never beyond the user's ticket)"),      \
     AP_INIT_TAKE1("KdelegCookieDomain", kd_set_cookie_domain, NULL, RSRC_CONF,                 \
-                  "cookie domain covering the node names and the virtual names")
+                  "opt-in cookie domain for session cookies (default: host-only)"),            \
+    AP_INIT_TAKE1("KdelegSessionScope", kd_set_session_scope, NULL, RSRC_CONF | ACCESS_CONF,   \
+                  "name of the session scope several locations share ([A-Za-z0-9_-], or "      \
+                  "'default')"),                                                               \
+    AP_INIT_TAKE1("KdelegSessionLogout", kd_set_session_logout, NULL, RSRC_CONF | ACCESS_CONF, \
+                  "URL path whose GET ends the session: cookie cleared, session revoked on "   \
+                  "this node ('none' to switch off)")
 const char *kd_set_virtual_name(cmd_parms *cmd, void *dconf, const char *arg);
 const char *kd_set_node_name(cmd_parms *cmd, void *dconf, const char *arg);
 const char *kd_set_fqdn_redirect(cmd_parms *cmd, void *dconf, int on);
@@ -128,6 +136,8 @@ const char *kd_set_session(cmd_parms *cmd, void *dconf, int on);
 const char *kd_set_session_key_file(cmd_parms *cmd, void *dconf, const char *arg);
 const char *kd_set_session_lifetime(cmd_parms *cmd, void *dconf, const char *arg);
 const char *kd_set_cookie_domain(cmd_parms *cmd, void *dconf, const char *arg);
+const char *kd_set_session_scope(cmd_parms *cmd, void *dconf, const char *arg);
+const char *kd_set_session_logout(cmd_parms *cmd, void *dconf, const char *arg);
 void kd_session_conf_merge(kd_dir_conf *conf, const kd_dir_conf *base, const kd_dir_conf *add);
 int kd_session_check_config(apr_pool_t *p, server_rec *s);
 /* Takes the session cookie out of every request's headers (kept for us). */
@@ -204,6 +214,15 @@ int kd_replay_pre_config(apr_pool_t *pconf);
 int kd_replay_post_config(apr_pool_t *pconf, server_rec *s);
 void kd_replay_child_init(apr_pool_t *pchild, server_rec *s);
 int kd_replay_active(void);
+/* Revoked sessions (mod_kdeleg_revoke.c). kd_is_revoked fails closed (1)
+ * when the table cannot be read; kd_revoke_principal returns 1 when the
+ * table was full and its floor rose, -1 without a table. */
+int kd_revoke_pre_config(apr_pool_t *pconf);
+int kd_revoke_post_config(apr_pool_t *pconf, server_rec *s);
+void kd_revoke_child_init(apr_pool_t *pchild, server_rec *s);
+int kd_is_revoked(const char *principal, long long issued_ms);
+int kd_revoke_principal(request_rec *r, const char *principal, long long before_ms,
+                        long long until);
 int kd_replay_seen(const unsigned char tag[KD_REPLAY_TAG_BYTES]);
 kd_replay_result kd_replay_record(const unsigned char tag[KD_REPLAY_TAG_BYTES]);
 

@@ -2,21 +2,27 @@
  * node of a site opens (KdelegSession, KdelegSessionKeyFile), and the
  * FQDN fallback: a client that cannot use Kerberos on the virtual name
  * (NTLM, or a ticket this node has no key for) is sent to this node's own
- * name, authenticates there, gets a session for the site and is sent back
- * to the virtual name, so bookmarks stay on the VIP.
+ * name, authenticates there, and comes back to the virtual name with a
+ * one-time transfer token, so bookmarks stay on the VIP and no cookie
+ * ever needs a Domain.
  *
  *   client --GET vip/path--> node: NTLM or unusable ticket
- *          <-302 node1/path?kdeleg-return=http%3A%2F%2Fvip
- *          --GET node1/path?kdeleg-return=...--> 401 Negotiate, then Kerberos
- *          <-302 vip/path?kdeleg-bounced=1 + Set-Cookie kdeleg_session
- *                                               (Domain=KdelegCookieDomain)
- *          --GET vip/path?kdeleg-bounced=1, cookie--> any node
- *          <-302 /path (the marker removed: bookmarks stay clean)
+ *          <-302 node1/path?kdeleg-return=<vip origin>&kdeleg-state=<H(state)>
+ *              + Set-Cookie kdeleg_state (host-only on vip, 120 s)
+ *          --GET node1/path?...--> 401 Negotiate, then Kerberos on node1
+ *          <-302 vip/path?kdeleg-transfer=<sealed token: user, origin, H, id; 60 s>
+ *          --GET vip/path?kdeleg-transfer=..., kdeleg_state--> any node:
+ *              the token is taken out of the request before any handler,
+ *              opened, checked against the origin and the state cookie,
+ *              spent (once per node), and exchanged for a host-only cookie
+ *          <-302 /path + Set-Cookie kdeleg_session (__Host- on https),
+ *              Referrer-Policy: no-referrer, Cache-Control: no-store
  *          --GET vip/path, cookie--> any node: 200 as the user
  *
- * The marker makes a loop impossible even for a client that drops
- * cookies: a request that carries it is never sent to the node again.
- */
+ * A request that carried a token is never sent to the node again, so a
+ * client that drops cookies cannot loop. The state cookie stops login
+ * CSRF: a token minted for the attacker's own login opens only in the
+ * browser that started that bounce. */
 #include "mod_kdeleg.h"
 
 #include <string.h>
@@ -31,6 +37,10 @@
 #include <apr_time.h>
 
 #include "kd_causes.h"
+#include "kd_gss.h"
+#include "kd_replay.h"
+#include "kd_seal.h"
+#include <openssl/crypto.h>
 
 APLOG_USE_MODULE(kdeleg);
 
@@ -38,6 +48,7 @@ APLOG_USE_MODULE(kdeleg);
 #define MIN_TICKET_LEFT 60         /* no session from a ticket about to expire */
 #define MAX_KEY_FILE (64 * 1024)
 #define MAX_COOKIES_TRIED 4        /* of our name, in one request */
+#define STATE_SECONDS 120          /* the state cookie: one bounce, generously timed */
 
 /* ------------------------------------------------------------ directives */
 
@@ -150,6 +161,38 @@ const char *kd_set_cookie_domain(cmd_parms *cmd, void *dconf, const char *arg)
     return NULL;
 }
 
+/* "default" (or "") is the vhost's own scope; another name is shared by
+ * the locations that give it, and names the cookie. */
+const char *kd_set_session_scope(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    kd_dir_conf *conf = dconf;
+
+    if (strcasecmp(arg, "default") == 0 || *arg == '\0') {
+        conf->session_scope = "";
+        return NULL;
+    }
+    if (!kd_session_scope_name_ok(arg))
+        return apr_pstrcat(cmd->pool, "KdelegSessionScope: '", arg, "' is not a scope name "
+                           "(1 to 32 of A-Z a-z 0-9 _ -, or 'default')", NULL);
+    conf->session_scope = arg;
+    return NULL;
+}
+
+const char *kd_set_session_logout(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    kd_dir_conf *conf = dconf;
+
+    if (strcasecmp(arg, "none") == 0) {
+        conf->session_logout = "";
+        return NULL;
+    }
+    if (arg[0] != '/' || strchr(arg, '?') || strchr(arg, '#'))
+        return apr_pstrcat(cmd->pool, "KdelegSessionLogout: '", arg, "' is not a URL path "
+                           "(e.g. /logout), or 'none'", NULL);
+    conf->session_logout = arg;
+    return NULL;
+}
+
 void kd_session_conf_merge(kd_dir_conf *conf, const kd_dir_conf *base, const kd_dir_conf *add)
 {
     conf->virtual_names = add->virtual_names ? add->virtual_names : base->virtual_names;
@@ -163,7 +206,10 @@ void kd_session_conf_merge(kd_dir_conf *conf, const kd_dir_conf *base, const kd_
     conf->session_lifetime = add->session_lifetime != KD_UNSET ? add->session_lifetime
                                                                : base->session_lifetime;
     conf->cookie_domain = add->cookie_domain ? add->cookie_domain : base->cookie_domain;
+    conf->session_scope = add->session_scope ? add->session_scope : base->session_scope;
+    conf->session_logout = add->session_logout ? add->session_logout : base->session_logout;
 }
+
 
 /* ------------------------------------------------------------ start-up check */
 
@@ -177,30 +223,44 @@ static int domain_covers(const char *domain, const char *host)
     return h > d && host[h - d - 1] == '.' && strcasecmp(host + h - d, domain) == 0;
 }
 
-static const char *fallback_problem(apr_pool_t *p, const kd_dir_conf *conf)
+static int sessions_on(const kd_dir_conf *conf)
 {
-    int i;
+    return conf->session == 1 && conf->session_keys != NULL;
+}
 
+static const char *fallback_problem(const kd_dir_conf *conf)
+{
     if (conf->virtual_names == NULL)
         return "KdelegVirtualName is not set";
     if (conf->node_name == NULL)
         return "KdelegNodeName is not set";
-    if (conf->session != 1 || conf->session_keys == NULL)
+    if (!sessions_on(conf))
         return "the way back to the virtual name needs KdelegSession On and "
                "KdelegSessionKeyFile";
-    if (conf->cookie_domain == NULL)
-        return "KdelegCookieDomain is not set: a session made on the node name would not "
-               "reach the virtual name";
-    if (!domain_covers(conf->cookie_domain, conf->node_name->host))
-        return apr_psprintf(p, "KdelegCookieDomain %s does not cover the node name %s",
-                            conf->cookie_domain, conf->node_name->host);
-    for (i = 0; i < conf->virtual_names->nelts; i++) {
+    return NULL;
+}
+
+/* An opt-in cookie domain must at least cover the names it is for. */
+static const char *domain_problem(apr_pool_t *p, const kd_dir_conf *conf)
+{
+    int i;
+
+    for (i = 0; conf->cookie_domain && conf->virtual_names && i < conf->virtual_names->nelts;
+         i++) {
         const char *v = APR_ARRAY_IDX(conf->virtual_names, i, const char *);
         if (!domain_covers(conf->cookie_domain, v))
             return apr_psprintf(p, "KdelegCookieDomain %s does not cover the virtual name %s",
                                 conf->cookie_domain, v);
     }
     return NULL;
+}
+
+static int config_error(server_rec *s, const char *what, const char *problem)
+{
+    ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_EMERG, 0, s, KDLOGNO(00211)
+                 "%s:%d: %s: %s", s->defn_name ? s->defn_name : "?", s->defn_line_number, what,
+                 problem);
+    return HTTP_INTERNAL_SERVER_ERROR;
 }
 
 int kd_session_check_config(apr_pool_t *p, server_rec *s)
@@ -219,92 +279,75 @@ int kd_session_check_config(apr_pool_t *p, server_rec *s)
                          "on every node)", s->defn_name ? s->defn_name : "?", s->defn_line_number);
             status = HTTP_INTERNAL_SERVER_ERROR;
         }
-        if (conf->fqdn_redirect == 1 && (problem = fallback_problem(p, conf)) != NULL) {
-            ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_EMERG, 0, s, KDLOGNO(00211)
-                         "%s:%d: KdelegFQDNRedirect On: %s", s->defn_name ? s->defn_name : "?",
-                         s->defn_line_number, problem);
-            status = HTTP_INTERNAL_SERVER_ERROR;
-        }
+        if (conf->fqdn_redirect == 1 && (problem = fallback_problem(conf)) != NULL)
+            status = config_error(s, "KdelegFQDNRedirect On", problem);
+        if ((problem = domain_problem(p, conf)) != NULL)
+            status = config_error(s, "KdelegCookieDomain", problem);
     }
     return status;
 }
 
-/* ------------------------------------------------------------ cookies */
-
-/* The site a session belongs to: the virtual name every node serves, so
- * a cookie sealed on node1 opens on node2; else this server's name. */
-static const char *site_of(request_rec *r, const kd_dir_conf *conf)
-{
-    if (conf->virtual_names && conf->virtual_names->nelts > 0)
-        return APR_ARRAY_IDX(conf->virtual_names, 0, const char *);
-    return r->server->server_hostname;
-}
-
-static int sessions_on(const kd_dir_conf *conf)
-{
-    return conf->session == 1 && conf->session_keys != NULL;
-}
-
-typedef struct {
-    const char *name;
-    apr_array_header_t *values;
-} cookie_search;
-
-static int collect_cookie(void *baton, const char *key, const char *header)
-{
-    cookie_search *cs = baton;
-    size_t name_len = strlen(cs->name);
-    char *copy = apr_pstrdup(cs->values->pool, header), *state = NULL, *item;
-
-    for (item = apr_strtok(copy, ";", &state); item; item = apr_strtok(NULL, ";", &state)) {
-        while (*item == ' ' || *item == '\t')
-            item++;
-        if (strncmp(item, cs->name, name_len) == 0 && item[name_len] == '=') {
-            char *v = item + name_len + 1, *end = v + strlen(v);
-            while (end > v && (end[-1] == ' ' || end[-1] == '\t'))
-                *--end = '\0';
-            if (cs->values->nelts < MAX_COOKIES_TRIED)
-                APR_ARRAY_PUSH(cs->values, const char *) = v;
-        }
-    }
-    return 1;
-}
-
-static apr_array_header_t *cookies_named(request_rec *r, const char *name)
-{
-    cookie_search cs = {name, apr_array_make(r->pool, 2, sizeof(const char *))};
-
-    apr_table_do(collect_cookie, &cs, r->headers_in, "Cookie", NULL);
-    return cs.values;
-}
-
 /* ------------------------------------------------------------ the bearer cookie stays here
  *
- * The session cookie is a bearer credential for this front end only. It is
- * taken out of the request headers before anything else sees them, on every
- * request of every virtual host: mod_proxy would forward it to back ends,
- * CGIs would see it in HTTP_COOKIE, and any of them could replay it here.
- * Its values are kept on the connection's request pool, which internal
- * redirects share, and looked up through r->main for subrequests. */
+ * Session and state cookies are credentials for this front end only, and
+ * so is a transfer token. They are taken out of the request before
+ * anything else sees it, on every request of every virtual host: mod_proxy
+ * would forward them to back ends, CGIs would see them in HTTP_COOKIE or
+ * QUERY_STRING, the access log would keep the token, and any of those could
+ * replay them here. What was taken is kept on the request pool, which
+ * internal redirects share, and found through r->main for subrequests. */
 
-#define KD_SESSION_VALUES "kdeleg-session-values"
+#define KD_TAKEN "kdeleg-taken"
 
-/* One Cookie header without our cookie's items; NULL when nothing is left. */
-static const char *without_session(apr_pool_t *p, const char *header)
+typedef struct {
+    apr_table_t *cookies;      /* our cookies by their full name */
+    const char *transfer;      /* the kdeleg-transfer value, or NULL */
+    int transfer_tried;        /* redeemed (or refused) once already */
+} kd_taken;
+
+/* Names we own: [__Host-|__Secure-]kdeleg_session[_NAME] and
+ * [__Host-|__Secure-]kdeleg_state. */
+static int ours(const char *name, size_t n)
+{
+    static const char *const prefixes[] = {"", KD_HOST_PREFIX, KD_SECURE_PREFIX};
+    size_t i, sl = strlen(KD_SESSION_COOKIE), tl = strlen(KD_STATE_COOKIE);
+
+    for (i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++) {
+        size_t pl = strlen(prefixes[i]);
+        if (n < pl || strncmp(name, prefixes[i], pl) != 0)
+            continue;
+        if ((n - pl == sl || (n - pl > sl && name[pl + sl] == '_'))
+            && strncmp(name + pl, KD_SESSION_COOKIE, sl) == 0)
+            return 1;
+        if (n - pl == tl && strncmp(name + pl, KD_STATE_COOKIE, tl) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* One Cookie header without our items (kept in taken); NULL when nothing
+ * is left. */
+static const char *split_cookie_header(apr_pool_t *p, const char *header, apr_table_t *taken)
 {
     char *copy = apr_pstrdup(p, header), *state = NULL, *item;
-    size_t n = strlen(KD_SESSION_COOKIE);
     const char *kept = NULL;
 
     for (item = apr_strtok(copy, ";", &state); item; item = apr_strtok(NULL, ";", &state)) {
-        const char *name = item;
-        while (*name == ' ' || *name == '\t')
-            name++;
-        if (strncmp(name, KD_SESSION_COOKIE, n) == 0 && name[n] == '=')
+        char *eq;
+        while (*item == ' ' || *item == '\t')
+            item++;
+        if (*item == '\0')
             continue;
-        if (*name == '\0')
+        eq = strchr(item, '=');
+        if (eq && ours(item, (size_t)(eq - item))) {
+            char *end = eq + 1 + strlen(eq + 1);
+            while (end > eq + 1 && (end[-1] == ' ' || end[-1] == '\t'))
+                *--end = '\0';
+            if (apr_table_elts(taken)->nelts < 4 * MAX_COOKIES_TRIED)
+                apr_table_addn(taken, apr_pstrmemdup(p, item, (apr_size_t)(eq - item)), eq + 1);
             continue;
-        kept = kept ? apr_pstrcat(p, kept, "; ", name, NULL) : name;
+        }
+        kept = kept ? apr_pstrcat(p, kept, "; ", item, NULL) : item;
     }
     return kept;
 }
@@ -315,91 +358,259 @@ static int collect_header(void *baton, const char *key, const char *value)
     return 1;
 }
 
-static int strip_session_cookie(request_rec *r)
+static void take_cookies(request_rec *r, kd_taken *t)
 {
-    apr_array_header_t *values = cookies_named(r, KD_SESSION_COOKIE), *headers;
+    apr_array_header_t *headers = apr_array_make(r->pool, 2, sizeof(const char *));
+    apr_array_header_t *kept = apr_array_make(r->pool, 2, sizeof(const char *));
     int i;
 
-    if (values->nelts == 0)
-        return DECLINED;
-    apr_pool_userdata_setn(values, KD_SESSION_VALUES, NULL, r->pool);
-    headers = apr_array_make(r->pool, 2, sizeof(const char *));
     apr_table_do(collect_header, headers, r->headers_in, "Cookie", NULL);
+    for (i = 0; i < headers->nelts; i++)
+        APR_ARRAY_PUSH(kept, const char *) = split_cookie_header(
+            r->pool, APR_ARRAY_IDX(headers, i, const char *), t->cookies);
+    if (apr_is_empty_table(t->cookies))
+        return; /* none of ours: the headers stay byte for byte */
     apr_table_unset(r->headers_in, "Cookie");
-    for (i = 0; i < headers->nelts; i++) {
-        const char *kept = without_session(r->pool, APR_ARRAY_IDX(headers, i, const char *));
-        if (kept)
-            apr_table_addn(r->headers_in, "Cookie", kept);
-    }
+    for (i = 0; i < kept->nelts; i++)
+        if (APR_ARRAY_IDX(kept, i, const char *))
+            apr_table_addn(r->headers_in, "Cookie", APR_ARRAY_IDX(kept, i, const char *));
+}
+
+/* The token leaves r->args, the parsed and unparsed URI and the request
+ * line (which the access log prints). */
+static void take_transfer(request_rec *r, kd_taken *t)
+{
+    const char *value, *rest;
+
+    if (r->args == NULL || strstr(r->args, KD_TRANSFER_PARAM) == NULL)
+        return;
+    rest = kd_query_take(r->pool, r->args, KD_TRANSFER_PARAM, &value);
+    if (value == NULL)
+        return;
+    t->transfer = value;
+    r->args = (char *)rest;
+    r->parsed_uri.query = (char *)rest;
+    r->unparsed_uri = apr_pstrcat(r->pool, r->parsed_uri.path ? r->parsed_uri.path : "/",
+                                  rest ? "?" : "", rest ? rest : "", NULL);
+    r->the_request = apr_pstrcat(r->pool, r->method, " ", r->unparsed_uri,
+                                 r->protocol ? " " : "", r->protocol ? r->protocol : "", NULL);
+}
+
+static int take_credentials(request_rec *r)
+{
+    kd_taken *t = apr_pcalloc(r->pool, sizeof(*t));
+
+    t->cookies = apr_table_make(r->pool, 2);
+    take_cookies(r, t);
+    take_transfer(r, t);
+    if (!apr_is_empty_table(t->cookies) || t->transfer)
+        apr_pool_userdata_setn(t, KD_TAKEN, NULL, r->pool);
     return DECLINED;
 }
 
-/* The session cookie values this request arrived with. */
-static apr_array_header_t *session_values(request_rec *r)
+static kd_taken *taken_of(request_rec *r)
 {
-    void *values = NULL;
+    void *t = NULL;
 
     while (r->main)
         r = r->main;
-    apr_pool_userdata_get(&values, KD_SESSION_VALUES, r->pool);
-    return values ? values : cookies_named(r, KD_SESSION_COOKIE);
+    apr_pool_userdata_get(&t, KD_TAKEN, r->pool);
+    return t;
 }
+
+static int push_value(void *baton, const char *key, const char *value)
+{
+    apr_array_header_t *values = baton;
+
+    if (values->nelts < MAX_COOKIES_TRIED)
+        APR_ARRAY_PUSH(values, const char *) = value;
+    return 1;
+}
+
+/* The values this request arrived with for cookie `name` (exact name). */
+static apr_array_header_t *cookie_values(request_rec *r, const char *name)
+{
+    apr_array_header_t *values = apr_array_make(r->pool, 2, sizeof(const char *));
+    kd_taken *t = taken_of(r);
+
+    if (t)
+        apr_table_do(push_value, values, t->cookies, name, NULL);
+    return values;
+}
+
+static void logout_register_hooks(apr_pool_t *p);
 
 void kd_session_register_hooks(apr_pool_t *p)
 {
     /* first: before any module reads or copies the request headers */
-    ap_hook_post_read_request(strip_session_cookie, NULL, NULL, APR_HOOK_REALLY_FIRST);
+    ap_hook_post_read_request(take_credentials, NULL, NULL, APR_HOOK_REALLY_FIRST);
+    logout_register_hooks(p);
 }
+
+/* ------------------------------------------------------------ scope and cookies */
 
 static int is_https(request_rec *r)
 {
     return strcmp(ap_http_scheme(r), "https") == 0;
 }
 
+/* The host a cookie is minted for: the virtual name the client asked for,
+ * in its configured spelling; else this virtual host's ServerName. */
+static const char *scope_host(request_rec *r, const kd_dir_conf *conf)
+{
+    int i;
+
+    for (i = 0; conf->virtual_names && r->hostname && i < conf->virtual_names->nelts; i++) {
+        const char *v = APR_ARRAY_IDX(conf->virtual_names, i, const char *);
+        if (strcasecmp(v, r->hostname) == 0)
+            return v;
+    }
+    return r->server->server_hostname;
+}
+
+/* The port a cookie is bound to: the one ServerName pins (ServerName
+ * https://vip:443 behind a TLS-terminating balancer), else the port the
+ * connection arrived on. Never the Host header's: a client must not be
+ * able to present a cookie minted on :8443 to the virtual host on :443. */
+static int scope_port(request_rec *r)
+{
+    if (r->server->port)
+        return r->server->port;
+    if (r->connection->local_addr && r->connection->local_addr->port)
+        return r->connection->local_addr->port;
+    return is_https(r) ? 443 : 80;
+}
+
+/* The port the client sees, for URLs we send it to: the Host header's,
+ * else the scheme's default. */
+static int client_port(request_rec *r)
+{
+    const char *host;
+    int port = 0;
+
+    if (kd_host_header_split(r->pool, apr_table_get(r->headers_in, "Host"), &host, &port) == 0
+        && port)
+        return port;
+    return is_https(r) ? 443 : 80;
+}
+
+/* The site's own SPNs: those for the scope's host. A node's own SPNs never
+ * enter a virtual name's scope, so every node opens the VIP's cookies. */
+static const apr_array_header_t *scope_spns(request_rec *r, const kd_dir_conf *conf,
+                                            const char *host)
+{
+    const apr_array_header_t *spns = kd_conf_spns(r, conf);
+    apr_array_header_t *out = apr_array_make(r->pool, 2, sizeof(const char *));
+    int i;
+
+    for (i = 0; i < spns->nelts; i++) {
+        const kd_spn *spn = &APR_ARRAY_IDX(spns, i, kd_spn);
+        if (strcasecmp(spn->host, host) == 0)
+            APR_ARRAY_PUSH(out, const char *) = kd_spn_unparse(r->pool, spn);
+    }
+    return out;
+}
+
+static const char *scope_name(const kd_dir_conf *conf)
+{
+    return conf->session_scope ? conf->session_scope : "";
+}
+
+static const char *scope_of(request_rec *r, const kd_dir_conf *conf)
+{
+    const char *host = scope_host(r, conf);
+
+    return kd_session_scope(r->pool, ap_http_scheme(r), host, scope_port(r), scope_name(conf),
+                            scope_spns(r, conf, host));
+}
+
+/* The origin a transfer token is bound to: what the client sees. */
+static const char *origin_of(request_rec *r, const char *host)
+{
+    kd_origin o;
+
+    o.scheme = ap_http_scheme(r);
+    o.host = host;
+    o.port = client_port(r);
+    return kd_origin_unparse(r->pool, &o, o.scheme);
+}
+
+/* __Host- on https (host-only, Path=/, Secure: no sibling host can set or
+ * shadow it); __Secure- on https with an opt-in domain. */
+static const char *cookie_name(request_rec *r, const kd_dir_conf *conf, const char *base)
+{
+    if (!is_https(r))
+        return base;
+    return apr_pstrcat(r->pool, conf->cookie_domain ? KD_SECURE_PREFIX : KD_HOST_PREFIX, base,
+                       NULL);
+}
+
+static const char *session_cookie_name(request_rec *r, const kd_dir_conf *conf)
+{
+    const char *name = scope_name(conf);
+
+    return cookie_name(r, conf, *name ? apr_pstrcat(r->pool, KD_SESSION_COOKIE "_", name, NULL)
+                                      : KD_SESSION_COOKIE);
+}
+
 static void set_cookie(request_rec *r, const kd_dir_conf *conf, const char *name,
                        const char *value, apr_time_t expires, int with_domain)
 {
     char date[APR_RFC822_DATE_LEN];
+    int domain = with_domain && conf->cookie_domain && !is_https(r);
 
+    /* a __Secure- name may carry the domain; a __Host- one never does */
+    if (with_domain && conf->cookie_domain && is_https(r))
+        domain = strncmp(name, KD_SECURE_PREFIX, strlen(KD_SECURE_PREFIX)) == 0;
     apr_rfc822_date(date, expires);
     apr_table_add(r->err_headers_out, "Set-Cookie",
                   apr_pstrcat(r->pool, name, "=", value, "; Path=/",
-                              with_domain && conf->cookie_domain ? "; Domain=" : "",
-                              with_domain && conf->cookie_domain ? conf->cookie_domain : "",
+                              domain ? "; Domain=" : "", domain ? conf->cookie_domain : "",
                               "; Expires=", date, "; HttpOnly; SameSite=Lax",
                               is_https(r) ? "; Secure" : "", NULL));
     /* Responses that set a session must never be stored by a cache. */
     apr_table_setn(r->err_headers_out, "Cache-Control", "no-store");
 }
 
+static void clear_cookie(request_rec *r, const kd_dir_conf *conf, const char *name)
+{
+    set_cookie(r, conf, name, "", 0, 0);
+    if (conf->cookie_domain)
+        set_cookie(r, conf, name, "", 0, 1);
+}
+
 /* ------------------------------------------------------------ sessions */
 
-static void log_invalid(request_rec *r, kd_session_status st, const kd_session *s)
+static void log_invalid(request_rec *r, const char *what, const char *why, const char *principal)
 {
     const kd_cause_info *info = kd_cause_get(KD_CAUSE_SESSION_INVALID);
 
     ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, KDLOGNO(00703)
-                  "kdeleg(%s, %s, -): session cookie ignored: cause %s: %s%s%s; the client "
+                  "kdeleg(%s, %s, -): %s ignored: cause %s: %s%s%s; the client "
                   "re-authenticates with Kerberos",
-                  r->server->server_hostname, r->useragent_ip, info->name,
-                  kd_session_status_str(st), s->principal ? " for " : "",
-                  s->principal ? ap_escape_logitem(r->pool, s->principal) : "");
+                  r->server->server_hostname, r->useragent_ip, what, info->name, why,
+                  principal ? " for " : "", principal ? ap_escape_logitem(r->pool, principal) : "");
 }
 
-/* REMOTE_USER for a session: as KdelegRemoteUser says here. auth_to_local
- * was applied by the node that issued the session. */
-static const char *session_user(request_rec *r, const kd_dir_conf *conf, const kd_session *s)
+/* REMOTE_USER for a session, as KdelegRemoteUser says where it is used:
+ * the cookie holds the principal only. */
+static const char *session_user(request_rec *r, const kd_dir_conf *conf, const char *principal)
 {
-    const char *at = strrchr(s->principal, '@');
+    const char *at = strrchr(principal, '@'), *local;
 
     switch (kd_conf_remote_user(conf)) {
     case KD_REMOTE_USER_SHORT:
-        return at ? apr_pstrmemdup(r->pool, s->principal, (apr_size_t)(at - s->principal))
-                  : s->principal;
+        return at ? apr_pstrmemdup(r->pool, principal, (apr_size_t)(at - principal)) : principal;
     case KD_REMOTE_USER_LOCAL:
-        return s->user;
+        if ((local = kd_gss_local_name(r->pool, principal)) != NULL)
+            return local;
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, KDLOGNO(00302)
+                      "kdeleg(%s, %s, -): no auth_to_local mapping for %s; using the full "
+                      "principal as REMOTE_USER", r->server->server_hostname, r->useragent_ip,
+                      ap_escape_logitem(r->pool, principal));
+        return principal;
     default:
-        return s->principal;
+        return principal;
     }
 }
 
@@ -409,7 +620,7 @@ static kd_auth_state *state_from(request_rec *r, const kd_dir_conf *conf, const 
     const char *at = strrchr(s->spn, '@');
 
     st->principal = s->principal;
-    st->user = session_user(r, conf, s);
+    st->user = session_user(r, conf, s->principal);
     st->spn = s->spn;
     st->ticket_sname = at ? apr_pstrmemdup(r->pool, s->spn, (apr_size_t)(at - s->spn)) : s->spn;
     st->ticket_realm = at ? at + 1 : NULL;
@@ -440,37 +651,32 @@ static int session_delegation(request_rec *r, const kd_dir_conf *conf, kd_auth_s
     return rechallenge(r, st);
 }
 
-static int fallback_step(request_rec *r, const kd_dir_conf *conf);
-
-int kd_session_authenticate(request_rec *r, const kd_dir_conf *conf)
+static long long now_ms(void)
 {
-    apr_array_header_t *values;
-    kd_session s;
-    kd_session_status st = KD_SESSION_MALFORMED;
-    kd_auth_state *state;
-    int i, status;
+    return (long long)(apr_time_now() / 1000);
+}
 
-    if (!sessions_on(conf))
-        return DECLINED;
-    values = session_values(r);
+/* The first of the request's cookies for this scope that opens. */
+static kd_session_status open_session(request_rec *r, const kd_dir_conf *conf,
+                                      apr_array_header_t *values, kd_session *s)
+{
+    const char *scope = scope_of(r, conf);
+    kd_session_status st = KD_SESSION_MALFORMED;
+    int i;
+
     for (i = 0; i < values->nelts; i++) {
-        st = kd_session_open(r->pool, conf->session_keys, site_of(r, conf),
-                             APR_ARRAY_IDX(values, i, const char *), apr_time_sec(apr_time_now()),
-                             &s);
+        st = kd_session_open(r->pool, conf->session_keys, scope,
+                             APR_ARRAY_IDX(values, i, const char *), now_ms(), s);
         if (st == KD_SESSION_OK)
             break;
     }
-    if (values->nelts == 0)
-        return DECLINED;
-    if (st != KD_SESSION_OK) {
-        log_invalid(r, st, &s);
-        /* Tell the browser to drop it, host-only and domain copies alike. */
-        set_cookie(r, conf, KD_SESSION_COOKIE, "", 0, 0);
-        if (conf->cookie_domain)
-            set_cookie(r, conf, KD_SESSION_COOKIE, "", 0, 1);
-        return DECLINED;
-    }
-    state = state_from(r, conf, &s);
+    return st;
+}
+
+static int use_session(request_rec *r, const kd_dir_conf *conf, const kd_session *s)
+{
+    kd_auth_state *state = state_from(r, conf, s);
+
     kd_note(KD_STAT_SESSION_OK);
     /* A shared cache never stores an answer to a request carrying
      * Authorization (RFC 9111 3.5), but nothing stops it storing one to a
@@ -480,51 +686,100 @@ int kd_session_authenticate(request_rec *r, const kd_dir_conf *conf)
     r->user = apr_pstrdup(r->pool, state->user);
     r->ap_auth_type = KD_AUTH_TYPE;
     kd_set_identity(r, state);
-    if ((status = session_delegation(r, conf, state)) != OK)
-        return status;
-    return fallback_step(r, conf);
+    return session_delegation(r, conf, state);
 }
 
-static void issue(request_rec *r, const kd_dir_conf *conf, const kd_auth_state *st,
-                  long ticket_seconds_left)
+static int redeem_transfer(request_rec *r, const kd_dir_conf *conf);
+
+int kd_session_authenticate(request_rec *r, const kd_dir_conf *conf)
+{
+    const char *name;
+    apr_array_header_t *values;
+    kd_session s;
+    kd_session_status st;
+    int status;
+
+    if (!sessions_on(conf))
+        return DECLINED;
+    if ((status = redeem_transfer(r, conf)) != DECLINED)
+        return status;
+    name = session_cookie_name(r, conf);
+    values = cookie_values(r, name);
+    if (values->nelts == 0)
+        return DECLINED;
+    st = open_session(r, conf, values, &s);
+    if (st == KD_SESSION_OK && kd_is_revoked(s.principal, s.issued_ms)) {
+        log_invalid(r, "session cookie", "revoked (KdelegSessionLogout on this node)",
+                    s.principal);
+        clear_cookie(r, conf, name);
+        return DECLINED;
+    }
+    if (st != KD_SESSION_OK) {
+        log_invalid(r, "session cookie", kd_session_status_str(st), s.principal);
+        /* Tell the browser to drop it, host-only and domain copies alike. */
+        clear_cookie(r, conf, name);
+        return DECLINED;
+    }
+    return use_session(r, conf, &s);
+}
+
+static long session_lifetime(const kd_dir_conf *conf, long ticket_seconds_left)
 {
     long lifetime = conf->session_lifetime != KD_UNSET ? conf->session_lifetime
                                                        : DEFAULT_LIFETIME;
+
+    if (ticket_seconds_left < MIN_TICKET_LEFT)
+        return 0; /* unknown or about to end: no session to outlive it */
+    return ticket_seconds_left < lifetime ? ticket_seconds_left : lifetime;
+}
+
+/* Seal and set the session cookie for this request's scope. */
+static int issue_session(request_rec *r, const kd_dir_conf *conf, const char *principal,
+                         const char *spn, kd_session_method method, long lifetime)
+{
     kd_session s;
     const char *value;
 
-    if (ticket_seconds_left < MIN_TICKET_LEFT)
-        return; /* unknown or about to end: no session to outlive it */
-    if (ticket_seconds_left < lifetime)
-        lifetime = ticket_seconds_left;
-    s.method = KD_SESSION_KERBEROS;
-    s.issued = apr_time_sec(apr_time_now());
-    s.expires = s.issued + lifetime;
-    s.principal = st->principal;
-    s.user = st->user;
-    s.spn = st->spn;
-    if ((value = kd_session_seal(r->pool, conf->session_keys, site_of(r, conf), &s)) == NULL) {
+    memset(&s, 0, sizeof(s));
+    s.method = method;
+    s.issued_ms = now_ms();
+    s.expires = s.issued_ms / 1000 + lifetime;
+    s.principal = principal;
+    s.spn = spn;
+    if (lifetime <= 0)
+        return -1;
+    if ((value = kd_session_seal(r->pool, conf->session_keys, scope_of(r, conf), &s)) == NULL) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, KDLOGNO(00706)
-                      "kdeleg(%s, %s, %s): could not seal a session for %s",
-                      r->server->server_hostname, r->useragent_ip, st->spn,
-                      ap_escape_logitem(r->pool, st->principal));
-        return;
+                      "kdeleg(%s, %s, %s): could not seal a session for %s (name too long for "
+                      "a cookie?)", r->server->server_hostname, r->useragent_ip, spn,
+                      ap_escape_logitem(r->pool, principal));
+        return -1;
     }
-    set_cookie(r, conf, KD_SESSION_COOKIE, value, apr_time_from_sec(s.expires), 1);
+    set_cookie(r, conf, session_cookie_name(r, conf), value, apr_time_from_sec(s.expires), 1);
     ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, KDLOGNO(00707)
-                  "kdeleg(%s, %s, %s): session issued for %s, %ld s, site %s",
-                  r->server->server_hostname, r->useragent_ip, st->spn,
-                  ap_escape_logitem(r->pool, st->principal), lifetime, site_of(r, conf));
+                  "kdeleg(%s, %s, %s): session issued for %s, %ld s, scope %s",
+                  r->server->server_hostname, r->useragent_ip, spn,
+                  ap_escape_logitem(r->pool, principal), lifetime,
+                  ap_escape_logitem(r->pool, origin_of(r, scope_host(r, conf))));
+    return 0;
 }
+
+static int return_to_site(request_rec *r, const kd_dir_conf *conf, const kd_auth_state *st,
+                          long ticket_seconds_left);
 
 int kd_session_after_kerberos(request_rec *r, const kd_dir_conf *conf, const kd_auth_state *st,
                               long ticket_seconds_left)
 {
+    int status;
+
     if (!sessions_on(conf) || r->main != NULL)
         return OK;
-
-    issue(r, conf, st, ticket_seconds_left);
-    return fallback_step(r, conf);
+    /* The node leg of the fallback: no cookie here, a token for the VIP. */
+    if ((status = return_to_site(r, conf, st, ticket_seconds_left)) != DECLINED)
+        return status;
+    issue_session(r, conf, st->principal, st->spn, KD_SESSION_KERBEROS,
+                  session_lifetime(conf, ticket_seconds_left));
+    return OK;
 }
 
 /* ------------------------------------------------------------ FQDN fallback */
@@ -543,10 +798,12 @@ static int is_virtual(const kd_dir_conf *conf, const char *host, const char **co
     return 0;
 }
 
+/* Redirects that carry or redeem a token: never cached, never a Referer. */
 static int redirect(request_rec *r, const char *location)
 {
     apr_table_set(r->headers_out, "Location", location);
     apr_table_setn(r->err_headers_out, "Cache-Control", "no-store");
+    apr_table_setn(r->err_headers_out, "Referrer-Policy", "no-referrer");
     return HTTP_MOVED_TEMPORARILY;
 }
 
@@ -566,8 +823,9 @@ static int bounceable(kd_cause cause)
 
 int kd_fqdn_bounce(request_rec *r, const kd_dir_conf *conf, kd_cause cause)
 {
-    const char *host, *vip, *back, *node, *location, *marker, *args;
-    kd_origin origin;
+    const char *host, *vip, *node, *location, *args, *state;
+    kd_taken *t = taken_of(r);
+    unsigned char hash[KD_STATE_HASH_BYTES];
     int port;
 
     if (conf->fqdn_redirect != 1 || conf->node_name == NULL || !bounceable(cause)
@@ -575,28 +833,30 @@ int kd_fqdn_bounce(request_rec *r, const kd_dir_conf *conf, kd_cause cause)
         || kd_host_header_split(r->pool, apr_table_get(r->headers_in, "Host"), &host, &port) != 0
         || !is_virtual(conf, host, &vip))
         return DECLINED;
-    kd_query_take(r->pool, r->args, KD_BOUNCED_PARAM, &marker);
-    if (marker != NULL) {
+    if (t && t->transfer) {
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, KDLOGNO(00702)
-                      "kdeleg(%s, %s, -): cause %s on %s right after the client was sent to "
-                      "%s and back: not redirecting twice (did the session cookie reach %s? "
-                      "check KdelegCookieDomain and that the client keeps cookies)",
+                      "kdeleg(%s, %s, -): cause %s on %s right after the client came back "
+                      "from %s with a transfer token that did not give a session (see the "
+                      "line before): not redirecting twice",
                       r->server->server_hostname, r->useragent_ip, kd_cause_name(cause), vip,
-                      conf->node_name->host, vip);
+                      conf->node_name->host);
         return DECLINED;
     }
-    /* A way back the client wrote itself never travels on: ours is the
-     * only one the node sees. */
+    if ((state = kd_state_new(r->pool)) == NULL)
+        return DECLINED;
+    kd_state_hash(state, hash);
+    set_cookie(r, conf, cookie_name(r, conf, KD_STATE_COOKIE), state,
+               apr_time_now() + apr_time_from_sec(STATE_SECONDS), 0);
+    /* A way back or state the client wrote itself never travels on: ours
+     * are the only ones the node sees. */
     args = kd_query_take(r->pool, r->args, KD_RETURN_PARAM, NULL);
-    origin.scheme = ap_http_scheme(r);
-    origin.host = vip; /* the configured spelling, never the header's */
-    origin.port = port;
-    back = kd_origin_unparse(r->pool, &origin, ap_http_scheme(r));
+    args = kd_query_take(r->pool, args, KD_STATE_PARAM, NULL);
     node = kd_origin_unparse(r->pool, conf->node_name, ap_http_scheme(r));
-    location = kd_url_build(r->pool, node, r->parsed_uri.path,
-                            apr_pstrcat(r->pool, args ? args : "", args ? "&" : "",
-                                        KD_RETURN_PARAM "=",
-                                        kd_url_escape_component(r->pool, back), NULL));
+    location = kd_url_build(
+        r->pool, node, r->parsed_uri.path,
+        apr_pstrcat(r->pool, args ? args : "", args ? "&" : "", KD_RETURN_PARAM "=",
+                    kd_url_escape_component(r->pool, origin_of(r, vip)), "&" KD_STATE_PARAM "=",
+                    kd_state_hash_encode(r->pool, hash), NULL));
     kd_note(KD_STAT_FQDN_REDIRECTS);
     ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, KDLOGNO(00701)
                   "kdeleg(%s, %s, -): FQDN fallback: cause %s on virtual name %s; redirecting "
@@ -606,64 +866,211 @@ int kd_fqdn_bounce(request_rec *r, const kd_dir_conf *conf, kd_cause cause)
     return redirect(r, location);
 }
 
-/* The node leg, authenticated: the session is set; send the client back
- * to the virtual name it came from, with the marker. Only a configured
- * virtual name is a way back. DECLINED when this is not the node leg. */
-static int return_to_site(request_rec *r, const kd_dir_conf *conf)
+static int node_leg_refused(request_rec *r, const char *raw, const char *why)
 {
-    const char *raw, *rest, *decoded, *vip, *err;
-    kd_origin back;
+    ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, KDLOGNO(00708)
+                  "kdeleg(%s, %s, -): ignoring " KD_RETURN_PARAM " '%s': %s; serving the "
+                  "page here", r->server->server_hostname, r->useragent_ip,
+                  ap_escape_logitem(r->pool, raw), why);
+    return DECLINED;
+}
 
+/* The node leg, authenticated: send the client back to the virtual name it
+ * came from with a transfer token for that origin only. Only a configured
+ * virtual name is a way back. DECLINED when this is not the node leg. */
+static int return_to_site(request_rec *r, const kd_dir_conf *conf, const kd_auth_state *st,
+                          long ticket_seconds_left)
+{
+    const char *raw, *rest, *decoded, *vip, *err, *state, *origin, *token;
+    kd_origin back;
+    kd_session t;
+
+    if (r->prev != NULL || r->method_number != M_GET)
+        return DECLINED;
     rest = kd_query_take(r->pool, r->args, KD_RETURN_PARAM, &raw);
     if (raw == NULL)
         return DECLINED;
+    rest = kd_query_take(r->pool, rest, KD_STATE_PARAM, &state);
     decoded = kd_url_unescape(r->pool, raw);
     err = decoded ? kd_origin_parse(r->pool, decoded, &back) : "broken escape";
     if (err == NULL && (back.scheme == NULL || !is_virtual(conf, back.host, &vip)))
         err = "not a configured KdelegVirtualName";
-    if (err != NULL) {
-        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, KDLOGNO(00708)
-                      "kdeleg(%s, %s, -): ignoring " KD_RETURN_PARAM " '%s': %s; serving the "
-                      "page here", r->server->server_hostname, r->useragent_ip,
-                      ap_escape_logitem(r->pool, raw), err);
-        return DECLINED;
-    }
+    memset(&t, 0, sizeof(t));
+    if (err == NULL && kd_state_hash_decode(r->pool, state, t.state_hash) != 0)
+        err = "no " KD_STATE_PARAM " from the virtual name with it";
+    if (err == NULL && session_lifetime(conf, ticket_seconds_left) <= 0)
+        err = "the user's ticket ends too soon for a session";
+    if (err != NULL)
+        return node_leg_refused(r, raw, err);
     back.host = vip;
+    origin = kd_origin_unparse(r->pool, &back, back.scheme);
+    t.method = KD_SESSION_KERBEROS;
+    t.issued_ms = now_ms();
+    t.expires = t.issued_ms / 1000 + KD_TRANSFER_MAX_SECONDS;
+    t.session_end = t.issued_ms / 1000 + session_lifetime(conf, ticket_seconds_left);
+    t.principal = st->principal;
+    t.spn = st->spn;
+    t.origin = origin;
+    if (kd_random(t.id, sizeof(t.id)) != 0
+        || (token = kd_transfer_seal(r->pool, conf->session_keys, &t)) == NULL)
+        return node_leg_refused(r, raw, "could not seal a transfer token");
     ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, KDLOGNO(00705)
                   "kdeleg(%s, %s, -): FQDN fallback: %s authenticated on the node name; "
-                  "sending it back to %s",
+                  "sending it back to %s with a one-time transfer token",
                   r->server->server_hostname, r->useragent_ip,
-                  ap_escape_logitem(r->pool, r->user), vip);
-    return redirect(r, kd_url_build(r->pool, kd_origin_unparse(r->pool, &back, back.scheme),
-                                    r->parsed_uri.path,
+                  ap_escape_logitem(r->pool, st->principal), origin);
+    return redirect(r, kd_url_build(r->pool, origin, r->parsed_uri.path,
                                     apr_pstrcat(r->pool, rest ? rest : "", rest ? "&" : "",
-                                                KD_BOUNCED_PARAM "=1", NULL)));
+                                                KD_TRANSFER_PARAM "=", token, NULL)));
 }
 
-/* Back on the virtual name and authenticated: drop the marker with a
- * redirect relative to this host, so the address bar (and bookmarks)
- * show the URL the user asked for. */
-static int drop_marker(request_rec *r)
+static int transfer_refused(request_rec *r, const kd_dir_conf *conf, const char *why,
+                            const char *principal)
 {
-    const char *marker, *rest = kd_query_take(r->pool, r->args, KD_BOUNCED_PARAM, &marker);
-    const char *path = r->parsed_uri.path ? r->parsed_uri.path : "/";
+    log_invalid(r, "transfer token", why, principal);
+    kd_note_failure(r, KD_CAUSE_SESSION_INVALID, NULL);
+    clear_cookie(r, conf, cookie_name(r, conf, KD_STATE_COOKIE));
+    return DECLINED;
+}
 
-    if (marker == NULL)
+/* Spent once per node: the token's id goes into the replay table. */
+static const char *spend(const kd_session *t)
+{
+    unsigned char tag[KD_REPLAY_TAG_BYTES];
+
+    if (!kd_replay_active())
+        return "single use cannot be enforced: KdelegReplayCache is off";
+    kd_replay_tag(t->id, sizeof(t->id), tag);
+    switch (kd_replay_record(tag)) {
+    case KD_REPLAY_FRESH:
+        return NULL;
+    case KD_REPLAY_SEEN:
+        return "used before (a transfer token is good once)";
+    default:
+        return "the replay table is full";
+    }
+}
+
+/* Why a token opened on this node must still be refused; NULL if none. */
+static const char *transfer_problem(request_rec *r, const kd_dir_conf *conf, const kd_session *t)
+{
+    apr_array_header_t *states = cookie_values(r, cookie_name(r, conf, KD_STATE_COOKIE));
+    unsigned char hash[KD_STATE_HASH_BYTES];
+    int i, match = 0;
+
+    if (strcmp(t->origin, origin_of(r, scope_host(r, conf))) != 0)
+        return apr_psprintf(r->pool, "made for %s, not %s", t->origin,
+                            origin_of(r, scope_host(r, conf)));
+    for (i = 0; i < states->nelts; i++) {
+        kd_state_hash(APR_ARRAY_IDX(states, i, const char *), hash);
+        match |= CRYPTO_memcmp(hash, t->state_hash, sizeof(hash)) == 0;
+    }
+    if (!match)
+        return states->nelts ? "the state cookie does not match (login CSRF?)"
+                             : "no state cookie: the bounce did not start in this browser";
+    if (kd_is_revoked(t->principal, t->issued_ms))
+        return "revoked (KdelegSessionLogout on this node)";
+    return spend(t);
+}
+
+/* Back on the virtual name with a token: exchange it for a host-only
+ * session cookie, and send the client to the URL without the token. */
+static int redeem_transfer(request_rec *r, const kd_dir_conf *conf)
+{
+    kd_taken *tk = taken_of(r);
+    const char *why, *path;
+    kd_session t;
+    kd_session_status st;
+    long lifetime;
+
+    if (tk == NULL || tk->transfer == NULL || tk->transfer_tried || r->main)
         return DECLINED;
+    tk->transfer_tried = 1;
+    if (r->method_number != M_GET) /* our way back is a GET (or HEAD), nothing else */
+        return transfer_refused(r, conf, apr_psprintf(r->pool, "arrived with %s", r->method),
+                                NULL);
+    st = kd_transfer_open(r->pool, conf->session_keys, tk->transfer, now_ms(), &t);
+    if (st != KD_SESSION_OK)
+        return transfer_refused(r, conf, kd_session_status_str(st), t.principal);
+    if ((why = transfer_problem(r, conf, &t)) != NULL)
+        return transfer_refused(r, conf, why, t.principal);
+    lifetime = (long)(t.session_end - now_ms() / 1000);
+    if (conf->session_lifetime != KD_UNSET && conf->session_lifetime < lifetime)
+        lifetime = conf->session_lifetime;
+    else if (conf->session_lifetime == KD_UNSET && DEFAULT_LIFETIME < lifetime)
+        lifetime = DEFAULT_LIFETIME;
+    if (issue_session(r, conf, t.principal, t.spn, t.method, lifetime) != 0)
+        return transfer_refused(r, conf, "no session could be issued from it", t.principal);
+    clear_cookie(r, conf, cookie_name(r, conf, KD_STATE_COOKIE));
+    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, KDLOGNO(00709)
+                  "kdeleg(%s, %s, -): FQDN fallback: transfer token for %s redeemed; session "
+                  "issued for %s", r->server->server_hostname, r->useragent_ip,
+                  ap_escape_logitem(r->pool, t.principal), t.origin);
+    path = r->parsed_uri.path ? r->parsed_uri.path : "/";
     while (path[0] == '/' && path[1] == '/')
         path++; /* "//host" would name another host */
-    return redirect(r, kd_url_build(r->pool, "", path, rest));
+    return redirect(r, kd_url_build(r->pool, "", path, r->args));
 }
 
-/* After authentication on a GET: the node leg's way back, or the marker's
- * removal; OK when neither applies. */
-static int fallback_step(request_rec *r, const kd_dir_conf *conf)
-{
-    int status;
+/* ------------------------------------------------------------ logout */
 
-    if (r->main != NULL || r->prev != NULL || r->method_number != M_GET || !sessions_on(conf))
-        return OK;
-    if ((status = return_to_site(r, conf)) != DECLINED)
-        return status;
-    return (status = drop_marker(r)) != DECLINED ? status : OK;
+#define KD_LOGOUT_HANDLER "kdeleg-logout"
+
+static int logout_fixups(request_rec *r)
+{
+    const kd_dir_conf *conf = ap_get_module_config(r->per_dir_config, &kdeleg_module);
+
+    if (conf && conf->session_logout && *conf->session_logout && r->main == NULL
+        && strcmp(r->uri, conf->session_logout) == 0)
+        r->handler = KD_LOGOUT_HANDLER;
+    return DECLINED;
+}
+
+/* Revoke (principal, issued before now) for the session this request
+ * carries in this scope; returns the principal, or NULL. */
+static const char *revoke_session(request_rec *r, const kd_dir_conf *conf, const char *name)
+{
+    apr_array_header_t *values = cookie_values(r, name);
+    kd_session s;
+
+    if (values->nelts == 0 || open_session(r, conf, values, &s) != KD_SESSION_OK)
+        return NULL;
+    /* until the longest session this node could have issued ends */
+    kd_revoke_principal(r, s.principal, now_ms(), apr_time_sec(apr_time_now()) + 7 * 24 * 3600);
+    ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r, KDLOGNO(00723)
+                  "kdeleg(%s, %s, -): logout: sessions of %s issued on this node until now are "
+                  "revoked here", r->server->server_hostname, r->useragent_ip,
+                  ap_escape_logitem(r->pool, s.principal));
+    return s.principal;
+}
+
+static int logout_handler(request_rec *r)
+{
+    const kd_dir_conf *conf;
+    const char *name, *who = NULL;
+
+    if (r->handler == NULL || strcmp(r->handler, KD_LOGOUT_HANDLER) != 0)
+        return DECLINED;
+    r->allowed = (AP_METHOD_BIT << M_GET);
+    ap_allow_methods(r, REPLACE_ALLOW, "GET", NULL); /* the 405's Allow header */
+    if (r->method_number != M_GET)
+        return HTTP_METHOD_NOT_ALLOWED;
+    conf = ap_get_module_config(r->per_dir_config, &kdeleg_module);
+    name = session_cookie_name(r, conf);
+    if (sessions_on(conf))
+        who = revoke_session(r, conf, name);
+    clear_cookie(r, conf, name);
+    ap_set_content_type(r, "text/html; charset=utf-8");
+    apr_table_setn(r->err_headers_out, "Cache-Control", "no-store");
+    if (!r->header_only)
+        ap_rprintf(r, "<!DOCTYPE html>\n<html><head><title>Signed out</title></head><body>"
+                      "<p>%s</p></body></html>\n",
+                   who ? "Your session has ended." : "You have no session here.");
+    return OK;
+}
+
+static void logout_register_hooks(apr_pool_t *p)
+{
+    ap_hook_fixups(logout_fixups, NULL, NULL, APR_HOOK_LAST);
+    ap_hook_handler(logout_handler, NULL, NULL, APR_HOOK_MIDDLE);
 }

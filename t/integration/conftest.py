@@ -8,7 +8,11 @@ alice_ccache   a fresh FILE ccache path holding alice's TGT
 module_path    the built mod_kdeleg.so ($KDELEG_MODULE, else mod_kdeleg/.libs/),
                skips the test when there is none
 httpd_factory  make(name, ip, **Httpd kwargs) -> started Httpd, stopped after the test
+               (tls=(cert, key) makes it https)
 haproxy_factory make(ip, port, backends, **kw) -> started Haproxy, stopped after the test
+               (tls=("passthrough",) or ("terminate", bundle))
+test_ca        session kdlab.TestCA in lab_dir/ca: .issue(name, hosts) -> (cert, key),
+               .bundle(name, hosts) -> haproxy crt file, .pem the CA certificate
 
 Every server records its PID under the lab dir; the session finalizer stops
 all of them whatever happened, so a failed test leaves nothing running.
@@ -78,6 +82,13 @@ def module_path():
     if not os.path.exists(path):
         pytest.skip(f"mod_kdeleg not built ({path} missing; set KDELEG_MODULE)")
     return os.path.abspath(path)
+
+
+@pytest.fixture(scope="session")
+def test_ca(lab_dir):
+    """The lab's throw-away CA (made on first use): certificates for https
+    httpds and haproxy, trusted by clients given test_ca.pem."""
+    return kdlab.TestCA(lab_dir)
 
 
 @pytest.fixture
@@ -322,3 +333,21 @@ def kdc_front_dir(kdc, d, backend):
         f.write(KDC_BACKEND_CGI.replace("__BACKEND__", kdc.host("backend"))
                 .replace("__PORT__", str(backend.port)))
     os.chmod(f"{d}/cgi-bin/backend.cgi", 0o755)
+
+
+def shared_port(*ips):
+    """A port number free on every one of ips: a load-balanced site's
+    balancer and nodes listen on one port, as in a real farm, so the VIP's
+    cookie scope (scheme, host, port) is the same whichever way a request
+    arrives."""
+    import socket
+    for _ in range(50):
+        port = kdlab.free_port(ips[0])
+        try:
+            for ip in ips[1:]:
+                with socket.socket() as s:
+                    s.bind((ip, port))
+            return port
+        except OSError:
+            continue
+    raise RuntimeError(f"no common free port on {ips}")

@@ -1,7 +1,10 @@
 """Load-balanced names: haproxy on 127.0.0.10 as vip.example.test, round
 robin to node1 (127.0.0.2) and node2 (127.0.0.3), a mod_kdeleg back end on
-127.0.0.4. Shared VIP identity, the redirect-to-FQDN fallback, session
-cookies every node opens, and the ways the fallback must not be abused."""
+127.0.0.4. Shared VIP identity, the redirect-to-FQDN fallback with its
+one-time transfer token, host-only session cookies every node opens, and
+the ways the fallback must not be abused. As in a real farm, the balancer
+and the nodes listen on one port number, so the VIP's cookie scope
+(scheme, host, port, SPNs) is the same whichever way a request arrives."""
 
 import os
 import re
@@ -12,7 +15,7 @@ import pytest
 
 import kdclient
 import kdlab
-from conftest import private_ccache_dir
+from conftest import private_ccache_dir, shared_port
 from test_110_failures import faketime_env
 from test_300_delegation import backend  # noqa: F401  (module-scoped fixture)
 
@@ -51,7 +54,6 @@ KdelegNodeName http://{node}:{port}
 KdelegFQDNRedirect On
 KdelegSession On
 KdelegSessionKeyFile {keys}
-KdelegCookieDomain example.test
 {life}ScriptAlias /private/cgi/ "{d}/cgi-bin/"
 <Location /kdeleg-status>
     SetHandler kdeleg-status
@@ -93,6 +95,9 @@ def private_page(d):
         f.write("<html><body>private</body></html>\n")
 
 
+STATE = "A" * 43  # a well-formed kdeleg-state (the hash of no real cookie)
+
+
 class Site:
     def __init__(self, nodes, proxy):
         self.nodes, self.proxy = nodes, proxy
@@ -114,15 +119,15 @@ def site_factory(kd_httpd, haproxy_factory, realm, lab_dir, backend):  # noqa: F
     def make(keytabs=("node1", "node2"), mpm="event", lifetime=None, keys=None):
         keys = keys or key_file(lab_dir, "site", KEY_A)
         nodes = []
+        port = shared_port(NODE1_IP, NODE2_IP, VIP_IP)
         for (name, ip), keytab in zip(((NODE1, NODE1_IP), (NODE2, NODE2_IP)), keytabs):
-            port = kdlab.free_port(ip)
             node = kd_httpd(name.split(".")[0], ip, server_name=name, port=port, mpm=mpm,
                             extra_modules=PROXY_MODULES,
                             conf_fn=lambda d, k=keytab, n=name, p=port: lb_conf(
                                 realm, d, k, n, p, keys, backend, lifetime=lifetime))
             node.allowed |= EXPECTED
             nodes.append(node)
-        proxy = haproxy_factory(VIP_IP, None, [(n.ip, n.port) for n in nodes])
+        proxy = haproxy_factory(VIP_IP, port, [(n.ip, n.port) for n in nodes])
         return Site(nodes, proxy)
     return make
 
@@ -202,13 +207,16 @@ def test_node_without_vip_key_sends_client_to_its_name_and_back(blind_site, alic
     path = hosts(b.chain)
     assert path[0] == (VIP, 401) and path[1] == (VIP, 302)          # ticket for the VIP fails
     assert path[2][0] in (NODE1, NODE2) and path[2:4] == [(path[2][0], 401), (path[2][0], 302)]
-    assert path[4:] == [(VIP, 302), (VIP, 200)]                      # marker dropped
+    assert path[4:] == [(VIP, 302), (VIP, 200)]                      # token redeemed, dropped
     assert len(site.lines(marks, "KD00701")) == 1                     # exactly one bounce
     assert len(site.lines(marks, "KD00705")) == 1
+    assert len(site.lines(marks, "KD00709")) == 1                     # the token, once
     causes = [re.search(r"cause (\S+)", m).group(1) for _, _, m in site.lines(marks, "KD00701")]
     assert causes == ["keytab-unusable"]
-    # The cookie: for the whole domain, HttpOnly, Lax, an expiry; no Secure on http.
-    assert b.cookie("kdeleg_session")
+    # The cookie: host-only on the VIP; the node name got none; the state
+    # cookie is gone once the token was redeemed.
+    jar = {(domain, name): host_only for (domain, _, name), (_, host_only, _) in b.cookies.items()}
+    assert jar == {(VIP, "kdeleg_session"): True}, jar
     # Later requests: both nodes accept the session, no Kerberos, no bounce.
     served = set()
     for _ in range(4):
@@ -231,7 +239,8 @@ def test_session_cookie_attributes_and_lifetime_capped_by_ticket(site_factory, r
     cookie = [c for c in headers["set-cookie"].split("\n") if c.startswith("kdeleg_session=")]
     assert len(cookie) == 1
     attrs = [a.strip() for a in cookie[0].split(";")]
-    assert {"Path=/", "Domain=example.test", "HttpOnly", "SameSite=Lax"} <= set(attrs)
+    assert {"Path=/", "HttpOnly", "SameSite=Lax"} <= set(attrs)
+    assert not [a for a in attrs if a.lower().startswith("domain")]  # host-only
     assert "Secure" not in attrs  # plain http here; set on https
     expires = [a for a in attrs if a.startswith("Expires=")][0][8:]
     import email.utils
@@ -266,7 +275,9 @@ def test_client_without_cookies_cannot_loop(site, alice_ccache):
     assert status == 401, b.chain
     assert len(site.lines(marks, "KD00701")) == 1   # one bounce, never a second
     guard = site.lines(marks, "KD00702")
-    assert len(guard) == 1 and "KdelegCookieDomain" in guard[0][2]
+    assert len(guard) == 1 and "transfer token" in guard[0][2]
+    refused = site.lines(marks, "KD00703")
+    assert len(refused) == 1 and "no state cookie" in refused[0][2]
     assert "Negotiate" in headers["www-authenticate"]
 
 
@@ -274,7 +285,7 @@ def test_failure_on_node_name_stops_with_401(blind_site, alice_ccache):
     """Kerberos failing on the node name too (here: a replayed token) ends
     with 401 and the cause, never another redirect."""
     node = blind_site.nodes[0]
-    path = f"/private/index.html?kdeleg-return=http%3A%2F%2F{VIP}"
+    path = f"/private/index.html?kdeleg-return=http%3A%2F%2F{VIP}&kdeleg-state={STATE}"
     tok = kdclient.Token(alice_ccache, NODE1)
     first = kdclient.request(node, path, headers={"Authorization": tok.header})
     assert first[0] == 302 and first[1]["location"].startswith(f"http://{VIP}/")
@@ -322,18 +333,20 @@ def test_redirect_keeps_authority_and_escapes_path(site):
     assert status == 302
     loc = headers["location"]
     # httpd merged the slashes and upper-cased the escapes before we saw it
-    assert loc == (f"http://{NODE1}:{node.port}/private/%0D%0ASet-Cookie:x=1/%22%3Ca%3E/"
-                   f"index.html?q=%0a&r=1&kdeleg-return=http%3A%2F%2F{VIP}%3A{node.port}")
+    prefix = (f"http://{NODE1}:{node.port}/private/%0D%0ASet-Cookie:x=1/%22%3Ca%3E/"
+              f"index.html?q=%0a&r=1&kdeleg-return=http%3A%2F%2F{VIP}%3A{node.port}"
+              f"&kdeleg-state=")
+    assert loc.startswith(prefix) and re.fullmatch(r"[A-Za-z0-9_-]{43}", loc[len(prefix):])
     assert urllib.parse.urlsplit(loc).hostname == NODE1
     assert "x=1" not in headers.get("set-cookie", "")
 
 
-def test_marker_removal_stays_on_this_host(site, alice_ccache):
+def test_token_redemption_stays_on_this_host(blind_site, alice_ccache):
     b = browser(alice_ccache)
-    assert b.get(site.url("/private/index.html"))[0] == 200  # a session
-    status, headers, _ = b._send(site.url("//private/index.html?a=1&kdeleg-bounced=1"))
+    status, _, _ = b.get(blind_site.url("//private/index.html?a=1"))
+    assert status == 200, b.chain
     # Relative to the VIP, one leading slash: "//private" would be a host.
-    assert status == 302 and headers["location"] == "/private/index.html?a=1"
+    assert b.chain[-1][0] == blind_site.url("/private/index.html?a=1"), b.chain
 
 
 def test_post_is_not_redirected(site):
@@ -346,25 +359,36 @@ def test_post_is_not_redirected(site):
 
 # ------------------------------------------------------------ bad cookies
 
+JUDGES = ("same", "foreign", "rotated", "stranger", "scoped", "port")
+
+
 @pytest.fixture
-def judge(kd_httpd, realm, lab_dir, backend):  # noqa: F811
-    """One httpd, several sites: the real one (same key), a foreign site
-    with the same key, the site under a rotated key file (new key first),
-    a node that only knows another key."""
+def judge(kd_httpd, realm, lab_dir, site):
+    """One httpd, one IP-based virtual host per case, each answering as the
+    VIP on the VIP's port (pinned by ServerName, as behind a balancer that
+    listens elsewhere): the site's twin (same key), a foreign site with
+    the same key (other SPNs), the site under a rotated key file (new key
+    first), a node that only knows another key, the site's twin with a
+    named scope, and one whose ServerName pins another port."""
     same = key_file(lab_dir, "site", KEY_A)
     rotated = key_file(lab_dir, "rotated", KEY_B, KEY_A)
     other = key_file(lab_dir, "other", KEY_B)
-    port = kdlab.free_port("127.0.0.5")
+    ip = "127.0.0.5"
+    ports = {name: kdlab.free_port(ip) for name in JUDGES}
+    vip_port = site.proxy.port
 
-    def vhost(name, virtual, keys):
+    def vhost(name, keys, spns=f"HTTP/{VIP} HTTP/{NODE1}", extra="",
+              server=f"http://{VIP}:{vip_port}"):
         return f"""
-<VirtualHost 127.0.0.5:{port}>
-    ServerName {name}
+Listen {ip}:{ports[name]}
+<VirtualHost {ip}:{ports[name]}>
+    ServerName {server}
     KdelegKeytab {realm.keytab('node1')}
-    KdelegServiceNames HTTP/{VIP} HTTP/{NODE1}
-    KdelegVirtualName {virtual}
+    KdelegServiceNames {spns}
+    KdelegVirtualName {VIP}
     KdelegSession On
     KdelegSessionKeyFile {keys}
+    {extra}
     ScriptAlias /private/cgi/ "{{d}}/cgi-bin/"
     <Location /private>
         AuthType Negotiate
@@ -374,11 +398,14 @@ def judge(kd_httpd, realm, lab_dir, backend):  # noqa: F811
 
     def conf(d):
         private_page(d)
-        return "".join(vhost(*v).replace("{d}", d) for v in (
-            ("same.example.test", VIP, same), ("foreign.example.test", "other.example.test", same),
-            ("rotated.example.test", VIP, rotated), ("stranger.example.test", VIP, other)))
-    httpd = kd_httpd("judge", "127.0.0.5", conf_fn=conf, port=port, server_name="same.example.test")
+        return "".join(v.replace("{d}", d) for v in (
+            vhost("same", same), vhost("foreign", same, spns="HTTP/other.example.test"),
+            vhost("rotated", rotated), vhost("stranger", other),
+            vhost("scoped", same, extra="KdelegSessionScope app"),
+            vhost("port", same, server=f"http://{VIP}:{vip_port + 1}")))
+    httpd = kd_httpd("judge", ip, conf_fn=conf, server_name="judge.example.test")
     httpd.allowed |= EXPECTED
+    httpd.judge_ports, httpd.vip_port = ports, vip_port
     return httpd
 
 
@@ -388,18 +415,30 @@ def session_cookie(site, alice_ccache):
     return b.cookie("kdeleg_session")[0]
 
 
-def judged(judge, host, cookie):
+def judged(judge, which, cookie, name="kdeleg_session"):
+    """The cookie sent to one of the judge's virtual hosts, as the browser
+    sends it to the VIP."""
+    import http.client
     mark = judge.error_log_mark()
-    status, headers, body = kdclient.request(judge, "/private/cgi/env.cgi", host=host,
-                                             headers={"Cookie": f"kdeleg_session={cookie}"})
+    conn = http.client.HTTPConnection(judge.ip, judge.judge_ports[which], timeout=15)
+    try:
+        conn.request("GET", "/private/cgi/env.cgi",
+                     headers={"Host": f"{VIP}:{judge.vip_port}", "Cookie": f"{name}={cookie}"})
+        resp = conn.getresponse()
+        headers = {}
+        for k, v in resp.getheaders():
+            headers[k.lower()] = headers[k.lower()] + "\n" + v if k.lower() in headers else v
+        status, body = resp.status, resp.read().decode(errors="replace")
+    finally:
+        conn.close()
     return status, headers, body, kdclient.kd_lines(judge.error_log_since(mark), "KD00703")
 
 
 def test_cookie_from_the_site_opens_under_rotated_keys(site, judge, alice_ccache):
     cookie = session_cookie(site, alice_ccache)
-    for host in ("same.example.test", "rotated.example.test"):
-        status, _, body, ignored = judged(judge, host, cookie)
-        assert status == 200 and not ignored, (host, body)
+    for which in ("same", "rotated"):
+        status, _, body, ignored = judged(judge, which, cookie)
+        assert status == 200 and not ignored, (which, body)
         env = kdclient.cgi_env(body)
         assert env["KDELEG_AUTH_METHOD"] == "session" and env["REMOTE_USER"] == "alice@EXAMPLE.TEST"
 
@@ -415,16 +454,17 @@ def mutate(cookie, how):
     return cookie
 
 
-@pytest.mark.parametrize("how,host,why", [
-    ("tampered", "same.example.test", "does not open"),
-    ("truncated", "same.example.test", "does not open|malformed"),
-    ("garbage", "same.example.test", "malformed"),
-    ("as-is", "foreign.example.test", "another site"),
-    ("as-is", "stranger.example.test", "key not in KdelegSessionKeyFile"),
+@pytest.mark.parametrize("how,which,why", [
+    ("tampered", "same", "does not open"),
+    ("truncated", "same", "does not open|malformed"),
+    ("garbage", "same", "malformed"),
+    ("as-is", "foreign", "another scope"),       # other SPNs
+    ("as-is", "port", "another scope"),          # ServerName pins another port
+    ("as-is", "stranger", "key not in KdelegSessionKeyFile"),
 ])
-def test_bad_cookies_are_ignored_and_cleared(site, judge, alice_ccache, how, host, why):
+def test_bad_cookies_are_ignored_and_cleared(site, judge, alice_ccache, how, which, why):
     cookie = mutate(session_cookie(site, alice_ccache), how)
-    status, headers, body, ignored = judged(judge, host, cookie)
+    status, headers, body, ignored = judged(judge, which, cookie)
     assert status == 401 and headers["www-authenticate"] == "Negotiate"  # silent re-auth
     assert len(ignored) == 1 and "session-invalid" in ignored[0][2], ignored
     assert re.search(why, ignored[0][2]), ignored
@@ -434,10 +474,21 @@ def test_bad_cookies_are_ignored_and_cleared(site, judge, alice_ccache, how, hos
     assert cleared and "1970" in cleared[0]
 
 
+def test_named_scope_opens_only_its_own_cookies(site, judge, alice_ccache):
+    """A location with KdelegSessionScope has its own cookie name, and the
+    VIP's cookie renamed to it does not open there."""
+    cookie = session_cookie(site, alice_ccache)
+    status, _, _, ignored = judged(judge, "scoped", cookie)   # wrong name: not even looked at
+    assert status == 401 and not ignored
+    status, _, _, ignored = judged(judge, "scoped", cookie, name="kdeleg_session_app")
+    assert status == 401 and len(ignored) == 1 and "another scope" in ignored[0][2]
+
+
 def test_expired_cookie_is_ignored(site, kd_httpd, realm, lab_dir, alice_ccache):
     cookie = session_cookie(site, alice_ccache)
     keys = key_file(lab_dir, "site", KEY_A)
-    later = kd_httpd("later", "127.0.0.6", server_name=NODE1, env=faketime_env("+2h"),
+    later = kd_httpd("later", "127.0.0.6", server_name=f"{VIP}:{site.proxy.port}",
+                     env=faketime_env("+2h"),
                      conf_fn=lambda d: f"""
 KdelegKeytab {realm.keytab('node1')}
 KdelegVirtualName {VIP}
@@ -451,7 +502,8 @@ KdelegSessionKeyFile {keys}
     later.allowed |= EXPECTED
     mark = later.error_log_mark()
     status, _, _ = kdclient.request(later, "/private/index.html",
-                                    headers={"Cookie": f"kdeleg_session={cookie}"})
+                                    headers={"Cookie": f"kdeleg_session={cookie}",
+                                             "Host": f"{VIP}:{site.proxy.port}"})
     assert status == 401
     lines = kdclient.kd_lines(later.error_log_since(mark), "KD00703")
     assert lines and "expired" in lines[0][2] and "alice@EXAMPLE.TEST" in lines[0][2]
@@ -499,16 +551,13 @@ def start_failure(realm, module_path, name, conf):
     return str(e.value) + "\n".join(httpd.error_log_since(mark))
 
 
-def test_fallback_without_cookie_domain_refuses_to_start(realm, module_path, lab_dir):
-    keys = key_file(lab_dir, "site", KEY_A)
-    out = start_failure(realm, module_path, "nodomain", f"""
+def test_fallback_without_sessions_refuses_to_start(realm, module_path, lab_dir):
+    out = start_failure(realm, module_path, "nosession", f"""
 KdelegVirtualName {VIP}
 KdelegNodeName {NODE1}
 KdelegFQDNRedirect On
-KdelegSession On
-KdelegSessionKeyFile {keys}
 """)
-    assert "KD00211" in out and "KdelegCookieDomain is not set" in out
+    assert "KD00211" in out and "needs KdelegSession On" in out
 
 
 def test_cookie_domain_must_cover_names(realm, module_path, lab_dir):

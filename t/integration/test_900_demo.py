@@ -15,7 +15,8 @@ def test_demo_end_to_end_and_stop(module_path):
     proc = subprocess.run([os.path.join(REPO, "t", "demo"), "--no-deps"], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=300)
     out = proc.stdout
-    base = re.search(r"t/demo --stop (\S+)", out)
+    # the demo's own lab directory (the last mention: it may be named twice)
+    base = ([None] + list(re.finditer(r"t/demo --stop (/\S*?kdeleg-demo-[A-Za-z0-9_]+)", out)))[-1]
     try:
         assert proc.returncode == 0, out + proc.stderr
         assert out.count("REMOTE_USER=alice@EXAMPLE.TEST") >= 4  # 2 nodes, delegated, direct
@@ -29,6 +30,9 @@ def test_demo_end_to_end_and_stop(module_path):
         # the FQDN fallback: NTLM on the VIP, the node name, a session, back on the VIP
         assert re.search(r"Location: http://node\d\.example\.test:\d+/private/env\.cgi"
                          r"\?kdeleg-return=http%3A%2F%2Fvip\.example\.test", out), out
+        # ... back on the VIP with a one-time transfer token, exchanged for a cookie
+        assert "kdeleg-transfer=" in out and "Set-Cookie: kdeleg_state=" in out
+        assert not re.search(r"kdeleg-transfer=[A-Za-z0-9_-]{21}", out)  # tokens shortened
         assert "Set-Cookie: kdeleg_session=" in out and "KDELEG_AUTH_METHOD=session" in out
         assert not re.search(r"kdeleg_session=[A-Za-z0-9_-]{21}", out)  # cookies shortened
         assert base, out

@@ -54,6 +54,12 @@ def short(token, n=20):
     return token if len(token) <= n else token[:n] + "…"
 
 
+def hide_token(text):
+    """A transfer token in a URL, shortened like every other credential."""
+    return re.sub(r"(kdeleg-transfer=)([A-Za-z0-9_-]+)", lambda m: m.group(1) + short(m.group(2)),
+                  text)
+
+
 def banner(text):
     print(f"\n== {text}", flush=True)
 
@@ -72,7 +78,6 @@ KdelegNodeName {node_url}
 KdelegFQDNRedirect On
 KdelegSession On
 KdelegSessionKeyFile {keys}
-KdelegCookieDomain example.test
 """
 
 
@@ -141,7 +146,8 @@ class Shell:
                         f"KRB5CCNAME={shlex.quote(self.env['KRB5CCNAME'])}")
 
     def run(self, args, input=None, note=None):
-        print(f"$ {shlex.join(args)}" + (f"    # {note}" if note else ""), flush=True)
+        shown = [hide_token(a) for a in args]
+        print(f"$ {shlex.join(shown)}" + (f"    # {note}" if note else ""), flush=True)
         proc = subprocess.run(args, env=self.env, input=input, capture_output=True,
                               text=True, errors="replace")
         if proc.returncode != 0:
@@ -164,7 +170,8 @@ def parse_http(raw):
     headers = {}
     for line in lines[1:]:
         key, _, value = line.partition(":")
-        headers[key.strip().lower()] = value.strip()
+        key, value = key.strip().lower(), value.strip()
+        headers[key] = headers[key] + "\n" + value if key in headers else value
     return lines[0], headers, "\n\n".join(parts[i:])
 
 
@@ -180,7 +187,9 @@ def show_response(status, headers, body=None):
         shown = f"{scheme} {short(token)}" if token else scheme
         print(indent(f"WWW-Authenticate: {shown}"))
     if "location" in headers:
-        print(indent(f"Location: {headers['location']}"))
+        print(indent(f"Location: {hide_token(headers['location'])}"))
+    if "referrer-policy" in headers:
+        print(indent(f"Referrer-Policy: {headers['referrer-policy']}"))
     for cookie in headers.get("set-cookie", "").split("\n"):
         if cookie:
             name, _, rest = cookie.partition("=")
@@ -289,35 +298,40 @@ def walk_through(realm, httpds, proxy, ccache):
 
 def fallback(sh, httpds, proxy, resolve, vip_url):
     """A client that offers NTLM on the VIP: sent to the node's own name,
-    Kerberos there, a session cookie, back to the VIP."""
+    Kerberos there, back to the VIP with a one-time transfer token that the
+    VIP exchanges for its own host-only session cookie."""
     banner("8. The FQDN fallback: a client offers NTLM on the VIP name")
     jar = os.path.join(os.path.dirname(sh.env["KRB5CCNAME"].replace("FILE:", "")),
                        "demo-cookies.txt")
     nodes = [f"{n}.example.test:{h.port}:{h.ip}" for n, h in httpds.items() if n != "backend"]
     resolve_all = resolve + [arg for n in nodes for arg in ("--resolve", n)]
-    out = sh.run(["curl", "-s", "-i", "--ntlm", "-u", f"{USER}:not-used", *resolve, vip_url],
+    out = sh.run(["curl", "-s", "-i", "--ntlm", "-u", f"{USER}:not-used", "-c", jar, *resolve,
+                  vip_url],
                  note="curl starts an NTLM handshake, as a browser without a VIP ticket would")
     status, headers, _ = parse_http(out)
     show_response(status, headers)
     location = headers.get("location", "")
-    expect(" 302" in status and "kdeleg-return=" in location,
-           f"wanted a redirect to the node name, got {status!r}")
+    expect(" 302" in status and "kdeleg-return=" in location
+           and "kdeleg_state=" in headers.get("set-cookie", ""),
+           f"wanted a redirect to the node name and a state cookie, got {status!r}")
     print(f"the node sent the client to its own name: {location.split('?')[0]}")
 
-    out = sh.run(["curl", "-s", "-i", "--negotiate", "-u", ":", "-c", jar, *resolve_all,
-                  location], note="Kerberos for HTTP/<node name> works; a session is issued")
+    out = sh.run(["curl", "-s", "-i", "--negotiate", "-u", ":", *resolve_all, location],
+                 note="Kerberos for HTTP/<node name> works; no cookie here, a transfer token")
     status, headers, _ = parse_http(out)
     show_response(status, headers)
     back = headers.get("location", "")
     expect(" 302" in status and back.startswith(f"http://{VIP}:{proxy.port}/")
-           and "kdeleg_session=" in headers.get("set-cookie", ""),
-           f"wanted a redirect back to the VIP with a session cookie, got {status!r}")
+           and "kdeleg-transfer=" in back and "set-cookie" not in headers,
+           f"wanted a redirect back to the VIP with a transfer token, got {status!r}")
 
-    out = sh.run(["curl", "-s", "-i", "-b", jar, *resolve, back],
-                 note="back on the VIP with the cookie: the marker is removed")
+    out = sh.run(["curl", "-s", "-i", "-b", jar, "-c", jar, *resolve, back],
+                 note="back on the VIP: token + state cookie give a host-only session")
     status, headers, _ = parse_http(out)
     show_response(status, headers)
-    expect(" 302" in status, f"wanted the marker-removing redirect, got {status!r}")
+    expect(" 302" in status and "kdeleg-transfer" not in headers.get("location", "x")
+           and "kdeleg_session=" in headers.get("set-cookie", ""),
+           f"wanted the token-dropping redirect with a session cookie, got {status!r}")
 
     out = sh.run(["curl", "-s", "-i", "-b", jar, *resolve, vip_url],
                  note="the bookmarkable VIP URL, served from the session on either node")

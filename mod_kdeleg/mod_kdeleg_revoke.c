@@ -1,0 +1,136 @@
+/* mod_kdeleg_revoke: sessions revoked by KdelegSessionLogout, node-wide,
+ * in a fixed table in shared memory (kd_revoke) shared by all children.
+ * Like the replay table it survives graceful restarts: a restart must not
+ * bring a logged-out session back. Farm-wide revocation needs a shared
+ * store (a later issue); until then a logout holds on the node that
+ * served it, and the docs say so. */
+#include "mod_kdeleg.h"
+
+#include <string.h>
+
+#include <http_core.h>
+#include <http_log.h>
+#include <util_mutex.h>
+#include <apr_global_mutex.h>
+#include <apr_shm.h>
+
+#include "kd_revoke.h"
+
+APLOG_USE_MODULE(kdeleg);
+
+#define KD_REVOKE_MUTEX "kdeleg-revoke"
+#define KD_REVOKE_SLOTS 8192          /* principals logged out at once, per node */
+#define KD_REVOKE_KEPT "mod_kdeleg-revoke-table"
+
+static struct {
+    void *table;                      /* NULL until post_config (or on failure) */
+    apr_global_mutex_t *mutex;
+} revoked;
+
+static apr_shm_t **kept_shm(apr_pool_t *process_pool)
+{
+    void *data = NULL;
+
+    apr_pool_userdata_get(&data, KD_REVOKE_KEPT, process_pool);
+    if (data == NULL) {
+        data = apr_pcalloc(process_pool, sizeof(apr_shm_t *));
+        apr_pool_userdata_set(data, KD_REVOKE_KEPT, apr_pool_cleanup_null, process_pool);
+    }
+    return data;
+}
+
+int kd_revoke_pre_config(apr_pool_t *pconf)
+{
+    memset(&revoked, 0, sizeof(revoked));
+    return ap_mutex_register(pconf, KD_REVOKE_MUTEX, NULL, APR_LOCK_DEFAULT, 0);
+}
+
+static apr_status_t revoke_cleanup(void *data)
+{
+    revoked.table = NULL;
+    return APR_SUCCESS;
+}
+
+int kd_revoke_post_config(apr_pool_t *pconf, server_rec *s)
+{
+    apr_shm_t **shm = kept_shm(s->process->pool);
+    apr_size_t bytes = kd_revoke_bytes_for(KD_REVOKE_SLOTS);
+    apr_status_t rv = APR_SUCCESS;
+
+    if (*shm == NULL) {
+        rv = apr_shm_create(shm, bytes, NULL, s->process->pool);
+        if (rv == APR_SUCCESS)
+            kd_revoke_init(apr_shm_baseaddr_get(*shm), apr_shm_size_get(*shm));
+        else
+            *shm = NULL;
+    }
+    if (rv == APR_SUCCESS)
+        rv = ap_global_mutex_create(&revoked.mutex, NULL, KD_REVOKE_MUTEX, NULL, s, pconf, 0);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, rv, s, KDLOGNO(00720)
+                     "cannot create the session revocation table");
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    revoked.table = apr_shm_baseaddr_get(*shm);
+    apr_pool_cleanup_register(pconf, NULL, revoke_cleanup, apr_pool_cleanup_null);
+    return OK;
+}
+
+void kd_revoke_child_init(apr_pool_t *pchild, server_rec *s)
+{
+    if (revoked.mutex
+        && apr_global_mutex_child_init(&revoked.mutex, apr_global_mutex_lockfile(revoked.mutex),
+                                       pchild) != APR_SUCCESS) {
+        /* Without the lock this child cannot read the table safely: it
+         * refuses every session instead (fail closed), see kd_is_revoked. */
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, KDLOGNO(00721)
+                     "session revocation table: cannot attach the mutex; this child refuses "
+                     "session cookies");
+        revoked.mutex = NULL;
+    }
+}
+
+int kd_is_revoked(const char *principal, long long issued_ms)
+{
+    unsigned char key[KD_REVOKE_KEY_BYTES];
+    int out;
+
+    if (revoked.table == NULL || revoked.mutex == NULL)
+        return 1; /* cannot tell: fail closed */
+    if (kd_revoke_empty(revoked.table))
+        return 0; /* nobody ever logged out here: no lock on the hot path */
+    kd_revoke_key(principal, key);
+    apr_global_mutex_lock(revoked.mutex);
+    out = kd_revoke_check(revoked.table, key, issued_ms, (uint32_t)apr_time_sec(apr_time_now()));
+    apr_global_mutex_unlock(revoked.mutex);
+    return out;
+}
+
+int kd_revoke_principal(request_rec *r, const char *principal, long long before_ms,
+                        long long until)
+{
+    unsigned char key[KD_REVOKE_KEY_BYTES];
+    long long floor_ms;
+    int raised;
+
+    if (revoked.table == NULL || revoked.mutex == NULL)
+        return -1;
+    kd_revoke_key(principal, key);
+    apr_global_mutex_lock(revoked.mutex);
+    raised = kd_revoke_add(revoked.table, key, before_ms, (uint32_t)until,
+                           (uint32_t)apr_time_sec(apr_time_now()));
+    floor_ms = kd_revoke_floor(revoked.table);
+    apr_global_mutex_unlock(revoked.mutex);
+    if (raised < 0)
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, KDLOGNO(00724)
+                      "kdeleg(%s, %s, -): session revocation table unusable: the logout of %s "
+                      "cleared the cookie but revoked nothing", r->server->server_hostname,
+                      r->useragent_ip, ap_escape_logitem(r->pool, principal));
+    if (raised > 0)
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, KDLOGNO(00722)
+                      "kdeleg(%s, %s, -): session revocation table full (%d principals): "
+                      "every session issued here before %lld ms is now refused, so that no "
+                      "revoked session comes back; those users re-authenticate",
+                      r->server->server_hostname, r->useragent_ip, KD_REVOKE_SLOTS, floor_ms);
+    return raised;
+}
