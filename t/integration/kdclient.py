@@ -2,12 +2,20 @@
 python3-gssapi, sent with http.client to an exact IP while naming the host
 the client believes it talks to (no DNS anywhere), plus error-log helpers.
 
+https (kdlab.TestCA): request()/negotiate()/curl_negotiate() take cafile for
+a server whose scheme is https; Browser(..., cafile=ca.pem) and
+chromium(..., cafile=ca.pem) trust the lab CA.  The TCP connection goes to
+the IP, the TLS name (SNI, certificate check) is the host name.  With curl,
+tests write: curl --cacert ca.pem --resolve host:port:ip https://host:port/
+
 Run under /usr/bin/python3 (Debian's python3-gssapi)."""
 
 import base64
 import http.client
 import os
 import re
+import socket
+import ssl
 import subprocess
 
 import gssapi
@@ -44,9 +52,44 @@ class Token:
         return self.ctx.complete
 
 
-def request(httpd, path, host=None, headers=None, method="GET", body=None):
-    """(status, headers dict (lower-case names, repeated joined by '\\n'), body)."""
-    conn = http.client.HTTPConnection(httpd.ip, httpd.port, timeout=15)
+class PinnedHTTPSConnection(http.client.HTTPSConnection):
+    """HTTPS over a TCP connection to ip, while TLS is for host: SNI and the
+    certificate check use the name, as a client that resolved host to ip
+    would (HTTPSConnection(ip) would check the certificate for the IP)."""
+
+    def __init__(self, host, port, ip, context, timeout=15):
+        super().__init__(host, port, timeout=timeout, context=context)
+        self.ip, self.tls_context = ip, context
+
+    def connect(self):
+        sock = socket.create_connection((self.ip, self.port), self.timeout)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            self.sock = self.tls_context.wrap_socket(sock, server_hostname=self.host)
+        except BaseException:
+            sock.close()
+            raise
+
+
+def connection(scheme, host, ip, port, cafile=None, timeout=15):
+    """An http.client connection to ip:port for a URL naming host: plain
+    HTTPConnection(ip) for http, PinnedHTTPSConnection verifying host's
+    certificate against cafile (None: the system's CAs) for https."""
+    if scheme == "https":
+        return PinnedHTTPSConnection(host, port, ip, ssl.create_default_context(cafile=cafile),
+                                     timeout)
+    if scheme != "http":
+        raise ValueError(f"unsupported scheme {scheme!r}")
+    return http.client.HTTPConnection(ip, port, timeout=timeout)
+
+
+def request(httpd, path, host=None, headers=None, method="GET", body=None, cafile=None):
+    """(status, headers dict (lower-case names, repeated joined by '\\n'), body).
+    An https httpd (httpd.scheme) is verified against cafile, else
+    httpd.cafile when the test set one, for host (default its server_name)."""
+    scheme = getattr(httpd, "scheme", "http")
+    cafile = cafile or getattr(httpd, "cafile", None)
+    conn = connection(scheme, host or httpd.server_name, httpd.ip, httpd.port, cafile)
     hdrs = {"Host": f"{host or httpd.server_name}:{httpd.port}"}
     hdrs.update(headers or {})
     try:
@@ -64,12 +107,12 @@ def request(httpd, path, host=None, headers=None, method="GET", body=None):
         conn.close()
 
 
-def negotiate(httpd, path, ccache, host=None, mech=SPNEGO, headers=None):
+def negotiate(httpd, path, ccache, host=None, mech=SPNEGO, headers=None, cafile=None):
     """Authenticate with a fresh token; returns (status, headers, body, token)."""
     tok = Token(ccache, host or httpd.server_name, mech)
     hdrs = {"Authorization": tok.header}
     hdrs.update(headers or {})
-    status, h, body = request(httpd, path, host=host, headers=hdrs)
+    status, h, body = request(httpd, path, host=host, headers=hdrs, cafile=cafile)
     return status, h, body, tok
 
 
@@ -87,11 +130,16 @@ def cgi_env(body):
     return dict(line.split("=", 1) for line in body.splitlines() if "=" in line)
 
 
-def curl_negotiate(realm, httpd, path, ccache, host=None):
+def curl_negotiate(realm, httpd, path, ccache, host=None, cafile=None):
+    """curl --negotiate to httpd as host; an https httpd is verified with
+    --cacert cafile (else httpd.cafile, if set)."""
     host = host or httpd.server_name
+    scheme = getattr(httpd, "scheme", "http")
+    cafile = cafile or getattr(httpd, "cafile", None)
+    tls = ["--cacert", cafile] if scheme == "https" and cafile else []
     proc = subprocess.run(
-        ["curl", "-s", "-o", "-", "-w", "\n%{http_code}", "--negotiate", "-u", ":",
-         "--resolve", f"{host}:{httpd.port}:{httpd.ip}", f"http://{host}:{httpd.port}{path}"],
+        ["curl", "-s", "-o", "-", "-w", "\n%{http_code}", "--negotiate", "-u", ":", *tls,
+         "--resolve", f"{host}:{httpd.port}:{httpd.ip}", f"{scheme}://{host}:{httpd.port}{path}"],
         env=realm.env(ccache), capture_output=True, text=True, timeout=30)
     body, _, code = proc.stdout.rpartition("\n")
     return int(code), body
@@ -162,51 +210,87 @@ def settled_listing(path, expected=(), timeout=5.0):
     return sorted(os.listdir(path))
 
 
+class Cookie(tuple):
+    """A stored cookie: unpacks as (value, host_only, expires), with
+    .secure (the Secure attribute: sent over https only)."""
+
+    def __new__(cls, value, host_only, expires, secure=False):
+        self = super().__new__(cls, (value, host_only, expires))
+        self.secure = secure
+        return self
+
+
 class Browser:
     """Behaves like a browser on the lab's names: resolves host names only
     through resolve {host: ip}, keeps cookies (Domain, host-only, Path,
-    Expires/Max-Age) unless keep_cookies is False, follows redirects (at most
-    max_hops), and answers "401 Negotiate" once per URL with a fresh Kerberos
-    token for HTTP@<host in the URL>, or with NTLM for hosts in ntlm_hosts
-    (a client that has no ticket for that name)."""
+    Expires/Max-Age, Secure) unless keep_cookies is False, follows redirects
+    (at most max_hops), and answers "401 Negotiate" once per URL with a fresh
+    Kerberos token for HTTP@<host in the URL>, or with NTLM for hosts in
+    ntlm_hosts (a client that has no ticket for that name).
 
-    def __init__(self, resolve, ccache, ntlm_hosts=(), keep_cookies=True):
+    https URLs are verified against cafile (the lab CA's ca.pem; None: the
+    system's CAs) for the URL's host name. Cookies as browsers treat them:
+    a Secure cookie is sent over https only, and refused when set over
+    http (as is an http cookie that would replace a Secure one); a
+    __Secure- cookie needs Secure and https, a __Host- cookie also Path=/
+    and no Domain attribute."""
+
+    def __init__(self, resolve, ccache, ntlm_hosts=(), keep_cookies=True, cafile=None):
         self.resolve, self.ccache = dict(resolve), ccache
         self.ntlm_hosts, self.keep_cookies = set(ntlm_hosts), keep_cookies
-        self.cookies = {}   # (domain, path, name) -> (value, host_only, expires)
+        self.cafile = cafile
+        self.cookies = {}   # (domain, path, name) -> Cookie(value, host_only, expires)
         self.chain = []     # [(url, status)] of the last get()
 
     # -- cookies
-    def _store(self, host, set_cookie):
+    def _store(self, host, set_cookie, https=False):
         import email.utils
         import time
         parts = [p.strip() for p in set_cookie.split(";")]
         name, _, value = parts[0].partition("=")
-        domain, host_only, path, expires = host, True, "/", None
+        domain, host_only, path, expires, secure = host, True, "/", None, False
+        path_attr = domain_attr = None
         for attr in parts[1:]:
             k, _, v = attr.partition("=")
-            k = k.lower()
+            k, v = k.strip().lower(), v.strip()
             if k == "domain" and v:
+                domain_attr = v
                 domain, host_only = v.lstrip(".").lower(), False
             elif k == "path" and v:
-                path = v
+                path = path_attr = v
             elif k == "max-age":
                 expires = time.time() + int(v)
             elif k == "expires" and expires is None:
                 expires = email.utils.parsedate_to_datetime(v).timestamp()
+            elif k == "secure":
+                secure = True
         if not host_only and not (host == domain or host.endswith("." + domain)):
             return  # a browser refuses a domain that does not cover the host
+        if secure and not https:
+            return  # only a secure origin may set a Secure cookie
+        lower = name.lower()
+        if lower.startswith("__secure-") and not (secure and https):
+            return
+        if lower.startswith("__host-") and not (secure and https and domain_attr is None
+                                                and path_attr == "/"):
+            return
         key = (domain, path, name)
+        if not https and any(c.secure and n == name and (d == host or host.endswith("." + d))
+                             for (d, _, n), c in self.cookies.items()):
+            return  # http cannot replace (or delete) a Secure cookie
         if expires is not None and expires <= time.time():
             self.cookies.pop(key, None)
         elif self.keep_cookies:
-            self.cookies[key] = (value, host_only, expires)
+            self.cookies[key] = Cookie(value, host_only, expires, secure)
 
-    def cookie_header(self, host, path):
+    def cookie_header(self, host, path, https=False):
         import time
         sent = []
-        for (domain, cpath, name), (value, host_only, expires) in self.cookies.items():
+        for (domain, cpath, name), cookie in self.cookies.items():
+            value, host_only, expires = cookie
             if expires is not None and expires <= time.time():
+                continue
+            if getattr(cookie, "secure", False) and not https:
                 continue
             if host_only and host != domain:
                 continue
@@ -223,15 +307,17 @@ class Browser:
     def _send(self, url, auth=None, extra=None):
         import urllib.parse
         u = urllib.parse.urlsplit(url)
+        https = u.scheme == "https"
         path = u.path + ("?" + u.query if u.query else "")
         headers = {"Host": u.netloc}
-        cookies = self.cookie_header(u.hostname, u.path or "/")
+        cookies = self.cookie_header(u.hostname, u.path or "/", https)
         if cookies:
             headers["Cookie"] = cookies
         if auth:
             headers["Authorization"] = auth
         headers.update(extra or {})
-        conn = http.client.HTTPConnection(self.resolve[u.hostname], u.port or 80, timeout=15)
+        conn = connection(u.scheme, u.hostname, self.resolve[u.hostname],
+                          u.port or (443 if https else 80), self.cafile)
         try:
             conn.putrequest("GET", path or "/", skip_host=True, skip_accept_encoding=True)
             for k, v in headers.items():
@@ -242,7 +328,7 @@ class Browser:
             for k, v in resp.getheaders():
                 merged[k.lower()] = merged[k.lower()] + "\n" + v if k.lower() in merged else v
                 if k.lower() == "set-cookie":
-                    self._store(u.hostname, v)
+                    self._store(u.hostname, v, https)
             return resp.status, merged, resp.read().decode(errors="replace")
         finally:
             conn.close()
@@ -275,13 +361,30 @@ class Browser:
 CHROMIUM = "/usr/bin/chromium"
 
 
-def chromium(realm, ccache, resolve, url, workdir, timeout=60, extra=(), screenshot=None):
+def trust_in_nssdb(home, cafile, nickname="kdeleg-lab-ca"):
+    """Make $home/.pki/nssdb (the NSS database Chromium reads on Linux) and
+    add cafile to it as a trusted CA for TLS servers (certutil, Debian's
+    libnss3-tools)."""
+    db = os.path.join(home, ".pki", "nssdb")
+    os.makedirs(db, mode=0o700, exist_ok=True)
+    env = {"PATH": "/usr/bin:/bin", "LANG": "C", "HOME": home}
+    for args in (["-N", "--empty-password"],
+                 ["-A", "-n", nickname, "-t", "C,,", "-i", cafile]):
+        subprocess.run(["certutil", *args, "-d", "sql:" + db], env=env, check=True,
+                       capture_output=True, text=True, timeout=30)
+    return db
+
+
+def chromium(realm, ccache, resolve, url, workdir, timeout=60, extra=(), screenshot=None,
+             cafile=None):
     """Headless Debian Chromium doing Negotiate with the lab's ticket cache
     (flags proven in ../shared/LAB.md); returns the page's DOM as text, or
     writes a PNG to screenshot instead. Negotiate is allowed for the
     realm's own domain (*.example.test, *.ad.example.test), with
-    realm.env()'s krb5.conf. Runs in its own process group, which is killed
-    by its PID on timeout."""
+    realm.env()'s krb5.conf. cafile: a CA (kdlab.TestCA's ca.pem) Chromium
+    trusts for https, put in the fresh profile's NSS database ($HOME is the
+    profile); certificate errors are never ignored. Runs in its own
+    process group, which is killed by its PID on timeout."""
     import json
     import signal
     import tempfile
@@ -289,6 +392,8 @@ def chromium(realm, ccache, resolve, url, workdir, timeout=60, extra=(), screens
     with open(os.path.join(profile, "Local State"), "w") as f:
         json.dump({"net": {"received_http_auth_negotiate_headers": True},
                    "auth": {"disable_negotiate_cname_lookup": True}}, f)
+    if cafile:
+        trust_in_nssdb(profile, cafile)
     rules = ", ".join(f"MAP {host} {ip}" for host, ip in resolve.items()) + ", MAP * ~NOTFOUND"
     args = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
             "--no-first-run", "--disable-background-networking", "--disable-component-update",

@@ -47,19 +47,33 @@ Realm(base_dir, realm="EXAMPLE.TEST", domain="example.test")
     stop_kdc() / start_kdc()     the KDC alone (slapd keeps running)
     stop_slapd() / start_slapd() the directory alone (the KDC keeps running)
 
+TestCA(base_dir)            throw-away CA (openssl; EC P-256, 2 days) made on
+                            first use in <base>/ca/: .pem = ca.pem, ca.key 0600
+    issue(name, hosts) -> (cert_path, key_path)   server cert: SAN DNS for
+                            every host, CN hosts[0], EKU serverAuth; key 0600
+                            (mod_ssl and haproxy read it as root); an
+                            existing name returns its files
+    bundle(name, hosts) -> path   cert + key in one PEM (haproxy `crt`)
+
 Httpd(base_dir, name, ip, port=None, module_path=None, mpm="event",
-      extra_modules=(), conf="", server_name=None)
+      extra_modules=(), conf="", server_name=None, tls=None)
     start(env=None)         writes <base>/<name>/httpd.conf, runs apache2 -k
                             start; env is usually realm.env()
     stop(); reload(conf=None)  (graceful, SIGUSR1; waits for the restart)
     error_log_mark() / error_log_since(mark) -> [lines]
-    url(path="/", host=None); pid; processes() -> [pids of main + children]
+    url(path="/", host=None); scheme; pid; processes() -> [pids of main + children]
+    tls=(cert_path, key_path): mod_ssl (+ socache_shmcb) loaded, the main
+                            server (no vhost) is https only: Listen ip:port
+                            https, SSLEngine on, TLS 1.2/1.3
 
 private_ccache_dir(httpd_dir) -> <httpd_dir>/ccache, 0700, owned by the httpd
                             user: a KdelegCcacheDir as an administrator makes it
 
-Haproxy(base_dir, ip, port, backends, name="haproxy")
-    start(); stop(); url(path="/")   round robin over [(ip, port), ...]
+Haproxy(base_dir, ip, port, backends, name="haproxy", tls=None)
+    start(); stop(); url(path="/"); scheme   round robin over [(ip, port), ...]
+    tls=None plain http; ("passthrough",) mode tcp, TLS ends at the nodes;
+    ("terminate", bundle_path) https at haproxy, plain http to the nodes,
+    X-Forwarded-Proto: https added
 
 Postgres(base_dir, realm, ip="127.0.0.5", port=None, name="postgres")
     start()                 initdb (as the postgres OS user when root) into
@@ -93,6 +107,8 @@ Realm directory layout
 <base>/rcache/, ccache/  client replay caches, default client ccache
 <base>/pids/             one record per running server: "PID STARTTIME"
 <base>/module_path       the --module given to `kdlab.py start`, if any
+<base>/ca/               TestCA: ca.pem, ca.key, <name>.pem/.key/.ext,
+                         <name>.bundle.pem
 <base>/<httpd name>/     httpd.conf, htdocs/, cgi-bin/env.cgi, logs/, run/,
                          rcache/ (each httpd is its own host: own replay
                          cache and default ccache, KRB5CCNAME/KRB5RCACHEDIR)
@@ -765,6 +781,110 @@ index krbPrincipalName eq,pres,sub
         return lines_since(self.kdc_log, mark)
 
 
+# -------------------------------------------------------------------- TLS
+
+CA_CONF = """[req]
+distinguished_name = dn
+prompt = no
+[dn]
+CN = kdeleg lab CA
+[v3_ca]
+basicConstraints = critical, CA:TRUE
+keyUsage = critical, keyCertSign, cRLSign
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid:always
+"""
+
+
+class TestCA:
+    """A throw-away certificate authority for the lab, made with the openssl
+    command line (EC P-256, SHA-256, valid 2 days) on first use in
+    <base_dir>/ca/: ca.pem (the CA certificate, .pem) and ca.key (0600).
+
+    issue(name, hosts) -> (cert_path, key_path): a server certificate for
+        hosts (DNS names: subjectAltName DNS entries for all, CN the first),
+        EKU serverAuth, signed by the CA, in <base_dir>/ca/<name>.pem and
+        <name>.key (0600, the caller's: mod_ssl and haproxy read keys as root
+        before dropping privileges). Asking again for an existing name
+        returns the existing files (hosts are not compared).
+    bundle(name, hosts) -> path of <name>.bundle.pem: certificate then key,
+        haproxy's `crt` format (0600).
+
+    Clients trust it with: python ssl.create_default_context(cafile=ca.pem),
+    `curl --cacert ca.pem --resolve host:port:ip https://host:port/`,
+    kdclient.Browser(..., cafile=ca.pem), kdclient.chromium(..., cafile=ca.pem)."""
+
+    __test__ = False  # not a pytest test class, whatever its name
+
+    def __init__(self, base_dir):
+        self.base = os.path.abspath(base_dir)
+        self.dir = os.path.join(self.base, "ca")
+        self.pem = os.path.join(self.dir, "ca.pem")
+        self.key = os.path.join(self.dir, "ca.key")
+
+    def _openssl(self, *args):
+        return _run(["openssl", *args], base_env())
+
+    def _ensure(self):
+        if os.path.exists(self.pem):
+            return
+        _mkdir(self.dir)
+        conf = _write(os.path.join(self.dir, "ca.cnf"), CA_CONF)
+        tmp_key, tmp_pem = self.key + ".tmp", self.pem + ".tmp"
+        # The key file is created 0600 before openssl writes into it.
+        os.close(os.open(tmp_key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
+        self._openssl("req", "-x509", "-config", conf, "-extensions", "v3_ca",
+                      "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                      "-nodes", "-keyout", tmp_key, "-out", tmp_pem,
+                      "-sha256", "-days", "2")
+        os.chmod(tmp_key, 0o600)
+        os.rename(tmp_key, self.key)
+        os.rename(tmp_pem, self.pem)  # last: ca.pem present = CA complete
+
+    def issue(self, name, hosts):
+        if isinstance(hosts, str) or not hosts or "/" in name or name in ("ca", ""):
+            raise ValueError(f"bad certificate name {name!r} or hosts {hosts!r}")
+        self._ensure()
+        cert = os.path.join(self.dir, name + ".pem")
+        key = os.path.join(self.dir, name + ".key")
+        if os.path.exists(cert) and os.path.exists(key):
+            return cert, key
+        hosts = list(hosts)
+        tmp_key, csr = key + ".tmp", os.path.join(self.dir, name + ".csr")
+        ext = _write(os.path.join(self.dir, name + ".ext"), (
+            "basicConstraints = critical, CA:FALSE\n"
+            "keyUsage = critical, digitalSignature\n"
+            "extendedKeyUsage = serverAuth\n"
+            "subjectKeyIdentifier = hash\n"
+            "authorityKeyIdentifier = keyid\n"
+            "subjectAltName = " + ", ".join(f"DNS:{h}" for h in hosts) + "\n"))
+        os.close(os.open(tmp_key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
+        self._openssl("req", "-new", "-newkey", "ec", "-pkeyopt",
+                      "ec_paramgen_curve:P-256", "-nodes", "-keyout", tmp_key,
+                      "-out", csr, "-subj", f"/CN={hosts[0]}")
+        # A random serial: no two certificates of this CA share one.
+        self._openssl("x509", "-req", "-in", csr, "-CA", self.pem, "-CAkey", self.key,
+                      "-set_serial", "0x" + os.urandom(16).hex(), "-sha256",
+                      "-days", "2", "-extfile", ext, "-out", cert + ".tmp")
+        os.chmod(tmp_key, 0o600)
+        os.rename(tmp_key, key)
+        os.rename(cert + ".tmp", cert)
+        os.unlink(csr)
+        return cert, key
+
+    def bundle(self, name, hosts):
+        cert, key = self.issue(name, hosts)
+        path = os.path.join(self.dir, name + ".bundle.pem")
+        if not os.path.exists(path):
+            with open(cert) as c, open(key) as k:
+                text = c.read() + k.read()
+            fd = os.open(path + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(text)
+            os.rename(path + ".tmp", path)
+        return path
+
+
 # ------------------------------------------------------------------ httpd
 
 ENV_CGI = """#!/usr/bin/python3
@@ -778,6 +898,8 @@ keys += sorted(k for k in os.environ if k not in FIRST)
 for k in keys:
     print(f"{k}={os.environ[k]}")
 """
+
+TLS_MODULES = ("socache_shmcb", "ssl")
 
 BASE_MODULES = ("authn_core", "authz_core", "authz_user", "authz_host", "mime",
                 "dir", "alias", "env", "setenvif", "headers", "log_config",
@@ -874,7 +996,8 @@ def cross_realm_conf(path, *realms, domain_realm=()):
 
 class Httpd:
     def __init__(self, base_dir, name, ip, port=None, module_path=None,
-                 mpm="event", extra_modules=(), conf="", server_name=None):
+                 mpm="event", extra_modules=(), conf="", server_name=None,
+                 tls=None):
         if mpm not in MPM_CONF:
             raise ValueError(f"mpm must be one of {sorted(MPM_CONF)}")
         self.base = os.path.abspath(base_dir)
@@ -882,6 +1005,11 @@ class Httpd:
         self.port = port or free_port(ip)
         self.module_path, self.mpm = module_path, mpm
         self.extra_modules, self.conf = tuple(extra_modules), conf
+        # (cert_path, key_path), e.g. TestCA.issue(): the main server
+        # speaks https only.
+        self.tls = tuple(tls) if tls else None
+        if self.tls and len(self.tls) != 2:
+            raise ValueError("tls must be (cert_path, key_path)")
         # "node1" serves as node1.example.test; a dotted name is used as is.
         self.server_name = server_name or (name if "." in name
                                            else name + ".example.test")
@@ -894,8 +1022,12 @@ class Httpd:
         self.record = "httpd-" + name
         self.env = {}
 
+    @property
+    def scheme(self):
+        return "https" if self.tls else "http"
+
     def url(self, path="/", host=None):
-        return f"http://{host or self.ip}:{self.port}{path}"
+        return f"{self.scheme}://{host or self.ip}:{self.port}{path}"
 
     @property
     def pid(self):
@@ -923,6 +1055,8 @@ class Httpd:
         mods = [f"mpm_{self.mpm}"] + list(BASE_MODULES)
         mods.append("cgid" if self.mpm == "event" else "cgi")
         mods += self.extra_modules
+        if self.tls:
+            mods += [m for m in TLS_MODULES if m not in mods]
         # Debian compiles log_config and unixd in; loading them again fails.
         lines = [f"<IfModule !{m}_module>\n"
                  f"  LoadModule {m}_module {APACHE_MODULES}/mod_{m}.so\n"
@@ -930,6 +1064,22 @@ class Httpd:
         if self.module_path:
             lines.append(f"LoadModule kdeleg_module {self.module_path}")
         return "\n".join(lines) + "\n"
+
+    def _tls_config(self):
+        """mod_ssl for the main server (no vhost). Keys are read by the
+        parent, as root, at start and at every graceful restart; the
+        Mutex file:<run> default line above covers mod_ssl's mutexes;
+        OpenSSL 3 seeds itself (no SSLRandomSeed)."""
+        if not self.tls:
+            return ""
+        cert, key = self.tls
+        run = os.path.join(self.dir, "run")
+        return f"""SSLEngine on
+SSLCertificateFile "{cert}"
+SSLCertificateKeyFile "{key}"
+SSLSessionCache "shmcb:{run}/ssl_scache(512000)"
+SSLProtocol -all +TLSv1.2 +TLSv1.3
+"""
 
     def _config(self):
         d, run = self.dir, os.path.join(self.dir, "run")
@@ -941,9 +1091,9 @@ class Httpd:
 DefaultRuntimeDir "{run}"
 PidFile "{self.pid_file}"
 Mutex file:{run} default
-Listen {self.ip}:{self.port}
+Listen {self.ip}:{self.port}{" https" if self.tls else ""}
 ServerName {self.server_name}
-{self._load_modules()}{user}{MPM_CONF[self.mpm]}{cgid}
+{self._load_modules()}{user}{MPM_CONF[self.mpm]}{cgid}{self._tls_config()}
 LimitRequestFieldSize 131072
 ErrorLog "{self.error_log}"
 LogLevel info
@@ -1053,32 +1203,56 @@ ScriptAlias /cgi-bin/ "{d}/cgi-bin/"
 # ---------------------------------------------------------------- haproxy
 
 class Haproxy:
-    def __init__(self, base_dir, ip, port, backends, name="haproxy"):
+    """Round robin over backends [(ip, port), ...]. tls:
+    None                          mode http, plain http both sides;
+    ("passthrough",)              mode tcp: TLS goes through untouched to
+                                  the nodes (TLS httpds), one node per
+                                  connection;
+    ("terminate", bundle_path)    haproxy speaks https with the bundle
+                                  (TestCA.bundle: cert + key), the nodes
+                                  plain http; adds X-Forwarded-Proto: https."""
+
+    def __init__(self, base_dir, ip, port, backends, name="haproxy", tls=None):
         self.base = os.path.abspath(base_dir)
         self.ip, self.port, self.name = ip, port or free_port(ip), name
         self.backends = list(backends)
+        self.tls = tuple(tls) if tls else None
+        if not (self.tls is None or self.tls == ("passthrough",) or
+                (len(self.tls) == 2 and self.tls[0] == "terminate")):
+            raise ValueError(f"tls must be None, ('passthrough',) or "
+                             f"('terminate', bundle_path), not {tls!r}")
         self.dir = os.path.join(self.base, name)
         self.cfg = os.path.join(self.dir, "haproxy.cfg")
         self.log = os.path.join(self.dir, "haproxy.log")
 
+    @property
+    def scheme(self):
+        return "https" if self.tls else "http"
+
     def url(self, path="/", host=None):
-        return f"http://{host or self.ip}:{self.port}{path}"
+        return f"{self.scheme}://{host or self.ip}:{self.port}{path}"
 
     def _config(self):
         servers = "".join(f"    server s{i} {ip}:{port}\n"
                           for i, (ip, port) in enumerate(self.backends, 1))
+        mode, bind, frontend = "http", f"{self.ip}:{self.port}", ""
+        if self.tls and self.tls[0] == "passthrough":
+            mode = "tcp"
+        elif self.tls:
+            bind += f" ssl crt {self.tls[1]}"
+            frontend = "    http-request set-header X-Forwarded-Proto https\n"
         return f"""global
     maxconn 512
 
 defaults
-    mode http
+    mode {mode}
     timeout connect 2s
     timeout client 30s
     timeout server 30s
 
 frontend fe
-    bind {self.ip}:{self.port}
-    default_backend be
+    bind {bind}
+{frontend}    default_backend be
 
 backend be
     balance roundrobin
