@@ -473,3 +473,13 @@ insert into notes (body) values (:'note') returning 'NOTE_OWNER', owner;
 SQL
 echo "PSQL_EXIT=$?"
 """
+
+
+# ---------------------------------------------------------------- clocks
+
+def faketime_env(offset):
+    """Environment for a server whose clock runs offset off ("+2h", "-10m"),
+    through libfaketime (monotonic clocks stay real)."""
+    import glob
+    lib = glob.glob("/usr/lib/*/faketime/libfaketimeMT.so.1")[0]
+    return {"LD_PRELOAD": lib, "FAKETIME": offset, "DONT_FAKE_MONOTONIC": "1"}

@@ -16,7 +16,6 @@ import pytest
 import kdclient
 import kdlab
 from conftest import private_ccache_dir, shared_port
-from test_110_failures import faketime_env
 from test_300_delegation import backend  # noqa: F401  (module-scoped fixture)
 
 VIP = "vip.example.test"
@@ -488,7 +487,7 @@ def test_expired_cookie_is_ignored(site, kd_httpd, realm, lab_dir, alice_ccache)
     cookie = session_cookie(site, alice_ccache)
     keys = key_file(lab_dir, "site", KEY_A)
     later = kd_httpd("later", "127.0.0.6", server_name=f"{VIP}:{site.proxy.port}",
-                     env=faketime_env("+2h"),
+                     env=kdclient.faketime_env("+2h"),
                      conf_fn=lambda d: f"""
 KdelegKeytab {realm.keytab('node1')}
 KdelegVirtualName {VIP}

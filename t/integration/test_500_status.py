@@ -291,8 +291,7 @@ def test_selftest_protocol_transition_not_allowed(kd_httpd, realm):
 
 
 def test_selftest_clock_skew_and_kdc_down(kd_httpd, realm):
-    from test_110_failures import faketime_env
-    h = selftest_httpd(kd_httpd, realm, "selftest-skew", env=faketime_env("+10m"))
+    h = selftest_httpd(kd_httpd, realm, "selftest-skew", env=kdclient.faketime_env("+10m"))
     steps = selftest(h)
     clock = steps[("clock", f"HTTP/{NODE1}")]
     assert clock["cause"] == "clock-skew" and "about -60" in clock["detail"], clock

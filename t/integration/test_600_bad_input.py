@@ -14,7 +14,6 @@ import pytest
 import kdclient
 import kdlab
 from conftest import private_ccache_dir
-from test_110_failures import faketime_env
 
 NODE1 = "node1.example.test"
 VIP = "vip.example.test"
@@ -241,7 +240,7 @@ def cookies(matrix, realm, module_path, keys, lab_dir):
     with open(skewed, "w") as f:
         f.write(conf)
     past = start_node(realm, module_path, "matrix-past", keys, ip="127.0.0.3",
-                      env={**faketime_env("-2h"), "KRB5_CONFIG": skewed})
+                      env={**kdclient.faketime_env("-2h"), "KRB5_CONFIG": skewed})
     foreign = start_node(realm, module_path, "matrix-foreign", keys, site="www.example.test",
                          ip="127.0.0.5")
     try:

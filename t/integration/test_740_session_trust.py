@@ -207,13 +207,12 @@ def test_token_is_bound_to_its_origin(site, kdc, kdc_alice):
 def test_expired_token_is_refused(site, kd_httpd, kdc, kdc_alice, lab_dir):
     """A token lives 60 s: a twin of the VIP whose clock is 2 minutes ahead
     refuses it."""
-    from test_110_failures import faketime_env  # noqa: E402 (a lab helper, not a test)
     b, node_url, state = start_bounce(site, kdc_alice)
     back = node_leg(site, b, node_url)
     port = site.proxy.port
     keys = os.path.join(lab_dir, "site-720.keys")
     twin = kd_httpd("twin", "127.0.0.6", server_name=vip(kdc), port=kdlab.free_port("127.0.0.6"),
-                    env={**kdc.r.env(), **faketime_env("+2m")},
+                    env={**kdc.r.env(), **kdclient.faketime_env("+2m")},
                     conf_fn=lambda d: f"""
 KdelegKeytab {kdc.r.keytab('node1')}
 KdelegServiceNames HTTP/{vip(kdc)}
