@@ -673,9 +673,13 @@ static kd_session_status open_session(request_rec *r, const kd_dir_conf *conf,
     return st;
 }
 
+static int return_to_site(request_rec *r, const kd_dir_conf *conf, const kd_auth_state *st,
+                          long ticket_seconds_left);
+
 static int use_session(request_rec *r, const kd_dir_conf *conf, const kd_session *s)
 {
     kd_auth_state *state = state_from(r, conf, s);
+    int status;
 
     kd_note(KD_STAT_SESSION_OK);
     /* A shared cache never stores an answer to a request carrying
@@ -686,6 +690,13 @@ static int use_session(request_rec *r, const kd_dir_conf *conf, const kd_session
     r->user = apr_pstrdup(r->pool, state->user);
     r->ap_auth_type = KD_AUTH_TYPE;
     kd_set_identity(r, state);
+    /* The node leg of the fallback, for a client that already holds a
+     * session for the node's own name: it goes back with a token too. */
+    if (r->main == NULL
+        && (status = return_to_site(r, conf, state,
+                                    (long)(s->expires - apr_time_sec(apr_time_now()))))
+               != DECLINED)
+        return status;
     return session_delegation(r, conf, state);
 }
 
@@ -763,9 +774,6 @@ static int issue_session(request_rec *r, const kd_dir_conf *conf, const char *pr
                   ap_escape_logitem(r->pool, origin_of(r, scope_host(r, conf))));
     return 0;
 }
-
-static int return_to_site(request_rec *r, const kd_dir_conf *conf, const kd_auth_state *st,
-                          long ticket_seconds_left);
 
 int kd_session_after_kerberos(request_rec *r, const kd_dir_conf *conf, const kd_auth_state *st,
                               long ticket_seconds_left)

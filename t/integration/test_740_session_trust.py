@@ -19,7 +19,7 @@ import pytest
 import kdclient
 import kdlab
 from conftest import kdc_front_dir
-from kdsite import EXPECTED, make_site, node_only_keytab
+from kdsite import EXPECTED, hosts, make_site, node_only_keytab
 
 # Lines these tests provoke on purpose, besides the site's own.
 LOGOUT = {"KD00723"}
@@ -374,3 +374,19 @@ def test_fallback_user_delegates_on_other_nodes_through_protocol_transition(
         audit = [m for _, _, m in kdclient.kd_lines(node.error_log_since(mark), "KD00410")]
         s4u2self = [m for m in audit if "S4U2Self" in m]
         assert s4u2self and all(kdc.impersonator("vip") in m for m in s4u2self), audit
+
+
+def test_node_session_goes_back_with_a_token_too(blind_site, kdc, kdc_alice):
+    """A client that already holds a session for the node's own name (it
+    visited the node directly) is sent back to the VIP with a token as
+    well, without Kerberos on the node leg."""
+    site, node2 = blind_site, blind_site.nodes[0]
+    b = site.browser(kdc_alice)
+    assert b.get(f"http://{kdc.host('node2')}:{node2.port}/private/index.html")[0] == 200
+    assert b.cookie("kdeleg_session")
+    status, _, body = b.get(site.url("/private/cgi/env.cgi?x=2"))
+    env = kdclient.cgi_env(body)
+    assert status == 200 and env["KDELEG_AUTH_METHOD"] == "session", (b.chain, body)
+    assert env["QUERY_STRING"] == "x=2" and env["REMOTE_USER"] == kdc.user("alice")
+    assert hosts(b.chain) == [(vip(kdc), 401), (vip(kdc), 302), (kdc.host("node2"), 302),
+                              (vip(kdc), 302), (vip(kdc), 200)], b.chain
