@@ -20,6 +20,8 @@ typedef enum {
     KD_STAT_FQDN_REDIRECTS,    /* clients sent to the node name */
     KD_STAT_TICKET_CACHE_HITS, /* delegations served from the node's cache */
     KD_STAT_TICKET_CACHE_MISSES,
+    KD_STAT_TRANSFERS_REDEEMED, /* fallback transfer tokens exchanged for a session */
+    KD_STAT_SESSION_LOGOUTS,   /* sessions revoked by KdelegSessionLogout */
     KD_STAT__COUNT
 } kd_stat;
 

@@ -1010,6 +1010,7 @@ static int redeem_transfer(request_rec *r, const kd_dir_conf *conf)
     if (issue_session(r, conf, t.principal, t.spn, t.method, lifetime) != 0)
         return transfer_refused(r, conf, "no session could be issued from it", t.principal);
     clear_cookie(r, conf, cookie_name(r, conf, KD_STATE_COOKIE));
+    kd_note(KD_STAT_TRANSFERS_REDEEMED);
     ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, KDLOGNO(00709)
                   "kdeleg(%s, %s, -): FQDN fallback: transfer token for %s redeemed; session "
                   "issued for %s", r->server->server_hostname, r->useragent_ip,
@@ -1045,6 +1046,7 @@ static const char *revoke_session(request_rec *r, const kd_dir_conf *conf, const
         return NULL;
     /* until the longest session this node could have issued ends */
     kd_revoke_principal(r, s.principal, now_ms(), apr_time_sec(apr_time_now()) + 7 * 24 * 3600);
+    kd_note(KD_STAT_SESSION_LOGOUTS);
     ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r, KDLOGNO(00723)
                   "kdeleg(%s, %s, -): logout: sessions of %s issued on this node until now are "
                   "revoked here", r->server->server_hostname, r->useragent_ip,

@@ -152,6 +152,8 @@ def test_fallback_carries_the_session_back_with_a_one_time_token(blind_site, kdc
     assert env["REMOTE_USER"] == kdc.user("alice") and env["QUERY_STRING"] == "x=1"
     jar = {(d, n): host_only for (d, _, n), (_, host_only, _) in b.cookies.items()}
     assert jar == {(vip(kdc), "kdeleg_session"): True}, jar
+    doc = kdclient.status(site.nodes[0], host=vip(kdc))
+    assert doc["counters"]["transfers_redeemed"] == 1 and doc["counters"]["fqdn_redirects"] == 1
 
 
 def test_token_is_good_once_per_node(site, kdc, kdc_alice):
@@ -316,6 +318,7 @@ def test_logout_clears_and_revokes_on_this_node(site, kdc, kdc_alice):
     assert [c for c in headers["set-cookie"].split("\n") if c.startswith("kdeleg_session=;")]
     audit = kdclient.kd_lines(node.error_log_since(mark), "KD00723")
     assert audit and kdc.user("alice") in audit[0][2]
+    assert kdclient.status(node, host=vip(kdc))["counters"]["session_logouts"] == 1
     # the old cookie, replayed to this node: session-invalid, revoked
     mark = node.error_log_mark()
     status, _, _ = send(site, node, site.url("/private/index.html"), f"kdeleg_session={cookie}")

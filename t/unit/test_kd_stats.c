@@ -24,6 +24,8 @@ START_TEST(counts_and_names)
     ck_assert_uint_eq(kd_stats_get(st, KD_STAT_AUTH_OK), 2);
     ck_assert_uint_eq(kd_stats_get(st, KD_STAT_SESSION_OK), 0);
     ck_assert_str_eq(kd_stat_name(KD_STAT_TICKET_CACHE_MISSES), "ticket_cache_misses");
+    ck_assert_str_eq(kd_stat_name(KD_STAT_TRANSFERS_REDEEMED), "transfers_redeemed");
+    ck_assert_str_eq(kd_stat_name(KD_STAT_SESSION_LOGOUTS), "session_logouts");
     ck_assert_str_eq(kd_stat_name(KD_STAT_FQDN_REDIRECTS), "fqdn_redirects");
     /* another process sees the same block */
     ck_assert_ptr_eq(kd_stats_attach(st), st);
