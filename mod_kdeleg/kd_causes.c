@@ -119,7 +119,8 @@ static const kd_cause_info catalogue[KD_CAUSE__COUNT] = {
      "needs the same, or rc4-hmac in permitted_enctypes",
      "add AES keys (kadmin cpw -randkey -e aes256-cts ...) and re-extract the keytab"},
     {KD_CAUSE_SESSION_INVALID, "session-invalid", 401, 0,
-     "the session cookie is tampered, expired, for another virtual host or sealed with an unknown key",
+     "the session cookie or transfer token is tampered, expired, revoked, spent, for another scope "
+     "(scheme, host, port, SPNs, KdelegSessionScope) or sealed with an unknown key",
      "nothing to fix: the user re-authenticates silently",
      "nothing to fix: the user re-authenticates silently"},
     {KD_CAUSE_NEGOTIATE_FAILED, "negotiate-failed", 401, 0,

@@ -214,6 +214,8 @@ int kd_replay_pre_config(apr_pool_t *pconf);
 int kd_replay_post_config(apr_pool_t *pconf, server_rec *s);
 void kd_replay_child_init(apr_pool_t *pchild, server_rec *s);
 int kd_replay_active(void);
+/* KdelegReplayCache off was configured (known before post_config). */
+int kd_replay_off(void);
 /* Revoked sessions (mod_kdeleg_revoke.c). kd_is_revoked fails closed (1)
  * when the table cannot be read; kd_revoke_principal returns 1 when the
  * table was full and its floor rose, -1 without a table. */

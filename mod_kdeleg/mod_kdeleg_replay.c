@@ -141,6 +141,11 @@ void kd_replay_child_init(apr_pool_t *pchild, server_rec *s)
     }
 }
 
+int kd_replay_off(void)
+{
+    return replay.configured && replay.bytes == 0;
+}
+
 int kd_replay_active(void)
 {
     return replay.table != NULL;

@@ -237,6 +237,8 @@ static const char *fallback_problem(const kd_dir_conf *conf)
     if (!sessions_on(conf))
         return "the way back to the virtual name needs KdelegSession On and "
                "KdelegSessionKeyFile";
+    if (kd_replay_off())
+        return "KdelegReplayCache is off: transfer tokens could not be held to one use";
     return NULL;
 }
 
@@ -829,6 +831,20 @@ static int bounceable(kd_cause cause)
     }
 }
 
+/* A session cookie of this scope that opens: the client already came
+ * through the fallback (or Kerberos) here. */
+static int holds_session(request_rec *r, const kd_dir_conf *conf)
+{
+    apr_array_header_t *values;
+    kd_session s;
+
+    if (!sessions_on(conf))
+        return 0;
+    values = cookie_values(r, session_cookie_name(r, conf));
+    return values->nelts > 0 && open_session(r, conf, values, &s) == KD_SESSION_OK
+           && !kd_is_revoked(s.principal, s.issued_ms);
+}
+
 int kd_fqdn_bounce(request_rec *r, const kd_dir_conf *conf, kd_cause cause)
 {
     const char *host, *vip, *node, *location, *args, *state;
@@ -841,6 +857,18 @@ int kd_fqdn_bounce(request_rec *r, const kd_dir_conf *conf, kd_cause cause)
         || kd_host_header_split(r->pool, apr_table_get(r->headers_in, "Host"), &host, &port) != 0
         || !is_virtual(conf, host, &vip))
         return DECLINED;
+    if (holds_session(r, conf)) {
+        /* The client has a session here but cannot do Kerberos on this name
+         * (a page that needs its ticket for delegation): another bounce
+         * would only bring it back to the same 401. */
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, KDLOGNO(00710)
+                      "kdeleg(%s, %s, -): cause %s on %s for a client that holds a session "
+                      "here: not redirecting to %s again; delegation for it needs "
+                      "KdelegProtocolTransition On (or a ticket for the virtual name)",
+                      r->server->server_hostname, r->useragent_ip, kd_cause_name(cause), vip,
+                      conf->node_name->host);
+        return DECLINED;
+    }
     if (t && t->transfer) {
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, KDLOGNO(00702)
                       "kdeleg(%s, %s, -): cause %s on %s right after the client came back "
@@ -1048,8 +1076,9 @@ static const char *revoke_session(request_rec *r, const kd_dir_conf *conf, const
     kd_revoke_principal(r, s.principal, now_ms(), apr_time_sec(apr_time_now()) + 7 * 24 * 3600);
     kd_note(KD_STAT_SESSION_LOGOUTS);
     ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r, KDLOGNO(00723)
-                  "kdeleg(%s, %s, -): logout: sessions of %s issued on this node until now are "
-                  "revoked here", r->server->server_hostname, r->useragent_ip,
+                  "kdeleg(%s, %s, -): logout: every session of %s issued until now (by any node, "
+                  "in any scope) is refused on this node", r->server->server_hostname,
+                  r->useragent_ip,
                   ap_escape_logitem(r->pool, s.principal));
     return s.principal;
 }

@@ -559,6 +559,19 @@ KdelegFQDNRedirect On
     assert "KD00211" in out and "needs KdelegSession On" in out
 
 
+def test_fallback_without_replay_cache_refuses_to_start(realm, module_path, lab_dir):
+    keys = key_file(lab_dir, "site", KEY_A)
+    out = start_failure(realm, module_path, "noreplay", f"""
+KdelegReplayCache off
+KdelegVirtualName {VIP}
+KdelegNodeName {NODE1}
+KdelegFQDNRedirect On
+KdelegSession On
+KdelegSessionKeyFile {keys}
+""")
+    assert "KD00211" in out and "KdelegReplayCache is off" in out
+
+
 def test_cookie_domain_must_cover_names(realm, module_path, lab_dir):
     keys = key_file(lab_dir, "site", KEY_A)
     out = start_failure(realm, module_path, "baddomain", f"""
