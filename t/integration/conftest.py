@@ -335,19 +335,4 @@ def kdc_front_dir(kdc, d, backend):
     os.chmod(f"{d}/cgi-bin/backend.cgi", 0o755)
 
 
-def shared_port(*ips):
-    """A port number free on every one of ips: a load-balanced site's
-    balancer and nodes listen on one port, as in a real farm, so the VIP's
-    cookie scope (scheme, host, port) is the same whichever way a request
-    arrives."""
-    import socket
-    for _ in range(50):
-        port = kdlab.free_port(ips[0])
-        try:
-            for ip in ips[1:]:
-                with socket.socket() as s:
-                    s.bind((ip, port))
-            return port
-        except OSError:
-            continue
-    raise RuntimeError(f"no common free port on {ips}")
+shared_port = kdlab.shared_port  # balancer and nodes on one port number

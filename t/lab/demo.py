@@ -120,14 +120,17 @@ def start_lab(base, module):
     keys = os.path.join(base, "session.keys")   # one file for every node
     with open(os.open(keys, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
         f.write(base64.b64encode(os.urandom(32)).decode() + "\n")
+    # The balancer and the nodes listen on one port number, as in most
+    # farms: a session cookie is bound to the port, so every node opens it.
+    port = kdlab.shared_port(HAPROXY_IP, *(ip for _, ip in NODES))
     for name, ip in NODES:
-        h = kdlab.Httpd(base, name, ip, module_path=module,
+        h = kdlab.Httpd(base, name, ip, port=port, module_path=module,
                         extra_modules=("proxy", "proxy_http", "socache_shmcb"))
         h.conf = node_conf(realm, h.dir, name,
                            [f"HTTP/{VIP}", f"HTTP/{name}.example.test"], name, backend,
                            lb_conf(f"http://{name}.example.test:{h.port}", keys))
         httpds[name] = h.start(env)
-    proxy = kdlab.Haproxy(base, HAPROXY_IP, kdlab.free_port(HAPROXY_IP),
+    proxy = kdlab.Haproxy(base, HAPROXY_IP, port,
                           [(httpds[n].ip, httpds[n].port) for n, _ in NODES]).start()
     t_all = time.monotonic() - t0
     print(f"realm {realm.realm} (slapd + krb5kdc, LDAP back end) up in {t_realm:.2f} s; "

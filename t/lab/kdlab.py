@@ -186,6 +186,23 @@ def free_port(ip="127.0.0.1"):
         return s.getsockname()[1]
 
 
+def shared_port(*ips):
+    """A port number free on every one of ips: a load-balanced site's
+    balancer and nodes listen on one port, as in most real farms, so the
+    VIP's cookie scope (scheme, host, port) is the same on every node.
+    (With different ports, ServerName https://vip:443 pins the port.)"""
+    for _ in range(50):
+        port = free_port(ips[0])
+        try:
+            for ip in ips[1:]:
+                with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                    s.bind((ip, port))
+            return port
+        except OSError:
+            continue
+    raise LabError(f"no common free port on {ips}")
+
+
 def base_env():
     """A clean environment: nothing from the caller (KRB5CCNAME, ...) leaks."""
     return {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
