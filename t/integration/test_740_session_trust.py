@@ -397,3 +397,20 @@ def test_node_session_goes_back_with_a_token_too(blind_site, kdc, kdc_alice):
     assert env["QUERY_STRING"] == "x=2" and env["REMOTE_USER"] == kdc.user("alice")
     assert hosts(b.chain) == [(vip(kdc), 401), (vip(kdc), 302), (kdc.host("node2"), 302),
                               (vip(kdc), 302), (vip(kdc), 200)], b.chain
+
+
+def test_cookie_domain_is_an_explicit_opt_in(kd_httpd, haproxy_factory, kdc, lab_dir,
+                                             kdc_backend, kdc_alice):
+    """KdelegCookieDomain still works when an administrator asks for it (the
+    README says what it exposes): the cookie carries the Domain, and the
+    fallback still comes back with a token, not with a node-made cookie."""
+    site = make_site(kd_httpd, haproxy_factory, kdc, lab_dir, kdc_backend,
+                     (("node2", node_only_keytab(kdc, "node2")),),
+                     extra=f"KdelegCookieDomain {kdc.domain}\n")
+    marks = site.marks()
+    b = site.browser(kdc_alice)
+    status, _, body = b.get(site.url("/private/cgi/env.cgi"))
+    assert status == 200 and kdclient.cgi_env(body)["KDELEG_AUTH_METHOD"] == "session"
+    assert len(site.lines(marks, "KD00709")) == 1
+    jar = {(d, n): host_only for (d, _, n), (_, host_only, _) in b.cookies.items()}
+    assert jar == {(kdc.domain, "kdeleg_session"): False}, jar

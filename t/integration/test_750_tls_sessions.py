@@ -14,7 +14,6 @@ import re
 import pytest
 
 import kdclient
-import kdlab
 from conftest import shared_port
 from kdsite import (EXPECTED, NODE_IPS, PROXY_MODULES, VIP_IP, Site, hosts, key_file,
                     lb_conf, node_only_keytab)
@@ -40,7 +39,7 @@ def tls_site(kd_httpd, haproxy_factory, kdc, lab_dir, kdc_backend, test_ca):
     for its own name and the VIP) or "terminate" (haproxy holds the VIP's
     certificate, plain nodes whose ServerName https://vip:port gives the
     scheme and port)."""
-    def make(mode, nodes=(("node1", "node1"), ("node2", "node2"))):
+    def make(mode, nodes=(("node1", "node1"), ("node2", "node2")), extra=""):
         vip = kdc.host("vip")
         keys = key_file(lab_dir, "site-750")
         port = shared_port(*NODE_IPS.values(), VIP_IP)
@@ -57,7 +56,7 @@ def tls_site(kd_httpd, haproxy_factory, kdc, lab_dir, kdc_backend, test_ca):
             node = kd_httpd(short, NODE_IPS[short], port=port, env=kdc.r.env(),
                             extra_modules=PROXY_MODULES,
                             conf_fn=lambda d, k=keytab, n=name, s=scheme: lb_conf(
-                                kdc, d, k, n, port, keys, kdc_backend, scheme=s), **kw)
+                                kdc, d, k, n, port, keys, kdc_backend, extra, scheme=s), **kw)
             node.allowed |= EXPECTED
             node.cafile = test_ca.pem
             started.append(node)
@@ -192,3 +191,14 @@ def test_chromium_through_tls_ends_on_the_bookmarked_vip_url(tls_site, kdc, kdc_
     assert env["HTTP_HOST"] == f"{kdc.host('vip')}:{site.proxy.port}"
     assert env["QUERY_STRING"] == "a=1"                     # no token left in the URL
     assert len(site.lines(marks, "KD00701")) == 1 and len(site.lines(marks, "KD00709")) == 1
+
+
+def test_opt_in_cookie_domain_on_https_is_secure_prefixed(tls_site, kdc, kdc_alice):
+    """With KdelegCookieDomain on https the cookie cannot be __Host- (it has
+    a Domain): it is __Secure-, Secure, with the Domain the administrator
+    chose."""
+    site = tls_site("terminate", extra=f"KdelegCookieDomain {kdc.domain}\n")
+    _, headers, _ = session_through(site, kdc_alice)
+    ours = [c for c in set_cookies(headers) if "kdeleg_session" in c]
+    assert len(ours) == 1 and ours[0].startswith("__Secure-kdeleg_session="), ours
+    assert "Secure" in attrs(ours[0]) and f"Domain={kdc.domain}" in attrs(ours[0])
