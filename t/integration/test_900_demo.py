@@ -15,8 +15,10 @@ def test_demo_end_to_end_and_stop(module_path):
     proc = subprocess.run([os.path.join(REPO, "t", "demo"), "--no-deps"], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=300)
     out = proc.stdout
-    # the demo's own lab directory (the last mention: it may be named twice)
-    base = ([None] + list(re.finditer(r"t/demo --stop (/\S*?kdeleg-demo-[A-Za-z0-9_]+)", out)))[-1]
+    # the demo's own lab directory, from its last mention: on success in the
+    # closing lines (stdout), on failure in the error message (stderr)
+    mentions = re.findall(r"t/demo --stop (/\S*?kdeleg-demo-[A-Za-z0-9_]+)", out + proc.stderr)
+    base = mentions[-1] if mentions else None
     try:
         assert proc.returncode == 0, out + proc.stderr
         assert out.count("REMOTE_USER=alice@EXAMPLE.TEST") >= 4  # 2 nodes, delegated, direct
@@ -36,12 +38,12 @@ def test_demo_end_to_end_and_stop(module_path):
         assert "Set-Cookie: kdeleg_session=" in out and "KDELEG_AUTH_METHOD=session" in out
         assert not re.search(r"kdeleg_session=[A-Za-z0-9_-]{21}", out)  # cookies shortened
         assert base, out
-        pids = [kdlab.recorded_pid(base.group(1), os.path.basename(f)[:-4])
-                for f in os.listdir(os.path.join(base.group(1), "pids"))]
+        pids = [kdlab.recorded_pid(base, os.path.basename(f)[:-4])
+                for f in os.listdir(os.path.join(base, "pids"))]
         assert len([p for p in pids if p]) >= 6  # slapd, kdc, 3 httpd, haproxy
     finally:
         if base:
-            stop = subprocess.run([os.path.join(REPO, "t", "demo"), "--stop", base.group(1)],
+            stop = subprocess.run([os.path.join(REPO, "t", "demo"), "--stop", base],
                                   cwd=REPO, capture_output=True, text=True, timeout=120)
             assert stop.returncode == 0, stop.stdout + stop.stderr
-            assert not os.path.exists(base.group(1))
+            assert not os.path.exists(base)
