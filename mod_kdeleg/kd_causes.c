@@ -123,6 +123,21 @@ static const kd_cause_info catalogue[KD_CAUSE__COUNT] = {
      "(scheme, host, port, SPNs, KdelegSessionScope) or sealed with an unknown key",
      "nothing to fix: the user re-authenticates silently",
      "nothing to fix: the user re-authenticates silently"},
+    {KD_CAUSE_ANONYMOUS_TICKET, "anonymous-ticket", 403, 0,
+     "an anonymous ticket (WELLKNOWN/ANONYMOUS, anonymous PKINIT): it proves no identity",
+     "nothing to fix for a user; the client used an anonymous ticket (AD does not issue them)",
+     "by design: anonymous clients are refused; KdelegAllowAnonymous On where they are welcome"},
+    {KD_CAUSE_REALM_NOT_ALLOWED, "realm-not-allowed", 403, 0,
+     "the client's realm is not in KdelegRealms for this location",
+     "add the user's domain (its Kerberos realm, upper case) to KdelegRealms, or use an account "
+     "of an allowed domain",
+     "add the client's realm to KdelegRealms, or use a principal of an allowed realm"},
+    {KD_CAUSE_UNTRUSTED_IDENTITY, "untrusted-identity", 403, 1,
+     "protocol transition refused: REMOTE_USER was set by a module that checked no credential "
+     "mod_kdeleg trusts (only Basic, Form, a verified client certificate or KdelegTrustedAuthTypes)",
+     "authenticate users with Basic/Form (AuthBasicProvider) or a client certificate, or name "
+     "the module's AuthType in KdelegTrustedAuthTypes if it really checks credentials",
+     "the same: KdelegTrustedAuthTypes TYPE only for modules that verify the user"},
     {KD_CAUSE_NEGOTIATE_FAILED, "negotiate-failed", 401, 0,
      "the Kerberos exchange failed for a reason not listed above (see the detail)",
      "read the detail; enable Kerberos event logging on the client",

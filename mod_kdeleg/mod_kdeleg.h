@@ -51,6 +51,10 @@ typedef struct {
     apr_array_header_t *service_accounts; /* KdelegServiceAccount (kd_service_account),
                                              inner scope's first; NULL = unset */
     apr_table_t *netbios_domains;  /* KdelegNetbiosDomain NETBIOS -> REALM; NULL = unset */
+    /* Identity policy. */
+    int allow_anonymous;           /* KdelegAllowAnonymous; KD_UNSET = unset (Off) */
+    apr_array_header_t *realms;    /* KdelegRealms; NULL = unset (every realm) */
+    apr_array_header_t *trusted_auth_types; /* KdelegTrustedAuthTypes; NULL = unset */
     /* Load-balanced names and sessions (server/vhost scope). */
     apr_array_header_t *virtual_names; /* KdelegVirtualName, lower case; NULL = unset */
     const kd_origin *node_name;    /* KdelegNodeName; NULL = unset */
@@ -89,6 +93,10 @@ extern const command_rec kd_directives[];
 void *kd_dir_conf_create(apr_pool_t *p, char *dir);
 void *kd_dir_conf_merge(apr_pool_t *p, void *base, void *add);
 
+/* The identity policy for a verified principal (Kerberos or session):
+ * KD_CAUSE_NONE, or the cause that refuses it (detail in *why). */
+kd_cause kd_identity_refusal(request_rec *r, const kd_dir_conf *conf, const char *principal,
+                             const char **why);
 /* Effective values (defaults applied). */
 const char *kd_conf_keytab(const kd_dir_conf *conf);
 int kd_conf_remote_user(const kd_dir_conf *conf);

@@ -13,6 +13,7 @@
 #include <apr_strings.h>
 
 #include "kd_causes.h"
+#include "kd_identity.h"
 #include "kd_result.h"
 #include "kd_token.h"
 
@@ -151,11 +152,40 @@ static void set_identity(request_rec *r, const kd_auth_state *st)
     kd_set_identity(r, st);
 }
 
+kd_cause kd_identity_refusal(request_rec *r, const kd_dir_conf *conf, const char *principal,
+                             const char **why)
+{
+    const char *realm = kd_principal_realm(principal);
+
+    if (kd_principal_is_anonymous(principal) && conf->allow_anonymous != 1) {
+        *why = apr_psprintf(r->pool, "%s is anonymous and KdelegAllowAnonymous is Off here",
+                            principal);
+        return KD_CAUSE_ANONYMOUS_TICKET;
+    }
+    if (!kd_realm_allowed(realm, conf->realms)) {
+        *why = apr_psprintf(r->pool, "realm %s of %s is not in KdelegRealms %s",
+                            realm ? realm : "(none)", principal,
+                            apr_array_pstrcat(r->pool, conf->realms, ' '));
+        return KD_CAUSE_REALM_NOT_ALLOWED;
+    }
+    return KD_CAUSE_NONE;
+}
+
 static int succeed(request_rec *r, const kd_dir_conf *conf, const kd_token_info *info,
                    const kd_accept_out *out, const kd_evidence_source *source)
 {
     kd_auth_state *st = apr_pcalloc(r->pool, sizeof(*st));
+    const char *why;
+    kd_cause refusal;
+    kd_result res;
     int status;
+
+    /* A verified ticket, but for whom: the policy before any identity is set. */
+    if ((refusal = kd_identity_refusal(r, conf, out->client_principal, &why)) != KD_CAUSE_NONE) {
+        kd_result_init(&res);
+        kd_result_fail(&res, r->pool, refusal, "policy", "%s", why);
+        return fail(r, &res, out->spn);
+    }
 
     st->principal = out->client_principal;
     st->user = remote_user(r, conf, out);

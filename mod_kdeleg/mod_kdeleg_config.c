@@ -36,6 +36,7 @@ void *kd_dir_conf_create(apr_pool_t *p, char *dir)
     conf->session = KD_UNSET;
     conf->session_lifetime = KD_UNSET;
     conf->selftest = KD_UNSET;
+    conf->allow_anonymous = KD_UNSET;
     return conf;
 }
 
@@ -68,6 +69,11 @@ void *kd_dir_conf_merge(apr_pool_t *p, void *basev, void *addv)
     conf->netbios_domains = !add->netbios_domains ? base->netbios_domains
                             : !base->netbios_domains ? add->netbios_domains
                             : apr_table_overlay(p, add->netbios_domains, base->netbios_domains);
+    conf->allow_anonymous = add->allow_anonymous != KD_UNSET ? add->allow_anonymous
+                                                             : base->allow_anonymous;
+    conf->realms = add->realms ? add->realms : base->realms;
+    conf->trusted_auth_types = add->trusted_auth_types ? add->trusted_auth_types
+                                                       : base->trusted_auth_types;
     kd_session_conf_merge(conf, base, add);
     conf->selftest = add->selftest != KD_UNSET ? add->selftest : base->selftest;
     conf->selftest_user = add->selftest_user ? add->selftest_user : base->selftest_user;
@@ -234,6 +240,46 @@ static const char *add_delegate_to(cmd_parms *cmd, void *dconf, const char *arg)
     if ((err = target_principal(cmd, "KdelegDelegateTo", arg, &principal)) != NULL)
         return err;
     APR_ARRAY_PUSH(conf->delegate_to, const char *) = principal;
+    return NULL;
+}
+
+static const char *set_allow_anonymous(cmd_parms *cmd, void *dconf, int on)
+{
+    ((kd_dir_conf *)dconf)->allow_anonymous = on ? 1 : 0;
+    return NULL;
+}
+
+/* "*" (alone) lifts an outer scope's list: every realm again. */
+static const char *add_realm(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    kd_dir_conf *conf = dconf;
+    const char *c;
+
+    if (strcmp(arg, "*") == 0) {
+        conf->realms = NULL;
+        return NULL;
+    }
+    for (c = arg; *c; c++)
+        if (*c == '@' || *c == '/' || *c <= ' ' || *c == 0x7f)
+            return apr_pstrcat(cmd->pool, "KdelegRealms: '", arg, "' is not a realm name "
+                               "(e.g. EXAMPLE.COM, as the KDC spells it), or *", NULL);
+    if (conf->realms == NULL)
+        conf->realms = apr_array_make(cmd->pool, 2, sizeof(const char *));
+    APR_ARRAY_PUSH(conf->realms, const char *) = arg;
+    return NULL;
+}
+
+static const char *add_trusted_auth_type(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    kd_dir_conf *conf = dconf;
+
+    if (conf->trusted_auth_types == NULL)
+        conf->trusted_auth_types = apr_array_make(cmd->pool, 2, sizeof(const char *));
+    if (strcasecmp(arg, "none") == 0) {
+        apr_array_clear(conf->trusted_auth_types); /* Basic and Form only */
+        return NULL;
+    }
+    APR_ARRAY_PUSH(conf->trusted_auth_types, const char *) = arg;
     return NULL;
 }
 
@@ -411,6 +457,15 @@ const command_rec kd_directives[] = {
     AP_INIT_TAKE1("KdelegCache", kd_cache_set, NULL, RSRC_CONF,
                   "socache provider for delegated tickets shared by all children "
                   "(default shmcb), or none"),
+    AP_INIT_FLAG("KdelegAllowAnonymous", set_allow_anonymous, NULL, RSRC_CONF | ACCESS_CONF,
+                 "On: accept anonymous tickets (WELLKNOWN/ANONYMOUS); refused by default"),
+    AP_INIT_ITERATE("KdelegRealms", add_realm, NULL, RSRC_CONF | ACCESS_CONF,
+                    "client realms accepted here (default: every realm the KDC trusts); "
+                    "* for every realm"),
+    AP_INIT_ITERATE("KdelegTrustedAuthTypes", add_trusted_auth_type, NULL,
+                    RSRC_CONF | ACCESS_CONF,
+                    "AuthTypes besides Basic and Form whose REMOTE_USER protocol transition "
+                    "may act on (none: Basic and Form only)"),
     KD_SESSION_DIRECTIVES,
     AP_INIT_FLAG("KdelegSelfTest", set_selftest, NULL, RSRC_CONF | ACCESS_CONF,
                  "On: the status page runs the self-test for ?selftest=1 (protect the "

@@ -12,9 +12,11 @@
 #include <http_protocol.h>
 #include <http_request.h>
 #include <mod_proxy.h>
+#include <mod_ssl.h>
 #include <apr_strings.h>
 
 #include "kd_base64.h"
+#include "kd_identity.h"
 #include "kd_s4u.h"
 
 APLOG_USE_MODULE(kdeleg);
@@ -288,6 +290,45 @@ static kd_delegation *s4u2self_evidence(request_rec *r, void *baton, kd_result *
     return delegation;
 }
 
+/* A user name taken from a client certificate mod_ssl verified
+ * (SSLVerifyClient require + SSLUserName): r->user is one of the
+ * certificate's names that SSLUserName is commonly set to. */
+static int from_verified_certificate(request_rec *r)
+{
+    static const char *const names[] = {"SSL_CLIENT_S_DN_CN", "SSL_CLIENT_S_DN_Email",
+                                        "SSL_CLIENT_SAN_Email_0", "SSL_CLIENT_SAN_OTHER_msUPN_0",
+                                        "SSL_CLIENT_S_DN"};
+    APR_OPTIONAL_FN_TYPE(ssl_var_lookup) *lookup = APR_RETRIEVE_OPTIONAL_FN(ssl_var_lookup);
+    const char *verify;
+    size_t i;
+
+    if (lookup == NULL)
+        return 0;
+    verify = lookup(r->pool, r->server, r->connection, r, (char *)"SSL_CLIENT_VERIFY");
+    if (verify == NULL || strcmp(verify, "SUCCESS") != 0)
+        return 0;
+    for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        const char *v = lookup(r->pool, r->server, r->connection, r, (char *)names[i]);
+        if (v && *v && strcmp(v, r->user) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* Protocol transition acts on r->user with the front end's full power:
+ * only for users a module checked (Basic, Form, a verified certificate,
+ * or an AuthType the administrator named), never for a name any module
+ * or header could have set. */
+static const char *untrusted_identity(request_rec *r, const kd_dir_conf *conf)
+{
+    if (kd_auth_type_trusted(r->ap_auth_type, conf->trusted_auth_types)
+        || from_verified_certificate(r))
+        return NULL;
+    return apr_psprintf(r->pool, "%s was set by AuthType %s, which is not Basic, Form, a "
+                        "verified client certificate or in KdelegTrustedAuthTypes",
+                        r->user, r->ap_auth_type ? r->ap_auth_type : "(none)");
+}
+
 /* Users authenticated by another module (Basic, form, client certificate)
  * on a location that delegates: S4U2Self, then the same S4U2Proxy path as
  * Kerberos users. Runs in fixups: after authentication and authorization,
@@ -298,6 +339,8 @@ static int protocol_transition(request_rec *r)
     const kd_auth_state *earlier = kd_auth_state_of(r);
     kd_auth_state *st;
     kd_evidence_source source = {s4u2self_evidence, NULL};
+    kd_cause refusal = KD_CAUSE_UNTRUSTED_IDENTITY;
+    const char *why;
     kd_result res;
 
     if (earlier != NULL) {
@@ -320,6 +363,11 @@ static int protocol_transition(request_rec *r)
         kd_result_fail(&res, r->pool, KD_CAUSE_PROTOCOL_TRANSITION_NOT_ALLOWED, "s4u2self",
                        "%s authenticated with AuthType %s and KdelegProtocolTransition is Off "
                        "here", r->user, r->ap_auth_type ? r->ap_auth_type : "(none)");
+        return delegation_failed(r, conf, st, &res, NULL);
+    }
+    if ((why = untrusted_identity(r, conf)) != NULL
+        || (refusal = kd_identity_refusal(r, conf, st->principal, &why)) != KD_CAUSE_NONE) {
+        kd_result_fail(&res, r->pool, refusal, "s4u2self", "%s", why);
         return delegation_failed(r, conf, st, &res, NULL);
     }
     return kd_delegate(r, conf, st, NULL, NULL, &source);

@@ -678,10 +678,31 @@ static kd_session_status open_session(request_rec *r, const kd_dir_conf *conf,
 static int return_to_site(request_rec *r, const kd_dir_conf *conf, const kd_auth_state *st,
                           long ticket_seconds_left);
 
+/* The identity policy of this location, for a session made elsewhere (or
+ * before the policy changed). */
+static int session_refused(request_rec *r, kd_cause cause, const char *why)
+{
+    const kd_cause_info *info = kd_cause_get(cause);
+
+    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, KDLOGNO(00711)
+                  "kdeleg(%s, %s, -): session refused here: cause %s: %s (%s)",
+                  r->server->server_hostname, r->useragent_ip, info->name, info->summary,
+                  ap_escape_logitem(r->pool, why));
+    kd_note_failure(r, cause, NULL);
+    apr_table_setn(r->subprocess_env, "KDELEG_ERROR", info->name);
+    return info->http_status;
+}
+
 static int use_session(request_rec *r, const kd_dir_conf *conf, const kd_session *s)
 {
-    kd_auth_state *state = state_from(r, conf, s);
+    kd_auth_state *state;
+    const char *why;
+    kd_cause refusal;
     int status;
+
+    if ((refusal = kd_identity_refusal(r, conf, s->principal, &why)) != KD_CAUSE_NONE)
+        return session_refused(r, refusal, why);
+    state = state_from(r, conf, s);
 
     kd_note(KD_STAT_SESSION_OK);
     /* A shared cache never stores an answer to a request carrying

@@ -71,6 +71,26 @@ def test_corp_user_logs_in_to_example_front(kd_httpd, realm, corp, corp_client, 
     assert env["KDELEG_SPN"] == f"HTTP/{NODE1}@EXAMPLE.TEST"
 
 
+@pytest.mark.parametrize("realms,status", [("EXAMPLE.TEST", 403), ("EXAMPLE.TEST CORP.TEST", 200),
+                                           ("*", 200)])
+def test_realms_limit_the_trusted_realm(kd_httpd, realm, corp, corp_client, lab_dir, realms,
+                                        status):
+    """KdelegRealms (issue 14): the trust lets CORP users in; a location
+    that lists only EXAMPLE.TEST refuses them as realm-not-allowed."""
+    cc = corp_alice(corp, lab_dir)
+    h = kd_httpd("xrealms", "127.0.0.2", server_name=NODE1, env={"KRB5_CONFIG": corp.cross_conf},
+                 conf_fn=lambda d: negotiate_conf(realm, d, "node1",
+                                                  location_extra=f"    KdelegRealms {realms}\n"))
+    h.allowed |= {"KD00301"}
+    mark = h.error_log_mark()
+    got, _, body, _ = kdclient.negotiate(h, "/private/cgi/env.cgi", cc)
+    assert got == status, body
+    if status == 403:
+        assert kdclient.causes(h.error_log_since(mark)) == ["realm-not-allowed"]
+    else:
+        assert kdclient.cgi_env(body)["GSS_NAME"] == "alice@CORP.TEST"
+
+
 @pytest.mark.parametrize("target", ["HTTP/backend.corp.test", "HTTP/backend.corp.test@CORP.TEST"])
 def test_delegation_to_another_realm_is_named(kd_httpd, realm, corp, corp_client, alice_ccache,
                                               target):

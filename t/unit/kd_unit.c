@@ -46,6 +46,7 @@ int main(void)
     srunner_add_suite(sr, kd_causes_suite());
     srunner_add_suite(sr, kd_der_suite());
     srunner_add_suite(sr, kd_gss_suite());
+    srunner_add_suite(sr, kd_identity_suite());
     srunner_add_suite(sr, kd_log_suite());
     srunner_add_suite(sr, kd_pac_suite());
     srunner_add_suite(sr, kd_replay_suite());

@@ -17,6 +17,7 @@ Suite *kd_base64_suite(void);
 Suite *kd_causes_suite(void);
 Suite *kd_der_suite(void);
 Suite *kd_gss_suite(void);
+Suite *kd_identity_suite(void);
 Suite *kd_log_suite(void);
 Suite *kd_pac_suite(void);
 Suite *kd_replay_suite(void);

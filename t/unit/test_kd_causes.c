@@ -138,6 +138,9 @@ START_TEST(every_row_is_reachable)
         KD_CAUSE_CROSS_REALM_DELEGATION,          /* kd_s4u: test_510 */
         KD_CAUSE_SERVICE_TGT_NOT_FORWARDABLE,     /* kd_s4u TGT flags: test_330 */
         KD_CAUSE_SESSION_INVALID,                 /* sessions: test_400 bad cookies */
+        KD_CAUSE_ANONYMOUS_TICKET,                /* identity policy: test_760 */
+        KD_CAUSE_REALM_NOT_ALLOWED,               /* identity policy: test_760 */
+        KD_CAUSE_UNTRUSTED_IDENTITY,              /* protocol transition: test_760 */
     };
     int seen[KD_CAUSE__COUNT] = {0};
     size_t i;

@@ -1,0 +1,200 @@
+"""A strict identity policy (issue 14, items 1-2), on both KDCs: client
+realms limited by KdelegRealms (for Kerberos and for sessions made
+elsewhere), and protocol transition only for users a module we trust
+checked: Basic and Form by default, other AuthTypes only when
+KdelegTrustedAuthTypes names them. (Anonymous tickets: see
+test_765_anonymous.py, MIT only: AD issues none.)"""
+
+import base64
+import hashlib
+import os
+import re
+
+import pytest
+
+import kdclient
+from conftest import kdc_front_dir, negotiate_conf
+
+PROXY_MODULES = ("proxy", "proxy_http", "socache_shmcb")
+KEY = "q83vEjRWeJq83vEjRWeJq83vEjRWeJq83vEjRWeJq8M="
+WEB_PASSWORD = "web-Secret-1"   # the web's own user files, not the KDC's
+DIGEST_REALM = "web"
+
+
+@pytest.fixture
+def front(kd_httpd, kdc, lab_dir):
+    """/private (no realm policy, sessions on), /mine (only the realm under
+    test), /elsewhere (only a realm nobody here belongs to)."""
+    keys = os.path.join(lab_dir, "site-760.keys")
+    with open(keys, "w") as f:
+        f.write(KEY + "\n")
+    os.chmod(keys, 0o600)
+
+    def conf(d):
+        return negotiate_conf(kdc.r, d, "node1", [f"HTTP/{kdc.host('node1')}"], extra=f"""
+KdelegSession On
+KdelegSessionKeyFile {keys}
+ScriptAlias /mine/ "{d}/cgi-bin/"
+ScriptAlias /elsewhere/ "{d}/cgi-bin/"
+<Location /mine/>
+    AuthType Negotiate
+    Require valid-user
+    KdelegRealms {kdc.realm}
+</Location>
+<Location /elsewhere/>
+    AuthType Negotiate
+    Require valid-user
+    KdelegRealms NOWHERE.TEST OTHER.TEST
+</Location>
+""")
+    httpd = kd_httpd("policy", "127.0.0.2", server_name=kdc.host("node1"), env=kdc.r.env(),
+                     conf_fn=conf)
+    httpd.allowed |= {"KD00301"}
+    return httpd
+
+
+def test_realm_policy_for_kerberos(front, kdc, kdc_alice):
+    """Finding 2: every realm the KDC trusts used to pass. KdelegRealms
+    limits the client's realm (the @REALM of an SPN is the service's, which
+    is why the old example comment was wrong)."""
+    status, _, body, _ = kdclient.negotiate(front, "/mine/env.cgi", kdc_alice)
+    assert status == 200 and kdclient.cgi_env(body)["REMOTE_USER"] == kdc.user("alice")
+    mark = front.error_log_mark()
+    status, headers, _, _ = kdclient.negotiate(front, "/elsewhere/env.cgi", kdc_alice)
+    assert status == 403 and "www-authenticate" not in headers   # no point asking again
+    assert kdclient.causes(front.error_log_since(mark)) == ["realm-not-allowed"]
+    assert kdclient.status_agrees(front, "realm-not-allowed")
+    line = kdclient.kd_lines(front.error_log_since(mark), "KD00301")[0][2]
+    assert f"realm {kdc.realm} of {kdc.user('alice')}" in line and "NOWHERE.TEST" in line
+
+
+def test_realm_policy_for_sessions(front, kdc, kdc_alice):
+    """A session made where every realm passes does not open a location
+    that limits realms: the policy is applied where the cookie is used."""
+    status, headers, _, _ = kdclient.negotiate(front, "/private/cgi/env.cgi", kdc_alice)
+    assert status == 200
+    cookie = re.search(r"kdeleg_session=([^;]+)", headers["set-cookie"]).group(1)
+    status, _, body = kdclient.request(front, "/mine/env.cgi",
+                                       headers={"Cookie": f"kdeleg_session={cookie}"})
+    assert status == 200 and kdclient.cgi_env(body)["KDELEG_AUTH_METHOD"] == "session"
+    mark = front.error_log_mark()
+    status, _, _ = kdclient.request(front, "/elsewhere/env.cgi",
+                                    headers={"Cookie": f"kdeleg_session={cookie}"})
+    assert status == 403
+    refused = kdclient.kd_lines(front.error_log_since(mark), "KD00711")
+    assert refused and "realm-not-allowed" in refused[0][2], refused
+
+
+# ------------------------------------------------------------ protocol transition: trusted identities only
+
+def digest_file(path, users):
+    with open(path, "w") as f:
+        for u in users:
+            ha1 = hashlib.md5(f"{u}:{DIGEST_REALM}:{WEB_PASSWORD}".encode()).hexdigest()
+            f.write(f"{u}:{DIGEST_REALM}:{ha1}\n")
+    os.chmod(path, 0o644)
+
+
+def basic_file(path, users):
+    digest = base64.b64encode(hashlib.sha1(WEB_PASSWORD.encode()).digest()).decode()
+    with open(path, "w") as f:
+        f.writelines(f"{u}:{{SHA}}{digest}\n" for u in users)
+    os.chmod(path, 0o644)
+
+
+def digest_get(httpd, path, user):
+    """GET with HTTP Digest (RFC 7616, MD5, qop=auth), as a browser does."""
+    status, headers, _ = kdclient.request(httpd, path)
+    assert status == 401
+    challenge = headers["www-authenticate"]
+    fields = dict(re.findall(r'(\w+)="?([^",]*)"?', challenge))
+    ha1 = hashlib.md5(f"{user}:{DIGEST_REALM}:{WEB_PASSWORD}".encode()).hexdigest()
+    ha2 = hashlib.md5(f"GET:{path}".encode()).hexdigest()
+    nc, cnonce = "00000001", "0a4f113b"
+    response = hashlib.md5(f"{ha1}:{fields['nonce']}:{nc}:{cnonce}:auth:{ha2}".encode()).hexdigest()
+    auth = (f'Digest username="{user}", realm="{DIGEST_REALM}", nonce="{fields["nonce"]}", '
+            f'uri="{path}", algorithm=MD5, response="{response}", qop=auth, nc={nc}, '
+            f'cnonce="{cnonce}"')
+    return kdclient.request(httpd, path, headers={"Authorization": auth})
+
+
+@pytest.fixture
+def pt_front(kd_httpd, kdc, kdc_backend):
+    """/basic (mod_auth_basic), /digest (mod_auth_digest, not trusted by
+    default), /digest-trusted (KdelegTrustedAuthTypes Digest); all delegate
+    to the back end by protocol transition."""
+    back = kdc.host("backend")
+
+    def location(path, auth, d, extra=""):
+        return f"""
+ScriptAlias /{path}/ "{d}/cgi-bin/"
+<Location /{path}/>
+    {auth}
+    Require valid-user
+    KdelegProtocolTransition On
+    KdelegDelegateTo HTTP/{back}
+    KdelegCcacheDir "{d}/ccache"
+    {extra}
+</Location>"""
+
+    def conf(d):
+        kdc_front_dir(kdc, d, kdc_backend)
+        basic_file(f"{d}/users", ["alice"])
+        digest_file(f"{d}/digest", ["alice"])
+        basic = f'AuthType Basic\n    AuthName "web"\n    AuthBasicProvider file\n    AuthUserFile "{d}/users"'
+        digest = (f'AuthType Digest\n    AuthName "{DIGEST_REALM}"\n    AuthDigestProvider file\n'
+                  f'    AuthUserFile "{d}/digest"')
+        return (f"KdelegKeytab {kdc.r.keytab('node1')}\n"
+                f"KdelegServiceNames HTTP/{kdc.host('node1')}\n"
+                f"KdelegUserRealm {kdc.realm}\n"
+                + location("basic", basic, d) + location("digest", digest, d)
+                + location("digest-trusted", digest, d, "KdelegTrustedAuthTypes Digest")
+                + location("basic-elsewhere", basic, d, "KdelegRealms NOWHERE.TEST"))
+    httpd = kd_httpd("ptpolicy", "127.0.0.2", server_name=kdc.host("node1"), env=kdc.r.env(),
+                     conf_fn=conf, extra_modules=("auth_basic", "authn_file", "auth_digest")
+                     + PROXY_MODULES)
+    httpd.allowed |= {"KD00401"}
+    return httpd
+
+
+def basic_get(httpd, path, user="alice"):
+    auth = "Basic " + base64.b64encode(f"{user}:{WEB_PASSWORD}".encode()).decode()
+    return kdclient.request(httpd, path, headers={"Authorization": auth})
+
+
+def delegation_causes(httpd, mark):
+    return [m.split("cause ", 1)[1].split(":", 1)[0]
+            for _, _, m in kdclient.kd_lines(httpd.error_log_since(mark), "KD00401")]
+
+
+def test_basic_users_are_transitioned(pt_front, kdc):
+    status, _, body = basic_get(pt_front, "/basic/backend.cgi")
+    env = kdclient.cgi_env(body)
+    assert status == 200 and env["BACKEND_REMOTE_USER"] == kdc.user("alice"), body
+
+
+def test_untrusted_auth_type_is_refused_before_the_kdc(pt_front, kdc):
+    """Finding 3: protocol transition trusted any r->user. A Digest user is
+    real, but mod_kdeleg does not vouch for it unless the administrator
+    names the AuthType: untrusted-identity, and the KDC never hears of it."""
+    kdc_mark = kdc.r.kdc_log_mark()
+    mark = pt_front.error_log_mark()
+    status, _, _ = digest_get(pt_front, "/digest/backend.cgi", "alice")
+    assert status == 500
+    assert delegation_causes(pt_front, mark) == ["untrusted-identity"]
+    line = kdclient.kd_lines(pt_front.error_log_since(mark), "KD00401")[0][2]
+    assert "AuthType Digest" in line and "KdelegTrustedAuthTypes" in line
+    assert not [l for l in kdc.r.kdc_log_since(kdc_mark) if "alice" in l]
+
+
+def test_trusted_auth_types_names_another_module(pt_front, kdc):
+    status, _, body = digest_get(pt_front, "/digest-trusted/backend.cgi", "alice")
+    env = kdclient.cgi_env(body)
+    assert status == 200 and env["BACKEND_REMOTE_USER"] == kdc.user("alice"), body
+
+
+def test_realm_policy_for_protocol_transition(pt_front, kdc):
+    mark = pt_front.error_log_mark()
+    status, _, _ = basic_get(pt_front, "/basic-elsewhere/backend.cgi")
+    assert status == 500
+    assert delegation_causes(pt_front, mark) == ["realm-not-allowed"]
