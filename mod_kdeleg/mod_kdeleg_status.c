@@ -297,10 +297,49 @@ static void run_selftest(request_rec *r, status_view *sv)
     }
 }
 
-/* ?selftest=1: only where KdelegSelfTest On, at most once per interval. */
+/* The self-test talks to the KDC and leaves tickets in the node's cache:
+ * a state change, so POST only, and never from another site. A browser
+ * says where a request comes from (Sec-Fetch-Site, Origin); a client
+ * that says nothing (curl, monitoring) is not a browser being driven by a
+ * foreign page. */
+static const char *cross_site(request_rec *r)
+{
+    const char *site = apr_table_get(r->headers_in, "Sec-Fetch-Site");
+    const char *origin = apr_table_get(r->headers_in, "Origin");
+    const char *host = apr_table_get(r->headers_in, "Host");
+    const char *authority;
+
+    if (site && strcmp(site, "same-origin") != 0 && strcmp(site, "none") != 0)
+        return apr_pstrcat(r->pool, "Sec-Fetch-Site: ", site, NULL);
+    if (origin == NULL)
+        return NULL;
+    authority = strstr(origin, "://");
+    if (authority == NULL || host == NULL || strcasecmp(authority + 3, host) != 0)
+        return apr_pstrcat(r->pool, "Origin ", origin, " is not this host", NULL);
+    return NULL;
+}
+
+/* ?selftest=1: POST, same origin, only where KdelegSelfTest On, at most
+ * once per interval. */
 static int selftest_allowed(request_rec *r)
 {
     const kd_dir_conf *conf = ap_get_module_config(r->per_dir_config, &kdeleg_module);
+    const char *why;
+
+    if (r->method_number != M_POST) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, KDLOGNO(00806)
+                      "kdeleg(%s, %s, -): self-test refused: it runs on POST only",
+                      r->server->server_hostname, r->useragent_ip);
+        ap_allow_methods(r, REPLACE_ALLOW, "POST", NULL);
+        return HTTP_METHOD_NOT_ALLOWED;
+    }
+    if ((why = cross_site(r)) != NULL) {
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, KDLOGNO(00807)
+                      "kdeleg(%s, %s, -): self-test refused: a cross-site request (%s)",
+                      r->server->server_hostname, r->useragent_ip,
+                      ap_escape_logitem(r->pool, why));
+        return HTTP_FORBIDDEN;
+    }
 
     if (conf->selftest != 1) {
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, KDLOGNO(00803)
@@ -668,7 +707,14 @@ static int status_handler(request_rec *r)
         return DECLINED;
     r->allowed = (AP_METHOD_BIT << M_GET);
     ap_allow_methods(r, REPLACE_ALLOW, "GET", NULL); /* the 405's Allow header */
-    if (r->method_number != M_GET) {
+    kd_query_take(r->pool, r->args, "selftest", &selftest);
+    if (selftest && strcmp(selftest, "1") == 0) {
+        int rv = selftest_allowed(r);
+        if (rv != OK)
+            return rv;
+        ap_discard_request_body(r);
+    }
+    else if (r->method_number != M_GET) {
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, KDLOGNO(00802)
                       "kdeleg(%s, %s, -): status page: method %s refused (GET and HEAD only)",
                       r->server->server_hostname, r->useragent_ip,
@@ -680,13 +726,8 @@ static int status_handler(request_rec *r)
     apr_table_setn(r->headers_out, "Content-Security-Policy",
                    "default-src 'none'; style-src 'unsafe-inline'");
     sv = build_view(r);
-    kd_query_take(r->pool, r->args, "selftest", &selftest);
-    if (selftest && strcmp(selftest, "1") == 0) {
-        int rv = selftest_allowed(r);
-        if (rv != OK)
-            return rv;
+    if (selftest && strcmp(selftest, "1") == 0)
         run_selftest(r, sv);
-    }
     switch (wanted_format(r)) {
     case FMT_JSON:
         json_output(r, sv);

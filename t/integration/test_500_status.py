@@ -213,7 +213,8 @@ KdelegServiceNames {' '.join(spns)}
 
 
 def selftest(httpd):
-    status, _, body = kdclient.request(httpd, "/kdeleg-status?format=json&selftest=1")
+    status, _, body = kdclient.request(httpd, "/kdeleg-status?format=json&selftest=1",
+                                       method="POST")
     assert status == 200, body[:500]
     [result] = json.loads(body)["selftest"]
     return {(s["step"], s["subject"]): s for s in result["steps"]}
@@ -230,14 +231,36 @@ def test_selftest_healthy_and_rate_limited(kd_httpd, realm):
         re.search(r"about -?[01] s", steps[("clock", f"HTTP/{NODE1}")]["detail"])
     assert steps[("s4u2proxy", "postgres/db.example.test")]["ok"]
     # once per 10 s per node
-    status, headers, _ = kdclient.request(h, "/kdeleg-status?selftest=1")
+    status, headers, _ = kdclient.request(h, "/kdeleg-status?selftest=1", method="POST")
     assert status == 429 and headers["retry-after"] == "10"
     # the HTML shows the same walk
     assert "Self-test" not in kdclient.status(h, "html")
 
 
+def test_selftest_runs_on_same_origin_post_only(kd_httpd, realm):
+    """The self-test has side effects (KDC traffic, cached tickets): a GET
+    never runs it, and a browser driven by another site cannot POST it."""
+    h = selftest_httpd(kd_httpd, realm, "selftest-post")
+    h.allowed |= {"KD00807"}
+    status, headers, _ = kdclient.request(h, "/kdeleg-status?selftest=1")
+    assert status == 405 and headers["allow"].startswith("POST")
+    for headers in ({"Sec-Fetch-Site": "cross-site"}, {"Sec-Fetch-Site": "same-site"},
+                    {"Origin": "http://evil.example.org"},
+                    {"Origin": f"http://{NODE1}:{h.port + 1}"}):
+        mark = h.error_log_mark()
+        assert kdclient.request(h, "/kdeleg-status?selftest=1", method="POST",
+                                headers=headers)[0] == 403, headers
+        assert kdclient.kd_lines(h.error_log_since(mark), "KD00807")
+    status, _, body = kdclient.request(
+        h, "/kdeleg-status?format=json&selftest=1", method="POST",
+        headers={"Origin": f"http://{NODE1}:{h.port}", "Sec-Fetch-Site": "same-origin"})
+    assert status == 200 and json.loads(body)["selftest"], body[:300]
+    # the page itself stays GET/HEAD
+    assert kdclient.request(h, "/kdeleg-status", method="POST")[0] == 405
+
+
 def test_selftest_off_by_default(node):
-    assert kdclient.request(node, "/kdeleg-status?selftest=1")[0] == 403
+    assert kdclient.request(node, "/kdeleg-status?selftest=1", method="POST")[0] == 403
 
 
 def test_selftest_names_each_seed_failure(kd_httpd, realm, lab_dir):

@@ -133,7 +133,8 @@ KdelegServiceNames HTTP/app.corp.test@{realm.realm}
 """)
     h.allowed |= {"KD00805"}
     import json
-    status, _, body = kdclient.request(h, "/kdeleg-status?format=json&selftest=1")
+    status, _, body = kdclient.request(h, "/kdeleg-status?format=json&selftest=1",
+                                       method="POST")
     assert status == 200, body[:300]
     steps = {(s["step"], s["subject"]): s for s in json.loads(body)["selftest"][0]["steps"]}
     realm_step = steps[("realm", f"HTTP/app.corp.test@{realm.realm}")]

@@ -406,7 +406,8 @@ KdelegServiceNames {' '.join(f'HTTP/{kdc.host(s)}' for s in spns)}
 
 
 def selftest(httpd):
-    status, _, body = kdclient.request(httpd, "/kdeleg-status?format=json&selftest=1")
+    status, _, body = kdclient.request(httpd, "/kdeleg-status?format=json&selftest=1",
+                                       method="POST")
     assert status == 200, body[:500]
     [result] = json.loads(body)["selftest"]
     return {(s["step"], s["subject"]): s for s in result["steps"]}
