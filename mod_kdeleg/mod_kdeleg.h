@@ -62,6 +62,7 @@ typedef struct {
     int session;                   /* KdelegSession; KD_UNSET = unset */
     const char *session_key_file;  /* KdelegSessionKeyFile; NULL = unset */
     const kd_session_keys *session_keys; /* parsed from session_key_file */
+    long session_key_uid;          /* owner of session_key_file, checked in post_config */
     int session_lifetime;          /* KdelegSessionLifetime seconds; KD_UNSET = unset */
     const char *cookie_domain;     /* KdelegCookieDomain; NULL = unset */
     const char *session_scope;     /* KdelegSessionScope; NULL = unset, "" = the default */

@@ -27,6 +27,8 @@
 
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
+#include <unixd.h>
 
 #include <http_core.h>
 #include <http_log.h>
@@ -107,9 +109,16 @@ const char *kd_set_session_key_file(cmd_parms *cmd, void *dconf, const char *arg
     if ((rv = apr_file_open(&f, path, APR_FOPEN_READ, 0, cmd->temp_pool)) != APR_SUCCESS)
         return apr_psprintf(cmd->pool, "KdelegSessionKeyFile %s: cannot be read: %pm", path,
                             &rv);
-    rv = apr_file_info_get(&fi, APR_FINFO_PROT | APR_FINFO_SIZE | APR_FINFO_TYPE, f);
+    rv = apr_file_info_get(&fi, APR_FINFO_PROT | APR_FINFO_SIZE | APR_FINFO_TYPE | APR_FINFO_OWNER,
+                           f);
     if (rv == APR_SUCCESS && fi.filetype != APR_REG)
         rv = APR_EBADF;
+    if (rv == APR_SUCCESS && (fi.protection & (APR_FPROT_GWRITE | APR_FPROT_WWRITE))) {
+        apr_file_close(f);
+        return apr_psprintf(cmd->pool, "KdelegSessionKeyFile %s: writable by its group or by "
+                            "everyone; whoever can write it can mint sessions (chmod 0600)",
+                            path);
+    }
     if (rv == APR_SUCCESS && (fi.protection & APR_FPROT_WREAD)) {
         apr_file_close(f);
         return apr_psprintf(cmd->pool, "KdelegSessionKeyFile %s: readable by everyone; the keys "
@@ -132,6 +141,7 @@ const char *kd_set_session_key_file(cmd_parms *cmd, void *dconf, const char *arg
     if (conf->session_keys == NULL)
         return apr_psprintf(cmd->pool, "KdelegSessionKeyFile %s: %s", path, err);
     conf->session_key_file = path;
+    conf->session_key_uid = (long)fi.user; /* checked once User is known (post_config) */
     return NULL;
 }
 
@@ -203,6 +213,7 @@ void kd_session_conf_merge(kd_dir_conf *conf, const kd_dir_conf *base, const kd_
     conf->session_key_file = add->session_key_file ? add->session_key_file
                                                    : base->session_key_file;
     conf->session_keys = add->session_keys ? add->session_keys : base->session_keys;
+    conf->session_key_uid = add->session_key_file ? add->session_key_uid : base->session_key_uid;
     conf->session_lifetime = add->session_lifetime != KD_UNSET ? add->session_lifetime
                                                                : base->session_lifetime;
     conf->cookie_domain = add->cookie_domain ? add->cookie_domain : base->cookie_domain;
@@ -228,12 +239,20 @@ static int sessions_on(const kd_dir_conf *conf)
     return conf->session == 1 && conf->session_keys != NULL;
 }
 
-static const char *fallback_problem(const kd_dir_conf *conf)
+static const char *fallback_problem(apr_pool_t *p, const kd_dir_conf *conf)
 {
+    int i;
+
     if (conf->virtual_names == NULL)
         return "KdelegVirtualName is not set";
     if (conf->node_name == NULL)
         return "KdelegNodeName is not set";
+    for (i = 0; i < conf->virtual_names->nelts; i++)
+        if (strcasecmp(APR_ARRAY_IDX(conf->virtual_names, i, const char *),
+                       conf->node_name->host) == 0)
+            return apr_psprintf(p, "KdelegNodeName %s is also a KdelegVirtualName: the client "
+                                "would be sent to the name that just failed, in a loop",
+                                conf->node_name->host);
     if (!sessions_on(conf))
         return "the way back to the virtual name needs KdelegSession On and "
                "KdelegSessionKeyFile";
@@ -275,13 +294,22 @@ int kd_session_check_config(apr_pool_t *p, server_rec *s)
 
         if (conf == NULL)
             continue;
+        if (conf->session_key_file && conf->session_key_uid != 0
+            && conf->session_key_uid != (long)ap_unixd_config.user_id
+            && conf->session_key_uid != (long)getuid()) {
+            ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_EMERG, 0, s, KDLOGNO(00212)
+                         "KdelegSessionKeyFile %s: owned by uid %ld, neither root nor the user "
+                         "httpd runs as (chown root %s)", conf->session_key_file,
+                         conf->session_key_uid, conf->session_key_file);
+            status = HTTP_INTERNAL_SERVER_ERROR;
+        }
         if (conf->session == 1 && conf->session_keys == NULL) {
             ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_EMERG, 0, s, KDLOGNO(00210)
                          "%s:%d: KdelegSession On needs KdelegSessionKeyFile (the same file "
                          "on every node)", s->defn_name ? s->defn_name : "?", s->defn_line_number);
             status = HTTP_INTERNAL_SERVER_ERROR;
         }
-        if (conf->fqdn_redirect == 1 && (problem = fallback_problem(conf)) != NULL)
+        if (conf->fqdn_redirect == 1 && (problem = fallback_problem(p, conf)) != NULL)
             status = config_error(s, "KdelegFQDNRedirect On", problem);
         if ((problem = domain_problem(p, conf)) != NULL)
             status = config_error(s, "KdelegCookieDomain", problem);

@@ -572,6 +572,18 @@ KdelegSessionKeyFile {keys}
     assert "KD00211" in out and "KdelegReplayCache is off" in out
 
 
+def test_node_name_that_is_a_virtual_name_refuses_to_start(realm, module_path, lab_dir):
+    keys = key_file(lab_dir, "site", KEY_A)
+    out = start_failure(realm, module_path, "loopname", f"""
+KdelegVirtualName {VIP}
+KdelegNodeName http://{VIP.upper()}:8080
+KdelegFQDNRedirect On
+KdelegSession On
+KdelegSessionKeyFile {keys}
+""")
+    assert "KD00211" in out and "is also a KdelegVirtualName" in out
+
+
 def test_cookie_domain_must_cover_names(realm, module_path, lab_dir):
     keys = key_file(lab_dir, "site", KEY_A)
     out = start_failure(realm, module_path, "baddomain", f"""
@@ -585,10 +597,20 @@ KdelegCookieDomain example.test
     assert "does not cover the virtual name vip.other.test" in out
 
 
-@pytest.mark.parametrize("problem", ["world-readable", "bad-line", "missing"])
+@pytest.mark.parametrize("problem", ["world-readable", "group-writable", "world-writable",
+                                     "foreign-owner", "bad-line", "missing"])
 def test_key_file_problems_refuse_to_start(realm, module_path, lab_dir, problem):
     if problem == "world-readable":
         path, expect = key_file(lab_dir, "open", KEY_A, mode=0o644), "readable by everyone"
+    elif problem == "group-writable":
+        path, expect = key_file(lab_dir, "gw", KEY_A, mode=0o660), "writable by its group"
+    elif problem == "world-writable":
+        path, expect = key_file(lab_dir, "ww", KEY_A, mode=0o602), "or by everyone"
+    elif problem == "foreign-owner":
+        if os.geteuid() != 0:
+            pytest.skip("needs root to give the file away")
+        path, expect = key_file(lab_dir, "owned", KEY_A), "owned by uid 65534, neither root"
+        os.chown(path, 65534, -1)
     elif problem == "bad-line":
         path, expect = key_file(lab_dir, "short", KEY_A, "c2hvcnQ="), "line 3 is not"
     else:
