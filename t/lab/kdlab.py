@@ -46,6 +46,12 @@ Realm(base_dir, realm="EXAMPLE.TEST", domain="example.test")
     kdc_log_mark() / kdc_log_since(mark) -> [lines]
     stop_kdc() / start_kdc()     the KDC alone (slapd keeps running)
     stop_slapd() / start_slapd() the directory alone (the KDC keeps running)
+    kinit_anonymous(ccache_path) -> ccache_path   kinit -n @REALM: anonymous
+                            PKINIT (always on, no password), default principal
+                            ANONYMOUS_PRINCIPAL = WELLKNOWN/ANONYMOUS@WELLKNOWN:
+                            ANONYMOUS, TGT krbtgt/REALM@REALM flagged anonymous;
+                            good for service tickets (kvno, python-gssapi)
+    kdc_cert, kdc_key, ca_pem    the PKINIT files (TestCA in <base>/ca/)
 
 TestCA(base_dir)            throw-away CA (openssl; EC P-256, 2 days) made on
                             first use in <base>/ca/: .pem = ca.pem, ca.key 0600
@@ -54,6 +60,10 @@ TestCA(base_dir)            throw-away CA (openssl; EC P-256, 2 days) made on
                             (mod_ssl and haproxy read it as root); an
                             existing name returns its files
     bundle(name, hosts) -> path   cert + key in one PEM (haproxy `crt`)
+    issue_kdc(realm, name="kdc") -> (cert_path, key_path)   PKINIT KDC
+                            certificate: EKU id-pkinit-KPKdc, SAN otherName
+                            id-pkinit-san = krbtgt/REALM@REALM; made anew on
+                            every call
 
 Httpd(base_dir, name, ip, port=None, module_path=None, mpm="event",
       extra_modules=(), conf="", server_name=None, tls=None)
@@ -94,6 +104,9 @@ Postgres(base_dir, realm, ip="127.0.0.5", port=None, name="postgres")
 Realm directory layout
 ----------------------
 <base>/realm.json        state for Realm.load (ports, names)
+                         (anonymous PKINIT is always on: kdc.conf names
+                         ca/kdc.pem + ca/kdc.key, both confs ca/ca.pem;
+                         principal WELLKNOWN/ANONYMOUS; needs krb5-pkinit)
 <base>/krb5.conf         for every process (KDC, httpd, clients)
 <base>/kdc.conf          KRB5_KDC_PROFILE for krb5kdc and kadmin.local
 <base>/kdc.log           KDC log (AS_REQ/TGS_REQ lines), kdc.stderr
@@ -108,7 +121,8 @@ Realm directory layout
 <base>/pids/             one record per running server: "PID STARTTIME"
 <base>/module_path       the --module given to `kdlab.py start`, if any
 <base>/ca/               TestCA: ca.pem, ca.key, <name>.pem/.key/.ext,
-                         <name>.bundle.pem
+                         <name>.bundle.pem; kdc.pem/.key (the realm's
+                         PKINIT identity, made at every realm start)
 <base>/<httpd name>/     httpd.conf, htdocs/, cgi-bin/env.cgi, logs/, run/,
                          rcache/ (each httpd is its own host: own replay
                          cache and default ccache, KRB5CCNAME/KRB5RCACHEDIR)
@@ -127,6 +141,8 @@ kdlab.py env --dir DIR                     print `export KEY=VALUE` lines
 """
 
 import argparse
+import concurrent.futures
+import glob
 import gzip
 import json
 import os
@@ -160,6 +176,9 @@ DELEGATION_TARGETS = ("HTTP/backend", "postgres/db", "HTTP/legacy")
 # msDS-SupportedEncryptionTypes: RC4.
 RC4_SERVICES = ("HTTP/legacy",)
 PROTOCOL_TRANSITION = ("HTTP/vip", "HTTP/node1")  # not HTTP/node2
+# Anonymous PKINIT (kinit -n, RFC 8062): the client's name in the ticket.
+ANONYMOUS_PRINCIPAL = "WELLKNOWN/ANONYMOUS@WELLKNOWN:ANONYMOUS"
+PKINIT_PLUGIN = "/usr/lib/*/krb5/plugins/preauth/pkinit.so"  # krb5-pkinit
 KEYTABS = {
     "node1": ("HTTP/vip", "HTTP/node1", "HTTP/other"),
     "node2": ("HTTP/vip", "HTTP/node2"),
@@ -459,6 +478,11 @@ class Realm:
         self.keytab_dir = p("keytabs")
         self.ldapi_path = p("ldap", "ldapi")
         self.ldapi_uri = "ldapi://" + self.ldapi_path.replace("/", "%2F")
+        # Anonymous PKINIT: the KDC's identity, signed by the lab's TestCA.
+        self.ca = TestCA(self.base)
+        self.ca_pem = self.ca.pem
+        self.kdc_cert = os.path.join(self.ca.dir, "kdc.pem")
+        self.kdc_key = os.path.join(self.ca.dir, "kdc.key")
 
     def path(self, *parts):
         return os.path.join(self.base, *parts)
@@ -513,12 +537,17 @@ class Realm:
             raise LabError(f"a realm already runs in {self.base}")
         try:
             self._prepare_dirs()
-            self._start_slapd()
-            self._write_krb5_files()
-            self._create_realm()
-            self._create_principals()
-            self._set_delegation_acls()
-            self._write_keytabs()
+            # The PKINIT certificate (openssl, ~60 ms) is made while slapd
+            # and kadmin.local work; an error in either re-raises here.
+            with concurrent.futures.ThreadPoolExecutor(1) as pool:
+                pkinit = pool.submit(self.ca.issue_kdc, self.realm)
+                self._start_slapd()
+                self._write_krb5_files()
+                self._create_realm()
+                self._create_principals()
+                self._set_delegation_acls()
+                self._write_keytabs()
+                pkinit.result()
             self._start_kdc()
         except BaseException:
             self.stop()
@@ -622,6 +651,7 @@ index krbPrincipalName eq,pres,sub
 [realms]
  {r} = {{
   kdc = 127.0.0.1:{port}
+  pkinit_anchors = FILE:{self.ca_pem}
  }}
 
 [domain_realm]
@@ -649,6 +679,8 @@ index krbPrincipalName eq,pres,sub
  {r} = {{
   database_module = ldapconf
   key_stash_file = {self.path("stash")}
+  pkinit_identity = FILE:{self.kdc_cert},{self.kdc_key}
+  pkinit_anchors = FILE:{self.ca_pem}
  }}
 
 [logging]
@@ -694,6 +726,9 @@ index krbPrincipalName eq,pres,sub
                  for s in RC4_SERVICES]
         cmds += [f"modprinc +ok_to_auth_as_delegate {self.service(s)}"
                  for s in PROTOCOL_TRANSITION]
+        # Anonymous PKINIT: the KDC issues anonymous tickets only when this
+        # principal exists (kinit -n: "Client not found" without it).
+        cmds.append("addprinc -randkey WELLKNOWN/ANONYMOUS")
         # One kadmin.local run for all requests: each run costs ~25 ms.
         self._kadmin([], input="\n".join(cmds) + "\n")
 
@@ -756,6 +791,16 @@ index krbPrincipalName eq,pres,sub
             password = USERS[principal.split("@")[0]]
         args.append(self.principal(principal))
         self.run(args, ccache_path, input=None if keytab else password + "\n")
+        return ccache_path
+
+    def kinit_anonymous(self, ccache_path):
+        """kinit -n (anonymous PKINIT, no password): a TGT for
+        krbtgt/REALM whose client is ANONYMOUS_PRINCIPAL, in FILE:ccache_path."""
+        if not glob.glob(PKINIT_PLUGIN):
+            raise LabError(f"anonymous PKINIT needs {PKINIT_PLUGIN} "
+                           "(Debian package krb5-pkinit; t/install-deps)")
+        self.run(["kinit", "-n", "-c", "FILE:" + ccache_path, "@" + self.realm],
+                 ccache_path)
         return ccache_path
 
     def modprinc(self, principal, flags):
@@ -867,18 +912,57 @@ class TestCA:
         if os.path.exists(cert) and os.path.exists(key):
             return cert, key
         hosts = list(hosts)
-        tmp_key, csr = key + ".tmp", os.path.join(self.dir, name + ".csr")
-        ext = _write(os.path.join(self.dir, name + ".ext"), (
+        return self._sign(name, f"/CN={hosts[0]}", (
             "basicConstraints = critical, CA:FALSE\n"
             "keyUsage = critical, digitalSignature\n"
             "extendedKeyUsage = serverAuth\n"
             "subjectKeyIdentifier = hash\n"
             "authorityKeyIdentifier = keyid\n"
             "subjectAltName = " + ", ".join(f"DNS:{h}" for h in hosts) + "\n"))
+
+    def issue_kdc(self, realm, name="kdc"):
+        """A PKINIT KDC certificate for realm (MIT's "PKINIT configuration"
+        recipe): EKU id-pkinit-KPKdc (1.3.6.1.5.2.3.5) and a subjectAltName
+        otherName id-pkinit-san (1.3.6.1.5.2.2) holding the KRB5PrincipalName
+        krbtgt/REALM@REALM, which clients check. EC P-256 like the rest.
+        Always made anew (a realm start must not reuse another realm's)."""
+        if "/" in name or name in ("ca", "") or not re.fullmatch(r"[A-Za-z0-9.-]+", realm):
+            raise ValueError(f"bad certificate name {name!r} or realm {realm!r}")
+        self._ensure()
+        return self._sign(name, f"/CN=krbtgt {realm}", f"""\
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature
+extendedKeyUsage = 1.3.6.1.5.2.3.5
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+subjectAltName = otherName:1.3.6.1.5.2.2;SEQUENCE:kdc_princ_name
+
+[kdc_princ_name]
+realm = EXP:0, GeneralString:{realm}
+principal_name = EXP:1, SEQUENCE:kdc_principal_seq
+
+[kdc_principal_seq]
+name_type = EXP:0, INTEGER:2
+name_string = EXP:1, SEQUENCE:kdc_principals
+
+[kdc_principals]
+princ1 = GeneralString:krbtgt
+princ2 = GeneralString:{realm}
+""")
+
+    def _sign(self, name, subject, extensions):
+        """A new EC key and a certificate for subject with the given
+        extensions (openssl x509 -extfile text), signed by the CA:
+        <name>.pem, <name>.key (0600), <name>.ext; each written under a
+        temporary name then renamed, so a file present is complete."""
+        cert = os.path.join(self.dir, name + ".pem")
+        key = os.path.join(self.dir, name + ".key")
+        tmp_key, csr = key + ".tmp", os.path.join(self.dir, name + ".csr")
+        ext = _write(os.path.join(self.dir, name + ".ext"), extensions)
         os.close(os.open(tmp_key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
         self._openssl("req", "-new", "-newkey", "ec", "-pkeyopt",
                       "ec_paramgen_curve:P-256", "-nodes", "-keyout", tmp_key,
-                      "-out", csr, "-subj", f"/CN={hosts[0]}")
+                      "-out", csr, "-subj", subject)
         # A random serial: no two certificates of this CA share one.
         self._openssl("x509", "-req", "-in", csr, "-CA", self.pem, "-CAkey", self.key,
                       "-set_serial", "0x" + os.urandom(16).hex(), "-sha256",
