@@ -32,9 +32,11 @@ int kd_realm_allowed(const char *realm, const apr_array_header_t *realms)
 
     if (realms == NULL)
         return 1;
-    for (i = 0; realm && i < realms->nelts; i++)
-        if (strcmp(APR_ARRAY_IDX(realms, i, const char *), realm) == 0)
+    for (i = 0; i < realms->nelts; i++) {
+        const char *allowed = APR_ARRAY_IDX(realms, i, const char *);
+        if (strcmp(allowed, "*") == 0 || (realm && strcmp(allowed, realm) == 0))
             return 1;
+    }
     return 0;
 }
 

@@ -15,7 +15,8 @@ int kd_principal_is_anonymous(const char *principal);
 /* The realm after the last '@', or NULL. */
 const char *kd_principal_realm(const char *principal);
 
-/* 1 when realms is NULL (no policy) or lists realm exactly (realms are
+/* 1 when realms is NULL (no policy), lists "*" (every realm: an inner
+ * scope lifting an outer list), or lists realm exactly (realms are
  * case-sensitive in Kerberos). */
 int kd_realm_allowed(const char *realm, const apr_array_header_t *realms);
 

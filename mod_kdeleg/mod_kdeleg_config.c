@@ -255,16 +255,18 @@ static const char *add_realm(cmd_parms *cmd, void *dconf, const char *arg)
     kd_dir_conf *conf = dconf;
     const char *c;
 
+    if (conf->realms == NULL)
+        conf->realms = apr_array_make(cmd->pool, 2, sizeof(const char *));
     if (strcmp(arg, "*") == 0) {
-        conf->realms = NULL;
+        /* an explicit "every realm", so an inner scope overrides an outer list */
+        apr_array_clear(conf->realms);
+        APR_ARRAY_PUSH(conf->realms, const char *) = "*";
         return NULL;
     }
     for (c = arg; *c; c++)
         if (*c == '@' || *c == '/' || *c <= ' ' || *c == 0x7f)
             return apr_pstrcat(cmd->pool, "KdelegRealms: '", arg, "' is not a realm name "
                                "(e.g. EXAMPLE.COM, as the KDC spells it), or *", NULL);
-    if (conf->realms == NULL)
-        conf->realms = apr_array_make(cmd->pool, 2, sizeof(const char *));
     APR_ARRAY_PUSH(conf->realms, const char *) = arg;
     return NULL;
 }

@@ -76,11 +76,13 @@ def test_corp_user_logs_in_to_example_front(kd_httpd, realm, corp, corp_client, 
 def test_realms_limit_the_trusted_realm(kd_httpd, realm, corp, corp_client, lab_dir, realms,
                                         status):
     """KdelegRealms (issue 14): the trust lets CORP users in; a location
-    that lists only EXAMPLE.TEST refuses them as realm-not-allowed."""
+    that lists only EXAMPLE.TEST refuses them as realm-not-allowed. The
+    server level says EXAMPLE.TEST only: the location's list replaces it,
+    and `*` lifts it."""
     cc = corp_alice(corp, lab_dir)
     h = kd_httpd("xrealms", "127.0.0.2", server_name=NODE1, env={"KRB5_CONFIG": corp.cross_conf},
-                 conf_fn=lambda d: negotiate_conf(realm, d, "node1",
-                                                  location_extra=f"    KdelegRealms {realms}\n"))
+                 conf_fn=lambda d: "KdelegRealms EXAMPLE.TEST\n" + negotiate_conf(
+                     realm, d, "node1", location_extra=f"    KdelegRealms {realms}\n"))
     h.allowed |= {"KD00301"}
     mark = h.error_log_mark()
     got, _, body, _ = kdclient.negotiate(h, "/private/cgi/env.cgi", cc)

@@ -39,6 +39,8 @@ START_TEST(realms)
     ck_assert(!kd_realm_allowed("example.test", list("EXAMPLE.TEST", NULL))); /* case matters */
     ck_assert(!kd_realm_allowed(NULL, list("EXAMPLE.TEST", NULL)));
     ck_assert(!kd_realm_allowed("EXAMPLE.TEST", list(NULL, NULL)));       /* empty list */
+    ck_assert(kd_realm_allowed("CORP.TEST", list("*", NULL)));            /* lifts a list */
+    ck_assert(kd_realm_allowed(NULL, list("*", NULL)));
 }
 END_TEST
 
