@@ -615,10 +615,13 @@ static void log_invalid(request_rec *r, const char *what, const char *why, const
 {
     const kd_cause_info *info = kd_cause_get(KD_CAUSE_SESSION_INVALID);
 
+    /* why may quote what the client chose (a method, an origin): escaped.
+     * The cookie or token itself is never passed here. */
     ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, KDLOGNO(00703)
                   "kdeleg(%s, %s, -): %s ignored: cause %s: %s%s%s; the client "
                   "re-authenticates with Kerberos",
-                  r->server->server_hostname, r->useragent_ip, what, info->name, why,
+                  r->server->server_hostname, r->useragent_ip, what, info->name,
+                  ap_escape_logitem(r->pool, why),
                   principal ? " for " : "", principal ? ap_escape_logitem(r->pool, principal) : "");
 }
 

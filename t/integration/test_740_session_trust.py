@@ -171,6 +171,10 @@ def test_token_is_good_once_per_node(site, kdc, kdc_alice):
     assert status == 401 and "kdeleg_session=" not in headers.get("set-cookie", "")
     refused = kdclient.kd_lines(node.error_log_since(mark), "KD00703")
     assert refused and "used before" in refused[0][2], refused
+    token = token_of(back)
+    for n in site.nodes:   # neither the token nor the state cookie is ever logged
+        logged = "\n".join(n.error_log_since(0))
+        assert token[:24] not in logged and state[:24] not in logged
 
 
 def test_token_without_its_state_cookie_is_refused(site, kdc, kdc_alice):
@@ -325,6 +329,7 @@ def test_logout_clears_and_revokes_on_this_node(site, kdc, kdc_alice):
     assert status == 401
     lines = kdclient.kd_lines(node.error_log_since(mark), "KD00703")
     assert lines and "revoked" in lines[0][2]
+    assert cookie[:24] not in "\n".join(node.error_log_since(0))   # never logged
     # farm-wide revocation comes with the shared store: the other node still opens it
     assert send(site, other, site.url("/private/index.html"), f"kdeleg_session={cookie}")[0] == 200
     # a new login after the logout gets a new session that works here
@@ -414,3 +419,20 @@ def test_cookie_domain_is_an_explicit_opt_in(kd_httpd, haproxy_factory, kdc, lab
     assert len(site.lines(marks, "KD00709")) == 1
     jar = {(d, n): host_only for (d, _, n), (_, host_only, _) in b.cookies.items()}
     assert jar == {(kdc.domain, "kdeleg_session"): False}, jar
+
+
+def test_token_on_a_post_is_refused(site, kdc, kdc_alice):
+    """The way back is a GET: a token arriving with another method is
+    refused (and, like every token, taken out of the request)."""
+    b, node_url, state = start_bounce(site, kdc_alice)
+    back = node_leg(site, b, node_url)
+    node = site.nodes[0]
+    mark = node.error_log_mark()
+    path = back.split(f":{node.port}", 1)[1]
+    status, headers, _ = kdclient.request(node, path, method="POST", body="x",
+                                          headers={"Host": f"{vip(kdc)}:{node.port}",
+                                                   "Cookie": f"kdeleg_state={state}",
+                                                   "Content-Type": "text/plain"})
+    assert status == 401 and "kdeleg_session=" not in headers.get("set-cookie", "")
+    refused = kdclient.kd_lines(node.error_log_since(mark), "KD00703")
+    assert refused and "session-invalid" in refused[0][2] and "arrived with POST" in refused[0][2]
