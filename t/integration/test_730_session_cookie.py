@@ -4,14 +4,13 @@ neither a back end behind mod_proxy (with or without KdelegProxyNegotiate)
 nor a CGI ever sees it, while other cookies pass untouched and the session
 still authenticates. Runs on both KDCs."""
 
-import os
 
 import pytest
 
 import kdclient
 from conftest import negotiate_conf
+from kdsite import key_file
 
-KEY = "q83vEjRWeJq83vEjRWeJq83vEjRWeJq83vEjRWeJq8M="
 PROXY_MODULES = ("proxy", "proxy_http", "socache_shmcb")
 
 
@@ -31,10 +30,7 @@ ScriptAlias /cgi/ "{d}/cgi-bin/"
 
 @pytest.fixture
 def front(kd_httpd, kdc, kdc_backend, open_backend, lab_dir):
-    keys = os.path.join(lab_dir, f"cookie-{kdc.kind}.keys")
-    with open(keys, "w") as f:
-        f.write(KEY + "\n")
-    os.chmod(keys, 0o600)
+    keys = key_file(lab_dir, f"cookie-{kdc.kind}")
 
     def conf(d):
         return negotiate_conf(kdc.r, d, "node1", [f"HTTP/{kdc.host('node1')}"], extra=f"""

@@ -14,9 +14,9 @@ import pytest
 
 import kdclient
 from conftest import kdc_front_dir, negotiate_conf
+from kdsite import key_file
 
 PROXY_MODULES = ("proxy", "proxy_http", "socache_shmcb")
-KEY = "q83vEjRWeJq83vEjRWeJq83vEjRWeJq83vEjRWeJq8M="
 WEB_PASSWORD = "web-Secret-1"   # the web's own user files, not the KDC's
 DIGEST_REALM = "web"
 
@@ -25,10 +25,7 @@ DIGEST_REALM = "web"
 def front(kd_httpd, kdc, lab_dir):
     """/private (no realm policy, sessions on), /mine (only the realm under
     test), /elsewhere (only a realm nobody here belongs to)."""
-    keys = os.path.join(lab_dir, "site-760.keys")
-    with open(keys, "w") as f:
-        f.write(KEY + "\n")
-    os.chmod(keys, 0o600)
+    keys = key_file(lab_dir, "site-760")
 
     def conf(d):
         return negotiate_conf(kdc.r, d, "node1", [f"HTTP/{kdc.host('node1')}"], extra=f"""
