@@ -3,8 +3,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <apr_atomic.h>
 #include <apr_file_info.h>
 #include <apr_hash.h>
+#include <apr_lib.h>
 #include <apr_strings.h>
 #include <apr_thread_mutex.h>
 #include <gssapi/gssapi_ext.h>
@@ -27,7 +29,8 @@ typedef struct {
     apr_off_t size;
     unsigned refs;
     int stale;
-    char *key;          /* principal, plus a marker for impersonator entries */
+    char *key;          /* principal ignoring case, plus what makes it another credential */
+    char *principal;    /* the SPN as the keytab spells it */
     char *ccache;       /* impersonator: MEMORY ccache with the service's TGT */
     char *account;      /* impersonator: the principal that TGT was taken as */
     int tgt_forwardable; /* impersonator: S4U2Proxy needs a forwardable TGT */
@@ -45,10 +48,20 @@ typedef struct {
 struct kd_acceptor {
     krb5_context ctx;           /* this acceptor's own, used under its lock only */
     const char *keytab;
-    apr_thread_mutex_t *lock;
+    apr_thread_mutex_t *lock;   /* the table; never held across KDC I/O */
     apr_hash_t *creds;          /* key -> cred_entry*, guarded by lock */
+    apr_hash_t *held;           /* key -> held_failure*, guarded by lock */
+    /* The keytab's names, re-read when the file changes; guarded by lock.
+     * Its pool has an allocator of its own, cleared under lock. */
+    apr_pool_t *index_pool;
+    kd_keytab_index *index;
+    apr_finfo_t index_stamp;
     unsigned long acquisitions; /* guarded by lock */
-    unsigned generation;        /* names MEMORY ccaches/keytabs; guarded by lock */
+    /* Fetching the service's own TGT (KDC I/O): one at a time per keytab,
+     * with a context of its own used under fetch_lock only. */
+    apr_thread_mutex_t *fetch_lock;
+    krb5_context fetch_ctx;
+    volatile apr_uint32_t generation; /* names MEMORY ccaches/keytabs */
     int clockskew;              /* libdefaults clockskew, seconds */
 };
 
@@ -87,8 +100,11 @@ static void entry_free(kd_acceptor *a, cred_entry *e)
     free(e->ccache);
     free(e->account);
     free(e->key);
+    free(e->principal);
     free(e);
 }
+
+static void held_clear(kd_acceptor *a);
 
 static apr_status_t acceptor_cleanup(void *data)
 {
@@ -98,6 +114,7 @@ static apr_status_t acceptor_cleanup(void *data)
     for (hi = apr_hash_first(NULL, a->creds); hi; hi = apr_hash_next(hi))
         entry_free(a, apr_hash_this_val(hi));
     apr_hash_clear(a->creds);
+    held_clear(a);
     return APR_SUCCESS;
 }
 
@@ -128,6 +145,20 @@ kd_acceptors *kd_acceptors_create(apr_pool_t *p)
     return reg;
 }
 
+static void index_pool_create(kd_acceptor *a, apr_pool_t *parent)
+{
+    apr_allocator_t *allocator;
+
+    if (apr_allocator_create(&allocator) != APR_SUCCESS)
+        return;
+    if (apr_pool_create_ex(&a->index_pool, parent, NULL, allocator) != APR_SUCCESS) {
+        apr_allocator_destroy(allocator);
+        a->index_pool = NULL;
+        return;
+    }
+    apr_allocator_owner_set(allocator, a->index_pool);
+}
+
 kd_acceptor *kd_acceptors_get(kd_acceptors *reg, const char *keytab)
 {
     kd_acceptor *a;
@@ -142,10 +173,18 @@ kd_acceptor *kd_acceptors_get(kd_acceptors *reg, const char *keytab)
             apr_pool_cleanup_register(reg->pool, a->ctx, free_context, apr_pool_cleanup_null);
         else
             a->ctx = NULL;
+        if (krb5_init_context(&a->fetch_ctx) == 0)
+            apr_pool_cleanup_register(reg->pool, a->fetch_ctx, free_context,
+                                      apr_pool_cleanup_null);
+        else
+            a->fetch_ctx = NULL;
         a->clockskew = reg->clockskew;
         a->keytab = apr_pstrdup(reg->pool, keytab);
         a->creds = apr_hash_make(reg->pool);
+        a->held = apr_hash_make(reg->pool);
         apr_thread_mutex_create(&a->lock, APR_THREAD_MUTEX_DEFAULT, reg->pool);
+        apr_thread_mutex_create(&a->fetch_lock, APR_THREAD_MUTEX_DEFAULT, reg->pool);
+        index_pool_create(a, reg->pool);
         apr_pool_cleanup_register(reg->pool, a, acceptor_cleanup, apr_pool_cleanup_null);
         apr_hash_set(reg->by_keytab, a->keytab, APR_HASH_KEY_STRING, a);
     }
@@ -164,7 +203,7 @@ unsigned long kd_acceptor_acquisitions(const kd_acceptor *a)
  * file has no entry for principal but one for host/<its host>, those keys
  * are added under principal too: a computer account's keytab (WEB2$,
  * host/web2) serves HTTP/web2 as Active Directory maps HTTP to HOST. */
-static krb5_error_code load_memory_keytab(kd_acceptor *a, apr_pool_t *p, const char *principal,
+static krb5_error_code load_memory_keytab(kd_acceptor *a, krb5_context ctx, apr_pool_t *p,
                                           cred_entry *e)
 {
     krb5_keytab file = NULL, mem = NULL;
@@ -173,28 +212,27 @@ static krb5_error_code load_memory_keytab(kd_acceptor *a, apr_pool_t *p, const c
     krb5_error_code code;
     char name[96];
 
-    if (a->ctx == NULL)
-        return KRB5_CONFIG_BADFORMAT;
-    snprintf(name, sizeof(name), "MEMORY:kdeleg-kt-%p-%u", (void *)a, ++a->generation);
-    if ((code = krb5_kt_resolve(a->ctx, apr_pstrcat(p, "FILE:", a->keytab, NULL), &file)) != 0)
+    snprintf(name, sizeof(name), "MEMORY:kdeleg-kt-%p-%u", (void *)a,
+             (unsigned)apr_atomic_inc32(&a->generation));
+    if ((code = krb5_kt_resolve(ctx, apr_pstrcat(p, "FILE:", a->keytab, NULL), &file)) != 0)
         return code;
-    if ((code = krb5_kt_resolve(a->ctx, name, &mem)) != 0)
+    if ((code = krb5_kt_resolve(ctx, name, &mem)) != 0)
         goto done;
-    if (krb5_parse_name(a->ctx, principal, &spn) == 0
-        && kd_keytab_identify(a->ctx, file, spn, &id) == 0 && id.host_alias)
-        kd_keytab_host_principal(a->ctx, spn, &host);
-    code = kd_keytab_copy(a->ctx, file, mem, host, spn);
+    if (krb5_parse_name(ctx, e->principal, &spn) == 0
+        && kd_keytab_identify(ctx, file, spn, &id) == 0 && id.host_alias)
+        kd_keytab_host_principal(ctx, spn, &host);
+    code = kd_keytab_copy(ctx, file, mem, host, spn);
 done:
-    kd_keytab_identity_free(a->ctx, &id);
-    krb5_free_principal(a->ctx, spn);
-    krb5_free_principal(a->ctx, host);
-    krb5_kt_close(a->ctx, file);
+    kd_keytab_identity_free(ctx, &id);
+    krb5_free_principal(ctx, spn);
+    krb5_free_principal(ctx, host);
+    krb5_kt_close(ctx, file);
     if (code == 0 && (e->memkt = strdup(name)) != NULL) {
         e->memkt_handle = mem;
         return 0;
     }
     if (mem)
-        krb5_kt_close(a->ctx, mem);
+        krb5_kt_close(ctx, mem);
     return code ? code : ENOMEM;
 }
 
@@ -206,9 +244,9 @@ static void add_element(gss_key_value_set_desc *store, const char *key, const ch
     el->value = value;
 }
 
-/* Acceptor credentials pinned to principal, from the MEMORY keytab. */
-static kd_cause acquire_acceptor(kd_acceptor *a, apr_pool_t *p, const char *principal,
-                                 const char *keytab, cred_entry *e, kd_result *res)
+/* Acceptor credentials pinned to the entry's principal, from the MEMORY keytab. */
+static kd_cause acquire_acceptor(kd_acceptor *a, apr_pool_t *p, const char *keytab,
+                                 cred_entry *e, kd_result *res)
 {
     OM_uint32 major, minor, ignored;
     gss_buffer_desc namebuf;
@@ -220,12 +258,12 @@ static kd_cause acquire_acceptor(kd_acceptor *a, apr_pool_t *p, const char *prin
     add_element(&store, "keytab", keytab);
     if (e->no_rcache)
         add_element(&store, "rcache", "none:");
-    namebuf.value = (void *)principal;
-    namebuf.length = strlen(principal);
+    namebuf.value = (void *)e->principal;
+    namebuf.length = strlen(e->principal);
     major = gss_import_name(&minor, &namebuf, GSS_KRB5_NT_PRINCIPAL_NAME, &name);
     if (GSS_ERROR(major))
         return kd_result_fail(res, p, KD_CAUSE_KEYTAB_UNUSABLE, "acquire",
-                              "cannot parse principal %s: %s", principal,
+                              "cannot parse principal %s: %s", e->principal,
                               kd_gss_error(p, major, minor));
     major = gss_acquire_cred_from(&minor, name, GSS_C_INDEFINITE, &krb5_only, GSS_C_ACCEPT,
                                   &store, &e->cred, NULL, NULL);
@@ -234,7 +272,7 @@ static kd_cause acquire_acceptor(kd_acceptor *a, apr_pool_t *p, const char *prin
         res->gss_major = major;
         res->krb5_code = (krb5_error_code)minor;
         return kd_result_fail(res, p, KD_CAUSE_KEYTAB_UNUSABLE, "acquire",
-                              "no acceptor key for %s in keytab %s: %s", principal, a->keytab,
+                              "no acceptor key for %s in keytab %s: %s", e->principal, a->keytab,
                               kd_gss_error(p, major, minor));
     }
     return KD_CAUSE_NONE;
@@ -242,7 +280,7 @@ static kd_cause acquire_acceptor(kd_acceptor *a, apr_pool_t *p, const char *prin
 
 /* Who asks the KDC for spn's S4U tickets: the configured account, the
  * keytab's account entry with spn's key, or spn itself. */
-static char *impersonator_name(kd_acceptor *a, apr_pool_t *p, const char *spn,
+static char *impersonator_name(kd_acceptor *a, krb5_context ctx, apr_pool_t *p, const char *spn,
                                const char *account)
 {
     krb5_keytab kt = NULL;
@@ -250,31 +288,31 @@ static char *impersonator_name(kd_acceptor *a, apr_pool_t *p, const char *spn,
     kd_keytab_identity id = {NULL, 0, 0};
     char *name = NULL, *full = NULL;
 
-    if (krb5_parse_name(a->ctx, account ? account : spn, &princ) != 0)
+    if (krb5_parse_name(ctx, account ? account : spn, &princ) != 0)
         return strdup(account ? account : spn);
-    if (!account && krb5_kt_resolve(a->ctx, apr_pstrcat(p, "FILE:", a->keytab, NULL), &kt) == 0
-        && kd_keytab_identify(a->ctx, kt, princ, &id) == 0 && id.account)
+    if (!account && krb5_kt_resolve(ctx, apr_pstrcat(p, "FILE:", a->keytab, NULL), &kt) == 0
+        && kd_keytab_identify(ctx, kt, princ, &id) == 0 && id.account)
         name = strdup(id.account);
     /* else the name as configured, with the realm it gets (for the logs) */
-    if (name == NULL && krb5_unparse_name(a->ctx, princ, &full) == 0) {
+    if (name == NULL && krb5_unparse_name(ctx, princ, &full) == 0) {
         name = strdup(full);
-        krb5_free_unparsed_name(a->ctx, full);
+        krb5_free_unparsed_name(ctx, full);
     }
-    kd_keytab_identity_free(a->ctx, &id);
-    krb5_free_principal(a->ctx, princ);
+    kd_keytab_identity_free(ctx, &id);
+    krb5_free_principal(ctx, princ);
     if (kt)
-        krb5_kt_close(a->ctx, kt);
+        krb5_kt_close(ctx, kt);
     return name ? name : strdup(account ? account : spn);
 }
 
-static kd_cause tgt_failure(kd_acceptor *a, apr_pool_t *p, const cred_entry *e,
+static kd_cause tgt_failure(kd_acceptor *a, krb5_context ctx, apr_pool_t *p, const cred_entry *e,
                             krb5_error_code code, kd_result *res)
 {
-    const char *msg = krb5_get_error_message(a->ctx, code);
+    const char *msg = krb5_get_error_message(ctx, code);
     const char *text = apr_psprintf(p, "%s (%d)", msg, (int)code);
     kd_cause cause = kd_cause_from_kdc_error(code);
 
-    krb5_free_error_message(a->ctx, msg);
+    krb5_free_error_message(ctx, msg);
     res->krb5_code = code;
     if (code == KRB5KDC_ERR_C_PRINCIPAL_UNKNOWN)
         return kd_result_fail(res, p, KD_CAUSE_KEYTAB_UNUSABLE, "impersonator",
@@ -292,8 +330,8 @@ static kd_cause tgt_failure(kd_acceptor *a, apr_pool_t *p, const cred_entry *e,
 /* The front end's own TGT, asked forwardable (S4U2Proxy needs it), into a
  * MEMORY ccache of this entry's own, so VIP and node identities never
  * share one. */
-static kd_cause acquire_impersonator(kd_acceptor *a, apr_pool_t *p, const char *keytab,
-                                     cred_entry *e, kd_result *res)
+static kd_cause acquire_impersonator(kd_acceptor *a, krb5_context ctx, apr_pool_t *p,
+                                     const char *keytab, cred_entry *e, kd_result *res)
 {
     krb5_keytab kt = NULL;
     krb5_principal client = NULL;
@@ -303,41 +341,40 @@ static kd_cause acquire_impersonator(kd_acceptor *a, apr_pool_t *p, const char *
     krb5_error_code code;
 
     memset(&creds, 0, sizeof(creds));
-    if ((code = krb5_kt_resolve(a->ctx, keytab, &kt)) != 0
-        || (code = krb5_parse_name(a->ctx, e->account, &client)) != 0
-        || (code = krb5_get_init_creds_opt_alloc(a->ctx, &opt)) != 0)
+    if ((code = krb5_kt_resolve(ctx, keytab, &kt)) != 0
+        || (code = krb5_parse_name(ctx, e->account, &client)) != 0
+        || (code = krb5_get_init_creds_opt_alloc(ctx, &opt)) != 0)
         goto done;
     krb5_get_init_creds_opt_set_forwardable(opt, 1);
-    if ((code = krb5_get_init_creds_keytab(a->ctx, &creds, client, kt, 0, NULL, opt)) != 0
-        || (code = krb5_cc_resolve(a->ctx, e->ccache, &cc)) != 0
-        || (code = krb5_cc_initialize(a->ctx, cc, client)) != 0
-        || (code = krb5_cc_store_cred(a->ctx, cc, &creds)) != 0)
+    if ((code = krb5_get_init_creds_keytab(ctx, &creds, client, kt, 0, NULL, opt)) != 0
+        || (code = krb5_cc_resolve(ctx, e->ccache, &cc)) != 0
+        || (code = krb5_cc_initialize(ctx, cc, client)) != 0
+        || (code = krb5_cc_store_cred(ctx, cc, &creds)) != 0)
         goto done;
     e->tgt_forwardable = (creds.ticket_flags & TKT_FLG_FORWARDABLE) != 0;
     e->expires = apr_time_from_sec(creds.times.endtime);
 done:
     if (cc)
-        krb5_cc_close(a->ctx, cc);
-    krb5_free_cred_contents(a->ctx, &creds);
-    krb5_get_init_creds_opt_free(a->ctx, opt);
-    krb5_free_principal(a->ctx, client);
+        krb5_cc_close(ctx, cc);
+    krb5_free_cred_contents(ctx, &creds);
+    krb5_get_init_creds_opt_free(ctx, opt);
+    krb5_free_principal(ctx, client);
     if (kt)
-        krb5_kt_close(a->ctx, kt);
-    return code == 0 ? KD_CAUSE_NONE : tgt_failure(a, p, e, code, res);
+        krb5_kt_close(ctx, kt);
+    return code == 0 ? KD_CAUSE_NONE : tgt_failure(a, ctx, p, e, code, res);
 }
 
-static kd_cause acquire(kd_acceptor *a, apr_pool_t *p, const char *principal, cred_entry *e,
+static kd_cause acquire(kd_acceptor *a, krb5_context ctx, apr_pool_t *p, cred_entry *e,
                         kd_result *res)
 {
-    const char *keytab = load_memory_keytab(a, p, principal, e) == 0 ? e->memkt : a->keytab;
-    kd_cause cause = e->ccache ? acquire_impersonator(a, p, keytab, e, res)
-                               : acquire_acceptor(a, p, principal, keytab, e, res);
+    const char *keytab = load_memory_keytab(a, ctx, p, e) == 0 ? e->memkt : a->keytab;
+    kd_cause cause = e->ccache ? acquire_impersonator(a, ctx, p, keytab, e, res)
+                               : acquire_acceptor(a, p, keytab, e, res);
 
     if (cause != KD_CAUSE_NONE)
         return cause;
-    a->acquisitions++;
     kd_log(KD_LOG_DEBUG, "acquired %s credentials for %s%s%s from %s",
-           e->ccache ? "impersonator" : "acceptor", principal, e->ccache ? " as " : "",
+           e->ccache ? "impersonator" : "acceptor", e->principal, e->ccache ? " as " : "",
            e->ccache ? e->account : "", a->keytab);
     return KD_CAUSE_NONE;
 }
@@ -347,22 +384,31 @@ static int tgt_expiring(const cred_entry *e)
     return e->ccache && e->expires - apr_time_now() < KD_TGT_RENEW_BEFORE;
 }
 
+static int keytab_changed_since(const apr_finfo_t *then, const apr_finfo_t *now)
+{
+    return then->mtime != now->mtime || then->ctime != now->ctime || then->inode != now->inode
+           || then->size != now->size;
+}
+
 static int keytab_changed(const cred_entry *e, const apr_finfo_t *fi)
 {
     return e->mtime != fi->mtime || e->ctime != fi->ctime || e->inode != fi->inode
            || e->size != fi->size;
 }
 
-/* Drop an entry from the table; free it now or when its last user is done. */
+/* Under lock: drop an entry from the table; free it now or when its last
+ * user is done. */
 static void retire(kd_acceptor *a, cred_entry *e)
 {
-    apr_hash_set(a->creds, e->key, APR_HASH_KEY_STRING, NULL);
+    if (apr_hash_get(a->creds, e->key, APR_HASH_KEY_STRING) == e)
+        apr_hash_set(a->creds, e->key, APR_HASH_KEY_STRING, NULL);
     e->stale = 1;
     if (e->refs == 0)
         entry_free(a, e);
 }
 
-static cred_entry *new_entry(kd_acceptor *a, apr_pool_t *p, const char *key,
+/* principal: as the keytab spells it (keytab_spelling) */
+static cred_entry *new_entry(kd_acceptor *a, krb5_context ctx, apr_pool_t *p, const char *key,
                              const char *principal, int impersonator, const char *account,
                              int no_rcache)
 {
@@ -373,11 +419,16 @@ static cred_entry *new_entry(kd_acceptor *a, apr_pool_t *p, const char *key,
         return NULL;
     }
     e->no_rcache = no_rcache;
+    if ((e->principal = strdup(principal)) == NULL) {
+        entry_free(a, e);
+        return NULL;
+    }
     if (impersonator) {
         char name[96];
-        snprintf(name, sizeof(name), "MEMORY:kdeleg-%p-%u", (void *)a, ++a->generation);
+        snprintf(name, sizeof(name), "MEMORY:kdeleg-%p-%u", (void *)a,
+                 (unsigned)apr_atomic_inc32(&a->generation));
         e->ccache = strdup(name);
-        e->account = impersonator_name(a, p, principal, account);
+        e->account = impersonator_name(a, ctx, p, e->principal, account);
         if (e->ccache == NULL || e->account == NULL) {
             entry_free(a, e);
             return NULL;
@@ -386,16 +437,310 @@ static cred_entry *new_entry(kd_acceptor *a, apr_pool_t *p, const char *key,
     return e;
 }
 
+/* Table key: the principal ignoring case (a client may spell its ticket's
+ * sname as it likes; one entry serves every spelling), plus what makes
+ * another credential of it. */
+static const char *entry_key(apr_pool_t *p, const char *principal, int impersonator,
+                             const char *account, int no_rcache)
+{
+    char *lower = apr_pstrdup(p, principal), *c;
+
+    for (c = lower; *c; c++)
+        *c = (char)apr_tolower(*c);
+    return apr_pstrcat(p, lower, impersonator ? " +impersonator" : "", account ? " as " : "",
+                       account ? account : "", no_rcache ? " +no-rcache" : "", NULL);
+}
+
+static void put_cred_locked(kd_acceptor *a, cred_entry *e)
+{
+    if (--e->refs == 0 && e->stale)
+        entry_free(a, e);
+}
+
+static void put_cred(kd_acceptor *a, cred_entry *e)
+{
+    apr_thread_mutex_lock(a->lock);
+    put_cred_locked(a, e);
+    apr_thread_mutex_unlock(a->lock);
+}
+
+/* Under lock: key's entry if it still serves, with a reference taken. An
+ * impersonator whose TGT is close to expiry comes back as *expiring
+ * instead (also referenced): usable while a new TGT is fetched. */
+static cred_entry *take_current(kd_acceptor *a, const char *key, const apr_finfo_t *fi,
+                                cred_entry **expiring)
+{
+    cred_entry *e = apr_hash_get(a->creds, key, APR_HASH_KEY_STRING);
+
+    *expiring = NULL;
+    if (e != NULL && keytab_changed(e, fi)) {
+        kd_log(KD_LOG_INFO, "keytab %s changed: re-acquiring credentials for %s", a->keytab, key);
+        retire(a, e);
+        return NULL;
+    }
+    if (e != NULL && tgt_expiring(e)) {
+        if (e->expires > apr_time_now()) {
+            e->refs++;
+            *expiring = e;
+        }
+        else
+            retire(a, e);
+        return NULL;
+    }
+    if (e != NULL)
+        e->refs++;
+    return e;
+}
+
+/* Under lock: e becomes key's entry, replacing (retiring) any other. */
+static void install(kd_acceptor *a, cred_entry *e, const apr_finfo_t *fi)
+{
+    cred_entry *prev = apr_hash_get(a->creds, e->key, APR_HASH_KEY_STRING);
+
+    if (prev != NULL && prev != e)
+        retire(a, prev);
+    e->mtime = fi->mtime;
+    e->ctime = fi->ctime;
+    e->inode = fi->inode;
+    e->size = fi->size;
+    e->refs++;
+    a->acquisitions++;
+    apr_hash_set(a->creds, e->key, APR_HASH_KEY_STRING, e);
+}
+
+/* Under lock: the keytab's spelling of principal ("svc/host@realm"),
+ * from the index, which is re-read only when the file changed. NULL when
+ * the keytab lacks it; *elsewhere then says it has it in another realm,
+ * *err that it could not be read. */
+static const char *keytab_spelling(kd_acceptor *a, apr_pool_t *p, const char *principal,
+                                   const apr_finfo_t *fi, int *elsewhere, const char **err)
+{
+    const char *slash = strchr(principal, '/'), *at = strrchr(principal, '@');
+
+    *elsewhere = 0;
+    *err = NULL;
+    if (a->index_pool == NULL) {
+        *err = "out of memory";
+        return NULL;
+    }
+    if (a->index == NULL || keytab_changed_since(&a->index_stamp, fi)) {
+        apr_pool_clear(a->index_pool);
+        a->index = kd_keytab_index_read(a->index_pool, a->ctx, a->keytab, err);
+        a->index_stamp = *fi;
+        if (a->index == NULL)
+            return NULL;
+    }
+    if (slash == NULL || at == NULL || at < slash)
+        return NULL;
+    return kd_keytab_index_spelling(a->index, p, apr_pstrmemdup(p, principal,
+                                                                (apr_size_t)(slash - principal)),
+                                    apr_pstrmemdup(p, slash + 1, (apr_size_t)(at - slash - 1)),
+                                    at + 1, elsewhere);
+}
+
+/* Why the keytab cannot serve principal: the client's ticket names a realm
+ * the keytab has no key of it in, or the keytab lacks it altogether. */
+static kd_cause not_in_keytab(kd_acceptor *a, apr_pool_t *p, const char *principal,
+                              int elsewhere, const char *err, kd_result *res)
+{
+    if (err != NULL)
+        return kd_result_fail(res, p, KD_CAUSE_KEYTAB_UNUSABLE, "acquire", "keytab %s: %s",
+                              a->keytab, err);
+    if (elsewhere)
+        return kd_result_fail(res, p, KD_CAUSE_WRONG_SPN, "accept",
+                              "ticket is for %s; keytab %s has that service only in another "
+                              "realm", principal, a->keytab);
+    return kd_result_fail(res, p, KD_CAUSE_KEYTAB_UNUSABLE, "acquire",
+                          "keytab %s has no key for %s (nor for its host/ alias)", a->keytab,
+                          principal);
+}
+
+/* Under lock: acceptor credentials come from the keytab alone, no KDC.
+ * Failures are not cached: a fixed keytab must work on the next request. */
+static kd_cause add_acceptor(kd_acceptor *a, apr_pool_t *p, const char *key,
+                             const char *principal, int no_rcache, const apr_finfo_t *fi,
+                             cred_entry **out, kd_result *res)
+{
+    const char *spelling, *err;
+    int elsewhere;
+    cred_entry *e;
+
+    if ((spelling = keytab_spelling(a, p, principal, fi, &elsewhere, &err)) == NULL)
+        return not_in_keytab(a, p, principal, elsewhere, err, res);
+    if ((e = new_entry(a, a->ctx, p, key, spelling, 0, NULL, no_rcache)) == NULL)
+        return kd_result_fail(res, p, KD_CAUSE_INTERNAL_ERROR, "acquire", "out of memory");
+    if (acquire(a, a->ctx, p, e, res) != KD_CAUSE_NONE) {
+        entry_free(a, e);
+        return res->cause;
+    }
+    install(a, e, fi);
+    *out = e;
+    return KD_CAUSE_NONE;
+}
+
+/* ---------------------------------------------- the service's own TGT */
+
+/* A KDC that did not answer for the service's own TGT is not asked again
+ * for this long, so requests fail at once instead of each waiting out the
+ * library's timeouts. Only "unreachable" is held: a refusal is the KDC's
+ * answer, and a fix there must work on the next request. */
+#define KD_TGT_FAILURE_HOLD apr_time_from_sec(30)
+
+typedef struct {
+    char *key;          /* also the table's key */
+    apr_time_t since;
+    kd_cause cause;
+    krb5_error_code code;
+    char *detail;
+} held_failure;
+
+static void held_free(held_failure *h)
+{
+    if (h != NULL) {
+        free(h->key);
+        free(h->detail);
+    }
+    free(h);
+}
+
+static void held_clear(kd_acceptor *a)
+{
+    apr_hash_index_t *hi;
+
+    for (hi = apr_hash_first(NULL, a->held); hi; hi = apr_hash_next(hi))
+        held_free(apr_hash_this_val(hi));
+    apr_hash_clear(a->held);
+}
+
+/* Under lock: the failure held for key, as this request's result. */
+static kd_cause held_result(kd_acceptor *a, apr_pool_t *p, const char *key, kd_result *res)
+{
+    held_failure *h = apr_hash_get(a->held, key, APR_HASH_KEY_STRING);
+    apr_time_t age;
+
+    if (h == NULL || (age = apr_time_now() - h->since) >= KD_TGT_FAILURE_HOLD || age < 0)
+        return KD_CAUSE_NONE;
+    res->krb5_code = h->code;
+    return kd_result_fail(res, p, h->cause, "impersonator",
+                          "%s (held: not asking the KDC again for %" APR_TIME_T_FMT " s)",
+                          h->detail, apr_time_sec(KD_TGT_FAILURE_HOLD - age) + 1);
+}
+
+/* Under lock: remember an unreachable KDC for key; forget on success. */
+static void hold_failure(kd_acceptor *a, const char *key, const kd_result *res)
+{
+    held_failure *h = apr_hash_get(a->held, key, APR_HASH_KEY_STRING);
+
+    if (res == NULL || res->cause != KD_CAUSE_KDC_UNREACHABLE) {
+        if (h != NULL) {
+            apr_hash_set(a->held, key, APR_HASH_KEY_STRING, NULL);
+            held_free(h);
+        }
+        return;
+    }
+    if (h == NULL) {
+        if ((h = calloc(1, sizeof(*h))) == NULL || (h->key = strdup(key)) == NULL) {
+            free(h);
+            return;
+        }
+        apr_hash_set(a->held, h->key, APR_HASH_KEY_STRING, h);
+    }
+    free(h->detail);
+    h->detail = strdup(res->detail ? res->detail : "");
+    h->since = apr_time_now();
+    h->cause = res->cause;
+    h->code = res->krb5_code;
+}
+
+/* Under the fetch lock: ask the KDC, outside the table lock. */
+static cred_entry *fetch_tgt(kd_acceptor *a, apr_pool_t *p, const char *key,
+                             const char *principal, const char *account, const apr_finfo_t *fi,
+                             kd_result *res)
+{
+    cred_entry *e = new_entry(a, a->fetch_ctx, p, key, principal, 1, account, 0);
+    kd_cause cause;
+
+    if (e == NULL)
+        cause = kd_result_fail(res, p, KD_CAUSE_INTERNAL_ERROR, "acquire", "out of memory");
+    else
+        cause = acquire(a, a->fetch_ctx, p, e, res);
+    apr_thread_mutex_lock(a->lock);
+    hold_failure(a, key, cause == KD_CAUSE_NONE ? NULL : res);
+    if (cause == KD_CAUSE_NONE)
+        install(a, e, fi);
+    else if (e != NULL) {
+        entry_free(a, e);
+        e = NULL;
+    }
+    apr_thread_mutex_unlock(a->lock);
+    return e;
+}
+
+/* The service's own TGT. Getting one is KDC I/O, so it happens outside
+ * the table lock every login takes, and one request per keytab at a time
+ * does it: a KDC that does not answer is waited for once, and the others
+ * find its failure held. A TGT about to expire serves while it lasts. */
+static kd_cause fetch_impersonator(kd_acceptor *a, apr_pool_t *p, const char *key,
+                                   const char *principal, const char *account,
+                                   const apr_finfo_t *fi, cred_entry *old, cred_entry **out,
+                                   kd_result *res)
+{
+    cred_entry *e = NULL, *ignored;
+    kd_cause held = KD_CAUSE_NONE;
+    const char *spelling = NULL, *err;
+    int elsewhere;
+
+    /* renewing is best effort while the old TGT lasts: never wait for it */
+    if ((old ? apr_thread_mutex_trylock(a->fetch_lock)
+             : apr_thread_mutex_lock(a->fetch_lock)) != APR_SUCCESS) {
+        *out = old;
+        return old ? KD_CAUSE_NONE
+                   : kd_result_fail(res, p, KD_CAUSE_INTERNAL_ERROR, "acquire", "lock failed");
+    }
+    apr_thread_mutex_lock(a->lock);
+    /* another request may have fetched it while this one waited */
+    if ((e = take_current(a, key, fi, &ignored)) == NULL && ignored != NULL)
+        put_cred_locked(a, ignored);
+    if (e == NULL)
+        held = held_result(a, p, key, res);
+    if (e == NULL && held == KD_CAUSE_NONE)
+        spelling = keytab_spelling(a, p, principal, fi, &elsewhere, &err);
+    apr_thread_mutex_unlock(a->lock);
+    if (spelling == NULL)
+        spelling = principal; /* MIT: the SPN itself, as configured */
+    if (e == NULL && held == KD_CAUSE_NONE)
+        e = fetch_tgt(a, p, key, spelling, account, fi, res);
+    apr_thread_mutex_unlock(a->fetch_lock);
+    if (e != NULL) {
+        if (old != NULL)
+            put_cred(a, old);
+        *out = e;
+        return KD_CAUSE_NONE;
+    }
+    if (old != NULL && old->expires > apr_time_now()) {
+        kd_log(KD_LOG_INFO, "cannot renew the service TGT of %s (%s); the current one serves "
+               "until it expires", old->principal, res->detail ? res->detail : "");
+        kd_result_init(res);
+        *out = old;
+        return KD_CAUSE_NONE;
+    }
+    if (old != NULL)
+        put_cred(a, old);
+    return res->cause;
+}
+
 static kd_cause get_cred(kd_acceptor *a, apr_pool_t *p, const char *principal, int impersonator,
                          const char *account, int no_rcache, cred_entry **out, kd_result *res)
 {
     apr_finfo_t fi;
     apr_status_t rv;
-    cred_entry *e;
-    const char *key = apr_pstrcat(p, principal, impersonator ? " +impersonator" : "",
-                                  account ? " as " : "", account ? account : "",
-                                  no_rcache ? " +no-rcache" : "", NULL);
+    cred_entry *e, *expiring;
+    const char *key = entry_key(p, principal, impersonator, account, no_rcache);
+    kd_cause cause = KD_CAUSE_NONE;
 
+    if (a->ctx == NULL || a->fetch_ctx == NULL)
+        return kd_result_fail(res, p, KD_CAUSE_INTERNAL_ERROR, "acquire",
+                              "no Kerberos context (krb5.conf unreadable?)");
     rv = apr_stat(&fi, a->keytab,
                   APR_FINFO_MTIME | APR_FINFO_CTIME | APR_FINFO_INODE | APR_FINFO_SIZE, p);
     if (rv != APR_SUCCESS) {
@@ -404,48 +749,16 @@ static kd_cause get_cred(kd_acceptor *a, apr_pool_t *p, const char *principal, i
                               a->keytab, apr_strerror(rv, errbuf, sizeof(errbuf)));
     }
     apr_thread_mutex_lock(a->lock);
-    e = apr_hash_get(a->creds, key, APR_HASH_KEY_STRING);
-    if (e != NULL && keytab_changed(e, &fi)) {
-        kd_log(KD_LOG_INFO, "keytab %s changed: re-acquiring credentials for %s", a->keytab, key);
-        retire(a, e);
-        e = NULL;
-    }
-    else if (e != NULL && tgt_expiring(e)) {
-        kd_log(KD_LOG_INFO, "service TGT of %s expires soon: renewing it from %s", principal,
-               a->keytab);
-        retire(a, e);
-        e = NULL;
-    }
-    if (e == NULL) {
-        if ((e = new_entry(a, p, key, principal, impersonator, account, no_rcache)) == NULL) {
-            apr_thread_mutex_unlock(a->lock);
-            return kd_result_fail(res, p, KD_CAUSE_INTERNAL_ERROR, "acquire", "out of memory");
-        }
-        /* Failures are not cached: a fixed keytab must work on the next request. */
-        if (acquire(a, p, principal, e, res) != KD_CAUSE_NONE) {
-            entry_free(a, e);
-            apr_thread_mutex_unlock(a->lock);
-            return res->cause;
-        }
-        e->mtime = fi.mtime;
-        e->ctime = fi.ctime;
-        e->inode = fi.inode;
-        e->size = fi.size;
-        apr_hash_set(a->creds, e->key, APR_HASH_KEY_STRING, e);
-    }
-    e->refs++;
+    e = take_current(a, key, &fi, &expiring);
+    if (e == NULL && !impersonator)
+        cause = add_acceptor(a, p, key, principal, no_rcache, &fi, &e, res);
     apr_thread_mutex_unlock(a->lock);
+    if (e == NULL && impersonator)
+        cause = fetch_impersonator(a, p, key, principal, account, &fi, expiring, &e, res);
     *out = e;
-    return KD_CAUSE_NONE;
+    return e != NULL ? KD_CAUSE_NONE : cause;
 }
 
-static void put_cred(kd_acceptor *a, cred_entry *e)
-{
-    apr_thread_mutex_lock(a->lock);
-    if (--e->refs == 0 && e->stale)
-        entry_free(a, e);
-    apr_thread_mutex_unlock(a->lock);
-}
 
 static const char *configured_spns(apr_pool_t *p, const kd_accept_params *params)
 {
@@ -459,15 +772,17 @@ static const char *configured_spns(apr_pool_t *p, const kd_accept_params *params
     return list ? list : "(none)";
 }
 
-static int spn_allowed(const kd_token_info *info, const kd_accept_params *params)
+/* The configured SPN the ticket's sname and realm name, compared ignoring
+ * case; NULL when none does. */
+static const kd_spn *spn_allowed(const kd_token_info *info, const kd_accept_params *params)
 {
     int i;
 
     for (i = 0; i < params->n_spns; i++) {
         if (kd_spn_matches(&params->spns[i], info->ticket_sname, info->ticket_realm))
-            return 1;
+            return &params->spns[i];
     }
-    return 0;
+    return NULL;
 }
 
 /* Fill the caller-visible results from an established context. */
@@ -632,6 +947,7 @@ kd_cause kd_acceptor_accept(kd_acceptor *a, apr_pool_t *p, const kd_token_info *
     gss_name_t src = GSS_C_NO_NAME;
     gss_OID mech = GSS_C_NO_OID;
     cred_entry *entry = NULL;
+    const kd_spn *allowed;
     kd_cause cause = KD_CAUSE_NONE;
 
     memset(out, 0, sizeof(*out));
@@ -639,12 +955,17 @@ kd_cause kd_acceptor_accept(kd_acceptor *a, apr_pool_t *p, const kd_token_info *
     if (!info->has_ap_req)
         return kd_result_fail(res, p, KD_CAUSE_MALFORMED_TOKEN, "accept", "no Kerberos AP-REQ");
     out->spn = kd_token_ticket_principal(p, info);
-    if (!spn_allowed(info, params))
+    if ((allowed = spn_allowed(info, params)) == NULL)
         return kd_result_fail(res, p, KD_CAUSE_WRONG_SPN, "accept",
                               "ticket is for %s; this host answers for %s", out->spn,
                               configured_spns(p, params));
-    if (get_cred(a, p, out->spn, 0, NULL, params->replay_checked, &entry, res) != KD_CAUSE_NONE)
+    /* The sname is outside the ticket's encrypted part: the client spells
+     * it. The credential is the configured SPN's, as the keytab spells it. */
+    if (get_cred(a, p, apr_pstrcat(p, allowed->service, "/", allowed->host, "@",
+                                   allowed->realm ? allowed->realm : info->ticket_realm, NULL),
+                 0, NULL, params->replay_checked, &entry, res) != KD_CAUSE_NONE)
         return res->cause;
+    out->spn = apr_pstrdup(p, entry->principal);
 
     /* The Kerberos token itself, not its SPNEGO wrapper: through SPNEGO the
      * mechglue renumbers krb5 minor codes and causes could not be told apart. */

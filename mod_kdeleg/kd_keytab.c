@@ -3,6 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <apr_hash.h>
+#include <apr_lib.h>
 #include <apr_strings.h>
 #include <krb5.h>
 
@@ -211,6 +213,90 @@ void kd_keytab_identity_free(krb5_context ctx, kd_keytab_identity *id)
     if (id->account)
         krb5_free_unparsed_name(ctx, id->account);
     id->account = NULL;
+}
+
+/* ------------------------------------------------------------ index */
+
+struct kd_keytab_index {
+    apr_hash_t *exact;    /* "svc/host@realm", lower case -> the keytab's spelling */
+    apr_hash_t *anywhere; /* "svc/host", lower case -> "" */
+};
+
+static char *lower(apr_pool_t *p, const char *s)
+{
+    char *out = apr_pstrdup(p, s), *c;
+
+    for (c = out; *c; c++)
+        *c = (char)apr_tolower((unsigned char)*c);
+    return out;
+}
+
+static void index_entry(apr_pool_t *p, kd_keytab_index *ix, krb5_context ctx,
+                        krb5_const_principal princ)
+{
+    char *name = NULL;
+    const char *at;
+
+    if (krb5_unparse_name(ctx, princ, &name) != 0)
+        return;
+    apr_hash_set(ix->exact, lower(p, name), APR_HASH_KEY_STRING, apr_pstrdup(p, name));
+    if ((at = strrchr(name, '@')) != NULL)
+        apr_hash_set(ix->anywhere, lower(p, apr_pstrmemdup(p, name, (apr_size_t)(at - name))),
+                     APR_HASH_KEY_STRING, "");
+    krb5_free_unparsed_name(ctx, name);
+}
+
+kd_keytab_index *kd_keytab_index_read(apr_pool_t *p, krb5_context ctx, const char *path,
+                                      const char **err)
+{
+    kd_keytab_index *ix = apr_pcalloc(p, sizeof(*ix));
+    krb5_keytab kt = NULL;
+    krb5_kt_cursor cur;
+    krb5_keytab_entry e;
+    krb5_error_code code;
+
+    *err = NULL;
+    ix->exact = apr_hash_make(p);
+    ix->anywhere = apr_hash_make(p);
+    if ((code = krb5_kt_resolve(ctx, apr_pstrcat(p, "FILE:", path, NULL), &kt)) != 0
+        || (code = krb5_kt_start_seq_get(ctx, kt, &cur)) != 0) {
+        const char *msg = krb5_get_error_message(ctx, code);
+        *err = apr_pstrdup(p, msg);
+        krb5_free_error_message(ctx, msg);
+        if (kt)
+            krb5_kt_close(ctx, kt);
+        return NULL;
+    }
+    while (krb5_kt_next_entry(ctx, kt, &e, &cur) == 0) {
+        index_entry(p, ix, ctx, e.principal);
+        krb5_free_keytab_entry_contents(ctx, &e);
+    }
+    krb5_kt_end_seq_get(ctx, kt, &cur);
+    krb5_kt_close(ctx, kt);
+    return ix;
+}
+
+const char *kd_keytab_index_spelling(const kd_keytab_index *ix, apr_pool_t *p,
+                                     const char *service, const char *host, const char *realm,
+                                     int *elsewhere)
+{
+    const char *found, *at;
+
+    *elsewhere = 0;
+    found = apr_hash_get(ix->exact, lower(p, apr_pstrcat(p, service, "/", host, "@", realm, NULL)),
+                         APR_HASH_KEY_STRING);
+    if (found != NULL)
+        return found;
+    /* AD: HTTP/host is served by the computer account's host/host key */
+    found = apr_hash_get(ix->exact, lower(p, apr_pstrcat(p, "host/", host, "@", realm, NULL)),
+                         APR_HASH_KEY_STRING);
+    if (found != NULL && (at = strrchr(found, '@')) != NULL)
+        return apr_pstrcat(p, service, "/", host, at, NULL);
+    *elsewhere = apr_hash_get(ix->anywhere, lower(p, apr_pstrcat(p, service, "/", host, NULL)),
+                              APR_HASH_KEY_STRING) != NULL
+                 || apr_hash_get(ix->anywhere, lower(p, apr_pstrcat(p, "host/", host, NULL)),
+                                 APR_HASH_KEY_STRING) != NULL;
+    return NULL;
 }
 
 krb5_error_code kd_keytab_copy(krb5_context ctx, krb5_keytab from, krb5_keytab to,

@@ -44,6 +44,26 @@ void kd_keytab_identity_free(krb5_context ctx, kd_keytab_identity *id);
 krb5_error_code kd_keytab_host_principal(krb5_context ctx, krb5_const_principal spn,
                                          krb5_principal *host);
 
+/* The names a keytab file holds, compared ignoring case. A ticket's
+ * sname and realm are outside its encrypted part, spelled as the client
+ * likes (AD matches SPNs ignoring case), while MIT finds keys by exact
+ * name: acceptors are pinned to the name as the keytab spells it, and a
+ * name the keytab lacks is answered from the index without reading the
+ * file again. */
+typedef struct kd_keytab_index kd_keytab_index;
+
+/* Read the keytab file at path; NULL and *err when it cannot be read. */
+kd_keytab_index *kd_keytab_index_read(apr_pool_t *p, krb5_context ctx, const char *path,
+                                      const char **err);
+
+/* The keytab's spelling of service/host@realm, or, when only its host
+ * alias (host/host@realm) is there, service/host@ALIAS-REALM as the alias
+ * spells the realm. NULL when neither is; *elsewhere then says whether
+ * service/host (or its alias) is there in another realm. */
+const char *kd_keytab_index_spelling(const kd_keytab_index *ix, apr_pool_t *p,
+                                     const char *service, const char *host, const char *realm,
+                                     int *elsewhere);
+
 /* Copy every entry of from into to; with alias set, entries of host_alias
  * are added a second time under alias (the HOST mapping). */
 krb5_error_code kd_keytab_copy(krb5_context ctx, krb5_keytab from, krb5_keytab to,

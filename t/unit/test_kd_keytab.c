@@ -72,6 +72,40 @@ START_TEST(unreadable_keytab_says_why)
 }
 END_TEST
 
+/* The index answers by name ignoring case, with the keytab's spelling: a
+ * ticket's sname and realm are the client's to spell. */
+START_TEST(index_spells_names_as_the_keytab_does)
+{
+    const char *path = make_keytab(), *err = NULL;
+    krb5_context ctx;
+    kd_keytab_index *ix;
+    int elsewhere = -1;
+
+    ck_assert_int_eq(krb5_init_context(&ctx), 0);
+    ix = kd_keytab_index_read(kd_test_pool, ctx, path, &err);
+    ck_assert_ptr_nonnull(ix);
+    ck_assert_str_eq(kd_keytab_index_spelling(ix, kd_test_pool, "hTtP", "A.Example.TEST",
+                                              "example.test", &elsewhere),
+                     "HTTP/a.example.test@EXAMPLE.TEST");
+    ck_assert_int_eq(elsewhere, 0);
+    /* the service in another realm: the client's realm, not our keytab */
+    ck_assert_ptr_null(kd_keytab_index_spelling(ix, kd_test_pool, "HTTP", "a.example.test",
+                                                "OTHER.TEST", &elsewhere));
+    ck_assert_int_eq(elsewhere, 1);
+    /* not there at all */
+    ck_assert_ptr_null(kd_keytab_index_spelling(ix, kd_test_pool, "HTTP", "c.example.test",
+                                                "EXAMPLE.TEST", &elsewhere));
+    ck_assert_int_eq(elsewhere, 0);
+    /* the same name with another service is another principal */
+    ck_assert_ptr_null(kd_keytab_index_spelling(ix, kd_test_pool, "HTTPS", "a.example.test",
+                                                "EXAMPLE.TEST", &elsewhere));
+    ck_assert_ptr_null(kd_keytab_index_read(kd_test_pool, ctx, "/nonexistent/kd.keytab", &err));
+    ck_assert_ptr_nonnull(err);
+    krb5_free_context(ctx);
+    unlink(path);
+}
+END_TEST
+
 /* An AD keytab as ktpass/exportkeytab make it, in a MEMORY keytab:
  * (principal, kvno, key byte) rows. */
 static krb5_keytab ad_keytab(krb5_context ctx, const char *const *names, const int *keys, int n)
@@ -193,6 +227,7 @@ Suite *kd_keytab_suite(void)
     tcase_add_checked_fixture(tc, kd_test_setup, kd_test_teardown);
     tcase_add_test(tc, lists_entries_without_keys);
     tcase_add_test(tc, unreadable_keytab_says_why);
+    tcase_add_test(tc, index_spells_names_as_the_keytab_does);
     tcase_add_test(tc, account_entry_shares_the_spn_key);
     tcase_add_test(tc, computer_account_serves_http_through_host);
     suite_add_tcase(s, tc);
