@@ -85,6 +85,15 @@ Haproxy(base_dir, ip, port, backends, name="haproxy", tls=None)
     ("terminate", bundle_path) https at haproxy, plain http to the nodes,
     X-Forwarded-Proto: https added
 
+KdcRelay(ip, upstream)      a TCP hop between a server and a real KDC
+    (upstream = (ip, port)), run in threads of the test process. mode
+    "forward" relays each request; "blackhole" accepts connections and
+    reads requests but never answers (a closed port is refused at once,
+    which proves nothing about timeouts). .requests counts requests seen,
+    .krb5_conf(realm_conf, path) writes a copy of a realm's krb5.conf whose
+    KDC is the relay; close_held() hangs up the connections the black hole
+    holds; close() ends the relay and every connection it holds.
+
 Postgres(base_dir, realm, ip="127.0.0.5", port=None, name="postgres")
     start()                 initdb (as the postgres OS user when root) into
                             <base>/<name>/data, postgres in the foreground
@@ -1381,6 +1390,97 @@ backend be
 
 PG_BIN = "/usr/lib/postgresql/15/bin"
 PG_OS_USER = "postgres"
+
+
+class KdcRelay:
+    """See the module documentation. Kerberos over TCP frames each message
+    with a 4-byte length (RFC 4120 7.2.2); clients here use TCP only
+    (udp_preference_limit = 1)."""
+
+    def __init__(self, ip, upstream):
+        import threading
+        self.ip, self.upstream = ip, tuple(upstream)
+        self.mode = "forward"
+        self.requests = 0
+        self._lock = threading.Lock()
+        self._held = []
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind((ip, 0))
+        self._sock.listen(128)
+        self.port = self._sock.getsockname()[1]
+        self._closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        import threading
+        while not self._closed:
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    @staticmethod
+    def _read_message(conn):
+        head = b""
+        while len(head) < 4:
+            chunk = conn.recv(4 - len(head))
+            if not chunk:
+                return None
+            head += chunk
+        length = int.from_bytes(head, "big") & 0x7FFFFFFF
+        body = b""
+        while len(body) < length:
+            chunk = conn.recv(min(65536, length - len(body)))
+            if not chunk:
+                return None
+            body += chunk
+        return head + body
+
+    def _serve(self, conn):
+        try:
+            message = self._read_message(conn)
+            if message is None:
+                conn.close()
+                return
+            with self._lock:
+                self.requests += 1
+                mode = self.mode
+                if mode == "blackhole":
+                    self._held.append(conn)   # open, silent, until close()
+            if mode == "blackhole":
+                return
+            with socket.create_connection(self.upstream, timeout=30) as up:
+                up.sendall(message)
+                reply = self._read_message(up)
+            if reply:
+                conn.sendall(reply)
+            conn.close()
+        except OSError:
+            conn.close()
+
+    def krb5_conf(self, realm_conf, path):
+        """Copy realm_conf with every kdc = line naming the relay."""
+        with open(realm_conf) as f:
+            text = f.read()
+        text = re.sub(r"(?m)^(\s*kdc\s*=\s*).*$", rf"\g<1>{self.ip}:{self.port}", text)
+        _write(path, text)
+        os.chmod(path, 0o644)
+        return path
+
+    def close_held(self):
+        """Close the connections the black hole holds: their clients see
+        the KDC hang up, and stop waiting."""
+        with self._lock:
+            for conn in self._held:
+                conn.close()
+            self._held.clear()
+
+    def close(self):
+        self._closed = True
+        self._sock.close()
+        self.close_held()
 
 
 class Postgres:
