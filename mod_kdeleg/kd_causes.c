@@ -138,6 +138,13 @@ static const kd_cause_info catalogue[KD_CAUSE__COUNT] = {
      "authenticate users with Basic/Form (AuthBasicProvider) or a client certificate, or name "
      "the module's AuthType in KdelegTrustedAuthTypes if it really checks credentials",
      "the same: KdelegTrustedAuthTypes TYPE only for modules that verify the user"},
+    {KD_CAUSE_REPLAY_CACHE_UNAVAILABLE, "replay-cache-unavailable", 503, 1,
+     "the node's replay cache could not be used (it is full, or its lock failed): the token "
+     "was refused rather than accepted unchecked",
+     "full: raise KdelegReplayCache; a lock failure: check the Mutex mechanism for "
+     "kdeleg-replay (its directory must stay writable, semaphores must not be removed) "
+     "and the error log around the failure",
+     "the same: raise KdelegReplayCache, or fix the kdeleg-replay mutex (Mutex directive)"},
     {KD_CAUSE_NEGOTIATE_FAILED, "negotiate-failed", 401, 0,
      "the Kerberos exchange failed for a reason not listed above (see the detail)",
      "read the detail; enable Kerberos event logging on the client",

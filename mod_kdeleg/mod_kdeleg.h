@@ -6,6 +6,8 @@
 
 #include <httpd.h>
 #include <http_config.h>
+#include <apr_global_mutex.h>
+#include <apr_shm.h>
 
 #include "kd_accept.h"
 #include "kd_replay.h"
@@ -217,6 +219,18 @@ int kd_cache_pre_config(apr_pool_t *pconf);
 int kd_cache_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s);
 void kd_cache_child_init(apr_pool_t *pchild, server_rec *s);
 
+/* Shared tables kept across graceful restarts with their one mutex
+ * (mod_kdeleg_shm.c). kd_kept_table_get finds the table key of bytes in the
+ * process pool, or makes it (*fresh: the caller initialises it) with a
+ * mutex of the registered mutex_type; children attach to that mutex with
+ * kd_kept_table_child_mutex (NULL when they cannot). */
+typedef struct kd_kept_table kd_kept_table;
+apr_status_t kd_kept_table_get(server_rec *s, const char *key, const char *mutex_type,
+                               apr_size_t bytes, kd_kept_table **out, int *fresh);
+void *kd_kept_table_base(const kd_kept_table *t);
+apr_size_t kd_kept_table_size(const kd_kept_table *t);
+apr_global_mutex_t *kd_kept_table_child_mutex(const kd_kept_table *t, apr_pool_t *pchild);
+
 /* The node's replay cache (mod_kdeleg_replay.c). */
 const char *kd_replay_set(cmd_parms *cmd, void *dconf, const char *arg);
 int kd_replay_pre_config(apr_pool_t *pconf);
@@ -226,7 +240,7 @@ int kd_replay_active(void);
 /* KdelegReplayCache off was configured (known before post_config). */
 int kd_replay_off(void);
 /* Revoked sessions (mod_kdeleg_revoke.c). kd_is_revoked fails closed (1)
- * when the table cannot be read; kd_revoke_principal returns 1 when the
+ * when the table cannot be read or locked (logged); kd_revoke_principal returns 1 when the
  * table was full and its floor rose, -1 without a table. */
 int kd_revoke_pre_config(apr_pool_t *pconf);
 int kd_revoke_post_config(apr_pool_t *pconf, server_rec *s);
@@ -234,7 +248,12 @@ void kd_revoke_child_init(apr_pool_t *pchild, server_rec *s);
 int kd_is_revoked(const char *principal, long long issued_ms);
 int kd_revoke_principal(request_rec *r, const char *principal, long long before_ms,
                         long long until);
-int kd_replay_seen(const unsigned char tag[KD_REPLAY_TAG_BYTES]);
-kd_replay_result kd_replay_record(const unsigned char tag[KD_REPLAY_TAG_BYTES]);
+/* Before the exchange, is the authenticator known (lookup); after it,
+ * claim it. KD_REPLAY_UNAVAILABLE when the table's lock failed (*lock_rv
+ * says why): the caller refuses, it never goes on unchecked. */
+kd_replay_result kd_replay_seen(const unsigned char tag[KD_REPLAY_TAG_BYTES],
+                                apr_status_t *lock_rv);
+kd_replay_result kd_replay_record(const unsigned char tag[KD_REPLAY_TAG_BYTES],
+                                  apr_status_t *lock_rv);
 
 #endif

@@ -252,27 +252,40 @@ static int reuse_exchange(request_rec *r, const kd_dir_conf *conf, const kd_auth
     return fail(r, &res, st->spn);
 }
 
-/* After a good exchange the node's replay table refused the authenticator:
- * a copy raced in through another worker, or the table has no room. */
-static int replay_refused(request_rec *r, const kd_token_info *info, kd_replay_result rc)
+/* The node's replay table refused the authenticator: seen before (a copy
+ * raced in through another worker), or the table cannot be used (full, or
+ * its lock failed), where the token is refused rather than let through
+ * unchecked. */
+static int replay_refused(request_rec *r, const kd_token_info *info, kd_replay_result rc,
+                          apr_status_t lock_rv)
 {
+    const char *spn = kd_token_ticket_principal(r->pool, info);
     kd_result res;
+    int status;
 
     kd_result_init(&res);
     if (rc == KD_REPLAY_SEEN) {
         kd_result_fail(&res, r->pool, KD_CAUSE_REPLAY, "accept",
-                       "authenticator for %s seen before on this node",
-                       kd_token_ticket_principal(r->pool, info));
-        return fail(r, &res, kd_token_ticket_principal(r->pool, info));
+                       "authenticator for %s seen before on this node", spn);
+        return fail(r, &res, spn);
     }
-    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, KDLOGNO(00304)
-                  "kdeleg(%s, %s, %s): the replay cache is full: raise KdelegReplayCache "
-                  "(about 20 bytes x requests per second x 11 minutes, x1.5), or set it off "
-                  "to use MIT's file replay cache",
-                  r->server->server_hostname, r->useragent_ip,
-                  kd_token_ticket_principal(r->pool, info));
+    if (rc == KD_REPLAY_FULL) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, KDLOGNO(00304)
+                      "kdeleg(%s, %s, %s): the replay cache is full: raise KdelegReplayCache "
+                      "(about 20 bytes x requests per second x 11 minutes, x1.5), or set it off "
+                      "to use MIT's file replay cache",
+                      r->server->server_hostname, r->useragent_ip, ap_escape_logitem(r->pool, spn));
+        kd_result_fail(&res, r->pool, KD_CAUSE_REPLAY_CACHE_UNAVAILABLE, "replay", "full");
+    }
+    else {
+        char errbuf[128];
+        kd_result_fail(&res, r->pool, KD_CAUSE_REPLAY_CACHE_UNAVAILABLE, "replay",
+                       "cannot lock the replay cache: %s",
+                       apr_strerror(lock_rv, errbuf, sizeof(errbuf)));
+    }
+    status = fail(r, &res, spn);
     apr_table_setn(r->err_headers_out, "Retry-After", "5");
-    return HTTP_SERVICE_UNAVAILABLE;
+    return status;
 }
 
 static int check_authn(request_rec *r)
@@ -287,6 +300,7 @@ static int check_authn(request_rec *r)
     unsigned char *tok;
     size_t len;
     kd_replay_result rc;
+    apr_status_t lock_rv;
     unsigned char tag[KD_REPLAY_TAG_BYTES];
     int status;
     const char *authorization;
@@ -312,13 +326,10 @@ static int check_authn(request_rec *r)
         return fail(r, &res, NULL);
 
     /* A known authenticator is refused before any cryptography. */
-    if (kd_replay_active())
+    if (kd_replay_active()) {
         kd_replay_tag(info.authenticator, info.authenticator_len, tag);
-    if (kd_replay_active() && kd_replay_seen(tag)) {
-        kd_result_fail(&res, r->pool, KD_CAUSE_REPLAY, "accept",
-                       "authenticator for %s seen before on this node",
-                       kd_token_ticket_principal(r->pool, &info));
-        return fail(r, &res, kd_token_ticket_principal(r->pool, &info));
+        if ((rc = kd_replay_seen(tag, &lock_rv)) != KD_REPLAY_FRESH)
+            return replay_refused(r, &info, rc, lock_rv);
     }
     spns = kd_conf_spns(r, conf);
     params.replay_checked = kd_replay_active();
@@ -334,8 +345,8 @@ static int check_authn(request_rec *r)
     if (kd_acceptor_accept(kd_acceptor_for(conf), r->pool, &info,
                            &params, &out, &res) != KD_CAUSE_NONE)
         return fail(r, &res, kd_token_ticket_principal(r->pool, &info));
-    if (params.replay_checked && (rc = kd_replay_record(tag)) != KD_REPLAY_FRESH)
-        return replay_refused(r, &info, rc);
+    if (params.replay_checked && (rc = kd_replay_record(tag, &lock_rv)) != KD_REPLAY_FRESH)
+        return replay_refused(r, &info, rc, lock_rv);
     return succeed(r, conf, &info, &out, NULL);
 }
 

@@ -12,7 +12,6 @@
 #include <http_log.h>
 #include <util_mutex.h>
 #include <apr_global_mutex.h>
-#include <apr_shm.h>
 #include <apr_strings.h>
 
 #include "kd_replay.h"
@@ -30,29 +29,13 @@ static struct {
     uint32_t lifetime;      /* seconds an authenticator stays replayable */
 } replay;
 
-/* The table outlives configuration generations: a graceful restart (daily,
- * with Debian's logrotate) must not forget which authenticators were
- * accepted, or a captured token could be replayed just after it. Made in
- * the process pool once and found again there (httpd reloads the module,
- * so statics do not survive), kept while the size stays the same. */
-typedef struct {
-    apr_shm_t *shm;
-    apr_size_t bytes;
-} kept_table;
-
+/* The table outlives configuration generations (kd_kept_table): a
+ * graceful restart (daily, with Debian's logrotate) must not forget which
+ * authenticators were accepted, or a captured token could be replayed just
+ * after it. Kept while the size stays the same, with its one mutex. */
 #define KD_REPLAY_KEPT "mod_kdeleg-replay-table"
 
-static kept_table *kept_table_of(apr_pool_t *process_pool)
-{
-    void *data = NULL;
-
-    apr_pool_userdata_get(&data, KD_REPLAY_KEPT, process_pool);
-    if (data == NULL) {
-        data = apr_pcalloc(process_pool, sizeof(kept_table));
-        apr_pool_userdata_set(data, KD_REPLAY_KEPT, apr_pool_cleanup_null, process_pool);
-    }
-    return data;
-}
+static kd_kept_table *kept; /* this generation's, set in post_config */
 
 const char *kd_replay_set(cmd_parms *cmd, void *dconf, const char *arg)
 {
@@ -95,46 +78,35 @@ static apr_status_t replay_cleanup(void *data)
 int kd_replay_post_config(apr_pool_t *pconf, server_rec *s)
 {
     apr_status_t rv;
+    int fresh;
 
     if (!replay.configured)
         replay.bytes = KD_REPLAY_DEFAULT_BYTES;
     if (replay.bytes == 0)
         return OK;
-    kept_table *kept = kept_table_of(s->process->pool);
-
-    rv = APR_SUCCESS;
-    if (kept->shm == NULL || kept->bytes != replay.bytes) {
-        if (kept->shm)
-            apr_shm_destroy(kept->shm); /* resized: start afresh */
-        kept->shm = NULL;
-        rv = apr_shm_create(&kept->shm, replay.bytes, NULL, s->process->pool);
-        if (rv == APR_SUCCESS) {
-            kept->bytes = replay.bytes;
-            kd_replay_init(apr_shm_baseaddr_get(kept->shm), apr_shm_size_get(kept->shm));
-        }
-    }
-    if (rv == APR_SUCCESS)
-        rv = ap_global_mutex_create(&replay.mutex, NULL, KD_REPLAY_MUTEX, NULL, s, pconf, 0);
+    rv = kd_kept_table_get(s, KD_REPLAY_KEPT, KD_REPLAY_MUTEX, replay.bytes, &kept, &fresh);
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_ERR, rv, s, KDLOGNO(00601)
                      "cannot create the replay cache (%" APR_SIZE_T_FMT " bytes)", replay.bytes);
         return HTTP_INTERNAL_SERVER_ERROR;
     }
-    replay.table = apr_shm_baseaddr_get(kept->shm);
+    if (fresh)
+        kd_replay_init(kd_kept_table_base(kept), kd_kept_table_size(kept));
+    replay.table = kd_kept_table_base(kept);
     replay.lifetime = kd_replay_lifetime();
     apr_pool_cleanup_register(pconf, NULL, replay_cleanup, apr_pool_cleanup_null);
     ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s, KDLOGNO(00602)
                  "replay cache: %" APR_SIZE_T_FMT " entries shared by all children, each kept "
-                 "%u s", kd_replay_slots_in(apr_shm_size_get(kept->shm)),
+                 "%u s", kd_replay_slots_in(kd_kept_table_size(kept)),
                  (unsigned)replay.lifetime);
     return OK;
 }
 
 void kd_replay_child_init(apr_pool_t *pchild, server_rec *s)
 {
-    if (replay.mutex
-        && apr_global_mutex_child_init(&replay.mutex, apr_global_mutex_lockfile(replay.mutex),
-                                       pchild) != APR_SUCCESS) {
+    if (replay.table == NULL)
+        return;
+    if ((replay.mutex = kd_kept_table_child_mutex(kept, pchild)) == NULL) {
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, KDLOGNO(00603)
                      "replay cache: cannot attach the mutex; this child uses MIT's replay cache");
         replay.table = NULL;
@@ -151,27 +123,31 @@ int kd_replay_active(void)
     return replay.table != NULL;
 }
 
-static kd_replay_result locked(const unsigned char *tag, int claim)
+static kd_replay_result locked(const unsigned char *tag, int claim, apr_status_t *lock_rv)
 {
     uint32_t now = (uint32_t)apr_time_sec(apr_time_now());
     kd_replay_result rv;
 
-    apr_global_mutex_lock(replay.mutex);
+    /* Without the lock the table cannot be read or written safely: the
+     * caller refuses the token rather than accept it unchecked. */
+    if ((*lock_rv = apr_global_mutex_lock(replay.mutex)) != APR_SUCCESS)
+        return KD_REPLAY_UNAVAILABLE;
     rv = claim ? kd_replay_claim(replay.table, tag, now, replay.lifetime)
                : kd_replay_lookup(replay.table, tag, now);
     apr_global_mutex_unlock(replay.mutex);
     return rv;
 }
 
-/* Before the exchange: a known authenticator is refused at once. */
-int kd_replay_seen(const unsigned char tag[KD_REPLAY_TAG_BYTES])
+kd_replay_result kd_replay_seen(const unsigned char tag[KD_REPLAY_TAG_BYTES],
+                                apr_status_t *lock_rv)
 {
-    return locked(tag, 0) == KD_REPLAY_SEEN;
+    return locked(tag, 0, lock_rv);
 }
 
-/* After a successful exchange: remember the authenticator. Two copies of
- * one token racing through different workers: only the first claims it. */
-kd_replay_result kd_replay_record(const unsigned char tag[KD_REPLAY_TAG_BYTES])
+/* Two copies of one token racing through different workers: only the
+ * first claims it. */
+kd_replay_result kd_replay_record(const unsigned char tag[KD_REPLAY_TAG_BYTES],
+                                  apr_status_t *lock_rv)
 {
-    return locked(tag, 1);
+    return locked(tag, 1, lock_rv);
 }

@@ -12,7 +12,6 @@
 #include <http_log.h>
 #include <util_mutex.h>
 #include <apr_global_mutex.h>
-#include <apr_shm.h>
 
 #include "kd_revoke.h"
 
@@ -24,20 +23,10 @@ APLOG_USE_MODULE(kdeleg);
 
 static struct {
     void *table;                      /* NULL until post_config (or on failure) */
-    apr_global_mutex_t *mutex;
+    apr_global_mutex_t *mutex;        /* this child's handle on the table's mutex */
+    kd_kept_table *kept;
+    server_rec *s;                    /* for lines with no request */
 } revoked;
-
-static apr_shm_t **kept_shm(apr_pool_t *process_pool)
-{
-    void *data = NULL;
-
-    apr_pool_userdata_get(&data, KD_REVOKE_KEPT, process_pool);
-    if (data == NULL) {
-        data = apr_pcalloc(process_pool, sizeof(apr_shm_t *));
-        apr_pool_userdata_set(data, KD_REVOKE_KEPT, apr_pool_cleanup_null, process_pool);
-    }
-    return data;
-}
 
 int kd_revoke_pre_config(apr_pool_t *pconf)
 {
@@ -53,46 +42,40 @@ static apr_status_t revoke_cleanup(void *data)
 
 int kd_revoke_post_config(apr_pool_t *pconf, server_rec *s)
 {
-    apr_shm_t **shm = kept_shm(s->process->pool);
-    apr_size_t bytes = kd_revoke_bytes_for(KD_REVOKE_SLOTS);
-    apr_status_t rv = APR_SUCCESS;
+    apr_status_t rv;
+    int fresh;
 
-    if (*shm == NULL) {
-        rv = apr_shm_create(shm, bytes, NULL, s->process->pool);
-        if (rv == APR_SUCCESS)
-            kd_revoke_init(apr_shm_baseaddr_get(*shm), apr_shm_size_get(*shm));
-        else
-            *shm = NULL;
-    }
-    if (rv == APR_SUCCESS)
-        rv = ap_global_mutex_create(&revoked.mutex, NULL, KD_REVOKE_MUTEX, NULL, s, pconf, 0);
+    rv = kd_kept_table_get(s, KD_REVOKE_KEPT, KD_REVOKE_MUTEX,
+                           kd_revoke_bytes_for(KD_REVOKE_SLOTS), &revoked.kept, &fresh);
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_ERR, rv, s, KDLOGNO(00720)
                      "cannot create the session revocation table");
         return HTTP_INTERNAL_SERVER_ERROR;
     }
-    revoked.table = apr_shm_baseaddr_get(*shm);
+    if (fresh)
+        kd_revoke_init(kd_kept_table_base(revoked.kept), kd_kept_table_size(revoked.kept));
+    revoked.table = kd_kept_table_base(revoked.kept);
+    revoked.s = s;
     apr_pool_cleanup_register(pconf, NULL, revoke_cleanup, apr_pool_cleanup_null);
     return OK;
 }
 
 void kd_revoke_child_init(apr_pool_t *pchild, server_rec *s)
 {
-    if (revoked.mutex
-        && apr_global_mutex_child_init(&revoked.mutex, apr_global_mutex_lockfile(revoked.mutex),
-                                       pchild) != APR_SUCCESS) {
+    if (revoked.table == NULL)
+        return;
+    if ((revoked.mutex = kd_kept_table_child_mutex(revoked.kept, pchild)) == NULL)
         /* Without the lock this child cannot read the table safely: it
          * refuses every session instead (fail closed), see kd_is_revoked. */
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, KDLOGNO(00721)
                      "session revocation table: cannot attach the mutex; this child refuses "
                      "session cookies");
-        revoked.mutex = NULL;
-    }
 }
 
 int kd_is_revoked(const char *principal, long long issued_ms)
 {
     unsigned char key[KD_REVOKE_KEY_BYTES];
+    apr_status_t rv;
     int out;
 
     if (revoked.table == NULL || revoked.mutex == NULL)
@@ -100,7 +83,12 @@ int kd_is_revoked(const char *principal, long long issued_ms)
     if (kd_revoke_empty(revoked.table))
         return 0; /* nobody ever logged out here: no lock on the hot path */
     kd_revoke_key(principal, key);
-    apr_global_mutex_lock(revoked.mutex);
+    if ((rv = apr_global_mutex_lock(revoked.mutex)) != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, rv, revoked.s, KDLOGNO(00725)
+                     "session revocation table: cannot lock it; refusing the session "
+                     "(fail closed): the user re-authenticates");
+        return 1;
+    }
     out = kd_revoke_check(revoked.table, key, issued_ms, (uint32_t)apr_time_sec(apr_time_now()));
     apr_global_mutex_unlock(revoked.mutex);
     return out;
@@ -110,20 +98,23 @@ int kd_revoke_principal(request_rec *r, const char *principal, long long before_
                         long long until)
 {
     unsigned char key[KD_REVOKE_KEY_BYTES];
-    long long floor_ms;
+    long long floor_ms = 0;
     int raised;
 
     if (revoked.table == NULL || revoked.mutex == NULL)
         return -1;
     kd_revoke_key(principal, key);
-    apr_global_mutex_lock(revoked.mutex);
-    raised = kd_revoke_add(revoked.table, key, before_ms, (uint32_t)until,
-                           (uint32_t)apr_time_sec(apr_time_now()));
-    floor_ms = kd_revoke_floor(revoked.table);
-    apr_global_mutex_unlock(revoked.mutex);
+    if (apr_global_mutex_lock(revoked.mutex) != APR_SUCCESS)
+        raised = -1; /* logged below: the cookie is cleared, nothing revoked */
+    else {
+        raised = kd_revoke_add(revoked.table, key, before_ms, (uint32_t)until,
+                               (uint32_t)apr_time_sec(apr_time_now()));
+        floor_ms = kd_revoke_floor(revoked.table);
+        apr_global_mutex_unlock(revoked.mutex);
+    }
     if (raised < 0)
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, KDLOGNO(00724)
-                      "kdeleg(%s, %s, -): session revocation table unusable: the logout of %s "
+                      "kdeleg(%s, %s, -): session revocation table unusable (missing or its lock failed): the logout of %s "
                       "cleared the cookie but revoked nothing", r->server->server_hostname,
                       r->useragent_ip, ap_escape_logitem(r->pool, principal));
     if (raised > 0)

@@ -1025,17 +1025,20 @@ static int transfer_refused(request_rec *r, const kd_dir_conf *conf, const char 
 static const char *spend(const kd_session *t)
 {
     unsigned char tag[KD_REPLAY_TAG_BYTES];
+    apr_status_t lock_rv;
 
     if (!kd_replay_active())
         return "single use cannot be enforced: KdelegReplayCache is off";
     kd_replay_tag(t->id, sizeof(t->id), tag);
-    switch (kd_replay_record(tag)) {
+    switch (kd_replay_record(tag, &lock_rv)) {
     case KD_REPLAY_FRESH:
         return NULL;
     case KD_REPLAY_SEEN:
         return "used before (a transfer token is good once)";
-    default:
+    case KD_REPLAY_FULL:
         return "the replay table is full";
+    default:
+        return "the replay table cannot be locked";
     }
 }
 

@@ -268,8 +268,10 @@ def test_full_replay_cache_refuses_rather_than_forgets(kd_httpd, realm, alice_cc
             assert headers["retry-after"] == "5"
     assert statuses.count(200) <= 48 and statuses.count(503) >= 80 - 48
     assert set(statuses) == {200, 503}
-    full = kdclient.kd_lines(httpd.error_log_since(httpd.start_mark), "KD00304")
+    lines = httpd.error_log_since(httpd.start_mark)
+    full = kdclient.kd_lines(lines, "KD00304")
     assert full and "KdelegReplayCache" in full[0][2]
+    assert set(kdclient.causes(lines)) == {"replay-cache-unavailable"}
 
 
 def test_replay_refused_after_graceful_restart(kd_httpd, realm, alice_ccache):
