@@ -864,11 +864,12 @@ static krb5_error_code copy_target_tickets(krb5_context ctx, const char *source,
     return code == KRB5_CC_END ? 0 : code;
 }
 
-static kd_cause new_ccache_file(apr_pool_t *p, const char *dir, const char **path,
-                                kd_result *res)
+static kd_cause new_ccache_file(apr_pool_t *p, const char *dir, const char *tag,
+                                const char **path, kd_result *res)
 {
     apr_file_t *f;
-    char *tmpl = apr_pstrcat(p, dir, "/krb5cc_kdeleg_XXXXXX", NULL);
+    char *tmpl = apr_pstrcat(p, dir, "/" KD_CCACHE_PREFIX, tag ? tag : "", tag ? "_" : "",
+                             "XXXXXX", NULL);
     apr_status_t rv;
 
     /* mkstemp: unguessable name, created 0600 by us, never an existing file */
@@ -902,7 +903,7 @@ static const char *space_note(apr_pool_t *p, const char *dir)
 }
 
 kd_cause kd_delegation_write_ccache(apr_pool_t *p, kd_delegation *d, const char *dir,
-                                    const char *const *targets, int n_targets,
+                                    const char *tag, const char *const *targets, int n_targets,
                                     const char **path, kd_result *res)
 {
     krb5_context ctx;
@@ -913,7 +914,7 @@ kd_cause kd_delegation_write_ccache(apr_pool_t *p, kd_delegation *d, const char 
     int i, copied = 0, *stored;
     kd_cause cause = KD_CAUSE_NONE;
 
-    if ((cause = new_ccache_file(p, dir, path, res)) != KD_CAUSE_NONE)
+    if ((cause = new_ccache_file(p, dir, tag, path, res)) != KD_CAUSE_NONE)
         return cause;
     if ((ctx = delegation_ctx(d)) == NULL)
         return kd_result_fail(res, p, KD_CAUSE_INTERNAL_ERROR, "ccache", "cannot initialise krb5");

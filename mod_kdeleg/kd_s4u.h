@@ -102,10 +102,15 @@ kd_cause kd_s4u2proxy_ensure(apr_pool_t *p, kd_delegation *d, const char *target
 kd_cause kd_s4u2proxy(apr_pool_t *p, kd_delegation *d, const char *target,
                       unsigned char **token, size_t *token_len, kd_result *res);
 
+/* Per-request credential caches are named KD_CCACHE_PREFIX[TAG_]XXXXXX. */
+#define KD_CCACHE_PREFIX "krb5cc_kdeleg_"
+
 /* Write the tickets already obtained for targets into a new FILE ccache
- * (mode 0600, unguessable name) in dir; the file is removed when pool is
- * cleared or destroyed, whatever happens in between. */
+ * (mode 0600, unguessable name, tag in it when not NULL) in dir; the file
+ * is removed when pool is cleared or destroyed, whatever happens in
+ * between. */
 kd_cause kd_delegation_write_ccache(apr_pool_t *p, kd_delegation *d, const char *dir,
+                                    const char *tag,
                                     const char *const *targets, int n_targets,
                                     const char **path, kd_result *res);
 

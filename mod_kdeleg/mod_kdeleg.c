@@ -70,6 +70,7 @@ static int post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, s
 
 static int pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
 {
+    kd_ccache_pre_config(pconf);
     return kd_cache_pre_config(pconf) == APR_SUCCESS && kd_replay_pre_config(pconf) == APR_SUCCESS
                    && kd_revoke_pre_config(pconf) == APR_SUCCESS
                ? OK : HTTP_INTERNAL_SERVER_ERROR;

@@ -163,6 +163,11 @@ int kd_session_after_kerberos(request_rec *r, const kd_dir_conf *conf, const kd_
 /* A failure on a virtual name this node cannot serve with Kerberos: the
  * redirect to the node name (a status), or DECLINED. */
 int kd_fqdn_bounce(request_rec *r, const kd_dir_conf *conf, kd_cause cause);
+/* A subrequest or internal redirect: delegation for its own location,
+ * from the evidence the request it derives from kept (or the node's
+ * cache); OK when the location delegates nothing. */
+int kd_delegate_again(request_rec *r, const kd_dir_conf *conf, kd_auth_state *st,
+                      kd_delegation *evidence);
 /* Session requests that delegate: tickets from the node's cache only;
  * DECLINED on a miss. */
 int kd_delegate_cached(request_rec *r, const kd_dir_conf *conf, kd_auth_state *st);
@@ -184,6 +189,9 @@ void kd_status_register_hooks(apr_pool_t *p);
 int kd_check_keytabs(apr_pool_t *p, server_rec *s);
 void kd_set_default_keytab(const char *path);
 int kd_prepare_ccache_dir(apr_pool_t *p, server_rec *s);
+void kd_ccache_pre_config(apr_pool_t *pconf);
+/* The tag in this process's credential cache names: instance and PID. */
+const char *kd_ccache_tag(apr_pool_t *p);
 
 /* Authentication (mod_kdeleg_auth.c). */
 void kd_auth_register_hooks(apr_pool_t *p);

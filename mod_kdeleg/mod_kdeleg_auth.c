@@ -225,6 +225,35 @@ const kd_auth_state *kd_auth_state_of(request_rec *r)
     return st;
 }
 
+/* A subrequest or internal redirect reuses the identity the exchange
+ * established (the token is spent), never its credentials: its own
+ * location decides, by its own policy and delegation settings, what it
+ * gets. Subrequests copy the parent's environment, so the parent's
+ * KRB5CCNAME is taken out first. */
+static int adopt_identity(request_rec *r, const kd_dir_conf *conf, const kd_auth_state *st)
+{
+    kd_auth_state *own;
+    const char *why;
+    kd_cause refusal;
+    kd_result res;
+
+    if ((refusal = kd_identity_refusal(r, conf, st->principal, &why)) != KD_CAUSE_NONE) {
+        kd_result_init(&res);
+        kd_result_fail(&res, r->pool, refusal, "policy", "%s", why);
+        return fail(r, &res, st->spn);
+    }
+    own = apr_pmemdup(r->pool, st, sizeof(*st));
+    own->delegation = NULL;
+    own->ccache = NULL;
+    own->delegation_error = NULL;
+    apr_table_unset(r->subprocess_env, "KRB5CCNAME");
+    apr_table_unset(r->subprocess_env, "REDIRECT_KRB5CCNAME");
+    apr_table_unset(r->subprocess_env, "KDELEG_ERROR");
+    ap_set_module_config(r->request_config, &kdeleg_module, own);
+    set_identity(r, own);
+    return kd_delegate_again(r, conf, own, st->delegation);
+}
+
 static int reuse_exchange(request_rec *r, const kd_dir_conf *conf, const kd_auth_state *st)
 {
     const apr_array_header_t *spns = kd_conf_spns(r, conf);
@@ -233,17 +262,11 @@ static int reuse_exchange(request_rec *r, const kd_dir_conf *conf, const kd_auth
 
     /* A session was checked against the site when it was opened; its
      * acceptor may be another node's name. */
-    if (strcmp(st->method, "session") == 0) {
-        ap_set_module_config(r->request_config, &kdeleg_module, (void *)st);
-        set_identity(r, st);
-        return OK;
-    }
+    if (strcmp(st->method, "session") == 0)
+        return adopt_identity(r, conf, st);
     for (i = 0; i < spns->nelts; i++) {
-        if (kd_spn_matches(&APR_ARRAY_IDX(spns, i, kd_spn), st->ticket_sname, st->ticket_realm)) {
-            ap_set_module_config(r->request_config, &kdeleg_module, (void *)st);
-            set_identity(r, st);
-            return OK;
-        }
+        if (kd_spn_matches(&APR_ARRAY_IDX(spns, i, kd_spn), st->ticket_sname, st->ticket_realm))
+            return adopt_identity(r, conf, st);
     }
     kd_result_init(&res);
     kd_result_fail(&res, r->pool, KD_CAUSE_WRONG_SPN, "accept",

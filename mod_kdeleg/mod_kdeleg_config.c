@@ -9,7 +9,14 @@
 
 #include <http_log.h>
 #include <unixd.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <http_core.h>
+#include <http_main.h>
+#include <util_cfgtree.h>
+#include <apr_file_io.h>
 #include <apr_hash.h>
+#include <apr_md5.h>
 #include <apr_strings.h>
 
 APLOG_USE_MODULE(kdeleg);
@@ -296,6 +303,10 @@ static const char *set_proxy_negotiate(cmd_parms *cmd, void *dconf, const char *
     return target_principal(cmd, "KdelegProxyNegotiate", arg, &conf->proxy_spn);
 }
 
+/* Every credential cache directory of this configuration, for the
+ * start-up sweep; made in pre_config, filled while parsing. */
+static apr_array_header_t *ccache_dirs;
+
 static const char *set_ccache_dir(cmd_parms *cmd, void *dconf, const char *arg)
 {
     kd_dir_conf *conf = dconf;
@@ -303,6 +314,8 @@ static const char *set_ccache_dir(cmd_parms *cmd, void *dconf, const char *arg)
     conf->ccache_dir = ap_server_root_relative(cmd->pool, arg);
     if (conf->ccache_dir == NULL || *arg == '\0')
         return apr_pstrcat(cmd->pool, "KdelegCcacheDir: invalid path '", arg, "'", NULL);
+    if (ccache_dirs)
+        APR_ARRAY_PUSH(ccache_dirs, const char *) = conf->ccache_dir;
     return NULL;
 }
 
@@ -664,11 +677,101 @@ int kd_check_keytabs(apr_pool_t *p, server_rec *s)
 /* The default ccache directory: httpd's runtime dir + "/kdeleg", owned by
  * the user the children run as, 0700 (delegated tickets are the user's
  * credentials: nobody else may list or open them). */
+/* This instance's mark in its credential cache names: its ServerRoot and
+ * configuration file, so that instances sharing a directory never sweep
+ * each other's caches. Set in post_config, read-only afterwards. */
+static const char *ccache_instance;
+
+static const char *instance_mark(apr_pool_t *p)
+{
+    unsigned char digest[APR_MD5_DIGESTSIZE];
+    const char *who = apr_pstrcat(p, ap_server_root, "\n",
+                                  ap_conftree && ap_conftree->filename ? ap_conftree->filename
+                                                                       : "", NULL);
+
+    apr_md5(digest, who, strlen(who));
+    return apr_psprintf(p, "%02x%02x%02x%02x", digest[0], digest[1], digest[2], digest[3]);
+}
+
+const char *kd_ccache_tag(apr_pool_t *p)
+{
+    return apr_psprintf(p, "%s_%ld", ccache_instance ? ccache_instance : "0", (long)getpid());
+}
+
+void kd_ccache_pre_config(apr_pool_t *pconf)
+{
+    ccache_dirs = apr_array_make(pconf, 4, sizeof(const char *));
+}
+
+/* The longest Timeout of any virtual host: no request holds its cache
+ * longer without I/O. */
+static apr_interval_time_t longest_timeout(server_rec *s)
+{
+    apr_interval_time_t longest = 0;
+
+    for (; s; s = s->next)
+        longest = s->timeout > longest ? s->timeout : longest;
+    return longest;
+}
+
+/* Is the process that wrote a cache still running? */
+static int writer_alive(long pid)
+{
+    return pid > 0 && (kill((pid_t)pid, 0) == 0 || errno == EPERM);
+}
+
+/* A child killed mid-request never removes its credential cache. Remove
+ * only this instance's, older than the longest Timeout, whose writer is
+ * gone: post_config also runs on a graceful restart, while children of the
+ * old generation still use theirs. */
+static void sweep_ccaches(apr_pool_t *p, server_rec *s, const char *dir)
+{
+    const char *prefix = apr_pstrcat(p, KD_CCACHE_PREFIX, ccache_instance, "_", NULL);
+    apr_time_t oldest = apr_time_now() - longest_timeout(s);
+    size_t plen = strlen(prefix);
+    apr_finfo_t fi;
+    apr_dir_t *d;
+    int removed = 0;
+
+    if (apr_dir_open(&d, dir, p) != APR_SUCCESS)
+        return;
+    while (apr_dir_read(&fi, APR_FINFO_NAME | APR_FINFO_MTIME | APR_FINFO_TYPE, d) == APR_SUCCESS) {
+        char *end;
+        long pid;
+        if (fi.filetype != APR_REG || strncmp(fi.name, prefix, plen) != 0)
+            continue;
+        pid = strtol(fi.name + plen, &end, 10);
+        if (end == fi.name + plen || *end != '_' || fi.mtime > oldest || writer_alive(pid))
+            continue;
+        if (apr_file_remove(apr_pstrcat(p, dir, "/", fi.name, NULL), p) == APR_SUCCESS)
+            removed++;
+    }
+    apr_dir_close(d);
+    if (removed)
+        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, KDLOGNO(00204)
+                     "removed %d credential cache(s) left in %s by children that died "
+                     "mid-request", removed, dir);
+}
+
+static void sweep_all(apr_pool_t *p, server_rec *s)
+{
+    apr_hash_t *seen = apr_hash_make(p);
+    int i;
+
+    if (default_ccache_dir)
+        apr_hash_set(seen, default_ccache_dir, APR_HASH_KEY_STRING, "");
+    for (i = 0; ccache_dirs && i < ccache_dirs->nelts; i++)
+        apr_hash_set(seen, APR_ARRAY_IDX(ccache_dirs, i, const char *), APR_HASH_KEY_STRING, "");
+    for (apr_hash_index_t *hi = apr_hash_first(p, seen); hi; hi = apr_hash_next(hi))
+        sweep_ccaches(p, s, apr_hash_this_key(hi));
+}
+
 int kd_prepare_ccache_dir(apr_pool_t *p, server_rec *s)
 {
     const char *dir = ap_runtime_dir_relative(p, "kdeleg");
     struct stat st;
 
+    ccache_instance = instance_mark(s->process->pool);
     if (dir == NULL)
         return OK;
     if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
@@ -684,5 +787,7 @@ int kd_prepare_ccache_dir(apr_pool_t *p, server_rec *s)
     if (stat(dir, &st) == 0 && (st.st_mode & 077) != 0)
         chmod(dir, 0700);
     default_ccache_dir = apr_pstrdup(s->process->pool, dir);
+    if (ap_state_query(AP_SQ_MAIN_STATE) != AP_SQ_MS_CREATE_PRE_CONFIG)
+        sweep_all(p, s);
     return OK;
 }

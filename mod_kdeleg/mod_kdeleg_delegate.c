@@ -64,6 +64,7 @@ static int write_ccache(request_rec *r, const kd_dir_conf *conf, kd_auth_state *
         kd_result_fail(&res, r->pool, KD_CAUSE_INTERNAL_ERROR, "ccache",
                        "no KdelegCcacheDir and no runtime directory");
     else if (kd_delegation_write_ccache(r->pool, delegation, kd_conf_ccache_dir(conf),
+                                        kd_ccache_tag(r->pool),
                                         (const char *const *)conf->delegate_to->elts,
                                         conf->delegate_to->nelts, &path, &res)
              == KD_CAUSE_NONE) {
@@ -187,6 +188,21 @@ int kd_delegate(request_rec *r, const kd_dir_conf *conf, kd_auth_state *st,
     st->delegation = delegation;
 deliver:
     return deliver(r, conf, st);
+}
+
+int kd_delegate_again(request_rec *r, const kd_dir_conf *conf, kd_auth_state *st,
+                      kd_delegation *evidence)
+{
+    kd_result why;
+
+    if (kd_conf_delegation_targets(r->pool, conf)->nelts == 0)
+        return OK;
+    kd_result_init(&why);
+    kd_result_fail(&why, r->pool, KD_CAUSE_INTERNAL_ERROR, "delegate",
+                   "the request this one derives from kept no evidence ticket (its location "
+                   "does not delegate) and the node's cache lacks these tickets: let that "
+                   "location delegate too");
+    return kd_delegate(r, conf, st, evidence, &why, NULL);
 }
 
 int kd_delegate_cached(request_rec *r, const kd_dir_conf *conf, kd_auth_state *st)

@@ -444,7 +444,7 @@ def test_odd_principal_names_stay_safe(matrix, odd_users, shown):
     assert status == 200, body
     env = kdclient.cgi_env(body)
     assert env["REMOTE_USER"] == shown
-    assert re.fullmatch(r"FILE:" + re.escape(matrix.ccache_dir) + r"/krb5cc_kdeleg_[A-Za-z0-9]{6}",
+    assert re.fullmatch(r"FILE:" + re.escape(matrix.ccache_dir) + r"/krb5cc_kdeleg_[0-9a-f]{8}_[0-9]+_[A-Za-z0-9]{6}",
                         env["KRB5CCNAME"]), env["KRB5CCNAME"]
     lines = matrix.check(mark, [tok.header[10:]])
     assert not any("\n" in l for l in lines)
