@@ -9,6 +9,7 @@ import base64
 import hashlib
 import os
 import re
+import subprocess
 
 import pytest
 
@@ -195,3 +196,89 @@ def test_realm_policy_for_protocol_transition(pt_front, kdc):
     status, _, _ = basic_get(pt_front, "/basic-elsewhere/backend.cgi")
     assert status == 500
     assert delegation_causes(pt_front, mark) == ["realm-not-allowed"]
+
+
+# ------------------------------------------------------------ client certificates
+
+def self_signed_client(d, cn):
+    """A client certificate no CA of ours signed, naming cn."""
+    cert, key = os.path.join(d, f"self-{cn}.pem"), os.path.join(d, f"self-{cn}.key")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", cert,
+                    "-subj", f"/CN={cn}", "-days", "1"], check=True, capture_output=True)
+    return cert, key
+
+
+@pytest.fixture
+def cert_fronts(kd_httpd, kdc, kdc_backend, test_ca):
+    """Two https fronts that take the user from the client certificate
+    (SSLUserName SSL_CLIENT_S_DN_CN) and transition it: one verifies the
+    certificate against the lab CA (SSLVerifyClient require), the other
+    takes any certificate (optional_no_ca: SSL_CLIENT_VERIFY is GENEROUS)."""
+    host = kdc.host("node1")
+
+    def conf(verify):
+        def text(d):
+            kdc_front_dir(kdc, d, kdc_backend)
+            return f"""KdelegKeytab {kdc.r.keytab('node1')}
+KdelegServiceNames HTTP/{host}
+KdelegUserRealm {kdc.realm}
+SSLCACertificateFile "{test_ca.pem}"
+SSLVerifyClient {verify}
+SSLVerifyDepth 2
+SSLUserName SSL_CLIENT_S_DN_CN
+ScriptAlias /cert/ "{d}/cgi-bin/"
+<Location /cert/>
+    Require valid-user
+    KdelegProtocolTransition On
+    KdelegDelegateTo HTTP/{kdc.host("backend")}
+    KdelegCcacheDir "{d}/ccache"
+</Location>
+"""
+        return text
+
+    fronts = {}
+    for name, verify in (("verified", "require"), ("generous", "optional_no_ca")):
+        httpd = kd_httpd(f"cert-{name}", "127.0.0.2", server_name=host, env=kdc.r.env(),
+                         conf_fn=conf(verify), extra_modules=PROXY_MODULES,
+                         tls=test_ca.issue(f"{kdc.kind}-node1-cert", [host]))
+        httpd.allowed |= {"KD00401"}
+        fronts[name] = httpd
+    return fronts
+
+
+def cert_get(httpd, path, cafile, cert):
+    import ssl
+    ctx = ssl.create_default_context(cafile=cafile)
+    ctx.load_cert_chain(*cert)
+    conn = kdclient.PinnedHTTPSConnection(httpd.server_name, httpd.port, httpd.ip, ctx)
+    try:
+        conn.request("GET", path, headers={"Host": f"{httpd.server_name}:{httpd.port}"})
+        resp = conn.getresponse()
+        return resp.status, resp.read().decode(errors="replace")
+    finally:
+        conn.close()
+
+
+def test_verified_client_certificate_is_transitioned(cert_fronts, kdc, test_ca):
+    """Item 2: r->user from SSLUserName is trusted when mod_ssl verified
+    the certificate (SSL_CLIENT_VERIFY=SUCCESS) and r->user is one of its
+    names; no AuthType is involved."""
+    cert = test_ca.issue_client("client-alice", "alice")
+    status, body = cert_get(cert_fronts["verified"], "/cert/backend.cgi", test_ca.pem, cert)
+    env = kdclient.cgi_env(body)
+    assert status == 200 and env["KLIST_CLIENT"] == kdc.user("alice"), body
+    assert env["BACKEND_REMOTE_USER"] == kdc.user("alice"), body
+
+
+def test_unverified_client_certificate_is_not(cert_fronts, kdc, test_ca, lab_dir):
+    """Anyone can make a certificate that says CN=alice: where mod_ssl did
+    not verify it, the name it gives REMOTE_USER is untrusted-identity,
+    and the KDC never hears of it."""
+    httpd = cert_fronts["generous"]
+    cert = self_signed_client(httpd.dir, "alice")
+    kdc_mark, mark = kdc.r.kdc_log_mark(), httpd.error_log_mark()
+    status, _ = cert_get(httpd, "/cert/backend.cgi", test_ca.pem, cert)
+    assert status == 500
+    assert delegation_causes(httpd, mark) == ["untrusted-identity"]
+    assert not [l for l in kdc.r.kdc_log_since(kdc_mark) if "alice" in l]

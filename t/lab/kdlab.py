@@ -60,6 +60,8 @@ TestCA(base_dir)            throw-away CA (openssl; EC P-256, 2 days) made on
                             (mod_ssl and haproxy read it as root); an
                             existing name returns its files
     bundle(name, hosts) -> path   cert + key in one PEM (haproxy `crt`)
+    issue_client(name, cn) -> (cert_path, key_path)   TLS client certificate,
+                            CN=cn, EKU clientAuth
     issue_kdc(realm, name="kdc") -> (cert_path, key_path)   PKINIT KDC
                             certificate: EKU id-pkinit-KPKdc, SAN otherName
                             id-pkinit-san = krbtgt/REALM@REALM; made anew on
@@ -928,6 +930,23 @@ class TestCA:
             "subjectKeyIdentifier = hash\n"
             "authorityKeyIdentifier = keyid\n"
             "subjectAltName = " + ", ".join(f"DNS:{h}" for h in hosts) + "\n"))
+
+    def issue_client(self, name, cn):
+        """A TLS client certificate (EKU clientAuth) for subject CN=cn:
+        (cert_path, key_path), made once."""
+        if "/" in name or name in ("ca", ""):
+            raise ValueError(f"bad certificate name {name!r}")
+        self._ensure()
+        cert = os.path.join(self.dir, name + ".pem")
+        key = os.path.join(self.dir, name + ".key")
+        if os.path.exists(cert) and os.path.exists(key):
+            return cert, key
+        return self._sign(name, f"/CN={cn}", (
+            "basicConstraints = critical, CA:FALSE\n"
+            "keyUsage = critical, digitalSignature\n"
+            "extendedKeyUsage = clientAuth\n"
+            "subjectKeyIdentifier = hash\n"
+            "authorityKeyIdentifier = keyid\n"))
 
     def issue_kdc(self, realm, name="kdc"):
         """A PKINIT KDC certificate for realm (MIT's "PKINIT configuration"
