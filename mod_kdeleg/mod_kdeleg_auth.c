@@ -171,21 +171,31 @@ kd_cause kd_identity_refusal(request_rec *r, const kd_dir_conf *conf, const char
     return KD_CAUSE_NONE;
 }
 
+/* The identity policy for principal here: DECLINED when it may pass, else
+ * the failure's status. */
+static int policy_refusal(request_rec *r, const kd_dir_conf *conf, const char *principal,
+                          const char *spn)
+{
+    const char *why;
+    kd_cause refusal;
+    kd_result res;
+
+    if ((refusal = kd_identity_refusal(r, conf, principal, &why)) == KD_CAUSE_NONE)
+        return DECLINED;
+    kd_result_init(&res);
+    kd_result_fail(&res, r->pool, refusal, "policy", "%s", why);
+    return fail(r, &res, spn);
+}
+
 static int succeed(request_rec *r, const kd_dir_conf *conf, const kd_token_info *info,
                    const kd_accept_out *out, const kd_evidence_source *source)
 {
     kd_auth_state *st = apr_pcalloc(r->pool, sizeof(*st));
-    const char *why;
-    kd_cause refusal;
-    kd_result res;
     int status;
 
     /* A verified ticket, but for whom: the policy before any identity is set. */
-    if ((refusal = kd_identity_refusal(r, conf, out->client_principal, &why)) != KD_CAUSE_NONE) {
-        kd_result_init(&res);
-        kd_result_fail(&res, r->pool, refusal, "policy", "%s", why);
-        return fail(r, &res, out->spn);
-    }
+    if ((status = policy_refusal(r, conf, out->client_principal, out->spn)) != DECLINED)
+        return status;
 
     st->principal = out->client_principal;
     st->user = remote_user(r, conf, out);
@@ -233,15 +243,10 @@ const kd_auth_state *kd_auth_state_of(request_rec *r)
 static int adopt_identity(request_rec *r, const kd_dir_conf *conf, const kd_auth_state *st)
 {
     kd_auth_state *own;
-    const char *why;
-    kd_cause refusal;
-    kd_result res;
+    int status;
 
-    if ((refusal = kd_identity_refusal(r, conf, st->principal, &why)) != KD_CAUSE_NONE) {
-        kd_result_init(&res);
-        kd_result_fail(&res, r->pool, refusal, "policy", "%s", why);
-        return fail(r, &res, st->spn);
-    }
+    if ((status = policy_refusal(r, conf, st->principal, st->spn)) != DECLINED)
+        return status;
     own = apr_pmemdup(r->pool, st, sizeof(*st));
     own->delegation = NULL;
     own->ccache = NULL;
