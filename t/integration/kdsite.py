@@ -1,5 +1,5 @@
 """The load-balanced site on either KDC (the kdc fixture), shared by the
-suites that need one (test_720, test_740): haproxy on 127.0.0.10 as
+suites that need one (test_720, test_740, test_750, test_775): haproxy on 127.0.0.10 as
 vip.<domain>, round robin to node1 (127.0.0.2) and node2 (127.0.0.3), a
 mod_kdeleg back end on 127.0.0.4. Balancer and nodes listen on one port
 number, as in a real farm, so the VIP's cookie scope is the same
@@ -132,3 +132,35 @@ def make_site(kd_httpd, haproxy_factory, kdc, lab_dir, backend, nodes=None, extr
         started.append(node)
     proxy = haproxy_factory(VIP_IP, port, [(n.ip, n.port) for n in started])
     return Site(kdc, started, proxy)
+
+
+def make_tls_site(kd_httpd, haproxy_factory, kdc, lab_dir, backend, test_ca, mode,
+                  nodes=None, extra="", keys=None):
+    """The site on https. mode "passthrough": TLS nodes, each with a
+    certificate for its own name and the VIP; "terminate": haproxy holds the
+    VIP's certificate and talks plain http to nodes whose
+    ServerName https://vip:port gives the scheme and port."""
+    nodes = nodes or (("node1", "node1"), ("node2", "node2"))
+    vip = kdc.host("vip")
+    keys = keys or key_file(lab_dir, "site-750")
+    port = shared_port(*NODE_IPS.values(), VIP_IP)
+    started = []
+    for short, keytab in nodes:
+        name = kdc.host(short)
+        if mode == "passthrough":
+            kw = dict(server_name=name, tls=test_ca.issue(f"{kdc.kind}-{short}", [name, vip]))
+            scheme = "https"
+        else:
+            kw = dict(server_name=f"https://{vip}:{port}")
+            scheme = "http"
+        node = kd_httpd(short, NODE_IPS[short], port=port, env=kdc.r.env(),
+                        extra_modules=PROXY_MODULES,
+                        conf_fn=lambda d, k=keytab, n=name, s=scheme: lb_conf(
+                            kdc, d, k, n, port, keys, backend, extra, scheme=s), **kw)
+        node.allowed |= EXPECTED
+        node.cafile = test_ca.pem
+        started.append(node)
+    tls = (("passthrough",) if mode == "passthrough"
+           else ("terminate", test_ca.bundle(f"{kdc.kind}-vip", [vip])))
+    proxy = haproxy_factory(VIP_IP, port, [(n.ip, n.port) for n in started], tls=tls)
+    return Site(kdc, started, proxy, scheme="https", cafile=test_ca.pem)

@@ -14,9 +14,7 @@ import re
 import pytest
 
 import kdclient
-from conftest import shared_port
-from kdsite import (EXPECTED, NODE_IPS, PROXY_MODULES, VIP_IP, Site, hosts, key_file,
-                    lb_conf, node_only_keytab)
+from kdsite import EXPECTED, NODE_IPS, hosts, key_file, make_tls_site, node_only_keytab
 
 
 def page_env(dom):
@@ -35,35 +33,11 @@ def attrs(cookie):
 
 @pytest.fixture
 def tls_site(kd_httpd, haproxy_factory, kdc, lab_dir, kdc_backend, test_ca):
-    """make(mode, nodes): "passthrough" (TLS nodes, each with a certificate
-    for its own name and the VIP) or "terminate" (haproxy holds the VIP's
-    certificate, plain nodes whose ServerName https://vip:port gives the
-    scheme and port)."""
-    def make(mode, nodes=(("node1", "node1"), ("node2", "node2")), extra=""):
-        vip = kdc.host("vip")
-        keys = key_file(lab_dir, "site-750")
-        port = shared_port(*NODE_IPS.values(), VIP_IP)
-        started = []
-        for short, keytab in nodes:
-            name = kdc.host(short)
-            if mode == "passthrough":
-                kw = dict(server_name=name,
-                          tls=test_ca.issue(f"{kdc.kind}-{short}", [name, vip]))
-                scheme = "https"
-            else:
-                kw = dict(server_name=f"https://{vip}:{port}")
-                scheme = "http"
-            node = kd_httpd(short, NODE_IPS[short], port=port, env=kdc.r.env(),
-                            extra_modules=PROXY_MODULES,
-                            conf_fn=lambda d, k=keytab, n=name, s=scheme: lb_conf(
-                                kdc, d, k, n, port, keys, kdc_backend, extra, scheme=s), **kw)
-            node.allowed |= EXPECTED
-            node.cafile = test_ca.pem
-            started.append(node)
-        tls = (("passthrough",) if mode == "passthrough"
-               else ("terminate", test_ca.bundle(f"{kdc.kind}-vip", [vip])))
-        proxy = haproxy_factory(VIP_IP, port, [(n.ip, n.port) for n in started], tls=tls)
-        return Site(kdc, started, proxy, scheme="https", cafile=test_ca.pem)
+    """make(mode, nodes, extra): kdsite.make_tls_site, "passthrough" or
+    "terminate"."""
+    def make(mode, nodes=None, extra=""):
+        return make_tls_site(kd_httpd, haproxy_factory, kdc, lab_dir, kdc_backend, test_ca,
+                             mode, nodes=nodes, extra=extra)
     return make
 
 
