@@ -7,7 +7,7 @@
  * ever needs a Domain.
  *
  *   client --GET vip/path--> node: NTLM or unusable ticket
- *          <-302 node1/path?kdeleg-return=<vip origin>&kdeleg-state=<H(state)>
+ *          <-302 node1/path?kdeleg-return=<vip's configured origin>&kdeleg-state=<H(state)>
  *              + Set-Cookie kdeleg_state (host-only on vip, 120 s)
  *          --GET node1/path?...--> 401 Negotiate, then Kerberos on node1
  *          <-302 vip/path?kdeleg-transfer=<sealed token: user, origin, H, id; 60 s>
@@ -498,29 +498,18 @@ static const char *scope_host(request_rec *r, const kd_dir_conf *conf)
     return r->server->server_hostname;
 }
 
-/* The port a cookie is bound to: the one ServerName pins (ServerName
- * https://vip:443 behind a TLS-terminating balancer), else the port the
+/* The port a cookie and the way back are bound to: the one ServerName
+ * pins (ServerName https://vip:443 behind a TLS-terminating balancer, or
+ * a balancer on another port than the nodes), else the port the
  * connection arrived on. Never the Host header's: a client must not be
- * able to present a cookie minted on :8443 to the virtual host on :443. */
+ * able to present a cookie minted on :8443 to the virtual host on :443,
+ * nor have a transfer token made for another port. */
 static int scope_port(request_rec *r)
 {
     if (r->server->port)
         return r->server->port;
     if (r->connection->local_addr && r->connection->local_addr->port)
         return r->connection->local_addr->port;
-    return is_https(r) ? 443 : 80;
-}
-
-/* The port the client sees, for URLs we send it to: the Host header's,
- * else the scheme's default. */
-static int client_port(request_rec *r)
-{
-    const char *host;
-    int port = 0;
-
-    if (kd_host_header_split(r->pool, apr_table_get(r->headers_in, "Host"), &host, &port) == 0
-        && port)
-        return port;
     return is_https(r) ? 443 : 80;
 }
 
@@ -554,14 +543,18 @@ static const char *scope_of(request_rec *r, const kd_dir_conf *conf)
                             scope_spns(r, conf, host));
 }
 
-/* The origin a transfer token is bound to: what the client sees. */
-static const char *origin_of(request_rec *r, const char *host)
+/* The configured origin of a name this virtual host serves: httpd's scheme
+ * (TLS, or ServerName https://... behind a balancer that terminates it)
+ * and scope_port, never the Host header's port, which the client chooses.
+ * The way out (kdeleg-return), the node leg's check of the way back and
+ * the redemption of a transfer token all use it, so they agree. */
+static const char *site_origin(request_rec *r, const char *host)
 {
     kd_origin o;
 
     o.scheme = ap_http_scheme(r);
     o.host = host;
-    o.port = client_port(r);
+    o.port = scope_port(r);
     return kd_origin_unparse(r->pool, &o, o.scheme);
 }
 
@@ -825,7 +818,7 @@ static int issue_session(request_rec *r, const kd_dir_conf *conf, const char *pr
                   "kdeleg(%s, %s, %s): session issued for %s, %ld s, scope %s",
                   r->server->server_hostname, r->useragent_ip, spn,
                   ap_escape_logitem(r->pool, principal), lifetime,
-                  ap_escape_logitem(r->pool, origin_of(r, scope_host(r, conf))));
+                  ap_escape_logitem(r->pool, site_origin(r, scope_host(r, conf))));
     return 0;
 }
 
@@ -899,7 +892,7 @@ static int holds_session(request_rec *r, const kd_dir_conf *conf)
 
 int kd_fqdn_bounce(request_rec *r, const kd_dir_conf *conf, kd_cause cause)
 {
-    const char *host, *vip, *node, *location, *args, *state;
+    const char *host, *vip, *node, *back, *location, *args, *state;
     kd_taken *t = taken_of(r);
     unsigned char hash[KD_STATE_HASH_BYTES];
     int port;
@@ -940,11 +933,12 @@ int kd_fqdn_bounce(request_rec *r, const kd_dir_conf *conf, kd_cause cause)
     args = kd_query_take(r->pool, r->args, KD_RETURN_PARAM, NULL);
     args = kd_query_take(r->pool, args, KD_STATE_PARAM, NULL);
     node = kd_origin_unparse(r->pool, conf->node_name, ap_http_scheme(r));
+    /* the virtual name's configured origin, whatever port the Host header named */
+    back = kd_url_escape_component(r->pool, site_origin(r, vip));
     location = kd_url_build(
         r->pool, node, r->parsed_uri.path,
-        apr_pstrcat(r->pool, args ? args : "", args ? "&" : "", KD_RETURN_PARAM "=",
-                    kd_url_escape_component(r->pool, origin_of(r, vip)), "&" KD_STATE_PARAM "=",
-                    kd_state_hash_encode(r->pool, hash), NULL));
+        apr_pstrcat(r->pool, args ? args : "", args ? "&" : "", KD_RETURN_PARAM "=", back,
+                    "&" KD_STATE_PARAM "=", kd_state_hash_encode(r->pool, hash), NULL));
     kd_note(KD_STAT_FQDN_REDIRECTS);
     ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, KDLOGNO(00701)
                   "kdeleg(%s, %s, -): FQDN fallback: cause %s on virtual name %s; redirecting "
@@ -963,14 +957,39 @@ static int node_leg_refused(request_rec *r, const char *raw, const char *why)
     return DECLINED;
 }
 
+/* Why raw (a kdeleg-return value) is not the way back; NULL when it is the
+ * configured origin of one of our virtual names, given in *origin. The
+ * scheme and port must be those the virtual name is served on here, not
+ * whatever the client put in: http for an https site would carry the
+ * token in clear, another port reaches another virtual host. */
+static const char *way_back_problem(request_rec *r, const kd_dir_conf *conf, const char *raw,
+                                    const char **origin)
+{
+    const char *decoded = kd_url_unescape(r->pool, raw), *vip, *err;
+    kd_origin back;
+
+    err = decoded ? kd_origin_parse(r->pool, decoded, &back) : "broken escape";
+    if (err == NULL && (back.scheme == NULL || !is_virtual(conf, back.host, &vip)))
+        err = "not a configured KdelegVirtualName";
+    if (err != NULL)
+        return err;
+    back.host = vip;
+    *origin = site_origin(r, vip);
+    if (strcmp(kd_origin_unparse(r->pool, &back, back.scheme), *origin) != 0)
+        return apr_psprintf(r->pool, "not the configured origin of the virtual name, %s "
+                            "(scheme and port of this virtual host's ServerName, else of the "
+                            "connection)", *origin);
+    return NULL;
+}
+
 /* The node leg, authenticated: send the client back to the virtual name it
  * came from with a transfer token for that origin only. Only a configured
- * virtual name is a way back. DECLINED when this is not the node leg. */
+ * virtual name, on its configured scheme and port, is a way back.
+ * DECLINED when this is not the node leg. */
 static int return_to_site(request_rec *r, const kd_dir_conf *conf, const kd_auth_state *st,
                           long ticket_seconds_left)
 {
-    const char *raw, *rest, *decoded, *vip, *err, *state, *origin, *token;
-    kd_origin back;
+    const char *raw, *rest, *err, *state, *origin = NULL, *token;
     kd_session t;
 
     if (r->prev != NULL || r->method_number != M_GET)
@@ -979,10 +998,7 @@ static int return_to_site(request_rec *r, const kd_dir_conf *conf, const kd_auth
     if (raw == NULL)
         return DECLINED;
     rest = kd_query_take(r->pool, rest, KD_STATE_PARAM, &state);
-    decoded = kd_url_unescape(r->pool, raw);
-    err = decoded ? kd_origin_parse(r->pool, decoded, &back) : "broken escape";
-    if (err == NULL && (back.scheme == NULL || !is_virtual(conf, back.host, &vip)))
-        err = "not a configured KdelegVirtualName";
+    err = way_back_problem(r, conf, raw, &origin);
     memset(&t, 0, sizeof(t));
     if (err == NULL && kd_state_hash_decode(r->pool, state, t.state_hash) != 0)
         err = "no " KD_STATE_PARAM " from the virtual name with it";
@@ -990,8 +1006,6 @@ static int return_to_site(request_rec *r, const kd_dir_conf *conf, const kd_auth
         err = "the user's ticket ends too soon for a session";
     if (err != NULL)
         return node_leg_refused(r, raw, err);
-    back.host = vip;
-    origin = kd_origin_unparse(r->pool, &back, back.scheme);
     t.method = KD_SESSION_KERBEROS;
     t.issued_ms = now_ms();
     t.expires = t.issued_ms / 1000 + KD_TRANSFER_MAX_SECONDS;
@@ -1049,9 +1063,9 @@ static const char *transfer_problem(request_rec *r, const kd_dir_conf *conf, con
     unsigned char hash[KD_STATE_HASH_BYTES];
     int i, match = 0;
 
-    if (strcmp(t->origin, origin_of(r, scope_host(r, conf))) != 0)
+    if (strcmp(t->origin, site_origin(r, scope_host(r, conf))) != 0)
         return apr_psprintf(r->pool, "made for %s, not %s", t->origin,
-                            origin_of(r, scope_host(r, conf)));
+                            site_origin(r, scope_host(r, conf)));
     for (i = 0; i < states->nelts; i++) {
         kd_state_hash(APR_ARRAY_IDX(states, i, const char *), hash);
         match |= CRYPTO_memcmp(hash, t->state_hash, sizeof(hash)) == 0;

@@ -284,10 +284,11 @@ def test_failure_on_node_name_stops_with_401(blind_site, alice_ccache):
     """Kerberos failing on the node name too (here: a replayed token) ends
     with 401 and the cause, never another redirect."""
     node = blind_site.nodes[0]
-    path = f"/private/index.html?kdeleg-return=http%3A%2F%2F{VIP}&kdeleg-state={STATE}"
+    path = (f"/private/index.html?kdeleg-return=http%3A%2F%2F{VIP}%3A{node.port}"
+            f"&kdeleg-state={STATE}")
     tok = kdclient.Token(alice_ccache, NODE1)
     first = kdclient.request(node, path, headers={"Authorization": tok.header})
-    assert first[0] == 302 and first[1]["location"].startswith(f"http://{VIP}/")
+    assert first[0] == 302 and first[1]["location"].startswith(f"http://{VIP}:{node.port}/")
     mark = node.error_log_mark()
     status, headers, _ = kdclient.request(node, path, headers={"Authorization": tok.header})
     assert status == 401 and "location" not in headers
