@@ -15,6 +15,7 @@
 #include <http_main.h>
 #include <http_protocol.h>
 #include <http_request.h>
+#include <util_cfgtree.h>
 #include <apr_shm.h>
 #include <apr_strings.h>
 #include <openssl/crypto.h>
@@ -113,6 +114,7 @@ typedef struct {
     int n_targets;
     const char *you_host, *you_scheme, *you_token, *you_user, *you_method;
     apr_array_header_t *selftest; /* selftest_result, NULL when not asked for */
+    int versions;                 /* ServerTokens Full: version numbers may be shown */
 } status_view;
 
 typedef struct {
@@ -200,6 +202,40 @@ static void view_caller(status_view *sv)
     sv->you_method = st ? st->method : (r->user ? r->ap_auth_type : NULL);
 }
 
+/* Does one ServerTokens line say Full? httpd reads its first word so:
+ * anything but these names is Full. */
+static int tokens_full(apr_pool_t *p, const char *args)
+{
+    static const char *const less[] = {"OS", "Min", "Minimal", "Major", "Minor", "Prod",
+                                       "ProductOnly"};
+    const char *word = ap_getword_conf(p, &args);
+    size_t i;
+
+    for (i = 0; i < sizeof(less) / sizeof(less[0]); i++)
+        if (strcasecmp(word, less[i]) == 0)
+            return 0;
+    return 1;
+}
+
+/* ServerTokens, which httpd keeps to itself (no getter). Below Full the
+ * banner is locked, so it lacks what the description has: the components
+ * modules add and, below OS, the platform or part of the version. OS with
+ * no component gives the same banner as Full, so the configuration tree
+ * decides (a true <IfModule> and an Include leave their directives in
+ * line there; the last ServerTokens wins, as in httpd). */
+static int versions_shown(apr_pool_t *p)
+{
+    const ap_directive_t *d;
+    int full = 1;
+
+    if (strcmp(ap_get_server_banner(), ap_get_server_description()) != 0)
+        return 0;
+    for (d = ap_conftree; d; d = d->next)
+        if (d->directive && strcasecmp(d->directive, "ServerTokens") == 0)
+            full = tokens_full(p, d->args ? d->args : "");
+    return full;
+}
+
 static status_view *build_view(request_rec *r)
 {
     status_view *sv = apr_pcalloc(r->pool, sizeof(*sv));
@@ -211,6 +247,7 @@ static status_view *build_view(request_rec *r)
         view_vhost(r->pool, s, apr_array_push(sv->vhosts));
     sv->n_recent = kd_stats_recent(stats, sv->recent, KD_STATS_RECENT);
     sv->n_targets = kd_stats_targets(stats, sv->targets, KD_STATS_TARGETS);
+    sv->versions = versions_shown(r->pool);
     view_caller(sv);
     return sv;
 }
@@ -440,10 +477,13 @@ static void json_output(request_rec *r, const status_view *sv)
     int i;
 
     ap_set_content_type(r, "application/json");
+    /* below ServerTokens Full: null, and httpd as its Server header says */
     ap_rprintf(r, "{\n  \"version\": %s,\n  \"libraries\": {\"krb5\": %s, \"openssl\": %s, "
                "\"httpd\": %s, \"mpm\": %s},\n  \"vhosts\": [\n",
-               J(KD_PACKAGE_VERSION), J(KD_KRB5_VERSION), J(OpenSSL_version(OPENSSL_VERSION)),
-               J(ap_get_server_description()), J(ap_show_mpm()));
+               J(sv->versions ? KD_PACKAGE_VERSION : NULL),
+               J(sv->versions ? KD_KRB5_VERSION : NULL),
+               J(sv->versions ? OpenSSL_version(OPENSSL_VERSION) : NULL),
+               J(ap_get_server_banner()), J(ap_show_mpm()));
     for (i = 0; i < sv->vhosts->nelts; i++)
         json_vhost(r, sv, &APR_ARRAY_IDX(sv->vhosts, i, vhost_view), i == sv->vhosts->nelts - 1);
     ap_rputs("  ],\n  \"counters\": {", r);
@@ -486,11 +526,12 @@ static void prom_output(request_rec *r, const status_view *sv)
     int i, j;
 
     ap_set_content_type(r, "text/plain; version=0.0.4; charset=utf-8");
-    ap_rprintf(r, "# HELP kdeleg_info mod_kdeleg and library versions.\n"
+    ap_rprintf(r, "# HELP kdeleg_info mod_kdeleg and library versions (empty below "
+               "ServerTokens Full).\n"
                "# TYPE kdeleg_info gauge\n"
                "kdeleg_info{version=\"%s\",krb5=\"%s\"} 1\n",
-               kd_prom_label(r->pool, KD_PACKAGE_VERSION),
-               kd_prom_label(r->pool, KD_KRB5_VERSION));
+               kd_prom_label(r->pool, sv->versions ? KD_PACKAGE_VERSION : ""),
+               kd_prom_label(r->pool, sv->versions ? KD_KRB5_VERSION : ""));
     ap_rputs("# HELP kdeleg_events_total Events on this node since start (all children).\n"
              "# TYPE kdeleg_events_total counter\n", r);
     for (i = 0; i < KD_STAT__COUNT; i++)
@@ -635,12 +676,15 @@ static void html_output(request_rec *r, const status_view *sv)
 
     ap_set_content_type(r, "text/html; charset=utf-8");
     ap_rprintf(r, "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>mod_kdeleg "
-               "status</title><style>%s</style></head><body>\n<h1>mod_kdeleg %s</h1>\n"
-               "<p class=\"small\">krb5 %s, %s, %s, MPM %s. Counters cover all child "
+               "status</title><style>%s</style></head><body>\n<h1>mod_kdeleg%s%s</h1>\n"
+               "<p class=\"small\">krb5%s%s, %s, %s, MPM %s%s. Counters cover all child "
                "processes since start. <a href=\"?format=json\">JSON</a> "
                "<a href=\"?format=prometheus\">Prometheus</a></p>\n", STYLE,
-               H(KD_PACKAGE_VERSION), H(KD_KRB5_VERSION), H(OpenSSL_version(OPENSSL_VERSION)),
-               H(ap_get_server_description()), H(ap_show_mpm()));
+               sv->versions ? " " : "", sv->versions ? H(KD_PACKAGE_VERSION) : "",
+               sv->versions ? " " : "", sv->versions ? H(KD_KRB5_VERSION) : "",
+               sv->versions ? H(OpenSSL_version(OPENSSL_VERSION)) : "OpenSSL",
+               H(ap_get_server_banner()), H(ap_show_mpm()),
+               sv->versions ? "" : " (version numbers hidden: ServerTokens is not Full)");
     ap_rputs("<h2>You</h2>\n<table>\n", r);
     ap_rprintf(r, "<tr><th>Host header</th><td><code>%s</code></td></tr>\n"
                "<tr><th>Authorization scheme</th><td>%s</td></tr>\n"
