@@ -7,6 +7,8 @@ import base64
 import json
 import os
 import re
+import subprocess
+from html import escape
 
 import pytest
 
@@ -189,6 +191,89 @@ def test_html_in_chromium(node, realm, alice_ccache, lab_dir):
     kdclient.chromium(realm, alice_ccache, {NODE1: node.ip}, url, lab_dir,
                       screenshot=shot)
     assert os.path.getsize(shot) > 10000
+
+
+# ------------------------------------------------------------ ServerTokens
+
+def tokens_httpd(kd_httpd, realm, name, tokens):
+    """An httpd with the status page and `tokens` (a ServerTokens line, or
+    a block holding one; None: no directive)."""
+    return kd_httpd(name, "127.0.0.2", server_name=NODE1,
+                    conf_fn=lambda d: negotiate_conf(realm, d, "node1") + (tokens or ""))
+
+
+def status_bodies(h):
+    """(server header, JSON doc, raw JSON, Prometheus, HTML) of the page."""
+    status, headers, raw = kdclient.request(h, "/kdeleg-status?format=json")
+    assert status == 200, raw[:500]
+    return (headers["server"], json.loads(raw), raw, kdclient.status(h, "prometheus"),
+            kdclient.status(h, "html"))
+
+
+def version_strings(doc):
+    """The versions a Full page shows, and their bare numbers."""
+    libs = doc["libraries"]
+    texts = [doc["version"], libs["krb5"], libs["openssl"], libs["httpd"]]
+    return texts + [n for t in texts for n in re.findall(r"\d+\.\d+(?:\.\d+)?[a-z]?", t)]
+
+
+@pytest.mark.parametrize("tokens", [None, "ServerTokens Full\n"], ids=["default", "Full"])
+def test_server_tokens_full_shows_versions(kd_httpd, realm, tokens):
+    """ServerTokens Full (httpd's default) shows the module's, krb5's,
+    OpenSSL's and httpd's versions in every format."""
+    h = tokens_httpd(kd_httpd, realm, "tokens-full", tokens)
+    server, doc, _, prom, html = status_bodies(h)
+    krb5 = subprocess.run(["krb5-config", "--version"], capture_output=True, text=True,
+                          check=True).stdout.strip().split("release ")[-1]
+    libs = doc["libraries"]
+    assert doc["version"] == "0.1.0" and libs["krb5"] == krb5
+    assert re.match(r"OpenSSL \d+\.\d+\.\d+", libs["openssl"]), libs
+    assert libs["httpd"] == server and re.match(r"Apache/2\.\d+\.\d+ \(", server), libs
+    assert libs["mpm"] == "event"
+    assert f'kdeleg_info{{version="0.1.0",krb5="{krb5}"}} 1' in prom
+    for text in (doc["version"], krb5, libs["openssl"], server):
+        assert escape(text, quote=False) in html, text
+
+
+LESS_THAN_FULL = {
+    "Prod": "ServerTokens Prod\n",
+    "ProductOnly": "ServerTokens ProductOnly\n",
+    "Major": "ServerTokens Major\n",
+    "Minor": "ServerTokens Minor\n",
+    "Min": "ServerTokens Min\n",
+    # OS: the banner is Full's when no module adds a component; the
+    # configuration says which. Inside a container that holds, too.
+    "OS": "ServerTokens OS\n",
+    "OS-in-IfModule": "<IfModule kdeleg_module>\n    ServerTokens OS\n</IfModule>\n",
+    "Full-then-Prod": "ServerTokens Full\nServerTokens Prod\n",
+}
+
+
+@pytest.mark.parametrize("tokens", LESS_THAN_FULL.values(), ids=LESS_THAN_FULL.keys())
+def test_server_tokens_below_full_hide_versions(kd_httpd, realm, tokens):
+    """Below ServerTokens Full no version of the module, krb5 or OpenSSL
+    appears in the JSON, Prometheus or HTML page: the JSON keys stay, with
+    null; the Prometheus labels stay, empty; httpd is shown as its own
+    Server header shows it (with Prod, no version at all)."""
+    full = status_bodies(tokens_httpd(kd_httpd, realm, "tokens-full", None))[1]
+    secrets = [v for v in version_strings(full)
+               if v not in re.findall(r"\d+\.\d+(?:\.\d+)?", full["libraries"]["httpd"])
+               and v != full["libraries"]["httpd"]]
+    server, doc, raw, prom, html = status_bodies(
+        tokens_httpd(kd_httpd, realm, "tokens-less", tokens))
+    libs = doc["libraries"]
+    assert doc["version"] is None and libs["krb5"] is None and libs["openssl"] is None
+    assert set(libs) == {"krb5", "openssl", "httpd", "mpm"} and libs["mpm"] == "event"
+    assert libs["httpd"] == server                        # no more than httpd says itself
+    if "OS" in tokens:   # a banner no different from Full's: the configuration decided
+        assert server == full["libraries"]["httpd"]
+    assert 'kdeleg_info{version="",krb5=""} 1' in prom
+    assert "<h1>mod_kdeleg</h1>" in html and "ServerTokens is not Full" in html
+    if server == "Apache":                                # Prod: httpd's version too
+        secrets = version_strings(full)
+    for body in (raw, prom, html):
+        found = [v for v in secrets if v in body]
+        assert not found, (found, body[:300])
 
 
 # ------------------------------------------------------------ self-test
