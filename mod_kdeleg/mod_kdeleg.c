@@ -39,7 +39,7 @@ static void remember_default_keytab(apr_pool_t *p)
         const char *path = name;
         if (strncmp(path, "FILE:", 5) == 0)
             path += 5;
-        kd_set_default_keytab(apr_pstrdup(p, path));
+        kdeleg_set_default_keytab(apr_pstrdup(p, path));
     }
     krb5_free_context(ctx);
 }
@@ -51,15 +51,16 @@ static int post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, s
     kd_log_set_callback(core_log, s);
     remember_default_keytab(pconf);
     /* Checked on both passes so `apachectl start` prints the error itself. */
-    if ((rv = kd_check_keytabs(ptemp, s)) != OK || (rv = kd_session_check_config(ptemp, s)) != OK
-        || (rv = kd_prepare_ccache_dir(pconf, s)) != OK)
+    if ((rv = kdeleg_check_keytabs(ptemp, s)) != OK
+        || (rv = kdeleg_session_check_config(ptemp, s)) != OK
+        || (rv = kdeleg_prepare_ccache_dir(pconf, s)) != OK)
         return rv;
     /* Shared memory and mutexes only for the server that will run. */
     if (ap_state_query(AP_SQ_MAIN_STATE) != AP_SQ_MS_CREATE_PRE_CONFIG
-        && ((rv = kd_cache_post_config(pconf, ptemp, s)) != OK
-            || (rv = kd_replay_post_config(pconf, s)) != OK
-            || (rv = kd_revoke_post_config(pconf, s)) != OK
-            || (rv = kd_status_post_config(pconf, s)) != OK))
+        && ((rv = kdeleg_cache_post_config(pconf, ptemp, s)) != OK
+            || (rv = kdeleg_replay_post_config(pconf, s)) != OK
+            || (rv = kdeleg_revoke_post_config(pconf, s)) != OK
+            || (rv = kdeleg_status_post_config(pconf, s)) != OK))
         return rv;
     if (ap_state_query(AP_SQ_MAIN_STATE) != AP_SQ_MS_CREATE_PRE_CONFIG)
         ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, KDLOGNO(00102)
@@ -70,18 +71,19 @@ static int post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, s
 
 static int pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
 {
-    kd_ccache_pre_config(pconf);
-    return kd_cache_pre_config(pconf) == APR_SUCCESS && kd_replay_pre_config(pconf) == APR_SUCCESS
-                   && kd_revoke_pre_config(pconf) == APR_SUCCESS
+    kdeleg_ccache_pre_config(pconf);
+    return kdeleg_cache_pre_config(pconf) == APR_SUCCESS
+                   && kdeleg_replay_pre_config(pconf) == APR_SUCCESS
+                   && kdeleg_revoke_pre_config(pconf) == APR_SUCCESS
                ? OK : HTTP_INTERNAL_SERVER_ERROR;
 }
 
 static void child_init(apr_pool_t *pchild, server_rec *s)
 {
-    kd_auth_child_init(pchild);
-    kd_cache_child_init(pchild, s);
-    kd_replay_child_init(pchild, s);
-    kd_revoke_child_init(pchild, s);
+    kdeleg_auth_child_init(pchild);
+    kdeleg_cache_child_init(pchild, s);
+    kdeleg_replay_child_init(pchild, s);
+    kdeleg_revoke_child_init(pchild, s);
     kd_s4u_child_init(pchild);
 }
 
@@ -90,19 +92,19 @@ static void register_hooks(apr_pool_t *p)
     ap_hook_pre_config(pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(child_init, NULL, NULL, APR_HOOK_MIDDLE);
-    kd_session_register_hooks(p);
-    kd_auth_register_hooks(p);
-    kd_delegate_register_hooks(p);
-    kd_status_register_hooks(p);
+    kdeleg_session_register_hooks(p);
+    kdeleg_auth_register_hooks(p);
+    kdeleg_delegate_register_hooks(p);
+    kdeleg_status_register_hooks(p);
 }
 
 AP_DECLARE_MODULE(kdeleg) = {
     STANDARD20_MODULE_STUFF,
-    kd_dir_conf_create,
-    kd_dir_conf_merge,
+    kdeleg_dir_conf_create,
+    kdeleg_dir_conf_merge,
     NULL,
     NULL,
-    kd_directives,
+    kdeleg_directives,
     register_hooks,
 #if defined(AP_MODULE_FLAG_ALWAYS_MERGE)
     AP_MODULE_FLAG_NONE

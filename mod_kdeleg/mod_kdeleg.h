@@ -28,13 +28,13 @@
 typedef enum {
     KD_DELEGATION_DENY = 0,    /* a delegation failure fails the request */
     KD_DELEGATION_CONTINUE,    /* the request goes on without credentials */
-} kd_delegation_failure;
+} kdeleg_delegation_failure;
 
 typedef enum {
     KD_REMOTE_USER_FULL = 0,   /* alice@EXAMPLE.TEST */
     KD_REMOTE_USER_SHORT,      /* alice */
     KD_REMOTE_USER_LOCAL,      /* krb5 auth_to_local */
-} kd_remote_user;
+} kdeleg_remote_user;
 
 /* Per-directory configuration; server/vhost level settings live in the
  * server's default directory config, so one merge covers every scope.
@@ -72,7 +72,7 @@ typedef struct {
     /* Diagnostics. */
     int selftest;                  /* KdelegSelfTest; KD_UNSET = unset (Off) */
     const char *selftest_user;     /* KdelegSelfTestUser; NULL = unset */
-} kd_dir_conf;
+} kdeleg_dir_conf;
 
 /* What a successful exchange established; kept on the request so that
  * subrequests and internal redirects reuse it instead of replaying the
@@ -88,120 +88,123 @@ typedef struct {
     const char *ccache;            /* "FILE:..." when one was written */
     const char *delegation_error;  /* cause name when delegation failed (continue) */
     const char *method;            /* KDELEG_AUTH_METHOD: kerberos, session, protocol-transition */
-} kd_auth_state;
+} kdeleg_auth_state;
 
 extern module AP_MODULE_DECLARE_DATA kdeleg_module;
-extern const command_rec kd_directives[];
+extern const command_rec kdeleg_directives[];
 
-void *kd_dir_conf_create(apr_pool_t *p, char *dir);
-void *kd_dir_conf_merge(apr_pool_t *p, void *base, void *add);
+void *kdeleg_dir_conf_create(apr_pool_t *p, char *dir);
+void *kdeleg_dir_conf_merge(apr_pool_t *p, void *base, void *add);
 
 /* The identity policy for a verified principal (Kerberos or session):
  * KD_CAUSE_NONE, or the cause that refuses it (detail in *why). */
-kd_cause kd_identity_refusal(request_rec *r, const kd_dir_conf *conf, const char *principal,
-                             const char **why);
+kd_cause kdeleg_identity_refusal(request_rec *r, const kdeleg_dir_conf *conf, const char *principal,
+                                 const char **why);
 /* Effective values (defaults applied). */
-const char *kd_conf_keytab(const kd_dir_conf *conf);
-int kd_conf_remote_user(const kd_dir_conf *conf);
-const char *kd_conf_ccache_dir(const kd_dir_conf *conf);
-const char *kd_conf_proxy_spn(const kd_dir_conf *conf); /* NULL when off */
-int kd_conf_delegation_failure(const kd_dir_conf *conf);
-int kd_conf_protocol_transition(const kd_dir_conf *conf);
+const char *kdeleg_conf_keytab(const kdeleg_dir_conf *conf);
+int kdeleg_conf_remote_user(const kdeleg_dir_conf *conf);
+const char *kdeleg_conf_ccache_dir(const kdeleg_dir_conf *conf);
+const char *kdeleg_conf_proxy_spn(const kdeleg_dir_conf *conf); /* NULL when off */
+int kdeleg_conf_delegation_failure(const kdeleg_dir_conf *conf);
+int kdeleg_conf_protocol_transition(const kdeleg_dir_conf *conf);
 /* Does this scope delegate at all? (no allocation: asked on every request) */
-int kd_conf_delegates(const kd_dir_conf *conf);
+int kdeleg_conf_delegates(const kdeleg_dir_conf *conf);
 /* Every principal delegation must reach here: KdelegDelegateTo plus
  * KdelegProxyNegotiate (const char *). */
-const apr_array_header_t *kd_conf_delegation_targets(apr_pool_t *p, const kd_dir_conf *conf);
+const apr_array_header_t *kdeleg_conf_delegation_targets(apr_pool_t *p,
+                                                         const kdeleg_dir_conf *conf);
 /* Configured SPNs, or HTTP/<ServerName> and HTTP/<each ServerAlias>. */
-const apr_array_header_t *kd_conf_spns(request_rec *r, const kd_dir_conf *conf);
-const apr_array_header_t *kd_conf_server_spns(apr_pool_t *p, server_rec *s,
-                                              const kd_dir_conf *conf);
+const apr_array_header_t *kdeleg_conf_spns(request_rec *r, const kdeleg_dir_conf *conf);
+const apr_array_header_t *kdeleg_conf_server_spns(apr_pool_t *p, server_rec *s,
+                                                  const kdeleg_dir_conf *conf);
 
 /* Sessions and the FQDN fallback (mod_kdeleg_session.c). */
 #define KD_SESSION_DIRECTIVES                                                                  \
-    AP_INIT_ITERATE("KdelegVirtualName", kd_set_virtual_name, NULL, RSRC_CONF,                 \
+    AP_INIT_ITERATE("KdelegVirtualName", kdeleg_set_virtual_name, NULL, RSRC_CONF,                 \
                     "host names several nodes serve behind a load balancer"),                  \
-    AP_INIT_TAKE1("KdelegNodeName", kd_set_node_name, NULL, RSRC_CONF,                         \
+    AP_INIT_TAKE1("KdelegNodeName", kdeleg_set_node_name, NULL, RSRC_CONF,                         \
                   "this node's own name: FQDN or scheme://FQDN[:port]"),                       \
-    AP_INIT_FLAG("KdelegFQDNRedirect", kd_set_fqdn_redirect, NULL, RSRC_CONF,                  \
+    AP_INIT_FLAG("KdelegFQDNRedirect", kdeleg_set_fqdn_redirect, NULL, RSRC_CONF,                  \
                  "On: send clients that cannot use Kerberos on a virtual name to the node "    \
                  "name and back"),                                                             \
-    AP_INIT_FLAG("KdelegSession", kd_set_session, NULL, RSRC_CONF,                             \
+    AP_INIT_FLAG("KdelegSession", kdeleg_set_session, NULL, RSRC_CONF,                             \
                  "On: issue an encrypted session cookie after Kerberos authentication"),       \
-    AP_INIT_TAKE1("KdelegSessionKeyFile", kd_set_session_key_file, NULL, RSRC_CONF,            \
+    AP_INIT_TAKE1("KdelegSessionKeyFile", kdeleg_set_session_key_file, NULL, RSRC_CONF,            \
                   "file of base64 32-byte keys shared by all nodes; the first seals"),          \
-    AP_INIT_TAKE1("KdelegSessionLifetime", kd_set_session_lifetime, NULL, RSRC_CONF,           \
+    AP_INIT_TAKE1("KdelegSessionLifetime", kdeleg_set_session_lifetime, NULL, RSRC_CONF,           \
                   "session cookie lifetime in seconds (never beyond the user's ticket)"),      \
-    AP_INIT_TAKE1("KdelegCookieDomain", kd_set_cookie_domain, NULL, RSRC_CONF,                 \
+    AP_INIT_TAKE1("KdelegCookieDomain", kdeleg_set_cookie_domain, NULL, RSRC_CONF,                 \
                   "opt-in cookie domain for session cookies (default: host-only)"),            \
-    AP_INIT_TAKE1("KdelegSessionScope", kd_set_session_scope, NULL, RSRC_CONF | ACCESS_CONF,   \
+    AP_INIT_TAKE1("KdelegSessionScope", kdeleg_set_session_scope, NULL, RSRC_CONF | ACCESS_CONF,   \
                   "name of the session scope several locations share ([A-Za-z0-9_-], or "      \
                   "'default')"),                                                               \
-    AP_INIT_TAKE1("KdelegSessionLogout", kd_set_session_logout, NULL, RSRC_CONF | ACCESS_CONF, \
+    AP_INIT_TAKE1("KdelegSessionLogout", kdeleg_set_session_logout, NULL, RSRC_CONF | ACCESS_CONF, \
                   "URL path whose GET ends the session: cookie cleared, session revoked on "   \
                   "this node ('none' to switch off)")
-const char *kd_set_virtual_name(cmd_parms *cmd, void *dconf, const char *arg);
-const char *kd_set_node_name(cmd_parms *cmd, void *dconf, const char *arg);
-const char *kd_set_fqdn_redirect(cmd_parms *cmd, void *dconf, int on);
-const char *kd_set_session(cmd_parms *cmd, void *dconf, int on);
-const char *kd_set_session_key_file(cmd_parms *cmd, void *dconf, const char *arg);
-const char *kd_set_session_lifetime(cmd_parms *cmd, void *dconf, const char *arg);
-const char *kd_set_cookie_domain(cmd_parms *cmd, void *dconf, const char *arg);
-const char *kd_set_session_scope(cmd_parms *cmd, void *dconf, const char *arg);
-const char *kd_set_session_logout(cmd_parms *cmd, void *dconf, const char *arg);
-void kd_session_conf_merge(kd_dir_conf *conf, const kd_dir_conf *base, const kd_dir_conf *add);
-int kd_session_check_config(apr_pool_t *p, server_rec *s);
+const char *kdeleg_set_virtual_name(cmd_parms *cmd, void *dconf, const char *arg);
+const char *kdeleg_set_node_name(cmd_parms *cmd, void *dconf, const char *arg);
+const char *kdeleg_set_fqdn_redirect(cmd_parms *cmd, void *dconf, int on);
+const char *kdeleg_set_session(cmd_parms *cmd, void *dconf, int on);
+const char *kdeleg_set_session_key_file(cmd_parms *cmd, void *dconf, const char *arg);
+const char *kdeleg_set_session_lifetime(cmd_parms *cmd, void *dconf, const char *arg);
+const char *kdeleg_set_cookie_domain(cmd_parms *cmd, void *dconf, const char *arg);
+const char *kdeleg_set_session_scope(cmd_parms *cmd, void *dconf, const char *arg);
+const char *kdeleg_set_session_logout(cmd_parms *cmd, void *dconf, const char *arg);
+void kdeleg_session_conf_merge(kdeleg_dir_conf *conf, const kdeleg_dir_conf *base,
+                               const kdeleg_dir_conf *add);
+int kdeleg_session_check_config(apr_pool_t *p, server_rec *s);
 /* Takes the session cookie out of every request's headers (kept for us). */
-void kd_session_register_hooks(apr_pool_t *p);
+void kdeleg_session_register_hooks(apr_pool_t *p);
 /* A valid session cookie: OK (identity set), a status that ends the
  * request, or DECLINED (no usable cookie: authenticate with Kerberos). */
-int kd_session_authenticate(request_rec *r, const kd_dir_conf *conf);
+int kdeleg_session_authenticate(request_rec *r, const kdeleg_dir_conf *conf);
 /* After Kerberos succeeded: the session cookie, and on the node leg of the
  * fallback the redirect back to the virtual name (a status), else OK. */
-int kd_session_after_kerberos(request_rec *r, const kd_dir_conf *conf, const kd_auth_state *st,
-                              long ticket_seconds_left);
+int kdeleg_session_after_kerberos(request_rec *r, const kdeleg_dir_conf *conf,
+                                  const kdeleg_auth_state *st,
+                                  long ticket_seconds_left);
 /* A failure on a virtual name this node cannot serve with Kerberos: the
  * redirect to the node name (a status), or DECLINED. */
-int kd_fqdn_bounce(request_rec *r, const kd_dir_conf *conf, kd_cause cause);
+int kdeleg_fqdn_bounce(request_rec *r, const kdeleg_dir_conf *conf, kd_cause cause);
 /* A subrequest or internal redirect: delegation for its own location,
  * from the evidence the request it derives from kept (or the node's
  * cache); OK when the location delegates nothing. */
-int kd_delegate_again(request_rec *r, const kd_dir_conf *conf, kd_auth_state *st,
-                      kd_delegation *evidence);
+int kdeleg_delegate_again(request_rec *r, const kdeleg_dir_conf *conf, kdeleg_auth_state *st,
+                          kd_delegation *evidence);
 /* Session requests that delegate: tickets from the node's cache only;
  * DECLINED on a miss. */
-int kd_delegate_cached(request_rec *r, const kd_dir_conf *conf, kd_auth_state *st);
+int kdeleg_delegate_cached(request_rec *r, const kdeleg_dir_conf *conf, kdeleg_auth_state *st);
 /* S4U2Self evidence source for users without a Kerberos ticket here. */
-int kd_delegate_transition(request_rec *r, const kd_dir_conf *conf, kd_auth_state *st);
-const char *kd_pick_impersonator(request_rec *r, const kd_dir_conf *conf);
+int kdeleg_delegate_transition(request_rec *r, const kdeleg_dir_conf *conf, kdeleg_auth_state *st);
+const char *kdeleg_pick_impersonator(request_rec *r, const kdeleg_dir_conf *conf);
 /* The KdelegServiceAccount for spn, or NULL (the keytab decides). */
-const char *kd_conf_service_account(const kd_dir_conf *conf, const char *spn);
+const char *kdeleg_conf_service_account(const kdeleg_dir_conf *conf, const char *spn);
 
 /* Node-wide statistics and the status page (mod_kdeleg_status.c). All
  * counting functions are no-ops until the shared block exists. */
-void kd_note(kd_stat which);
-void kd_note_failure(request_rec *r, kd_cause cause, const char *spn);
-void kd_note_target(const char *target, kd_cause cause);
-int kd_status_post_config(apr_pool_t *pconf, server_rec *s);
-void kd_status_register_hooks(apr_pool_t *p);
+void kdeleg_note(kd_stat which);
+void kdeleg_note_failure(request_rec *r, kd_cause cause, const char *spn);
+void kdeleg_note_target(const char *target, kd_cause cause);
+int kdeleg_status_post_config(apr_pool_t *pconf, server_rec *s);
+void kdeleg_status_register_hooks(apr_pool_t *p);
 
 /* Start-up checks (mod_kdeleg_config.c). */
-int kd_check_keytabs(apr_pool_t *p, server_rec *s);
-void kd_set_default_keytab(const char *path);
-int kd_prepare_ccache_dir(apr_pool_t *p, server_rec *s);
-void kd_ccache_pre_config(apr_pool_t *pconf);
+int kdeleg_check_keytabs(apr_pool_t *p, server_rec *s);
+void kdeleg_set_default_keytab(const char *path);
+int kdeleg_prepare_ccache_dir(apr_pool_t *p, server_rec *s);
+void kdeleg_ccache_pre_config(apr_pool_t *pconf);
 /* The tag in this process's credential cache names: instance and PID. */
-const char *kd_ccache_tag(apr_pool_t *p);
+const char *kdeleg_ccache_tag(apr_pool_t *p);
 
 /* Authentication (mod_kdeleg_auth.c). */
-void kd_auth_register_hooks(apr_pool_t *p);
-void kd_auth_child_init(apr_pool_t *pchild);
-const kd_auth_state *kd_auth_state_of(request_rec *r);
-kd_acceptor *kd_acceptor_for(const kd_dir_conf *conf);
+void kdeleg_auth_register_hooks(apr_pool_t *p);
+void kdeleg_auth_child_init(apr_pool_t *pchild);
+const kdeleg_auth_state *kdeleg_auth_state_of(request_rec *r);
+kd_acceptor *kdeleg_acceptor_for(const kdeleg_dir_conf *conf);
 /* krb5.conf's default_realm (NULL without one): the realm of SPNs
  * configured without one. */
-const char *kd_default_realm(void);
-void kd_set_identity(request_rec *r, const kd_auth_state *st);
+const char *kdeleg_default_realm(void);
+void kdeleg_set_identity(request_rec *r, const kdeleg_auth_state *st);
 
 /* Where evidence comes from when the node's cache cannot serve every
  * target: asked only then (re-accepting the client's token, or S4U2Self),
@@ -209,59 +212,59 @@ void kd_set_identity(request_rec *r, const kd_auth_state *st);
 typedef struct {
     kd_delegation *(*get)(request_rec *r, void *baton, kd_result *res);
     void *baton;
-} kd_evidence_source;
+} kdeleg_evidence_source;
 
 /* Delegation (mod_kdeleg_delegate.c): after authentication, obtain the
  * configured back-end tickets; OK, or the status that ends the request.
  * delegation: evidence already at hand (or NULL, why_not says why);
  * source: how to get evidence later (or NULL). */
-int kd_delegate(request_rec *r, const kd_dir_conf *conf, kd_auth_state *st,
-                kd_delegation *delegation, const kd_result *why_not,
-                const kd_evidence_source *source);
-void kd_delegate_register_hooks(apr_pool_t *p);
+int kdeleg_delegate(request_rec *r, const kdeleg_dir_conf *conf, kdeleg_auth_state *st,
+                    kd_delegation *delegation, const kd_result *why_not,
+                    const kdeleg_evidence_source *source);
+void kdeleg_delegate_register_hooks(apr_pool_t *p);
 
 /* The node's ticket cache (mod_kdeleg_cache.c). */
-kd_ticket_cache *kd_cache_tickets(void);
-const char *kd_cache_set(cmd_parms *cmd, void *dconf, const char *arg);
-int kd_cache_pre_config(apr_pool_t *pconf);
-int kd_cache_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s);
-void kd_cache_child_init(apr_pool_t *pchild, server_rec *s);
+kd_ticket_cache *kdeleg_cache_tickets(void);
+const char *kdeleg_cache_set(cmd_parms *cmd, void *dconf, const char *arg);
+int kdeleg_cache_pre_config(apr_pool_t *pconf);
+int kdeleg_cache_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s);
+void kdeleg_cache_child_init(apr_pool_t *pchild, server_rec *s);
 
 /* Shared tables kept across graceful restarts with their one mutex
- * (mod_kdeleg_shm.c). kd_kept_table_get finds the table key of bytes in the
+ * (mod_kdeleg_shm.c). kdeleg_kept_table_get finds the table key of bytes in the
  * process pool, or makes it (*fresh: the caller initialises it) with a
  * mutex of the registered mutex_type; children attach to that mutex with
- * kd_kept_table_child_mutex (NULL when they cannot). */
-typedef struct kd_kept_table kd_kept_table;
-apr_status_t kd_kept_table_get(server_rec *s, const char *key, const char *mutex_type,
-                               apr_size_t bytes, kd_kept_table **out, int *fresh);
-void *kd_kept_table_base(const kd_kept_table *t);
-apr_size_t kd_kept_table_size(const kd_kept_table *t);
-apr_global_mutex_t *kd_kept_table_child_mutex(const kd_kept_table *t, apr_pool_t *pchild);
+ * kdeleg_kept_table_child_mutex (NULL when they cannot). */
+typedef struct kdeleg_kept_table kdeleg_kept_table;
+apr_status_t kdeleg_kept_table_get(server_rec *s, const char *key, const char *mutex_type,
+                                   apr_size_t bytes, kdeleg_kept_table **out, int *fresh);
+void *kdeleg_kept_table_base(const kdeleg_kept_table *t);
+apr_size_t kdeleg_kept_table_size(const kdeleg_kept_table *t);
+apr_global_mutex_t *kdeleg_kept_table_child_mutex(const kdeleg_kept_table *t, apr_pool_t *pchild);
 
 /* The node's replay cache (mod_kdeleg_replay.c). */
-const char *kd_replay_set(cmd_parms *cmd, void *dconf, const char *arg);
-int kd_replay_pre_config(apr_pool_t *pconf);
-int kd_replay_post_config(apr_pool_t *pconf, server_rec *s);
-void kd_replay_child_init(apr_pool_t *pchild, server_rec *s);
-int kd_replay_active(void);
+const char *kdeleg_replay_set(cmd_parms *cmd, void *dconf, const char *arg);
+int kdeleg_replay_pre_config(apr_pool_t *pconf);
+int kdeleg_replay_post_config(apr_pool_t *pconf, server_rec *s);
+void kdeleg_replay_child_init(apr_pool_t *pchild, server_rec *s);
+int kdeleg_replay_active(void);
 /* KdelegReplayCache off was configured (known before post_config). */
-int kd_replay_off(void);
-/* Revoked sessions (mod_kdeleg_revoke.c). kd_is_revoked fails closed (1)
- * when the table cannot be read or locked (logged); kd_revoke_principal returns 1 when the
+int kdeleg_replay_off(void);
+/* Revoked sessions (mod_kdeleg_revoke.c). kdeleg_is_revoked fails closed (1)
+ * when the table cannot be read or locked (logged); kdeleg_revoke_principal returns 1 when the
  * table was full and its floor rose, -1 without a table. */
-int kd_revoke_pre_config(apr_pool_t *pconf);
-int kd_revoke_post_config(apr_pool_t *pconf, server_rec *s);
-void kd_revoke_child_init(apr_pool_t *pchild, server_rec *s);
-int kd_is_revoked(const char *principal, long long issued_ms);
-int kd_revoke_principal(request_rec *r, const char *principal, long long before_ms,
-                        long long until);
+int kdeleg_revoke_pre_config(apr_pool_t *pconf);
+int kdeleg_revoke_post_config(apr_pool_t *pconf, server_rec *s);
+void kdeleg_revoke_child_init(apr_pool_t *pchild, server_rec *s);
+int kdeleg_is_revoked(const char *principal, long long issued_ms);
+int kdeleg_revoke_principal(request_rec *r, const char *principal, long long before_ms,
+                            long long until);
 /* Before the exchange, is the authenticator known (lookup); after it,
  * claim it. KD_REPLAY_UNAVAILABLE when the table's lock failed (*lock_rv
  * says why): the caller refuses, it never goes on unchecked. */
-kd_replay_result kd_replay_seen(const unsigned char tag[KD_REPLAY_TAG_BYTES],
-                                apr_status_t *lock_rv);
-kd_replay_result kd_replay_record(const unsigned char tag[KD_REPLAY_TAG_BYTES],
-                                  apr_status_t *lock_rv);
+kd_replay_result kdeleg_replay_seen(const unsigned char tag[KD_REPLAY_TAG_BYTES],
+                                    apr_status_t *lock_rv);
+kd_replay_result kdeleg_replay_record(const unsigned char tag[KD_REPLAY_TAG_BYTES],
+                                      apr_status_t *lock_rv);
 
 #endif

@@ -24,7 +24,7 @@ APLOG_USE_MODULE(kdeleg);
 static kd_acceptors *acceptors;
 static const char *default_realm;
 
-void kd_auth_child_init(apr_pool_t *pchild)
+void kdeleg_auth_child_init(apr_pool_t *pchild)
 {
     krb5_context ctx;
     char *realm;
@@ -39,7 +39,7 @@ void kd_auth_child_init(apr_pool_t *pchild)
     }
 }
 
-const char *kd_default_realm(void)
+const char *kdeleg_default_realm(void)
 {
     return default_realm;
 }
@@ -87,10 +87,10 @@ static int fail(request_rec *r, const kd_result *res, const char *spn)
 
     /* On a load-balanced name this node cannot serve with Kerberos, the
      * node's own name may work: the FQDN fallback. */
-    status = kd_fqdn_bounce(r, ap_get_module_config(r->per_dir_config, &kdeleg_module),
-                            res->cause);
+    status = kdeleg_fqdn_bounce(r, ap_get_module_config(r->per_dir_config, &kdeleg_module),
+                                res->cause);
     log_failure(r, res, spn, status != DECLINED);
-    kd_note_failure(r, res->cause, spn);
+    kdeleg_note_failure(r, res->cause, spn);
     if (res->cause != KD_CAUSE_NO_TOKEN)
         apr_table_setn(r->subprocess_env, "KDELEG_ERROR", info->name);
     if (status != DECLINED)
@@ -102,12 +102,12 @@ static int fail(request_rec *r, const kd_result *res, const char *spn)
     return info->http_status;
 }
 
-static const char *remote_user(request_rec *r, const kd_dir_conf *conf,
+static const char *remote_user(request_rec *r, const kdeleg_dir_conf *conf,
                                const kd_accept_out *out)
 {
     const char *at;
 
-    switch (kd_conf_remote_user(conf)) {
+    switch (kdeleg_conf_remote_user(conf)) {
     case KD_REMOTE_USER_SHORT:
         /* The realm follows the last '@' (enterprise names contain one). */
         at = strrchr(out->client_principal, '@');
@@ -128,13 +128,13 @@ static const char *remote_user(request_rec *r, const kd_dir_conf *conf,
     }
 }
 
-kd_acceptor *kd_acceptor_for(const kd_dir_conf *conf)
+kd_acceptor *kdeleg_acceptor_for(const kdeleg_dir_conf *conf)
 {
-    return kd_acceptors_get(acceptors, kd_conf_keytab(conf));
+    return kd_acceptors_get(acceptors, kdeleg_conf_keytab(conf));
 }
 
 /* The environment applications see for an established identity. */
-void kd_set_identity(request_rec *r, const kd_auth_state *st)
+void kdeleg_set_identity(request_rec *r, const kdeleg_auth_state *st)
 {
     apr_table_set(r->subprocess_env, "GSS_NAME", st->principal);
     apr_table_set(r->subprocess_env, "KDELEG_AUTH_METHOD", st->method);
@@ -145,15 +145,15 @@ void kd_set_identity(request_rec *r, const kd_auth_state *st)
         apr_table_set(r->subprocess_env, "KDELEG_ERROR", st->delegation_error);
 }
 
-static void set_identity(request_rec *r, const kd_auth_state *st)
+static void set_identity(request_rec *r, const kdeleg_auth_state *st)
 {
     r->user = apr_pstrdup(r->pool, st->user);
     r->ap_auth_type = KD_AUTH_TYPE;
-    kd_set_identity(r, st);
+    kdeleg_set_identity(r, st);
 }
 
-kd_cause kd_identity_refusal(request_rec *r, const kd_dir_conf *conf, const char *principal,
-                             const char **why)
+kd_cause kdeleg_identity_refusal(request_rec *r, const kdeleg_dir_conf *conf, const char *principal,
+                                 const char **why)
 {
     const char *realm = kd_principal_realm(principal);
 
@@ -173,24 +173,24 @@ kd_cause kd_identity_refusal(request_rec *r, const kd_dir_conf *conf, const char
 
 /* The identity policy for principal here: DECLINED when it may pass, else
  * the failure's status. */
-static int policy_refusal(request_rec *r, const kd_dir_conf *conf, const char *principal,
+static int policy_refusal(request_rec *r, const kdeleg_dir_conf *conf, const char *principal,
                           const char *spn)
 {
     const char *why;
     kd_cause refusal;
     kd_result res;
 
-    if ((refusal = kd_identity_refusal(r, conf, principal, &why)) == KD_CAUSE_NONE)
+    if ((refusal = kdeleg_identity_refusal(r, conf, principal, &why)) == KD_CAUSE_NONE)
         return DECLINED;
     kd_result_init(&res);
     kd_result_fail(&res, r->pool, refusal, "policy", "%s", why);
     return fail(r, &res, spn);
 }
 
-static int succeed(request_rec *r, const kd_dir_conf *conf, const kd_token_info *info,
-                   const kd_accept_out *out, const kd_evidence_source *source)
+static int succeed(request_rec *r, const kdeleg_dir_conf *conf, const kd_token_info *info,
+                   const kd_accept_out *out, const kdeleg_evidence_source *source)
 {
-    kd_auth_state *st = apr_pcalloc(r->pool, sizeof(*st));
+    kdeleg_auth_state *st = apr_pcalloc(r->pool, sizeof(*st));
     int status;
 
     /* A verified ticket, but for whom: the policy before any identity is set. */
@@ -203,10 +203,10 @@ static int succeed(request_rec *r, const kd_dir_conf *conf, const kd_token_info 
     st->ticket_sname = info->ticket_sname;
     st->ticket_realm = info->ticket_realm;
     st->method = "kerberos";
-    kd_note(KD_STAT_AUTH_OK);
+    kdeleg_note(KD_STAT_AUTH_OK);
     ap_set_module_config(r->request_config, &kdeleg_module, st);
     set_identity(r, st);
-    status = kd_delegate(r, conf, st, out->delegation, &out->delegation_failure, source);
+    status = kdeleg_delegate(r, conf, st, out->delegation, &out->delegation_failure, source);
     if (status != OK)
         return status;
     if (out->mutual_token)
@@ -216,7 +216,7 @@ static int succeed(request_rec *r, const kd_dir_conf *conf, const kd_token_info 
                   "kdeleg(%s, %s, %s): authenticated %s as %s",
                   r->server->server_hostname, r->useragent_ip, out->spn,
                   out->client_principal, st->user);
-    return kd_session_after_kerberos(r, conf, st, out->ticket_seconds_left);
+    return kdeleg_session_after_kerberos(r, conf, st, out->ticket_seconds_left);
 }
 
 static int offers_negotiate(const char *authorization)
@@ -225,9 +225,9 @@ static int offers_negotiate(const char *authorization)
            && (authorization[9] == ' ' || authorization[9] == '\t');
 }
 
-const kd_auth_state *kd_auth_state_of(request_rec *r)
+const kdeleg_auth_state *kdeleg_auth_state_of(request_rec *r)
 {
-    const kd_auth_state *st = ap_get_module_config(r->request_config, &kdeleg_module);
+    const kdeleg_auth_state *st = ap_get_module_config(r->request_config, &kdeleg_module);
     request_rec *o = r;
 
     while (st == NULL && (o = o->prev ? o->prev : o->main) != NULL)
@@ -240,9 +240,9 @@ const kd_auth_state *kd_auth_state_of(request_rec *r)
  * location decides, by its own policy and delegation settings, what it
  * gets. Subrequests copy the parent's environment, so the parent's
  * KRB5CCNAME is taken out first. */
-static int adopt_identity(request_rec *r, const kd_dir_conf *conf, const kd_auth_state *st)
+static int adopt_identity(request_rec *r, const kdeleg_dir_conf *conf, const kdeleg_auth_state *st)
 {
-    kd_auth_state *own;
+    kdeleg_auth_state *own;
     int status;
 
     if ((status = policy_refusal(r, conf, st->principal, st->spn)) != DECLINED)
@@ -256,12 +256,12 @@ static int adopt_identity(request_rec *r, const kd_dir_conf *conf, const kd_auth
     apr_table_unset(r->subprocess_env, "KDELEG_ERROR");
     ap_set_module_config(r->request_config, &kdeleg_module, own);
     set_identity(r, own);
-    return kd_delegate_again(r, conf, own, st->delegation);
+    return kdeleg_delegate_again(r, conf, own, st->delegation);
 }
 
-static int reuse_exchange(request_rec *r, const kd_dir_conf *conf, const kd_auth_state *st)
+static int reuse_exchange(request_rec *r, const kdeleg_dir_conf *conf, const kdeleg_auth_state *st)
 {
-    const apr_array_header_t *spns = kd_conf_spns(r, conf);
+    const apr_array_header_t *spns = kdeleg_conf_spns(r, conf);
     kd_result res;
     int i;
 
@@ -318,8 +318,8 @@ static int replay_refused(request_rec *r, const kd_token_info *info, kd_replay_r
 
 static int check_authn(request_rec *r)
 {
-    const kd_dir_conf *conf;
-    const kd_auth_state *earlier;
+    const kdeleg_dir_conf *conf;
+    const kdeleg_auth_state *earlier;
     const apr_array_header_t *spns;
     kd_result res;
     kd_token_info info;
@@ -338,14 +338,14 @@ static int check_authn(request_rec *r)
     conf = ap_get_module_config(r->per_dir_config, &kdeleg_module);
     /* check_authn runs once per request, before r has state of its own:
      * any state found belongs to the request this one derives from. */
-    if ((earlier = kd_auth_state_of(r)) != NULL)
+    if ((earlier = kdeleg_auth_state_of(r)) != NULL)
         return reuse_exchange(r, conf, earlier);
 
     /* A Negotiate token always wins: it is how a client whose session
      * cannot serve this node (delegation) answers our re-challenge. */
     authorization = apr_table_get(r->headers_in, "Authorization");
     if (!offers_negotiate(authorization)
-        && (status = kd_session_authenticate(r, conf)) != DECLINED)
+        && (status = kdeleg_session_authenticate(r, conf)) != DECLINED)
         return status;
     kd_result_init(&res);
     if (kd_token_from_header(r->pool, authorization, &tok, &len,
@@ -354,26 +354,26 @@ static int check_authn(request_rec *r)
         return fail(r, &res, NULL);
 
     /* A known authenticator is refused before any cryptography. */
-    if (kd_replay_active()) {
+    if (kdeleg_replay_active()) {
         kd_replay_tag(info.authenticator, info.authenticator_len, tag);
-        if ((rc = kd_replay_seen(tag, &lock_rv)) != KD_REPLAY_FRESH)
+        if ((rc = kdeleg_replay_seen(tag, &lock_rv)) != KD_REPLAY_FRESH)
             return replay_refused(r, &info, rc, lock_rv);
     }
-    spns = kd_conf_spns(r, conf);
-    params.replay_checked = kd_replay_active();
+    spns = kdeleg_conf_spns(r, conf);
+    params.replay_checked = kdeleg_replay_active();
     params.spns = (const kd_spn *)spns->elts;
     params.n_spns = spns->nelts;
-    params.want_local_name = kd_conf_remote_user(conf) == KD_REMOTE_USER_LOCAL;
+    params.want_local_name = kdeleg_conf_remote_user(conf) == KD_REMOTE_USER_LOCAL;
     /* The evidence is the ticket itself: keeping it costs a copy, and the
      * KDC is asked only when the node's cache lacks a ticket. */
-    params.want_delegation = kd_conf_delegates(conf);
+    params.want_delegation = kdeleg_conf_delegates(conf);
     params.accounts = conf->service_accounts
                           ? (const kd_service_account *)conf->service_accounts->elts : NULL;
     params.n_accounts = conf->service_accounts ? conf->service_accounts->nelts : 0;
-    if (kd_acceptor_accept(kd_acceptor_for(conf), r->pool, &info,
+    if (kd_acceptor_accept(kdeleg_acceptor_for(conf), r->pool, &info,
                            &params, &out, &res) != KD_CAUSE_NONE)
         return fail(r, &res, kd_token_ticket_principal(r->pool, &info));
-    if (params.replay_checked && (rc = kd_replay_record(tag, &lock_rv)) != KD_REPLAY_FRESH)
+    if (params.replay_checked && (rc = kdeleg_replay_record(tag, &lock_rv)) != KD_REPLAY_FRESH)
         return replay_refused(r, &info, rc, lock_rv);
     return succeed(r, conf, &info, &out, NULL);
 }
@@ -388,7 +388,7 @@ static int note_auth_failure(request_rec *r, const char *auth_type)
     return OK;
 }
 
-void kd_auth_register_hooks(apr_pool_t *p)
+void kdeleg_auth_register_hooks(apr_pool_t *p)
 {
     ap_hook_check_authn(check_authn, NULL, NULL, APR_HOOK_MIDDLE, AP_AUTH_INTERNAL_PER_CONF);
     ap_hook_note_auth_failure(note_auth_failure, NULL, NULL, APR_HOOK_MIDDLE);

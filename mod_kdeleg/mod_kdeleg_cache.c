@@ -79,12 +79,12 @@ static void store_put(void *baton, apr_pool_t *p, const unsigned char *id, unsig
                      "ticket cache (%s): store failed", cache.provider_name);
 }
 
-kd_ticket_cache *kd_cache_tickets(void)
+kd_ticket_cache *kdeleg_cache_tickets(void)
 {
     return cache.tickets;
 }
 
-const char *kd_cache_set(cmd_parms *cmd, void *dconf, const char *arg)
+const char *kdeleg_cache_set(cmd_parms *cmd, void *dconf, const char *arg)
 {
     const char *sep = ap_strchr_c(arg, ':'), *args = NULL, *err;
     const char *name = arg;
@@ -109,7 +109,7 @@ const char *kd_cache_set(cmd_parms *cmd, void *dconf, const char *arg)
     return err ? apr_pstrcat(cmd->pool, "KdelegCache: ", err, NULL) : NULL;
 }
 
-int kd_cache_pre_config(apr_pool_t *pconf)
+int kdeleg_cache_pre_config(apr_pool_t *pconf)
 {
     memset(&cache, 0, sizeof(cache));
     return ap_mutex_register(pconf, KD_CACHE_MUTEX, NULL, APR_LOCK_DEFAULT, 0);
@@ -145,7 +145,7 @@ static int default_provider(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
     return 0;
 }
 
-int kd_cache_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
+int kdeleg_cache_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
 {
     struct ap_socache_hints hints = {32, 2048, apr_time_from_sec(30)};
     unsigned char key[KD_SEAL_KEY_BYTES];
@@ -175,7 +175,7 @@ int kd_cache_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
     return OK;
 }
 
-void kd_cache_child_init(apr_pool_t *pchild, server_rec *s)
+void kdeleg_cache_child_init(apr_pool_t *pchild, server_rec *s)
 {
     if (cache.mutex
         && apr_global_mutex_child_init(&cache.mutex, apr_global_mutex_lockfile(cache.mutex),

@@ -25,14 +25,14 @@ APLOG_USE_MODULE(kdeleg);
  * once at start-up, used when KdelegKeytab is not set. */
 static const char *default_keytab = "/etc/krb5.keytab";
 
-void kd_set_default_keytab(const char *path)
+void kdeleg_set_default_keytab(const char *path)
 {
     default_keytab = path;
 }
 
-void *kd_dir_conf_create(apr_pool_t *p, char *dir)
+void *kdeleg_dir_conf_create(apr_pool_t *p, char *dir)
 {
-    kd_dir_conf *conf = apr_pcalloc(p, sizeof(*conf));
+    kdeleg_dir_conf *conf = apr_pcalloc(p, sizeof(*conf));
 
     conf->keytab = NULL;
     conf->spns = NULL;
@@ -56,10 +56,10 @@ static apr_array_header_t *merge_accounts(apr_pool_t *p, apr_array_header_t *bas
     return apr_array_append(p, add, base);
 }
 
-void *kd_dir_conf_merge(apr_pool_t *p, void *basev, void *addv)
+void *kdeleg_dir_conf_merge(apr_pool_t *p, void *basev, void *addv)
 {
-    const kd_dir_conf *base = basev, *add = addv;
-    kd_dir_conf *conf = apr_pcalloc(p, sizeof(*conf));
+    const kdeleg_dir_conf *base = basev, *add = addv;
+    kdeleg_dir_conf *conf = apr_pcalloc(p, sizeof(*conf));
 
     conf->keytab = add->keytab ? add->keytab : base->keytab;
     conf->spns = add->spns ? add->spns : base->spns;
@@ -81,18 +81,18 @@ void *kd_dir_conf_merge(apr_pool_t *p, void *basev, void *addv)
     conf->realms = add->realms ? add->realms : base->realms;
     conf->trusted_auth_types = add->trusted_auth_types ? add->trusted_auth_types
                                                        : base->trusted_auth_types;
-    kd_session_conf_merge(conf, base, add);
+    kdeleg_session_conf_merge(conf, base, add);
     conf->selftest = add->selftest != KD_UNSET ? add->selftest : base->selftest;
     conf->selftest_user = add->selftest_user ? add->selftest_user : base->selftest_user;
     return conf;
 }
 
-const char *kd_conf_keytab(const kd_dir_conf *conf)
+const char *kdeleg_conf_keytab(const kdeleg_dir_conf *conf)
 {
     return conf->keytab ? conf->keytab : default_keytab;
 }
 
-int kd_conf_remote_user(const kd_dir_conf *conf)
+int kdeleg_conf_remote_user(const kdeleg_dir_conf *conf)
 {
     return conf->remote_user != KD_UNSET ? conf->remote_user : KD_REMOTE_USER_FULL;
 }
@@ -102,38 +102,39 @@ int kd_conf_remote_user(const kd_dir_conf *conf)
  * httpd user, mode 0700. */
 static const char *default_ccache_dir;
 
-const char *kd_conf_ccache_dir(const kd_dir_conf *conf)
+const char *kdeleg_conf_ccache_dir(const kdeleg_dir_conf *conf)
 {
     return conf->ccache_dir ? conf->ccache_dir : default_ccache_dir;
 }
 
-const char *kd_conf_proxy_spn(const kd_dir_conf *conf)
+const char *kdeleg_conf_proxy_spn(const kdeleg_dir_conf *conf)
 {
     return conf->proxy_spn && *conf->proxy_spn ? conf->proxy_spn : NULL;
 }
 
-int kd_conf_delegation_failure(const kd_dir_conf *conf)
+int kdeleg_conf_delegation_failure(const kdeleg_dir_conf *conf)
 {
     return conf->delegation_failure != KD_UNSET ? conf->delegation_failure : KD_DELEGATION_DENY;
 }
 
-int kd_conf_protocol_transition(const kd_dir_conf *conf)
+int kdeleg_conf_protocol_transition(const kdeleg_dir_conf *conf)
 {
     return conf->protocol_transition == 1;
 }
 
-int kd_conf_delegates(const kd_dir_conf *conf)
+int kdeleg_conf_delegates(const kdeleg_dir_conf *conf)
 {
-    return (conf->delegate_to && conf->delegate_to->nelts > 0) || kd_conf_proxy_spn(conf) != NULL;
+    return (conf->delegate_to && conf->delegate_to->nelts > 0)
+           || kdeleg_conf_proxy_spn(conf) != NULL;
 }
 
-const apr_array_header_t *kd_conf_delegation_targets(apr_pool_t *p, const kd_dir_conf *conf)
+const apr_array_header_t *kdeleg_conf_delegation_targets(apr_pool_t *p, const kdeleg_dir_conf *conf)
 {
     apr_array_header_t *all = apr_array_make(p, 4, sizeof(const char *));
 
     if (conf->delegate_to)
         apr_array_cat(all, conf->delegate_to);
-    if (kd_conf_proxy_spn(conf))
+    if (kdeleg_conf_proxy_spn(conf))
         APR_ARRAY_PUSH(all, const char *) = conf->proxy_spn;
     return all;
 }
@@ -150,13 +151,13 @@ static void push_host_spn(apr_array_header_t *spns, const char *host)
     spn->realm = NULL;
 }
 
-const apr_array_header_t *kd_conf_spns(request_rec *r, const kd_dir_conf *conf)
+const apr_array_header_t *kdeleg_conf_spns(request_rec *r, const kdeleg_dir_conf *conf)
 {
-    return kd_conf_server_spns(r->pool, r->server, conf);
+    return kdeleg_conf_server_spns(r->pool, r->server, conf);
 }
 
-const apr_array_header_t *kd_conf_server_spns(apr_pool_t *p, server_rec *s,
-                                              const kd_dir_conf *conf)
+const apr_array_header_t *kdeleg_conf_server_spns(apr_pool_t *p, server_rec *s,
+                                                  const kdeleg_dir_conf *conf)
 {
     apr_array_header_t *spns;
     int i;
@@ -174,7 +175,7 @@ const apr_array_header_t *kd_conf_server_spns(apr_pool_t *p, server_rec *s,
 
 static const char *set_keytab(cmd_parms *cmd, void *dconf, const char *arg)
 {
-    kd_dir_conf *conf = dconf;
+    kdeleg_dir_conf *conf = dconf;
 
     if (strncmp(arg, "FILE:", 5) == 0)
         arg += 5;
@@ -188,7 +189,7 @@ static const char *set_keytab(cmd_parms *cmd, void *dconf, const char *arg)
 
 static const char *add_service_name(cmd_parms *cmd, void *dconf, const char *arg)
 {
-    kd_dir_conf *conf = dconf;
+    kdeleg_dir_conf *conf = dconf;
     kd_spn spn;
     const char *err = kd_spn_parse(cmd->pool, arg, &spn);
 
@@ -204,7 +205,7 @@ static const char *add_service_name(cmd_parms *cmd, void *dconf, const char *arg
 
 static const char *set_remote_user(cmd_parms *cmd, void *dconf, const char *arg)
 {
-    kd_dir_conf *conf = dconf;
+    kdeleg_dir_conf *conf = dconf;
 
     if (strcasecmp(arg, "full") == 0)
         conf->remote_user = KD_REMOTE_USER_FULL;
@@ -235,7 +236,7 @@ static const char *target_principal(cmd_parms *cmd, const char *directive, const
 
 static const char *add_delegate_to(cmd_parms *cmd, void *dconf, const char *arg)
 {
-    kd_dir_conf *conf = dconf;
+    kdeleg_dir_conf *conf = dconf;
     const char *principal, *err;
 
     if (conf->delegate_to == NULL)
@@ -252,14 +253,14 @@ static const char *add_delegate_to(cmd_parms *cmd, void *dconf, const char *arg)
 
 static const char *set_allow_anonymous(cmd_parms *cmd, void *dconf, int on)
 {
-    ((kd_dir_conf *)dconf)->allow_anonymous = on ? 1 : 0;
+    ((kdeleg_dir_conf *)dconf)->allow_anonymous = on ? 1 : 0;
     return NULL;
 }
 
 /* "*" (alone) lifts an outer scope's list: every realm again. */
 static const char *add_realm(cmd_parms *cmd, void *dconf, const char *arg)
 {
-    kd_dir_conf *conf = dconf;
+    kdeleg_dir_conf *conf = dconf;
     const char *c;
 
     if (conf->realms == NULL)
@@ -280,7 +281,7 @@ static const char *add_realm(cmd_parms *cmd, void *dconf, const char *arg)
 
 static const char *add_trusted_auth_type(cmd_parms *cmd, void *dconf, const char *arg)
 {
-    kd_dir_conf *conf = dconf;
+    kdeleg_dir_conf *conf = dconf;
 
     if (conf->trusted_auth_types == NULL)
         conf->trusted_auth_types = apr_array_make(cmd->pool, 2, sizeof(const char *));
@@ -294,7 +295,7 @@ static const char *add_trusted_auth_type(cmd_parms *cmd, void *dconf, const char
 
 static const char *set_proxy_negotiate(cmd_parms *cmd, void *dconf, const char *arg)
 {
-    kd_dir_conf *conf = dconf;
+    kdeleg_dir_conf *conf = dconf;
 
     if (strcasecmp(arg, "off") == 0) {
         conf->proxy_spn = "";
@@ -309,7 +310,7 @@ static apr_array_header_t *ccache_dirs;
 
 static const char *set_ccache_dir(cmd_parms *cmd, void *dconf, const char *arg)
 {
-    kd_dir_conf *conf = dconf;
+    kdeleg_dir_conf *conf = dconf;
 
     conf->ccache_dir = ap_server_root_relative(cmd->pool, arg);
     if (conf->ccache_dir == NULL || *arg == '\0')
@@ -321,7 +322,7 @@ static const char *set_ccache_dir(cmd_parms *cmd, void *dconf, const char *arg)
 
 static const char *set_delegation_failure(cmd_parms *cmd, void *dconf, const char *arg)
 {
-    kd_dir_conf *conf = dconf;
+    kdeleg_dir_conf *conf = dconf;
 
     if (strcasecmp(arg, "deny") == 0)
         conf->delegation_failure = KD_DELEGATION_DENY;
@@ -335,13 +336,13 @@ static const char *set_delegation_failure(cmd_parms *cmd, void *dconf, const cha
 
 static const char *set_protocol_transition(cmd_parms *cmd, void *dconf, int on)
 {
-    ((kd_dir_conf *)dconf)->protocol_transition = on ? 1 : 0;
+    ((kdeleg_dir_conf *)dconf)->protocol_transition = on ? 1 : 0;
     return NULL;
 }
 
 static const char *set_user_realm(cmd_parms *cmd, void *dconf, const char *arg)
 {
-    kd_dir_conf *conf = dconf;
+    kdeleg_dir_conf *conf = dconf;
     const char *c;
 
     for (c = arg; *c; c++) {
@@ -355,7 +356,7 @@ static const char *set_user_realm(cmd_parms *cmd, void *dconf, const char *arg)
     return NULL;
 }
 
-const char *kd_conf_service_account(const kd_dir_conf *conf, const char *spn)
+const char *kdeleg_conf_service_account(const kdeleg_dir_conf *conf, const char *spn)
 {
     if (conf->service_accounts == NULL)
         return NULL;
@@ -377,7 +378,7 @@ static int is_principal_text(const char *s)
 static const char *add_service_account(cmd_parms *cmd, void *dconf, const char *a1,
                                        const char *a2)
 {
-    kd_dir_conf *conf = dconf;
+    kdeleg_dir_conf *conf = dconf;
     kd_service_account *sa;
     const char *spn = NULL, *err;
 
@@ -399,7 +400,7 @@ static const char *add_service_account(cmd_parms *cmd, void *dconf, const char *
 static const char *add_netbios_domain(cmd_parms *cmd, void *dconf, const char *netbios,
                                       const char *realm)
 {
-    kd_dir_conf *conf = dconf;
+    kdeleg_dir_conf *conf = dconf;
     const char *c;
 
     for (c = netbios; *c; c++)
@@ -419,7 +420,7 @@ static const char *add_netbios_domain(cmd_parms *cmd, void *dconf, const char *n
 
 static const char *set_selftest(cmd_parms *cmd, void *dconf, int on)
 {
-    ((kd_dir_conf *)dconf)->selftest = on;
+    ((kdeleg_dir_conf *)dconf)->selftest = on;
     return NULL;
 }
 
@@ -432,11 +433,11 @@ static const char *set_selftest_user(cmd_parms *cmd, void *dconf, const char *ar
             return "KdelegSelfTestUser: a user principal, e.g. selftest@EXAMPLE.COM";
     if (*arg == '\0')
         return "KdelegSelfTestUser: a user principal, e.g. selftest@EXAMPLE.COM";
-    ((kd_dir_conf *)dconf)->selftest_user = arg;
+    ((kdeleg_dir_conf *)dconf)->selftest_user = arg;
     return NULL;
 }
 
-const command_rec kd_directives[] = {
+const command_rec kdeleg_directives[] = {
     AP_INIT_TAKE1("KdelegKeytab", set_keytab, NULL, RSRC_CONF | ACCESS_CONF,
                   "keytab holding this host's acceptor keys"),
     AP_INIT_ITERATE("KdelegServiceNames", add_service_name, NULL, RSRC_CONF | ACCESS_CONF,
@@ -466,10 +467,10 @@ const command_rec kd_directives[] = {
                    "tickets to SPN), e.g. websvc@EXAMPLE.COM"),
     AP_INIT_TAKE2("KdelegNetbiosDomain", add_netbios_domain, NULL, RSRC_CONF,
                   "NETBIOS REALM: protocol transition maps NETBIOS\\user to user@REALM"),
-    AP_INIT_TAKE1("KdelegReplayCache", kd_replay_set, NULL, RSRC_CONF,
+    AP_INIT_TAKE1("KdelegReplayCache", kdeleg_replay_set, NULL, RSRC_CONF,
                   "size of the replay cache shared by all children (default 16M), or off "
                   "for MIT's file replay cache"),
-    AP_INIT_TAKE1("KdelegCache", kd_cache_set, NULL, RSRC_CONF,
+    AP_INIT_TAKE1("KdelegCache", kdeleg_cache_set, NULL, RSRC_CONF,
                   "socache provider for delegated tickets shared by all children "
                   "(default shmcb), or none"),
     AP_INIT_FLAG("KdelegAllowAnonymous", set_allow_anonymous, NULL, RSRC_CONF | ACCESS_CONF,
@@ -666,7 +667,7 @@ static void walk(keytab_check *kc, const ap_directive_t *node, const ap_directiv
 /* Every keytab that a scope using AuthType Negotiate relies on must be a
  * keytab readable by the httpd user at start-up; the error names the file
  * and the configuration line. (.htaccess files cannot be seen here.) */
-int kd_check_keytabs(apr_pool_t *p, server_rec *s)
+int kdeleg_check_keytabs(apr_pool_t *p, server_rec *s)
 {
     keytab_check kc = {p, s, apr_hash_make(p), 0};
 
@@ -693,12 +694,12 @@ static const char *instance_mark(apr_pool_t *p)
     return apr_psprintf(p, "%02x%02x%02x%02x", digest[0], digest[1], digest[2], digest[3]);
 }
 
-const char *kd_ccache_tag(apr_pool_t *p)
+const char *kdeleg_ccache_tag(apr_pool_t *p)
 {
     return apr_psprintf(p, "%s_%ld", ccache_instance ? ccache_instance : "0", (long)getpid());
 }
 
-void kd_ccache_pre_config(apr_pool_t *pconf)
+void kdeleg_ccache_pre_config(apr_pool_t *pconf)
 {
     ccache_dirs = apr_array_make(pconf, 4, sizeof(const char *));
 }
@@ -766,7 +767,7 @@ static void sweep_all(apr_pool_t *p, server_rec *s)
         sweep_ccaches(p, s, apr_hash_this_key(hi));
 }
 
-int kd_prepare_ccache_dir(apr_pool_t *p, server_rec *s)
+int kdeleg_prepare_ccache_dir(apr_pool_t *p, server_rec *s)
 {
     const char *dir = ap_runtime_dir_relative(p, "kdeleg");
     struct stat st;

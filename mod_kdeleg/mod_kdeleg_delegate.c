@@ -22,16 +22,16 @@
 APLOG_USE_MODULE(kdeleg);
 
 /* Proxied requests fail with 502: the gateway could not act for the user. */
-static int is_proxied(request_rec *r, const kd_dir_conf *conf)
+static int is_proxied(request_rec *r, const kdeleg_dir_conf *conf)
 {
-    return r->proxyreq != PROXYREQ_NONE || kd_conf_proxy_spn(conf) != NULL;
+    return r->proxyreq != PROXYREQ_NONE || kdeleg_conf_proxy_spn(conf) != NULL;
 }
 
-static int delegation_failed(request_rec *r, const kd_dir_conf *conf, kd_auth_state *st,
+static int delegation_failed(request_rec *r, const kdeleg_dir_conf *conf, kdeleg_auth_state *st,
                              const kd_result *res, const char *target)
 {
     const kd_cause_info *info = kd_cause_get(res->cause);
-    int deny = kd_conf_delegation_failure(conf) == KD_DELEGATION_DENY;
+    int deny = kdeleg_conf_delegation_failure(conf) == KD_DELEGATION_DENY;
 
     ap_log_rerror(APLOG_MARK, info->server_fault ? APLOG_ERR : APLOG_INFO, 0, r, KDLOGNO(00401)
                   "kdeleg(%s, %s, %s): delegation of %s to %s failed: cause %s: %s (%s); "
@@ -41,9 +41,9 @@ static int delegation_failed(request_rec *r, const kd_dir_conf *conf, kd_auth_st
                   info->summary,
                   ap_escape_logitem(r->pool, res->detail ? res->detail : ""), info->ad_fix,
                   info->mit_fix, deny ? "" : "; continuing without credentials");
-    kd_note_failure(r, res->cause, st->spn);
+    kdeleg_note_failure(r, res->cause, st->spn);
     if (target)
-        kd_note_target(target, res->cause);
+        kdeleg_note_target(target, res->cause);
     /* Also with deny: an ErrorDocument handler sees REDIRECT_KDELEG_ERROR. */
     apr_table_setn(r->subprocess_env, "KDELEG_ERROR", info->name);
     if (deny)
@@ -53,18 +53,18 @@ static int delegation_failed(request_rec *r, const kd_dir_conf *conf, kd_auth_st
 }
 
 /* Only the KdelegDelegateTo tickets go into the application's cache. */
-static int write_ccache(request_rec *r, const kd_dir_conf *conf, kd_auth_state *st,
+static int write_ccache(request_rec *r, const kdeleg_dir_conf *conf, kdeleg_auth_state *st,
                         kd_delegation *delegation)
 {
     kd_result res;
     const char *path;
 
     kd_result_init(&res);
-    if (kd_conf_ccache_dir(conf) == NULL)
+    if (kdeleg_conf_ccache_dir(conf) == NULL)
         kd_result_fail(&res, r->pool, KD_CAUSE_INTERNAL_ERROR, "ccache",
                        "no KdelegCcacheDir and no runtime directory");
-    else if (kd_delegation_write_ccache(r->pool, delegation, kd_conf_ccache_dir(conf),
-                                        kd_ccache_tag(r->pool),
+    else if (kd_delegation_write_ccache(r->pool, delegation, kdeleg_conf_ccache_dir(conf),
+                                        kdeleg_ccache_tag(r->pool),
                                         (const char *const *)conf->delegate_to->elts,
                                         conf->delegate_to->nelts, &path, &res)
              == KD_CAUSE_NONE) {
@@ -76,7 +76,7 @@ static int write_ccache(request_rec *r, const kd_dir_conf *conf, kd_auth_state *
 }
 
 /* The application's ticket cache when KdelegDelegateTo asks for one. */
-static int deliver(request_rec *r, const kd_dir_conf *conf, kd_auth_state *st)
+static int deliver(request_rec *r, const kdeleg_dir_conf *conf, kdeleg_auth_state *st)
 {
     if (conf->delegate_to && conf->delegate_to->nelts > 0)
         return write_ccache(r, conf, st, st->delegation);
@@ -101,7 +101,7 @@ static void audit(request_rec *r, const char *step, const char *spn, const char 
 /* Make sure every target's ticket is at hand before anything runs, so a
  * refusal decides the request; tokens are made only where they are sent.
  * A cache-only pass (quiet) is not audited: it asks nobody. */
-static int ensure_all(request_rec *r, const kd_auth_state *st, kd_delegation *delegation,
+static int ensure_all(request_rec *r, const kdeleg_auth_state *st, kd_delegation *delegation,
                       const apr_array_header_t *targets, int quiet, kd_result *res,
                       const char **failed)
 {
@@ -129,12 +129,12 @@ static void note_targets(const apr_array_header_t *targets)
     int i;
 
     for (i = 0; i < targets->nelts; i++)
-        kd_note_target(APR_ARRAY_IDX(targets, i, const char *), KD_CAUSE_NONE);
+        kdeleg_note_target(APR_ARRAY_IDX(targets, i, const char *), KD_CAUSE_NONE);
 }
 
 /* The node's cache first: when it holds every target's ticket for this
  * user, no evidence and no KDC are needed. NULL when it does not. */
-static kd_delegation *from_cache(request_rec *r, kd_auth_state *st,
+static kd_delegation *from_cache(request_rec *r, kdeleg_auth_state *st,
                                  const apr_array_header_t *targets, kd_ticket_cache *cache)
 {
     kd_delegation *cached;
@@ -145,20 +145,20 @@ static kd_delegation *from_cache(request_rec *r, kd_auth_state *st,
         return NULL;
     cached = kd_delegation_cache_only(r->pool, st->principal, st->spn, cache);
     if (ensure_all(r, st, cached, targets, 1, &res, &failed) != 0) {
-        kd_note(KD_STAT_TICKET_CACHE_MISSES);
+        kdeleg_note(KD_STAT_TICKET_CACHE_MISSES);
         return NULL;
     }
-    kd_note(KD_STAT_TICKET_CACHE_HITS);
+    kdeleg_note(KD_STAT_TICKET_CACHE_HITS);
     note_targets(targets);
     return cached;
 }
 
-int kd_delegate(request_rec *r, const kd_dir_conf *conf, kd_auth_state *st,
-                kd_delegation *delegation, const kd_result *why_not,
-                const kd_evidence_source *source)
+int kdeleg_delegate(request_rec *r, const kdeleg_dir_conf *conf, kdeleg_auth_state *st,
+                    kd_delegation *delegation, const kd_result *why_not,
+                    const kdeleg_evidence_source *source)
 {
-    const apr_array_header_t *targets = kd_conf_delegation_targets(r->pool, conf);
-    kd_ticket_cache *cache = kd_cache_tickets();
+    const apr_array_header_t *targets = kdeleg_conf_delegation_targets(r->pool, conf);
+    kd_ticket_cache *cache = kdeleg_cache_tickets();
     kd_result res, internal;
     const char *failed = NULL;
 
@@ -183,35 +183,35 @@ int kd_delegate(request_rec *r, const kd_dir_conf *conf, kd_auth_state *st,
     kd_delegation_set_cache(delegation, cache);
     if (ensure_all(r, st, delegation, targets, 0, &res, &failed) != 0)
         return delegation_failed(r, conf, st, &res, failed);
-    kd_note(KD_STAT_S4U2PROXY_OK);
+    kdeleg_note(KD_STAT_S4U2PROXY_OK);
     note_targets(targets);
     st->delegation = delegation;
 deliver:
     return deliver(r, conf, st);
 }
 
-int kd_delegate_again(request_rec *r, const kd_dir_conf *conf, kd_auth_state *st,
-                      kd_delegation *evidence)
+int kdeleg_delegate_again(request_rec *r, const kdeleg_dir_conf *conf, kdeleg_auth_state *st,
+                          kd_delegation *evidence)
 {
     kd_result why;
 
-    if (kd_conf_delegation_targets(r->pool, conf)->nelts == 0)
+    if (kdeleg_conf_delegation_targets(r->pool, conf)->nelts == 0)
         return OK;
     kd_result_init(&why);
     kd_result_fail(&why, r->pool, KD_CAUSE_INTERNAL_ERROR, "delegate",
                    "the request this one derives from kept no evidence ticket (its location "
                    "does not delegate) and the node's cache lacks these tickets: let that "
                    "location delegate too");
-    return kd_delegate(r, conf, st, evidence, &why, NULL);
+    return kdeleg_delegate(r, conf, st, evidence, &why, NULL);
 }
 
-int kd_delegate_cached(request_rec *r, const kd_dir_conf *conf, kd_auth_state *st)
+int kdeleg_delegate_cached(request_rec *r, const kdeleg_dir_conf *conf, kdeleg_auth_state *st)
 {
-    const apr_array_header_t *targets = kd_conf_delegation_targets(r->pool, conf);
+    const apr_array_header_t *targets = kdeleg_conf_delegation_targets(r->pool, conf);
 
     if (targets->nelts == 0)
         return OK;
-    if ((st->delegation = from_cache(r, st, targets, kd_cache_tickets())) == NULL)
+    if ((st->delegation = from_cache(r, st, targets, kdeleg_cache_tickets())) == NULL)
         return DECLINED;
     return deliver(r, conf, st);
 }
@@ -221,9 +221,9 @@ int kd_delegate_cached(request_rec *r, const kd_dir_conf *conf, kd_auth_state *s
  * own fresh authenticator. */
 static int proxy_fixups(request_rec *r)
 {
-    const kd_dir_conf *conf = ap_get_module_config(r->per_dir_config, &kdeleg_module);
-    const char *spn = kd_conf_proxy_spn(conf);
-    const kd_auth_state *st;
+    const kdeleg_dir_conf *conf = ap_get_module_config(r->per_dir_config, &kdeleg_module);
+    const char *spn = kdeleg_conf_proxy_spn(conf);
+    const kdeleg_auth_state *st;
     unsigned char *token;
     size_t len;
     kd_result res;
@@ -232,7 +232,7 @@ static int proxy_fixups(request_rec *r)
         return OK;
     /* The client's own credentials are for us, never for the back end. */
     apr_table_unset(r->headers_in, "Authorization");
-    st = kd_auth_state_of(r);
+    st = kdeleg_auth_state_of(r);
     if (st == NULL || st->delegation == NULL)
         return OK; /* not authenticated by us, or continuing without credentials */
     kd_result_init(&res);
@@ -253,9 +253,9 @@ static int proxy_fixups(request_rec *r)
 /* The service identity to transition as: the configured principal for the
  * host name the client used (VIP requests act as the VIP account, with its
  * own delegation rights), else the first configured one. */
-const char *kd_pick_impersonator(request_rec *r, const kd_dir_conf *conf)
+const char *kdeleg_pick_impersonator(request_rec *r, const kdeleg_dir_conf *conf)
 {
-    const apr_array_header_t *spns = kd_conf_spns(r, conf);
+    const apr_array_header_t *spns = kdeleg_conf_spns(r, conf);
     const kd_spn *chosen = NULL;
     int i;
 
@@ -273,7 +273,7 @@ const char *kd_pick_impersonator(request_rec *r, const kd_dir_conf *conf)
  * KdelegUserRealm (else the library's default realm), DOMAIN\\alice
  * through KdelegNetbiosDomain, an alternative UPN suffix as an enterprise
  * name. */
-static kd_user_name user_name(request_rec *r, const kd_dir_conf *conf, const char *user,
+static kd_user_name user_name(request_rec *r, const kdeleg_dir_conf *conf, const char *user,
                               const char *spn)
 {
     const char *realm = spn ? strrchr(spn, '@') : NULL;
@@ -282,27 +282,27 @@ static kd_user_name user_name(request_rec *r, const kd_dir_conf *conf, const cha
      * a bare name gets a realm here, so alice and alice@REALM are one user
      * (one entry in the node's cache) */
     return kd_s4u_user_name(r->pool, user,
-                            conf->user_realm ? conf->user_realm : kd_default_realm(),
-                            realm ? realm + 1 : kd_default_realm(), conf->netbios_domains);
+                            conf->user_realm ? conf->user_realm : kdeleg_default_realm(),
+                            realm ? realm + 1 : kdeleg_default_realm(), conf->netbios_domains);
 }
 
 /* Evidence for a transitioned user, only when the node's cache cannot
  * serve: S4U2Self as the impersonator. */
 static kd_delegation *s4u2self_evidence(request_rec *r, void *baton, kd_result *res)
 {
-    const kd_dir_conf *conf = ap_get_module_config(r->per_dir_config, &kdeleg_module);
-    const kd_auth_state *st = baton;
+    const kdeleg_dir_conf *conf = ap_get_module_config(r->per_dir_config, &kdeleg_module);
+    const kdeleg_auth_state *st = baton;
     kd_delegation *delegation = NULL;
     kd_user_name name = user_name(r, conf, st->principal, st->spn);
     const char *impersonator = NULL;
     kd_cause cause;
 
-    cause = kd_acceptor_s4u2self(kd_acceptor_for(conf), r->pool, st->spn,
-                                 kd_conf_service_account(conf, st->spn), &name,
-                                 kd_cache_tickets(), &delegation, &impersonator, res);
+    cause = kd_acceptor_s4u2self(kdeleg_acceptor_for(conf), r->pool, st->spn,
+                                 kdeleg_conf_service_account(conf, st->spn), &name,
+                                 kdeleg_cache_tickets(), &delegation, &impersonator, res);
     audit(r, "S4U2Self", st->spn, st->principal, impersonator, NULL, cause, "kdc");
     if (delegation)
-        kd_note(KD_STAT_S4U2SELF_OK);
+        kdeleg_note(KD_STAT_S4U2SELF_OK);
     return delegation;
 }
 
@@ -335,7 +335,7 @@ static int from_verified_certificate(request_rec *r)
  * only for users a module checked (Basic, Form, a verified certificate,
  * or an AuthType the administrator named), never for a name any module
  * or header could have set. */
-static const char *untrusted_identity(request_rec *r, const kd_dir_conf *conf)
+static const char *untrusted_identity(request_rec *r, const kdeleg_dir_conf *conf)
 {
     if (kd_auth_type_trusted(r->ap_auth_type, conf->trusted_auth_types)
         || from_verified_certificate(r))
@@ -351,58 +351,58 @@ static const char *untrusted_identity(request_rec *r, const kd_dir_conf *conf)
  * before the handler (CGI environment, mod_proxy). */
 static int protocol_transition(request_rec *r)
 {
-    const kd_dir_conf *conf = ap_get_module_config(r->per_dir_config, &kdeleg_module);
-    const kd_auth_state *earlier = kd_auth_state_of(r);
-    kd_auth_state *st;
-    kd_evidence_source source = {s4u2self_evidence, NULL};
+    const kdeleg_dir_conf *conf = ap_get_module_config(r->per_dir_config, &kdeleg_module);
+    const kdeleg_auth_state *earlier = kdeleg_auth_state_of(r);
+    kdeleg_auth_state *st;
+    kdeleg_evidence_source source = {s4u2self_evidence, NULL};
     kd_cause refusal = KD_CAUSE_UNTRUSTED_IDENTITY;
     const char *why;
     kd_result res;
 
     if (earlier != NULL) {
         if (r->main || r->prev)
-            kd_set_identity(r, earlier); /* subrequest of a transitioned request */
+            kdeleg_set_identity(r, earlier); /* subrequest of a transitioned request */
         return DECLINED;
     }
-    if (r->user == NULL || !kd_conf_delegates(conf))
+    if (r->user == NULL || !kdeleg_conf_delegates(conf))
         return DECLINED;
     st = apr_pcalloc(r->pool, sizeof(*st));
     st->user = r->user;
-    st->spn = kd_pick_impersonator(r, conf);
+    st->spn = kdeleg_pick_impersonator(r, conf);
     st->principal = user_name(r, conf, r->user, st->spn).principal;
     st->method = "protocol-transition";
     source.baton = st;
     ap_set_module_config(r->request_config, &kdeleg_module, st);
-    kd_set_identity(r, st);
+    kdeleg_set_identity(r, st);
     kd_result_init(&res);
-    if (!kd_conf_protocol_transition(conf)) {
+    if (!kdeleg_conf_protocol_transition(conf)) {
         kd_result_fail(&res, r->pool, KD_CAUSE_PROTOCOL_TRANSITION_NOT_ALLOWED, "s4u2self",
                        "%s authenticated with AuthType %s and KdelegProtocolTransition is Off "
                        "here", r->user, r->ap_auth_type ? r->ap_auth_type : "(none)");
         return delegation_failed(r, conf, st, &res, NULL);
     }
     if ((why = untrusted_identity(r, conf)) != NULL
-        || (refusal = kd_identity_refusal(r, conf, st->principal, &why)) != KD_CAUSE_NONE) {
+        || (refusal = kdeleg_identity_refusal(r, conf, st->principal, &why)) != KD_CAUSE_NONE) {
         kd_result_fail(&res, r->pool, refusal, "s4u2self", "%s", why);
         return delegation_failed(r, conf, st, &res, NULL);
     }
-    return kd_delegate(r, conf, st, NULL, NULL, &source);
+    return kdeleg_delegate(r, conf, st, NULL, NULL, &source);
 }
 
 /* A session user this node has no cached tickets for: S4U2Self as this
  * node's identity for the host name (the session's acceptor may be another
  * node's), then S4U2Proxy. */
-int kd_delegate_transition(request_rec *r, const kd_dir_conf *conf, kd_auth_state *st)
+int kdeleg_delegate_transition(request_rec *r, const kdeleg_dir_conf *conf, kdeleg_auth_state *st)
 {
-    kd_evidence_source source = {s4u2self_evidence, NULL};
+    kdeleg_evidence_source source = {s4u2self_evidence, NULL};
 
-    st->spn = kd_pick_impersonator(r, conf);
+    st->spn = kdeleg_pick_impersonator(r, conf);
     apr_table_set(r->subprocess_env, "KDELEG_SPN", st->spn);
     source.baton = st;
-    return kd_delegate(r, conf, st, NULL, NULL, &source);
+    return kdeleg_delegate(r, conf, st, NULL, NULL, &source);
 }
 
-void kd_delegate_register_hooks(apr_pool_t *p)
+void kdeleg_delegate_register_hooks(apr_pool_t *p)
 {
     ap_hook_fixups(protocol_transition, NULL, NULL, APR_HOOK_MIDDLE);
     APR_OPTIONAL_HOOK(proxy, fixups, proxy_fixups, NULL, NULL, APR_HOOK_MIDDLE);

@@ -29,15 +29,15 @@ static struct {
     uint32_t lifetime;      /* seconds an authenticator stays replayable */
 } replay;
 
-/* The table outlives configuration generations (kd_kept_table): a
+/* The table outlives configuration generations (kdeleg_kept_table): a
  * graceful restart (daily, with Debian's logrotate) must not forget which
  * authenticators were accepted, or a captured token could be replayed just
  * after it. Kept while the size stays the same, with its one mutex. */
 #define KD_REPLAY_KEPT "mod_kdeleg-replay-table"
 
-static kd_kept_table *kept; /* this generation's, set in post_config */
+static kdeleg_kept_table *kept; /* this generation's, set in post_config */
 
-const char *kd_replay_set(cmd_parms *cmd, void *dconf, const char *arg)
+const char *kdeleg_replay_set(cmd_parms *cmd, void *dconf, const char *arg)
 {
     const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
     char *end;
@@ -63,7 +63,7 @@ const char *kd_replay_set(cmd_parms *cmd, void *dconf, const char *arg)
     return NULL;
 }
 
-int kd_replay_pre_config(apr_pool_t *pconf)
+int kdeleg_replay_pre_config(apr_pool_t *pconf)
 {
     memset(&replay, 0, sizeof(replay));
     return ap_mutex_register(pconf, KD_REPLAY_MUTEX, NULL, APR_LOCK_DEFAULT, 0);
@@ -75,7 +75,7 @@ static apr_status_t replay_cleanup(void *data)
     return APR_SUCCESS;
 }
 
-int kd_replay_post_config(apr_pool_t *pconf, server_rec *s)
+int kdeleg_replay_post_config(apr_pool_t *pconf, server_rec *s)
 {
     apr_status_t rv;
     int fresh;
@@ -84,41 +84,41 @@ int kd_replay_post_config(apr_pool_t *pconf, server_rec *s)
         replay.bytes = KD_REPLAY_DEFAULT_BYTES;
     if (replay.bytes == 0)
         return OK;
-    rv = kd_kept_table_get(s, KD_REPLAY_KEPT, KD_REPLAY_MUTEX, replay.bytes, &kept, &fresh);
+    rv = kdeleg_kept_table_get(s, KD_REPLAY_KEPT, KD_REPLAY_MUTEX, replay.bytes, &kept, &fresh);
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_ERR, rv, s, KDLOGNO(00601)
                      "cannot create the replay cache (%" APR_SIZE_T_FMT " bytes)", replay.bytes);
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     if (fresh)
-        kd_replay_init(kd_kept_table_base(kept), kd_kept_table_size(kept));
-    replay.table = kd_kept_table_base(kept);
+        kd_replay_init(kdeleg_kept_table_base(kept), kdeleg_kept_table_size(kept));
+    replay.table = kdeleg_kept_table_base(kept);
     replay.lifetime = kd_replay_lifetime();
     apr_pool_cleanup_register(pconf, NULL, replay_cleanup, apr_pool_cleanup_null);
     ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s, KDLOGNO(00602)
                  "replay cache: %" APR_SIZE_T_FMT " entries shared by all children, each kept "
-                 "%u s", kd_replay_slots_in(kd_kept_table_size(kept)),
+                 "%u s", kd_replay_slots_in(kdeleg_kept_table_size(kept)),
                  (unsigned)replay.lifetime);
     return OK;
 }
 
-void kd_replay_child_init(apr_pool_t *pchild, server_rec *s)
+void kdeleg_replay_child_init(apr_pool_t *pchild, server_rec *s)
 {
     if (replay.table == NULL)
         return;
-    if ((replay.mutex = kd_kept_table_child_mutex(kept, pchild)) == NULL) {
+    if ((replay.mutex = kdeleg_kept_table_child_mutex(kept, pchild)) == NULL) {
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, KDLOGNO(00603)
                      "replay cache: cannot attach the mutex; this child uses MIT's replay cache");
         replay.table = NULL;
     }
 }
 
-int kd_replay_off(void)
+int kdeleg_replay_off(void)
 {
     return replay.configured && replay.bytes == 0;
 }
 
-int kd_replay_active(void)
+int kdeleg_replay_active(void)
 {
     return replay.table != NULL;
 }
@@ -138,16 +138,16 @@ static kd_replay_result locked(const unsigned char *tag, int claim, apr_status_t
     return rv;
 }
 
-kd_replay_result kd_replay_seen(const unsigned char tag[KD_REPLAY_TAG_BYTES],
-                                apr_status_t *lock_rv)
+kd_replay_result kdeleg_replay_seen(const unsigned char tag[KD_REPLAY_TAG_BYTES],
+                                    apr_status_t *lock_rv)
 {
     return locked(tag, 0, lock_rv);
 }
 
 /* Two copies of one token racing through different workers: only the
  * first claims it. */
-kd_replay_result kd_replay_record(const unsigned char tag[KD_REPLAY_TAG_BYTES],
-                                  apr_status_t *lock_rv)
+kd_replay_result kdeleg_replay_record(const unsigned char tag[KD_REPLAY_TAG_BYTES],
+                                      apr_status_t *lock_rv)
 {
     return locked(tag, 1, lock_rv);
 }

@@ -24,11 +24,11 @@ APLOG_USE_MODULE(kdeleg);
 static struct {
     void *table;                      /* NULL until post_config (or on failure) */
     apr_global_mutex_t *mutex;        /* this child's handle on the table's mutex */
-    kd_kept_table *kept;
+    kdeleg_kept_table *kept;
     server_rec *s;                    /* for lines with no request */
 } revoked;
 
-int kd_revoke_pre_config(apr_pool_t *pconf)
+int kdeleg_revoke_pre_config(apr_pool_t *pconf)
 {
     memset(&revoked, 0, sizeof(revoked));
     return ap_mutex_register(pconf, KD_REVOKE_MUTEX, NULL, APR_LOCK_DEFAULT, 0);
@@ -40,39 +40,39 @@ static apr_status_t revoke_cleanup(void *data)
     return APR_SUCCESS;
 }
 
-int kd_revoke_post_config(apr_pool_t *pconf, server_rec *s)
+int kdeleg_revoke_post_config(apr_pool_t *pconf, server_rec *s)
 {
     apr_status_t rv;
     int fresh;
 
-    rv = kd_kept_table_get(s, KD_REVOKE_KEPT, KD_REVOKE_MUTEX,
-                           kd_revoke_bytes_for(KD_REVOKE_SLOTS), &revoked.kept, &fresh);
+    rv = kdeleg_kept_table_get(s, KD_REVOKE_KEPT, KD_REVOKE_MUTEX,
+                               kd_revoke_bytes_for(KD_REVOKE_SLOTS), &revoked.kept, &fresh);
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_ERR, rv, s, KDLOGNO(00720)
                      "cannot create the session revocation table");
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     if (fresh)
-        kd_revoke_init(kd_kept_table_base(revoked.kept), kd_kept_table_size(revoked.kept));
-    revoked.table = kd_kept_table_base(revoked.kept);
+        kd_revoke_init(kdeleg_kept_table_base(revoked.kept), kdeleg_kept_table_size(revoked.kept));
+    revoked.table = kdeleg_kept_table_base(revoked.kept);
     revoked.s = s;
     apr_pool_cleanup_register(pconf, NULL, revoke_cleanup, apr_pool_cleanup_null);
     return OK;
 }
 
-void kd_revoke_child_init(apr_pool_t *pchild, server_rec *s)
+void kdeleg_revoke_child_init(apr_pool_t *pchild, server_rec *s)
 {
     if (revoked.table == NULL)
         return;
-    if ((revoked.mutex = kd_kept_table_child_mutex(revoked.kept, pchild)) == NULL)
+    if ((revoked.mutex = kdeleg_kept_table_child_mutex(revoked.kept, pchild)) == NULL)
         /* Without the lock this child cannot read the table safely: it
-         * refuses every session instead (fail closed), see kd_is_revoked. */
+         * refuses every session instead (fail closed), see kdeleg_is_revoked. */
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, KDLOGNO(00721)
                      "session revocation table: cannot attach the mutex; this child refuses "
                      "session cookies");
 }
 
-int kd_is_revoked(const char *principal, long long issued_ms)
+int kdeleg_is_revoked(const char *principal, long long issued_ms)
 {
     unsigned char key[KD_REVOKE_KEY_BYTES];
     apr_status_t rv;
@@ -94,8 +94,8 @@ int kd_is_revoked(const char *principal, long long issued_ms)
     return out;
 }
 
-int kd_revoke_principal(request_rec *r, const char *principal, long long before_ms,
-                        long long until)
+int kdeleg_revoke_principal(request_rec *r, const char *principal, long long before_ms,
+                            long long until)
 {
     unsigned char key[KD_REVOKE_KEY_BYTES];
     long long floor_ms = 0;
@@ -114,7 +114,8 @@ int kd_revoke_principal(request_rec *r, const char *principal, long long before_
     }
     if (raised < 0)
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, KDLOGNO(00724)
-                      "kdeleg(%s, %s, -): session revocation table unusable (missing or its lock failed): the logout of %s "
+                      "kdeleg(%s, %s, -): session revocation table unusable (missing or its "
+                      "lock failed): the logout of %s "
                       "cleared the cookie but revoked nothing", r->server->server_hostname,
                       r->useragent_ip, ap_escape_logitem(r->pool, principal));
     if (raised > 0)

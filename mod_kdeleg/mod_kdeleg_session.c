@@ -54,9 +54,9 @@ APLOG_USE_MODULE(kdeleg);
 
 /* ------------------------------------------------------------ directives */
 
-const char *kd_set_virtual_name(cmd_parms *cmd, void *dconf, const char *arg)
+const char *kdeleg_set_virtual_name(cmd_parms *cmd, void *dconf, const char *arg)
 {
-    kd_dir_conf *conf = dconf;
+    kdeleg_dir_conf *conf = dconf;
     const char *host;
     int port;
 
@@ -69,9 +69,9 @@ const char *kd_set_virtual_name(cmd_parms *cmd, void *dconf, const char *arg)
     return NULL;
 }
 
-const char *kd_set_node_name(cmd_parms *cmd, void *dconf, const char *arg)
+const char *kdeleg_set_node_name(cmd_parms *cmd, void *dconf, const char *arg)
 {
-    kd_dir_conf *conf = dconf;
+    kdeleg_dir_conf *conf = dconf;
     kd_origin *o = apr_pcalloc(cmd->pool, sizeof(*o));
     const char *err = kd_origin_parse(cmd->pool, arg, o);
 
@@ -81,22 +81,22 @@ const char *kd_set_node_name(cmd_parms *cmd, void *dconf, const char *arg)
     return NULL;
 }
 
-const char *kd_set_fqdn_redirect(cmd_parms *cmd, void *dconf, int on)
+const char *kdeleg_set_fqdn_redirect(cmd_parms *cmd, void *dconf, int on)
 {
-    ((kd_dir_conf *)dconf)->fqdn_redirect = on;
+    ((kdeleg_dir_conf *)dconf)->fqdn_redirect = on;
     return NULL;
 }
 
-const char *kd_set_session(cmd_parms *cmd, void *dconf, int on)
+const char *kdeleg_set_session(cmd_parms *cmd, void *dconf, int on)
 {
-    ((kd_dir_conf *)dconf)->session = on;
+    ((kdeleg_dir_conf *)dconf)->session = on;
     return NULL;
 }
 
 /* Read at start-up, as root: the file must be private to the server. */
-const char *kd_set_session_key_file(cmd_parms *cmd, void *dconf, const char *arg)
+const char *kdeleg_set_session_key_file(cmd_parms *cmd, void *dconf, const char *arg)
 {
-    kd_dir_conf *conf = dconf;
+    kdeleg_dir_conf *conf = dconf;
     const char *path = ap_server_root_relative(cmd->pool, arg), *err;
     apr_file_t *f;
     apr_finfo_t fi;
@@ -145,9 +145,9 @@ const char *kd_set_session_key_file(cmd_parms *cmd, void *dconf, const char *arg
     return NULL;
 }
 
-const char *kd_set_session_lifetime(cmd_parms *cmd, void *dconf, const char *arg)
+const char *kdeleg_set_session_lifetime(cmd_parms *cmd, void *dconf, const char *arg)
 {
-    kd_dir_conf *conf = dconf;
+    kdeleg_dir_conf *conf = dconf;
     char *end;
     long v = strtol(arg, &end, 10);
 
@@ -157,9 +157,9 @@ const char *kd_set_session_lifetime(cmd_parms *cmd, void *dconf, const char *arg
     return NULL;
 }
 
-const char *kd_set_cookie_domain(cmd_parms *cmd, void *dconf, const char *arg)
+const char *kdeleg_set_cookie_domain(cmd_parms *cmd, void *dconf, const char *arg)
 {
-    kd_dir_conf *conf = dconf;
+    kdeleg_dir_conf *conf = dconf;
     const char *d = arg[0] == '.' ? arg + 1 : arg, *host;
     int port;
 
@@ -173,9 +173,9 @@ const char *kd_set_cookie_domain(cmd_parms *cmd, void *dconf, const char *arg)
 
 /* "default" (or "") is the vhost's own scope; another name is shared by
  * the locations that give it, and names the cookie. */
-const char *kd_set_session_scope(cmd_parms *cmd, void *dconf, const char *arg)
+const char *kdeleg_set_session_scope(cmd_parms *cmd, void *dconf, const char *arg)
 {
-    kd_dir_conf *conf = dconf;
+    kdeleg_dir_conf *conf = dconf;
 
     if (strcasecmp(arg, "default") == 0 || *arg == '\0') {
         conf->session_scope = "";
@@ -188,9 +188,9 @@ const char *kd_set_session_scope(cmd_parms *cmd, void *dconf, const char *arg)
     return NULL;
 }
 
-const char *kd_set_session_logout(cmd_parms *cmd, void *dconf, const char *arg)
+const char *kdeleg_set_session_logout(cmd_parms *cmd, void *dconf, const char *arg)
 {
-    kd_dir_conf *conf = dconf;
+    kdeleg_dir_conf *conf = dconf;
 
     if (strcasecmp(arg, "none") == 0) {
         conf->session_logout = "";
@@ -203,7 +203,8 @@ const char *kd_set_session_logout(cmd_parms *cmd, void *dconf, const char *arg)
     return NULL;
 }
 
-void kd_session_conf_merge(kd_dir_conf *conf, const kd_dir_conf *base, const kd_dir_conf *add)
+void kdeleg_session_conf_merge(kdeleg_dir_conf *conf, const kdeleg_dir_conf *base,
+                               const kdeleg_dir_conf *add)
 {
     conf->virtual_names = add->virtual_names ? add->virtual_names : base->virtual_names;
     conf->node_name = add->node_name ? add->node_name : base->node_name;
@@ -234,12 +235,12 @@ static int domain_covers(const char *domain, const char *host)
     return h > d && host[h - d - 1] == '.' && strcasecmp(host + h - d, domain) == 0;
 }
 
-static int sessions_on(const kd_dir_conf *conf)
+static int sessions_on(const kdeleg_dir_conf *conf)
 {
     return conf->session == 1 && conf->session_keys != NULL;
 }
 
-static const char *fallback_problem(apr_pool_t *p, const kd_dir_conf *conf)
+static const char *fallback_problem(apr_pool_t *p, const kdeleg_dir_conf *conf)
 {
     int i;
 
@@ -256,13 +257,13 @@ static const char *fallback_problem(apr_pool_t *p, const kd_dir_conf *conf)
     if (!sessions_on(conf))
         return "the way back to the virtual name needs KdelegSession On and "
                "KdelegSessionKeyFile";
-    if (kd_replay_off())
+    if (kdeleg_replay_off())
         return "KdelegReplayCache is off: transfer tokens could not be held to one use";
     return NULL;
 }
 
 /* An opt-in cookie domain must at least cover the names it is for. */
-static const char *domain_problem(apr_pool_t *p, const kd_dir_conf *conf)
+static const char *domain_problem(apr_pool_t *p, const kdeleg_dir_conf *conf)
 {
     int i;
 
@@ -284,12 +285,12 @@ static int config_error(server_rec *s, const char *what, const char *problem)
     return HTTP_INTERNAL_SERVER_ERROR;
 }
 
-int kd_session_check_config(apr_pool_t *p, server_rec *s)
+int kdeleg_session_check_config(apr_pool_t *p, server_rec *s)
 {
     int status = OK;
 
     for (; s; s = s->next) {
-        const kd_dir_conf *conf = ap_get_module_config(s->lookup_defaults, &kdeleg_module);
+        const kdeleg_dir_conf *conf = ap_get_module_config(s->lookup_defaults, &kdeleg_module);
         const char *problem;
 
         if (conf == NULL)
@@ -333,7 +334,7 @@ typedef struct {
     apr_table_t *cookies;      /* our cookies by their full name */
     const char *transfer;      /* the kdeleg-transfer value, or NULL */
     int transfer_tried;        /* redeemed (or refused) once already */
-} kd_taken;
+} kdeleg_taken;
 
 /* Names we own: [__Host-|__Secure-]kdeleg_session[_NAME] and
  * [__Host-|__Secure-]kdeleg_state. */
@@ -388,7 +389,7 @@ static int collect_header(void *baton, const char *key, const char *value)
     return 1;
 }
 
-static void take_cookies(request_rec *r, kd_taken *t)
+static void take_cookies(request_rec *r, kdeleg_taken *t)
 {
     apr_array_header_t *headers = apr_array_make(r->pool, 2, sizeof(const char *));
     apr_array_header_t *kept = apr_array_make(r->pool, 2, sizeof(const char *));
@@ -408,7 +409,7 @@ static void take_cookies(request_rec *r, kd_taken *t)
 
 /* The token leaves r->args, the parsed and unparsed URI and the request
  * line (which the access log prints). */
-static void take_transfer(request_rec *r, kd_taken *t)
+static void take_transfer(request_rec *r, kdeleg_taken *t)
 {
     const char *value, *rest;
 
@@ -428,7 +429,7 @@ static void take_transfer(request_rec *r, kd_taken *t)
 
 static int take_credentials(request_rec *r)
 {
-    kd_taken *t = apr_pcalloc(r->pool, sizeof(*t));
+    kdeleg_taken *t = apr_pcalloc(r->pool, sizeof(*t));
 
     t->cookies = apr_table_make(r->pool, 2);
     take_cookies(r, t);
@@ -438,7 +439,7 @@ static int take_credentials(request_rec *r)
     return DECLINED;
 }
 
-static kd_taken *taken_of(request_rec *r)
+static kdeleg_taken *taken_of(request_rec *r)
 {
     void *t = NULL;
 
@@ -461,7 +462,7 @@ static int push_value(void *baton, const char *key, const char *value)
 static apr_array_header_t *cookie_values(request_rec *r, const char *name)
 {
     apr_array_header_t *values = apr_array_make(r->pool, 2, sizeof(const char *));
-    kd_taken *t = taken_of(r);
+    kdeleg_taken *t = taken_of(r);
 
     if (t)
         apr_table_do(push_value, values, t->cookies, name, NULL);
@@ -470,7 +471,7 @@ static apr_array_header_t *cookie_values(request_rec *r, const char *name)
 
 static void logout_register_hooks(apr_pool_t *p);
 
-void kd_session_register_hooks(apr_pool_t *p)
+void kdeleg_session_register_hooks(apr_pool_t *p)
 {
     /* first: before any module reads or copies the request headers */
     ap_hook_post_read_request(take_credentials, NULL, NULL, APR_HOOK_REALLY_FIRST);
@@ -486,7 +487,7 @@ static int is_https(request_rec *r)
 
 /* The host a cookie is minted for: the virtual name the client asked for,
  * in its configured spelling; else this virtual host's ServerName. */
-static const char *scope_host(request_rec *r, const kd_dir_conf *conf)
+static const char *scope_host(request_rec *r, const kdeleg_dir_conf *conf)
 {
     int i;
 
@@ -515,10 +516,10 @@ static int scope_port(request_rec *r)
 
 /* The site's own SPNs: those for the scope's host. A node's own SPNs never
  * enter a virtual name's scope, so every node opens the VIP's cookies. */
-static const apr_array_header_t *scope_spns(request_rec *r, const kd_dir_conf *conf,
+static const apr_array_header_t *scope_spns(request_rec *r, const kdeleg_dir_conf *conf,
                                             const char *host)
 {
-    const apr_array_header_t *spns = kd_conf_spns(r, conf);
+    const apr_array_header_t *spns = kdeleg_conf_spns(r, conf);
     apr_array_header_t *out = apr_array_make(r->pool, 2, sizeof(const char *));
     int i;
 
@@ -530,12 +531,12 @@ static const apr_array_header_t *scope_spns(request_rec *r, const kd_dir_conf *c
     return out;
 }
 
-static const char *scope_name(const kd_dir_conf *conf)
+static const char *scope_name(const kdeleg_dir_conf *conf)
 {
     return conf->session_scope ? conf->session_scope : "";
 }
 
-static const char *scope_of(request_rec *r, const kd_dir_conf *conf)
+static const char *scope_of(request_rec *r, const kdeleg_dir_conf *conf)
 {
     const char *host = scope_host(r, conf);
 
@@ -560,7 +561,7 @@ static const char *site_origin(request_rec *r, const char *host)
 
 /* __Host- on https (host-only, Path=/, Secure: no sibling host can set or
  * shadow it); __Secure- on https with an opt-in domain. */
-static const char *cookie_name(request_rec *r, const kd_dir_conf *conf, const char *base)
+static const char *cookie_name(request_rec *r, const kdeleg_dir_conf *conf, const char *base)
 {
     if (!is_https(r))
         return base;
@@ -568,7 +569,7 @@ static const char *cookie_name(request_rec *r, const kd_dir_conf *conf, const ch
                        NULL);
 }
 
-static const char *session_cookie_name(request_rec *r, const kd_dir_conf *conf)
+static const char *session_cookie_name(request_rec *r, const kdeleg_dir_conf *conf)
 {
     const char *name = scope_name(conf);
 
@@ -576,7 +577,7 @@ static const char *session_cookie_name(request_rec *r, const kd_dir_conf *conf)
                                       : KD_SESSION_COOKIE);
 }
 
-static void set_cookie(request_rec *r, const kd_dir_conf *conf, const char *name,
+static void set_cookie(request_rec *r, const kdeleg_dir_conf *conf, const char *name,
                        const char *value, apr_time_t expires, int with_domain)
 {
     char date[APR_RFC822_DATE_LEN];
@@ -595,7 +596,7 @@ static void set_cookie(request_rec *r, const kd_dir_conf *conf, const char *name
     apr_table_setn(r->err_headers_out, "Cache-Control", "no-store");
 }
 
-static void clear_cookie(request_rec *r, const kd_dir_conf *conf, const char *name)
+static void clear_cookie(request_rec *r, const kdeleg_dir_conf *conf, const char *name)
 {
     set_cookie(r, conf, name, "", 0, 0);
     if (conf->cookie_domain)
@@ -620,11 +621,11 @@ static void log_invalid(request_rec *r, const char *what, const char *why, const
 
 /* REMOTE_USER for a session, as KdelegRemoteUser says where it is used:
  * the cookie holds the principal only. */
-static const char *session_user(request_rec *r, const kd_dir_conf *conf, const char *principal)
+static const char *session_user(request_rec *r, const kdeleg_dir_conf *conf, const char *principal)
 {
     const char *at = strrchr(principal, '@'), *local;
 
-    switch (kd_conf_remote_user(conf)) {
+    switch (kdeleg_conf_remote_user(conf)) {
     case KD_REMOTE_USER_SHORT:
         return at ? apr_pstrmemdup(r->pool, principal, (apr_size_t)(at - principal)) : principal;
     case KD_REMOTE_USER_LOCAL:
@@ -640,9 +641,10 @@ static const char *session_user(request_rec *r, const kd_dir_conf *conf, const c
     }
 }
 
-static kd_auth_state *state_from(request_rec *r, const kd_dir_conf *conf, const kd_session *s)
+static kdeleg_auth_state *state_from(request_rec *r, const kdeleg_dir_conf *conf,
+                                     const kd_session *s)
 {
-    kd_auth_state *st = apr_pcalloc(r->pool, sizeof(*st));
+    kdeleg_auth_state *st = apr_pcalloc(r->pool, sizeof(*st));
     const char *at = strrchr(s->spn, '@');
 
     st->principal = s->principal;
@@ -656,7 +658,7 @@ static kd_auth_state *state_from(request_rec *r, const kd_dir_conf *conf, const 
 
 /* No ticket in this node's cache and no way to get evidence: ask the
  * client for a Kerberos token; the session stays as it is. */
-static int rechallenge(request_rec *r, const kd_auth_state *st)
+static int rechallenge(request_rec *r, const kdeleg_auth_state *st)
 {
     ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, KDLOGNO(00704)
                   "kdeleg(%s, %s, %s): session for %s: this node holds no delegated tickets "
@@ -668,12 +670,12 @@ static int rechallenge(request_rec *r, const kd_auth_state *st)
     return HTTP_UNAUTHORIZED;
 }
 
-static int session_delegation(request_rec *r, const kd_dir_conf *conf, kd_auth_state *st)
+static int session_delegation(request_rec *r, const kdeleg_dir_conf *conf, kdeleg_auth_state *st)
 {
-    if (!kd_conf_delegates(conf) || kd_delegate_cached(r, conf, st) == OK)
+    if (!kdeleg_conf_delegates(conf) || kdeleg_delegate_cached(r, conf, st) == OK)
         return OK;
-    if (kd_conf_protocol_transition(conf))
-        return kd_delegate_transition(r, conf, st);
+    if (kdeleg_conf_protocol_transition(conf))
+        return kdeleg_delegate_transition(r, conf, st);
     return rechallenge(r, st);
 }
 
@@ -683,7 +685,7 @@ static long long now_ms(void)
 }
 
 /* The first of the request's cookies for this scope that opens. */
-static kd_session_status open_session(request_rec *r, const kd_dir_conf *conf,
+static kd_session_status open_session(request_rec *r, const kdeleg_dir_conf *conf,
                                       apr_array_header_t *values, kd_session *s)
 {
     const char *scope = scope_of(r, conf);
@@ -699,7 +701,7 @@ static kd_session_status open_session(request_rec *r, const kd_dir_conf *conf,
     return st;
 }
 
-static int return_to_site(request_rec *r, const kd_dir_conf *conf, const kd_auth_state *st,
+static int return_to_site(request_rec *r, const kdeleg_dir_conf *conf, const kdeleg_auth_state *st,
                           long ticket_seconds_left);
 
 /* The identity policy of this location, for a session made elsewhere (or
@@ -712,23 +714,23 @@ static int session_refused(request_rec *r, kd_cause cause, const char *why)
                   "kdeleg(%s, %s, -): session refused here: cause %s: %s (%s)",
                   r->server->server_hostname, r->useragent_ip, info->name, info->summary,
                   ap_escape_logitem(r->pool, why));
-    kd_note_failure(r, cause, NULL);
+    kdeleg_note_failure(r, cause, NULL);
     apr_table_setn(r->subprocess_env, "KDELEG_ERROR", info->name);
     return info->http_status;
 }
 
-static int use_session(request_rec *r, const kd_dir_conf *conf, const kd_session *s)
+static int use_session(request_rec *r, const kdeleg_dir_conf *conf, const kd_session *s)
 {
-    kd_auth_state *state;
+    kdeleg_auth_state *state;
     const char *why;
     kd_cause refusal;
     int status;
 
-    if ((refusal = kd_identity_refusal(r, conf, s->principal, &why)) != KD_CAUSE_NONE)
+    if ((refusal = kdeleg_identity_refusal(r, conf, s->principal, &why)) != KD_CAUSE_NONE)
         return session_refused(r, refusal, why);
     state = state_from(r, conf, s);
 
-    kd_note(KD_STAT_SESSION_OK);
+    kdeleg_note(KD_STAT_SESSION_OK);
     /* A shared cache never stores an answer to a request carrying
      * Authorization (RFC 9111 3.5), but nothing stops it storing one to a
      * request that carried only our cookie: this page is the user's. */
@@ -736,7 +738,7 @@ static int use_session(request_rec *r, const kd_dir_conf *conf, const kd_session
     ap_set_module_config(r->request_config, &kdeleg_module, state);
     r->user = apr_pstrdup(r->pool, state->user);
     r->ap_auth_type = KD_AUTH_TYPE;
-    kd_set_identity(r, state);
+    kdeleg_set_identity(r, state);
     /* The node leg of the fallback, for a client that already holds a
      * session for the node's own name: it goes back with a token too. */
     if (r->main == NULL
@@ -747,9 +749,9 @@ static int use_session(request_rec *r, const kd_dir_conf *conf, const kd_session
     return session_delegation(r, conf, state);
 }
 
-static int redeem_transfer(request_rec *r, const kd_dir_conf *conf);
+static int redeem_transfer(request_rec *r, const kdeleg_dir_conf *conf);
 
-int kd_session_authenticate(request_rec *r, const kd_dir_conf *conf)
+int kdeleg_session_authenticate(request_rec *r, const kdeleg_dir_conf *conf)
 {
     const char *name;
     apr_array_header_t *values;
@@ -766,7 +768,7 @@ int kd_session_authenticate(request_rec *r, const kd_dir_conf *conf)
     if (values->nelts == 0)
         return DECLINED;
     st = open_session(r, conf, values, &s);
-    if (st == KD_SESSION_OK && kd_is_revoked(s.principal, s.issued_ms)) {
+    if (st == KD_SESSION_OK && kdeleg_is_revoked(s.principal, s.issued_ms)) {
         log_invalid(r, "session cookie", "revoked (KdelegSessionLogout on this node)",
                     s.principal);
         clear_cookie(r, conf, name);
@@ -781,7 +783,7 @@ int kd_session_authenticate(request_rec *r, const kd_dir_conf *conf)
     return use_session(r, conf, &s);
 }
 
-static long session_lifetime(const kd_dir_conf *conf, long ticket_seconds_left)
+static long session_lifetime(const kdeleg_dir_conf *conf, long ticket_seconds_left)
 {
     long lifetime = conf->session_lifetime != KD_UNSET ? conf->session_lifetime
                                                        : DEFAULT_LIFETIME;
@@ -792,7 +794,7 @@ static long session_lifetime(const kd_dir_conf *conf, long ticket_seconds_left)
 }
 
 /* Seal and set the session cookie for this request's scope. */
-static int issue_session(request_rec *r, const kd_dir_conf *conf, const char *principal,
+static int issue_session(request_rec *r, const kdeleg_dir_conf *conf, const char *principal,
                          const char *spn, kd_session_method method, long lifetime)
 {
     kd_session s;
@@ -822,8 +824,9 @@ static int issue_session(request_rec *r, const kd_dir_conf *conf, const char *pr
     return 0;
 }
 
-int kd_session_after_kerberos(request_rec *r, const kd_dir_conf *conf, const kd_auth_state *st,
-                              long ticket_seconds_left)
+int kdeleg_session_after_kerberos(request_rec *r, const kdeleg_dir_conf *conf,
+                                  const kdeleg_auth_state *st,
+                                  long ticket_seconds_left)
 {
     int status;
 
@@ -839,7 +842,7 @@ int kd_session_after_kerberos(request_rec *r, const kd_dir_conf *conf, const kd_
 
 /* ------------------------------------------------------------ FQDN fallback */
 
-static int is_virtual(const kd_dir_conf *conf, const char *host, const char **configured)
+static int is_virtual(const kdeleg_dir_conf *conf, const char *host, const char **configured)
 {
     int i;
 
@@ -878,7 +881,7 @@ static int bounceable(kd_cause cause)
 
 /* A session cookie of this scope that opens: the client already came
  * through the fallback (or Kerberos) here. */
-static int holds_session(request_rec *r, const kd_dir_conf *conf)
+static int holds_session(request_rec *r, const kdeleg_dir_conf *conf)
 {
     apr_array_header_t *values;
     kd_session s;
@@ -887,13 +890,13 @@ static int holds_session(request_rec *r, const kd_dir_conf *conf)
         return 0;
     values = cookie_values(r, session_cookie_name(r, conf));
     return values->nelts > 0 && open_session(r, conf, values, &s) == KD_SESSION_OK
-           && !kd_is_revoked(s.principal, s.issued_ms);
+           && !kdeleg_is_revoked(s.principal, s.issued_ms);
 }
 
-int kd_fqdn_bounce(request_rec *r, const kd_dir_conf *conf, kd_cause cause)
+int kdeleg_fqdn_bounce(request_rec *r, const kdeleg_dir_conf *conf, kd_cause cause)
 {
     const char *host, *vip, *node, *back, *location, *args, *state;
-    kd_taken *t = taken_of(r);
+    kdeleg_taken *t = taken_of(r);
     unsigned char hash[KD_STATE_HASH_BYTES];
     int port;
 
@@ -939,7 +942,7 @@ int kd_fqdn_bounce(request_rec *r, const kd_dir_conf *conf, kd_cause cause)
         r->pool, node, r->parsed_uri.path,
         apr_pstrcat(r->pool, args ? args : "", args ? "&" : "", KD_RETURN_PARAM "=", back,
                     "&" KD_STATE_PARAM "=", kd_state_hash_encode(r->pool, hash), NULL));
-    kd_note(KD_STAT_FQDN_REDIRECTS);
+    kdeleg_note(KD_STAT_FQDN_REDIRECTS);
     ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, KDLOGNO(00701)
                   "kdeleg(%s, %s, -): FQDN fallback: cause %s on virtual name %s; redirecting "
                   "the client to this node's name %s",
@@ -962,7 +965,7 @@ static int node_leg_refused(request_rec *r, const char *raw, const char *why)
  * scheme and port must be those the virtual name is served on here, not
  * whatever the client put in: http for an https site would carry the
  * token in clear, another port reaches another virtual host. */
-static const char *way_back_problem(request_rec *r, const kd_dir_conf *conf, const char *raw,
+static const char *way_back_problem(request_rec *r, const kdeleg_dir_conf *conf, const char *raw,
                                     const char **origin)
 {
     const char *decoded = kd_url_unescape(r->pool, raw), *vip, *err;
@@ -986,7 +989,7 @@ static const char *way_back_problem(request_rec *r, const kd_dir_conf *conf, con
  * came from with a transfer token for that origin only. Only a configured
  * virtual name, on its configured scheme and port, is a way back.
  * DECLINED when this is not the node leg. */
-static int return_to_site(request_rec *r, const kd_dir_conf *conf, const kd_auth_state *st,
+static int return_to_site(request_rec *r, const kdeleg_dir_conf *conf, const kdeleg_auth_state *st,
                           long ticket_seconds_left)
 {
     const char *raw, *rest, *err, *state, *origin = NULL, *token;
@@ -1026,11 +1029,11 @@ static int return_to_site(request_rec *r, const kd_dir_conf *conf, const kd_auth
                                                 KD_TRANSFER_PARAM "=", token, NULL)));
 }
 
-static int transfer_refused(request_rec *r, const kd_dir_conf *conf, const char *why,
+static int transfer_refused(request_rec *r, const kdeleg_dir_conf *conf, const char *why,
                             const char *principal)
 {
     log_invalid(r, "transfer token", why, principal);
-    kd_note_failure(r, KD_CAUSE_SESSION_INVALID, NULL);
+    kdeleg_note_failure(r, KD_CAUSE_SESSION_INVALID, NULL);
     clear_cookie(r, conf, cookie_name(r, conf, KD_STATE_COOKIE));
     return DECLINED;
 }
@@ -1041,10 +1044,10 @@ static const char *spend(const kd_session *t)
     unsigned char tag[KD_REPLAY_TAG_BYTES];
     apr_status_t lock_rv;
 
-    if (!kd_replay_active())
+    if (!kdeleg_replay_active())
         return "single use cannot be enforced: KdelegReplayCache is off";
     kd_replay_tag(t->id, sizeof(t->id), tag);
-    switch (kd_replay_record(tag, &lock_rv)) {
+    switch (kdeleg_replay_record(tag, &lock_rv)) {
     case KD_REPLAY_FRESH:
         return NULL;
     case KD_REPLAY_SEEN:
@@ -1057,7 +1060,8 @@ static const char *spend(const kd_session *t)
 }
 
 /* Why a token opened on this node must still be refused; NULL if none. */
-static const char *transfer_problem(request_rec *r, const kd_dir_conf *conf, const kd_session *t)
+static const char *transfer_problem(request_rec *r, const kdeleg_dir_conf *conf,
+                                    const kd_session *t)
 {
     apr_array_header_t *states = cookie_values(r, cookie_name(r, conf, KD_STATE_COOKIE));
     unsigned char hash[KD_STATE_HASH_BYTES];
@@ -1073,16 +1077,16 @@ static const char *transfer_problem(request_rec *r, const kd_dir_conf *conf, con
     if (!match)
         return states->nelts ? "the state cookie does not match (login CSRF?)"
                              : "no state cookie: the bounce did not start in this browser";
-    if (kd_is_revoked(t->principal, t->issued_ms))
+    if (kdeleg_is_revoked(t->principal, t->issued_ms))
         return "revoked (KdelegSessionLogout on this node)";
     return spend(t);
 }
 
 /* Back on the virtual name with a token: exchange it for a host-only
  * session cookie, and send the client to the URL without the token. */
-static int redeem_transfer(request_rec *r, const kd_dir_conf *conf)
+static int redeem_transfer(request_rec *r, const kdeleg_dir_conf *conf)
 {
-    kd_taken *tk = taken_of(r);
+    kdeleg_taken *tk = taken_of(r);
     const char *why, *path;
     kd_session t;
     kd_session_status st;
@@ -1107,7 +1111,7 @@ static int redeem_transfer(request_rec *r, const kd_dir_conf *conf)
     if (issue_session(r, conf, t.principal, t.spn, t.method, lifetime) != 0)
         return transfer_refused(r, conf, "no session could be issued from it", t.principal);
     clear_cookie(r, conf, cookie_name(r, conf, KD_STATE_COOKIE));
-    kd_note(KD_STAT_TRANSFERS_REDEEMED);
+    kdeleg_note(KD_STAT_TRANSFERS_REDEEMED);
     ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, KDLOGNO(00709)
                   "kdeleg(%s, %s, -): FQDN fallback: transfer token for %s redeemed; session "
                   "issued for %s", r->server->server_hostname, r->useragent_ip,
@@ -1124,7 +1128,7 @@ static int redeem_transfer(request_rec *r, const kd_dir_conf *conf)
 
 static int logout_fixups(request_rec *r)
 {
-    const kd_dir_conf *conf = ap_get_module_config(r->per_dir_config, &kdeleg_module);
+    const kdeleg_dir_conf *conf = ap_get_module_config(r->per_dir_config, &kdeleg_module);
 
     if (conf && conf->session_logout && *conf->session_logout && r->main == NULL
         && strcmp(r->uri, conf->session_logout) == 0)
@@ -1134,7 +1138,7 @@ static int logout_fixups(request_rec *r)
 
 /* Revoke (principal, issued before now) for the session this request
  * carries in this scope; returns the principal, or NULL. */
-static const char *revoke_session(request_rec *r, const kd_dir_conf *conf, const char *name)
+static const char *revoke_session(request_rec *r, const kdeleg_dir_conf *conf, const char *name)
 {
     apr_array_header_t *values = cookie_values(r, name);
     kd_session s;
@@ -1142,8 +1146,8 @@ static const char *revoke_session(request_rec *r, const kd_dir_conf *conf, const
     if (values->nelts == 0 || open_session(r, conf, values, &s) != KD_SESSION_OK)
         return NULL;
     /* until the longest session this node could have issued ends */
-    kd_revoke_principal(r, s.principal, now_ms(), apr_time_sec(apr_time_now()) + 7 * 24 * 3600);
-    kd_note(KD_STAT_SESSION_LOGOUTS);
+    kdeleg_revoke_principal(r, s.principal, now_ms(), apr_time_sec(apr_time_now()) + 7 * 24 * 3600);
+    kdeleg_note(KD_STAT_SESSION_LOGOUTS);
     ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r, KDLOGNO(00723)
                   "kdeleg(%s, %s, -): logout: every session of %s issued until now (by any node, "
                   "in any scope) is refused on this node", r->server->server_hostname,
@@ -1154,7 +1158,7 @@ static const char *revoke_session(request_rec *r, const kd_dir_conf *conf, const
 
 static int logout_handler(request_rec *r)
 {
-    const kd_dir_conf *conf;
+    const kdeleg_dir_conf *conf;
     const char *name, *who = NULL;
 
     if (r->handler == NULL || strcmp(r->handler, KD_LOGOUT_HANDLER) != 0)

@@ -12,29 +12,29 @@
 
 #include <util_mutex.h>
 
-struct kd_kept_table {
+struct kdeleg_kept_table {
     apr_shm_t *shm;
     apr_size_t bytes;
     apr_global_mutex_t *mutex;
 };
 
-static kd_kept_table *kept_of(apr_pool_t *process_pool, const char *key)
+static kdeleg_kept_table *kept_of(apr_pool_t *process_pool, const char *key)
 {
     void *data = NULL;
 
     apr_pool_userdata_get(&data, key, process_pool);
     if (data == NULL) {
-        data = apr_pcalloc(process_pool, sizeof(kd_kept_table));
+        data = apr_pcalloc(process_pool, sizeof(kdeleg_kept_table));
         apr_pool_userdata_set(data, key, apr_pool_cleanup_null, process_pool);
     }
     return data;
 }
 
-apr_status_t kd_kept_table_get(server_rec *s, const char *key, const char *mutex_type,
-                               apr_size_t bytes, kd_kept_table **out, int *fresh)
+apr_status_t kdeleg_kept_table_get(server_rec *s, const char *key, const char *mutex_type,
+                                   apr_size_t bytes, kdeleg_kept_table **out, int *fresh)
 {
     apr_pool_t *pp = s->process->pool;
-    kd_kept_table *t = kept_of(pp, key);
+    kdeleg_kept_table *t = kept_of(pp, key);
     apr_status_t rv;
 
     *out = NULL;
@@ -66,17 +66,17 @@ apr_status_t kd_kept_table_get(server_rec *s, const char *key, const char *mutex
     return APR_SUCCESS;
 }
 
-void *kd_kept_table_base(const kd_kept_table *t)
+void *kdeleg_kept_table_base(const kdeleg_kept_table *t)
 {
     return apr_shm_baseaddr_get(t->shm);
 }
 
-apr_size_t kd_kept_table_size(const kd_kept_table *t)
+apr_size_t kdeleg_kept_table_size(const kdeleg_kept_table *t)
 {
     return apr_shm_size_get(t->shm);
 }
 
-apr_global_mutex_t *kd_kept_table_child_mutex(const kd_kept_table *t, apr_pool_t *pchild)
+apr_global_mutex_t *kdeleg_kept_table_child_mutex(const kdeleg_kept_table *t, apr_pool_t *pchild)
 {
     apr_global_mutex_t *m = t->mutex;
 

@@ -37,12 +37,12 @@ static kd_stats *stats; /* set in post_config, inherited by every child */
 
 /* ------------------------------------------------------------ counting */
 
-void kd_note(kd_stat which)
+void kdeleg_note(kd_stat which)
 {
     kd_stats_count(stats, which);
 }
 
-void kd_note_failure(request_rec *r, kd_cause cause, const char *spn)
+void kdeleg_note_failure(request_rec *r, kd_cause cause, const char *spn)
 {
     if (cause == KD_CAUSE_NO_TOKEN || cause == KD_CAUSE_NONE)
         return;
@@ -51,14 +51,14 @@ void kd_note_failure(request_rec *r, kd_cause cause, const char *spn)
                      r->useragent_ip, spn);
 }
 
-void kd_note_target(const char *target, kd_cause cause)
+void kdeleg_note_target(const char *target, kd_cause cause)
 {
     kd_stats_target(stats, target, cause, apr_time_sec(apr_time_now()));
 }
 
 /* Counters survive graceful restarts like the replay table: made once in
  * the process pool and found again there. */
-int kd_status_post_config(apr_pool_t *pconf, server_rec *s)
+int kdeleg_status_post_config(apr_pool_t *pconf, server_rec *s)
 {
     apr_shm_t *shm = NULL;
     apr_status_t rv;
@@ -94,7 +94,7 @@ typedef struct {
 
 typedef struct {
     server_rec *s;
-    const kd_dir_conf *conf;
+    const kdeleg_dir_conf *conf;
     const char *name;
     apr_array_header_t *names;   /* const char *: ServerName, aliases, virtual names */
     const char *keytab;
@@ -148,9 +148,9 @@ static void view_vhost(apr_pool_t *p, server_rec *s, vhost_view *v)
         add_name(v->names, APR_ARRAY_IDX(s->names, i, const char *));
     for (i = 0; v->conf->virtual_names && i < v->conf->virtual_names->nelts; i++)
         add_name(v->names, APR_ARRAY_IDX(v->conf->virtual_names, i, const char *));
-    v->keytab = kd_conf_keytab(v->conf);
+    v->keytab = kdeleg_conf_keytab(v->conf);
     v->entries = kd_keytab_list(p, v->keytab, &v->keytab_error);
-    spns = kd_conf_server_spns(p, s, v->conf);
+    spns = kdeleg_conf_server_spns(p, s, v->conf);
     v->spns = apr_array_make(p, spns->nelts, sizeof(spn_check));
     for (i = 0; i < spns->nelts; i++) {
         spn_check *c = apr_array_push(v->spns);
@@ -164,15 +164,15 @@ static void view_vhost(apr_pool_t *p, server_rec *s, vhost_view *v)
             if (c->kvno < 0)
                 c->kvno = kd_keytab_kvno(v->entries, apr_pstrcat(p, "HOST/", one->host, at, NULL));
         }
-        c->tgt_as = kd_conf_service_account(v->conf, c->spn);
+        c->tgt_as = kdeleg_conf_service_account(v->conf, c->spn);
         if (c->tgt_as == NULL && c->key_owner)
             c->tgt_as = c->key_owner;
         else if (c->tgt_as == NULL) /* the SPN itself, with the realm it gets */
-            c->tgt_as = one->realm || !kd_default_realm()
-                            ? c->spn : apr_pstrcat(p, c->spn, "@", kd_default_realm(), NULL);
+            c->tgt_as = one->realm || !kdeleg_default_realm()
+                            ? c->spn : apr_pstrcat(p, c->spn, "@", kdeleg_default_realm(), NULL);
         v->missing += c->kvno < 0;
     }
-    v->targets = kd_conf_delegation_targets(p, v->conf);
+    v->targets = kdeleg_conf_delegation_targets(p, v->conf);
 }
 
 /* What the caller sent: the "you" section (Microsoft's WhoAmI page). */
@@ -180,7 +180,7 @@ static void view_caller(status_view *sv)
 {
     request_rec *r = sv->r;
     const char *auth = apr_table_get(r->headers_in, "Authorization");
-    const kd_auth_state *st = kd_auth_state_of(r);
+    const kdeleg_auth_state *st = kdeleg_auth_state_of(r);
     unsigned char *tok;
     size_t len;
     kd_token_info info;
@@ -285,7 +285,7 @@ static const char **strings(apr_pool_t *p, const apr_array_header_t *a)
  * and a virtual host inheriting everything are tested once. */
 static void run_selftest(request_rec *r, status_view *sv)
 {
-    const kd_dir_conf *here = ap_get_module_config(r->per_dir_config, &kdeleg_module);
+    const kdeleg_dir_conf *here = ap_get_module_config(r->per_dir_config, &kdeleg_module);
     apr_hash_t *done = apr_hash_make(r->pool);
     int i, j;
 
@@ -303,20 +303,20 @@ static void run_selftest(request_rec *r, status_view *sv)
         for (j = 0; j < v->spns->nelts; j++)
             APR_ARRAY_PUSH(spns, const char *) = APR_ARRAY_IDX(v->spns, j, spn_check).spn;
         if (v->s == r->server)
-            apr_array_cat(targets, kd_conf_delegation_targets(r->pool, here));
+            apr_array_cat(targets, kdeleg_conf_delegation_targets(r->pool, here));
         key = apr_pstrcat(r->pool, v->keytab, "|", apr_array_pstrcat(r->pool, spns, ','), "|",
                           apr_array_pstrcat(r->pool, targets, ','), NULL);
         if (apr_hash_get(done, key, APR_HASH_KEY_STRING))
             continue;
         apr_hash_set(done, key, APR_HASH_KEY_STRING, key);
         memset(&prm, 0, sizeof(prm));
-        prm.acceptor = kd_acceptor_for(v->conf);
+        prm.acceptor = kdeleg_acceptor_for(v->conf);
         prm.keytab = v->keytab;
         prm.service = APR_ARRAY_IDX(spns, 0, const char *);
         prm.spns = strings(r->pool, spns);
         prm.n_spns = spns->nelts;
         prm.test_user = here->selftest_user ? here->selftest_user : v->conf->selftest_user;
-        prm.account = kd_conf_service_account(v->conf, prm.service);
+        prm.account = kdeleg_conf_service_account(v->conf, prm.service);
         prm.targets = strings(r->pool, targets);
         prm.n_targets = targets->nelts;
         prm.max_clock_offset = SELFTEST_MAX_OFFSET;
@@ -360,7 +360,7 @@ static const char *cross_site(request_rec *r)
  * once per interval. */
 static int selftest_allowed(request_rec *r)
 {
-    const kd_dir_conf *conf = ap_get_module_config(r->per_dir_config, &kdeleg_module);
+    const kdeleg_dir_conf *conf = ap_get_module_config(r->per_dir_config, &kdeleg_module);
     const char *why;
 
     if (r->method_number != M_POST) {
@@ -785,7 +785,7 @@ static int status_handler(request_rec *r)
     return OK;
 }
 
-void kd_status_register_hooks(apr_pool_t *p)
+void kdeleg_status_register_hooks(apr_pool_t *p)
 {
     ap_hook_handler(status_handler, NULL, NULL, APR_HOOK_MIDDLE);
 }
