@@ -233,7 +233,8 @@ void kdeleg_cache_child_init(apr_pool_t *pchild, server_rec *s);
 /* Shared tables kept across graceful restarts with their one mutex
  * (mod_kdeleg_shm.c). kdeleg_kept_table_get finds the table key of bytes in the
  * process pool, or makes it (*fresh: the caller initialises it) with a
- * mutex of the registered mutex_type; children attach to that mutex with
+ * mutex of the registered mutex_type (NULL: none, for tables whose users
+ * need no lock); children attach to that mutex with
  * kdeleg_kept_table_child_mutex (NULL when they cannot). */
 typedef struct kdeleg_kept_table kdeleg_kept_table;
 apr_status_t kdeleg_kept_table_get(server_rec *s, const char *key, const char *mutex_type,

@@ -53,8 +53,9 @@ apr_status_t kdeleg_kept_table_get(server_rec *s, const char *key, const char *m
         t->shm = NULL;
         return rv;
     }
-    if ((rv = ap_global_mutex_create(&t->mutex, NULL, mutex_type, NULL, s, pp, 0))
-        != APR_SUCCESS) {
+    if (mutex_type != NULL
+        && (rv = ap_global_mutex_create(&t->mutex, NULL, mutex_type, NULL, s, pp, 0))
+               != APR_SUCCESS) {
         apr_shm_destroy(t->shm);
         t->shm = NULL;
         t->mutex = NULL;

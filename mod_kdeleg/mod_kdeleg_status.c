@@ -16,7 +16,6 @@
 #include <http_protocol.h>
 #include <http_request.h>
 #include <util_cfgtree.h>
-#include <apr_shm.h>
 #include <apr_strings.h>
 #include <openssl/crypto.h>
 
@@ -56,27 +55,23 @@ void kdeleg_note_target(const char *target, kd_cause cause)
     kd_stats_target(stats, target, cause, apr_time_sec(apr_time_now()));
 }
 
-/* Counters survive graceful restarts like the replay table: made once in
- * the process pool and found again there. */
+/* Counters survive graceful restarts like the replay table (a kept
+ * table); they are lock-free, so it has no mutex. */
 int kdeleg_status_post_config(apr_pool_t *pconf, server_rec *s)
 {
-    apr_shm_t *shm = NULL;
+    kdeleg_kept_table *kept;
     apr_status_t rv;
-    void *kept = NULL;
+    int fresh;
 
-    apr_pool_userdata_get(&kept, KD_STATS_KEPT, s->process->pool);
-    if (kept == NULL) {
-        rv = apr_shm_create(&shm, kd_stats_size(), NULL, s->process->pool);
-        if (rv != APR_SUCCESS) {
-            ap_log_error(APLOG_MARK, APLOG_WARNING, rv, s, KDLOGNO(00801)
-                         "no shared memory for statistics: the status page shows no "
-                         "counters");
-            return OK;
-        }
-        kept = kd_stats_init(apr_shm_baseaddr_get(shm), apr_shm_size_get(shm));
-        apr_pool_userdata_set(kept, KD_STATS_KEPT, apr_pool_cleanup_null, s->process->pool);
+    rv = kdeleg_kept_table_get(s, KD_STATS_KEPT, NULL, kd_stats_size(), &kept, &fresh);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, rv, s, KDLOGNO(00801)
+                     "no shared memory for statistics: the status page shows no counters");
+        return OK;
     }
-    stats = kd_stats_attach(kept);
+    if (fresh)
+        kd_stats_init(kdeleg_kept_table_base(kept), kdeleg_kept_table_size(kept));
+    stats = kd_stats_attach(kdeleg_kept_table_base(kept));
     return OK;
 }
 

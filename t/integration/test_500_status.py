@@ -96,6 +96,11 @@ def test_counters_and_failures_cover_all_children(node, realm, alice_ccache):
     assert "KdelegServiceNames" in first["hint"] + first["fix_mit"]
     assert "setspn" in first["fix_ad"]
     assert re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$", first["time"])
+    # A graceful restart (Debian's daily logrotate) keeps the counters.
+    node.reload()
+    after = kdclient.status(node)
+    assert after["counters"]["auth_ok"] == 6 and after["counters"]["failures_wrong-spn"] == 1
+    assert [f["cause"] for f in after["recent_failures"]] == ["wrong-spn", "ntlm-offered"]
 
 
 def test_you_section(node, realm, alice_ccache):
