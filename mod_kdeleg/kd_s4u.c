@@ -6,10 +6,10 @@
 #include <apr_file_io.h>
 #include <apr_hash.h>
 #include <apr_strings.h>
-#include <apr_thread_mutex.h>
 #include <gssapi/gssapi_ext.h>
 #include <gssapi/gssapi_krb5.h>
 
+#include "kd_credtab.h"
 #include "kd_gss.h"
 #include "kd_pac.h"
 #include "kd_token.h"
@@ -41,37 +41,22 @@ struct kd_delegation {
 #define KD_READY_MAX 1024
 
 typedef struct {
-    char *key;
+    kd_credtab_entry base;   /* key: user, SPN and target */
     gss_cred_id_t cred;
     char *ccache;            /* the MEMORY ccache holding the ticket */
     apr_time_t expires;
-    unsigned refs;
-    int stale;
 } ready_cred;
 
 static struct {
-    apr_thread_mutex_t *lock;
-    apr_hash_t *creds;       /* key -> ready_cred*, guarded by lock */
-    unsigned count;
+    kd_credtab *table;       /* key -> ready_cred*; its lock also guards: */
     /* Target without a realm -> its [domain_realm] realm ("" for none),
-     * so requests do not ask the library each time. Guarded by lock;
-     * bounded, since targets come from the configuration. */
+     * so requests do not ask the library each time. Bounded, since
+     * targets come from the configuration. */
     apr_pool_t *pool;
     apr_hash_t *target_realms;
 } ready_store;
 
 #define KD_TARGET_REALMS_MAX 256
-
-void kd_s4u_child_init(apr_pool_t *p)
-{
-    /* The tables grow at run time, from worker threads under lock: in a
-     * pool of their own, which nothing else allocates from. */
-    if (apr_thread_mutex_create(&ready_store.lock, APR_THREAD_MUTEX_DEFAULT, p) == APR_SUCCESS
-        && apr_pool_create(&ready_store.pool, p) == APR_SUCCESS) {
-        ready_store.creds = apr_hash_make(ready_store.pool);
-        ready_store.target_realms = apr_hash_make(ready_store.pool);
-    }
-}
 
 static void ready_free(ready_cred *c)
 {
@@ -86,29 +71,24 @@ static void ready_free(ready_cred *c)
         krb5_free_context(ctx);
     }
     free(c->ccache);
-    free(c->key);
+    free(c->base.key);
     free(c);
 }
 
-/* Under lock: drop an entry from the table, free it now or on last release. */
-static void ready_retire(ready_cred *c)
+static void ready_free_cb(kd_credtab_entry *e, void *baton)
 {
-    apr_hash_set(ready_store.creds, c->key, APR_HASH_KEY_STRING, NULL);
-    ready_store.count--;
-    c->stale = 1;
-    if (c->refs == 0)
-        ready_free(c);
+    (void)baton;
+    ready_free((ready_cred *)e);
 }
 
-static apr_status_t ready_release(void *data)
+void kd_s4u_child_init(apr_pool_t *p)
 {
-    ready_cred *c = data;
-
-    apr_thread_mutex_lock(ready_store.lock);
-    if (--c->refs == 0 && c->stale)
-        ready_free(c);
-    apr_thread_mutex_unlock(ready_store.lock);
-    return APR_SUCCESS;
+    /* The tables grow at run time, from worker threads under lock: in a
+     * pool of their own, which nothing else allocates from. */
+    if (apr_pool_create(&ready_store.pool, p) == APR_SUCCESS
+        && (ready_store.table = kd_credtab_create(ready_store.pool, KD_READY_MAX, ready_free_cb,
+                                                  NULL)) != NULL)
+        ready_store.target_realms = apr_hash_make(ready_store.pool);
 }
 
 /* Borrow the ready credential for key until pool p is cleared. */
@@ -116,46 +96,39 @@ static ready_cred *ready_borrow(apr_pool_t *p, const char *key)
 {
     ready_cred *c;
 
-    if (ready_store.creds == NULL)
+    if (ready_store.table == NULL)
         return NULL;
-    apr_thread_mutex_lock(ready_store.lock);
-    c = apr_hash_get(ready_store.creds, key, APR_HASH_KEY_STRING);
+    kd_credtab_lock(ready_store.table);
+    c = (ready_cred *)kd_credtab_get(ready_store.table, key);
     if (c && c->expires <= apr_time_now()) {
-        ready_retire(c);
+        kd_credtab_retire(ready_store.table, &c->base);
         c = NULL;
     }
     if (c)
-        c->refs++;
-    apr_thread_mutex_unlock(ready_store.lock);
+        kd_credtab_borrow(&c->base);
+    kd_credtab_unlock(ready_store.table);
     if (c)
-        apr_pool_cleanup_register(p, c, ready_release, apr_pool_cleanup_null);
+        kd_credtab_release_with(ready_store.table, &c->base, p);
     return c;
+}
+
+static apr_status_t ready_free_now(void *data)
+{
+    ready_free(data);
+    return APR_SUCCESS;
 }
 
 /* Publish a new ready credential (taking ownership) and borrow it. */
 static ready_cred *ready_publish(apr_pool_t *p, ready_cred *c)
 {
-    ready_cred *old;
-
-    if (ready_store.creds == NULL) { /* no table (unit tests): the request owns it */
-        c->stale = 1;
-        c->refs = 1;
-        apr_pool_cleanup_register(p, c, ready_release, apr_pool_cleanup_null);
+    if (ready_store.table == NULL) { /* no table (unit tests): the request owns it */
+        apr_pool_cleanup_register(p, c, ready_free_now, apr_pool_cleanup_null);
         return c;
     }
-    apr_thread_mutex_lock(ready_store.lock);
-    if ((old = apr_hash_get(ready_store.creds, c->key, APR_HASH_KEY_STRING)) != NULL)
-        ready_retire(old);
-    if (ready_store.count >= KD_READY_MAX) {
-        apr_hash_index_t *hi;
-        for (hi = apr_hash_first(NULL, ready_store.creds); hi; hi = apr_hash_next(hi))
-            ready_retire(apr_hash_this_val(hi));
-    }
-    apr_hash_set(ready_store.creds, c->key, APR_HASH_KEY_STRING, c);
-    ready_store.count++;
-    c->refs = 1;
-    apr_thread_mutex_unlock(ready_store.lock);
-    apr_pool_cleanup_register(p, c, ready_release, apr_pool_cleanup_null);
+    kd_credtab_lock(ready_store.table);
+    kd_credtab_install(ready_store.table, &c->base);
+    kd_credtab_unlock(ready_store.table);
+    kd_credtab_release_with(ready_store.table, &c->base, p);
     return c;
 }
 
@@ -253,17 +226,17 @@ static const char *mapped_realm(apr_pool_t *p, kd_delegation *d, const char *tar
 
     if (ready_store.target_realms == NULL) /* unit tests: no per-process state */
         return target_realm(p, delegation_ctx(d), target);
-    apr_thread_mutex_lock(ready_store.lock);
+    kd_credtab_lock(ready_store.table);
     realm = apr_hash_get(ready_store.target_realms, target, APR_HASH_KEY_STRING);
-    apr_thread_mutex_unlock(ready_store.lock);
+    kd_credtab_unlock(ready_store.table);
     if (realm != NULL)
         return realm[0] ? realm : NULL;
     realm = target_realm(p, delegation_ctx(d), target);
-    apr_thread_mutex_lock(ready_store.lock);
+    kd_credtab_lock(ready_store.table);
     if (apr_hash_count(ready_store.target_realms) < KD_TARGET_REALMS_MAX)
         apr_hash_set(ready_store.target_realms, apr_pstrdup(ready_store.pool, target),
                      APR_HASH_KEY_STRING, apr_pstrdup(ready_store.pool, realm ? realm : ""));
-    apr_thread_mutex_unlock(ready_store.lock);
+    kd_credtab_unlock(ready_store.table);
     return realm;
 }
 
@@ -489,7 +462,7 @@ static ready_cred *build_ready(kd_delegation *d, const char *key, krb5_creds *cr
     char *full_name = NULL, *client = NULL;
     ready_cred *c = calloc(1, sizeof(*c));
 
-    if (c == NULL || (c->key = strdup(key)) == NULL
+    if (c == NULL || (c->base.key = strdup(key)) == NULL
         || krb5_cc_new_unique(d->ctx, "MEMORY", NULL, &cc) != 0
         || krb5_cc_initialize(d->ctx, cc, creds->client) != 0
         || krb5_cc_store_cred(d->ctx, cc, creds) != 0

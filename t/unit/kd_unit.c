@@ -53,6 +53,7 @@ int main(void)
     srunner_add_suite(sr, kd_s4u_suite());
     srunner_add_suite(sr, kd_result_suite());
     srunner_add_suite(sr, kd_revoke_suite());
+    srunner_add_suite(sr, kd_credtab_suite());
     srunner_add_suite(sr, kd_seal_suite());
     srunner_add_suite(sr, kd_spn_suite());
     srunner_add_suite(sr, kd_ticket_cache_suite());

@@ -24,6 +24,7 @@ Suite *kd_replay_suite(void);
 Suite *kd_s4u_suite(void);
 Suite *kd_result_suite(void);
 Suite *kd_revoke_suite(void);
+Suite *kd_credtab_suite(void);
 Suite *kd_seal_suite(void);
 Suite *kd_spn_suite(void);
 Suite *kd_ticket_cache_suite(void);
