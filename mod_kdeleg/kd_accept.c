@@ -14,6 +14,7 @@
 #include <profile.h>
 
 #include "kd_base64.h"
+#include "kd_credtab.h"
 #include "kd_gss.h"
 #include "kd_keytab.h"
 #include "kd_log.h"
@@ -22,14 +23,13 @@
  * keytab file. Reference-counted so a keytab change never releases a
  * credential another thread is still accepting with. */
 typedef struct {
+    kd_credtab_entry base; /* key: principal ignoring case, plus what makes it
+                            * another credential */
     gss_cred_id_t cred;
     apr_time_t mtime;
     apr_time_t ctime;   /* chmod/chown too: every child then judges the same file */
     apr_ino_t inode;
     apr_off_t size;
-    unsigned refs;
-    int stale;
-    char *key;          /* principal ignoring case, plus what makes it another credential */
     char *principal;    /* the SPN as the keytab spells it */
     char *ccache;       /* impersonator: MEMORY ccache with the service's TGT */
     char *account;      /* impersonator: the principal that TGT was taken as */
@@ -48,8 +48,7 @@ typedef struct {
 struct kd_acceptor {
     krb5_context ctx;           /* this acceptor's own, used under its lock only */
     const char *keytab;
-    apr_thread_mutex_t *lock;   /* the table; never held across KDC I/O */
-    apr_hash_t *creds;          /* key -> cred_entry*, guarded by lock */
+    kd_credtab *table;          /* its lock guards what follows; never held across KDC I/O */
     apr_hash_t *held;           /* key -> held_failure*, guarded by lock */
     /* The keytab's names, re-read when the file changes; guarded by lock.
      * Its pool has an allocator of its own, cleared under lock. */
@@ -99,9 +98,14 @@ static void entry_free(kd_acceptor *a, cred_entry *e)
     free(e->memkt);
     free(e->ccache);
     free(e->account);
-    free(e->key);
+    free(e->base.key);
     free(e->principal);
     free(e);
+}
+
+static void entry_free_cb(kd_credtab_entry *e, void *baton)
+{
+    entry_free(baton, (cred_entry *)e);
 }
 
 static void held_clear(kd_acceptor *a);
@@ -109,11 +113,9 @@ static void held_clear(kd_acceptor *a);
 static apr_status_t acceptor_cleanup(void *data)
 {
     kd_acceptor *a = data;
-    apr_hash_index_t *hi;
 
-    for (hi = apr_hash_first(NULL, a->creds); hi; hi = apr_hash_next(hi))
-        entry_free(a, apr_hash_this_val(hi));
-    apr_hash_clear(a->creds);
+    if (a->table)
+        kd_credtab_clear(a->table);
     held_clear(a);
     return APR_SUCCESS;
 }
@@ -180,9 +182,8 @@ kd_acceptor *kd_acceptors_get(kd_acceptors *reg, const char *keytab)
             a->fetch_ctx = NULL;
         a->clockskew = reg->clockskew;
         a->keytab = apr_pstrdup(reg->pool, keytab);
-        a->creds = apr_hash_make(reg->pool);
+        a->table = kd_credtab_create(reg->pool, 0, entry_free_cb, a);
         a->held = apr_hash_make(reg->pool);
-        apr_thread_mutex_create(&a->lock, APR_THREAD_MUTEX_DEFAULT, reg->pool);
         apr_thread_mutex_create(&a->fetch_lock, APR_THREAD_MUTEX_DEFAULT, reg->pool);
         index_pool_create(a, reg->pool);
         apr_pool_cleanup_register(reg->pool, a, acceptor_cleanup, apr_pool_cleanup_null);
@@ -396,17 +397,6 @@ static int keytab_changed(const cred_entry *e, const apr_finfo_t *fi)
            || e->size != fi->size;
 }
 
-/* Under lock: drop an entry from the table; free it now or when its last
- * user is done. */
-static void retire(kd_acceptor *a, cred_entry *e)
-{
-    if (apr_hash_get(a->creds, e->key, APR_HASH_KEY_STRING) == e)
-        apr_hash_set(a->creds, e->key, APR_HASH_KEY_STRING, NULL);
-    e->stale = 1;
-    if (e->refs == 0)
-        entry_free(a, e);
-}
-
 /* principal: as the keytab spells it (keytab_spelling) */
 static cred_entry *new_entry(kd_acceptor *a, krb5_context ctx, apr_pool_t *p, const char *key,
                              const char *principal, int impersonator, const char *account,
@@ -414,7 +404,7 @@ static cred_entry *new_entry(kd_acceptor *a, krb5_context ctx, apr_pool_t *p, co
 {
     cred_entry *e = calloc(1, sizeof(*e));
 
-    if (e == NULL || (e->key = strdup(key)) == NULL) {
+    if (e == NULL || (e->base.key = strdup(key)) == NULL) {
         free(e);
         return NULL;
     }
@@ -453,15 +443,12 @@ static const char *entry_key(apr_pool_t *p, const char *principal, int impersona
 
 static void put_cred_locked(kd_acceptor *a, cred_entry *e)
 {
-    if (--e->refs == 0 && e->stale)
-        entry_free(a, e);
+    kd_credtab_release_locked(a->table, &e->base);
 }
 
 static void put_cred(kd_acceptor *a, cred_entry *e)
 {
-    apr_thread_mutex_lock(a->lock);
-    put_cred_locked(a, e);
-    apr_thread_mutex_unlock(a->lock);
+    kd_credtab_release(a->table, &e->base);
 }
 
 /* Under lock: key's entry if it still serves, with a reference taken. An
@@ -470,42 +457,37 @@ static void put_cred(kd_acceptor *a, cred_entry *e)
 static cred_entry *take_current(kd_acceptor *a, const char *key, const apr_finfo_t *fi,
                                 cred_entry **expiring)
 {
-    cred_entry *e = apr_hash_get(a->creds, key, APR_HASH_KEY_STRING);
+    cred_entry *e = (cred_entry *)kd_credtab_get(a->table, key);
 
     *expiring = NULL;
     if (e != NULL && keytab_changed(e, fi)) {
         kd_log(KD_LOG_INFO, "keytab %s changed: re-acquiring credentials for %s", a->keytab, key);
-        retire(a, e);
+        kd_credtab_retire(a->table, &e->base);
         return NULL;
     }
     if (e != NULL && tgt_expiring(e)) {
         if (e->expires > apr_time_now()) {
-            e->refs++;
+            kd_credtab_borrow(&e->base);
             *expiring = e;
         }
         else
-            retire(a, e);
+            kd_credtab_retire(a->table, &e->base);
         return NULL;
     }
     if (e != NULL)
-        e->refs++;
+        kd_credtab_borrow(&e->base);
     return e;
 }
 
 /* Under lock: e becomes key's entry, replacing (retiring) any other. */
 static void install(kd_acceptor *a, cred_entry *e, const apr_finfo_t *fi)
 {
-    cred_entry *prev = apr_hash_get(a->creds, e->key, APR_HASH_KEY_STRING);
-
-    if (prev != NULL && prev != e)
-        retire(a, prev);
     e->mtime = fi->mtime;
     e->ctime = fi->ctime;
     e->inode = fi->inode;
     e->size = fi->size;
-    e->refs++;
     a->acquisitions++;
-    apr_hash_set(a->creds, e->key, APR_HASH_KEY_STRING, e);
+    kd_credtab_install(a->table, &e->base);
 }
 
 /* Under lock: the keytab's spelling of principal ("svc/host@realm"),
@@ -582,9 +564,12 @@ static kd_cause add_acceptor(kd_acceptor *a, apr_pool_t *p, const char *key,
 
 /* A KDC that did not answer for the service's own TGT is not asked again
  * for this long, so requests fail at once instead of each waiting out the
- * library's timeouts. Only "unreachable" is held: a refusal is the KDC's
- * answer, and a fix there must work on the next request. */
+ * library's timeouts. Only "unreachable" after a wait is held: a refusal
+ * is the KDC's answer, and a fix there must work on the next request; a
+ * KDC that is down refuses connections at once, and asking it again costs
+ * nothing, so it is asked again on the next request. */
 #define KD_TGT_FAILURE_HOLD apr_time_from_sec(30)
+#define KD_TGT_WAIT_WORTH_HOLDING apr_time_from_sec(1)
 
 typedef struct {
     char *key;          /* also the table's key */
@@ -626,12 +611,15 @@ static kd_cause held_result(kd_acceptor *a, apr_pool_t *p, const char *key, kd_r
                           h->detail, apr_time_sec(KD_TGT_FAILURE_HOLD - age) + 1);
 }
 
-/* Under lock: remember an unreachable KDC for key; forget on success. */
-static void hold_failure(kd_acceptor *a, const char *key, const kd_result *res)
+/* Under lock: remember a KDC that did not answer for key (res, after
+ * waiting that long); forget it on success or any other outcome. */
+static void hold_failure(kd_acceptor *a, const char *key, const kd_result *res,
+                         apr_interval_time_t waited)
 {
     held_failure *h = apr_hash_get(a->held, key, APR_HASH_KEY_STRING);
 
-    if (res == NULL || res->cause != KD_CAUSE_KDC_UNREACHABLE) {
+    if (res == NULL || res->cause != KD_CAUSE_KDC_UNREACHABLE
+        || waited < KD_TGT_WAIT_WORTH_HOLDING) {
         if (h != NULL) {
             apr_hash_set(a->held, key, APR_HASH_KEY_STRING, NULL);
             held_free(h);
@@ -658,21 +646,22 @@ static cred_entry *fetch_tgt(kd_acceptor *a, apr_pool_t *p, const char *key,
                              kd_result *res)
 {
     cred_entry *e = new_entry(a, a->fetch_ctx, p, key, principal, 1, account, 0);
+    apr_time_t started = apr_time_now();
     kd_cause cause;
 
     if (e == NULL)
         cause = kd_result_fail(res, p, KD_CAUSE_INTERNAL_ERROR, "acquire", "out of memory");
     else
         cause = acquire(a, a->fetch_ctx, p, e, res);
-    apr_thread_mutex_lock(a->lock);
-    hold_failure(a, key, cause == KD_CAUSE_NONE ? NULL : res);
+    kd_credtab_lock(a->table);
+    hold_failure(a, key, cause == KD_CAUSE_NONE ? NULL : res, apr_time_now() - started);
     if (cause == KD_CAUSE_NONE)
         install(a, e, fi);
     else if (e != NULL) {
         entry_free(a, e);
         e = NULL;
     }
-    apr_thread_mutex_unlock(a->lock);
+    kd_credtab_unlock(a->table);
     return e;
 }
 
@@ -697,7 +686,7 @@ static kd_cause fetch_impersonator(kd_acceptor *a, apr_pool_t *p, const char *ke
         return old ? KD_CAUSE_NONE
                    : kd_result_fail(res, p, KD_CAUSE_INTERNAL_ERROR, "acquire", "lock failed");
     }
-    apr_thread_mutex_lock(a->lock);
+    kd_credtab_lock(a->table);
     /* another request may have fetched it while this one waited */
     if ((e = take_current(a, key, fi, &ignored)) == NULL && ignored != NULL)
         put_cred_locked(a, ignored);
@@ -705,7 +694,7 @@ static kd_cause fetch_impersonator(kd_acceptor *a, apr_pool_t *p, const char *ke
         held = held_result(a, p, key, res);
     if (e == NULL && held == KD_CAUSE_NONE)
         spelling = keytab_spelling(a, p, principal, fi, &elsewhere, &err);
-    apr_thread_mutex_unlock(a->lock);
+    kd_credtab_unlock(a->table);
     if (spelling == NULL)
         spelling = principal; /* MIT: the SPN itself, as configured */
     if (e == NULL && held == KD_CAUSE_NONE)
@@ -738,7 +727,7 @@ static kd_cause get_cred(kd_acceptor *a, apr_pool_t *p, const char *principal, i
     const char *key = entry_key(p, principal, impersonator, account, no_rcache);
     kd_cause cause = KD_CAUSE_NONE;
 
-    if (a->ctx == NULL || a->fetch_ctx == NULL)
+    if (a->ctx == NULL || a->fetch_ctx == NULL || a->table == NULL)
         return kd_result_fail(res, p, KD_CAUSE_INTERNAL_ERROR, "acquire",
                               "no Kerberos context (krb5.conf unreadable?)");
     rv = apr_stat(&fi, a->keytab,
@@ -748,11 +737,11 @@ static kd_cause get_cred(kd_acceptor *a, apr_pool_t *p, const char *principal, i
         return kd_result_fail(res, p, KD_CAUSE_KEYTAB_UNUSABLE, "acquire", "keytab %s: %s",
                               a->keytab, apr_strerror(rv, errbuf, sizeof(errbuf)));
     }
-    apr_thread_mutex_lock(a->lock);
+    kd_credtab_lock(a->table);
     e = take_current(a, key, &fi, &expiring);
     if (e == NULL && !impersonator)
         cause = add_acceptor(a, p, key, principal, no_rcache, &fi, &e, res);
-    apr_thread_mutex_unlock(a->lock);
+    kd_credtab_unlock(a->table);
     if (e == NULL && impersonator)
         cause = fetch_impersonator(a, p, key, principal, account, &fi, expiring, &e, res);
     *out = e;
@@ -809,33 +798,19 @@ static kd_cause describe_client(apr_pool_t *p, gss_name_t src, gss_OID mech,
     return KD_CAUSE_NONE;
 }
 
-/* A borrowed impersonator entry goes back when the request's pool does. */
-typedef struct {
-    kd_acceptor *a;
-    cred_entry *e;
-} borrowed;
-
-static apr_status_t give_back(void *data)
-{
-    borrowed *b = data;
-
-    put_cred(b->a, b->e);
-    return APR_SUCCESS;
-}
-
 kd_cause kd_acceptor_impersonator(kd_acceptor *a, apr_pool_t *p, const char *spn,
                                   const char *account, kd_impersonator *out, kd_result *res)
 {
-    borrowed *b = apr_palloc(p, sizeof(*b));
+    cred_entry *e;
 
-    if (get_cred(a, p, spn, 1, account, 0, &b->e, res) != KD_CAUSE_NONE)
+    if (get_cred(a, p, spn, 1, account, 0, &e, res) != KD_CAUSE_NONE)
         return res->cause;
-    b->a = a;
-    apr_pool_cleanup_register(p, b, give_back, apr_pool_cleanup_null);
-    out->account = b->e->account;
-    out->ccache = b->e->ccache;
-    out->keytab = b->e->memkt;
-    out->tgt_forwardable = b->e->tgt_forwardable;
+    /* borrowed until the request's pool goes */
+    kd_credtab_release_with(a->table, &e->base, p);
+    out->account = e->account;
+    out->ccache = e->ccache;
+    out->keytab = e->memkt;
+    out->tgt_forwardable = e->tgt_forwardable;
     return KD_CAUSE_NONE;
 }
 
@@ -1034,13 +1009,8 @@ kd_cause kd_acceptor_s4u2self(kd_acceptor *a, apr_pool_t *p, const char *spn,
     imp.keytab = entry->memkt;
     imp.tgt_forwardable = entry->tgt_forwardable;
     cause = kd_s4u2self(p, &imp, spn, user, &entry->transition_seen, cache, out, res);
-    if (*out != NULL) {
-        /* the delegation borrows this entry's TGT for its S4U2Proxy requests */
-        borrowed *b = apr_palloc(p, sizeof(*b));
-        b->a = a;
-        b->e = entry;
-        apr_pool_cleanup_register(p, b, give_back, apr_pool_cleanup_null);
-    }
+    if (*out != NULL) /* the delegation borrows this TGT for its S4U2Proxy requests */
+        kd_credtab_release_with(a->table, &entry->base, p);
     else
         put_cred(a, entry);
     return cause;
