@@ -112,8 +112,13 @@ void kd_credtab_clear(kd_credtab *t)
 {
     apr_hash_index_t *hi;
 
-    for (hi = apr_hash_first(NULL, t->entries); hi; hi = apr_hash_next(hi))
-        t->free_fn(apr_hash_this_val(hi), t->baton);
-    apr_hash_clear(t->entries);
+    /* The key lives inside the entry: unlink it before freeing it (APR
+     * allows removing the entry the iterator just returned). */
+    for (hi = apr_hash_first(NULL, t->entries); hi; hi = apr_hash_next(hi)) {
+        kd_credtab_entry *e = apr_hash_this_val(hi);
+
+        apr_hash_set(t->entries, e->key, APR_HASH_KEY_STRING, NULL);
+        t->free_fn(e, t->baton);
+    }
     t->count = 0;
 }
