@@ -2,7 +2,7 @@
 requests after the warm-up under mpm_event and mpm_prefork. Every answer
 right, no descriptor added but pooled back-end sockets, no credential cache
 left, the children's own memory (RssAnon) flat. The long run and its
-figures are in the README."""
+figures are in docs/reliability.md."""
 
 import json
 import os

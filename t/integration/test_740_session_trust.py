@@ -406,9 +406,10 @@ def test_node_session_goes_back_with_a_token_too(blind_site, kdc, kdc_alice):
 
 def test_cookie_domain_is_an_explicit_opt_in(kd_httpd, haproxy_factory, kdc, lab_dir,
                                              kdc_backend, kdc_alice):
-    """KdelegCookieDomain still works when an administrator asks for it (the
-    README says what it exposes): the cookie carries the Domain, and the
-    fallback still comes back with a token, not with a node-made cookie."""
+    """KdelegCookieDomain still works when an administrator asks for it (its
+    block in docs/directives.md says what it exposes): the cookie carries the
+    Domain, and the fallback still comes back with a token, not with a
+    node-made cookie."""
     site = make_site(kd_httpd, haproxy_factory, kdc, lab_dir, kdc_backend,
                      (("node2", node_only_keytab(kdc, "node2")),),
                      extra=f"KdelegCookieDomain {kdc.domain}\n")
