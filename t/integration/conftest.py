@@ -23,6 +23,7 @@ import os
 import shutil
 import sys
 import tempfile
+import textwrap
 
 import pytest
 
@@ -122,6 +123,7 @@ def haproxy_factory(realm):
 # ---------------------------------------------------------------- mod_kdeleg nodes
 
 import kdclient  # noqa: E402
+import kdconf  # noqa: E402
 
 MPMS = ("event", "prefork")
 
@@ -129,23 +131,19 @@ MPMS = ("event", "prefork")
 private_ccache_dir = kdlab.private_ccache_dir
 
 
-def negotiate_conf(realm, httpd_dir, keytab="node1", spns=None, location_extra="", extra=""):
+def negotiate_conf(realm, httpd_dir, keytab="node1", spns=None, location_extra="", extra="",
+                   auth=None):
     """Standard protected layout: /private (static, 404 unless created) and
-    /private/cgi/env.cgi behind AuthType Negotiate; /kdeleg-status for
-    loopback clients."""
-    spn_line = f"KdelegServiceNames {' '.join(spns)}\n" if spns else ""
-    return f"""
-KdelegKeytab {realm.keytab(keytab) if '/' not in keytab else keytab}
-{spn_line}ScriptAlias /private/cgi/ "{httpd_dir}/cgi-bin/"
-<Location /private>
-    AuthType Negotiate
-    Require valid-user
-{location_extra}</Location>
-<Location /kdeleg-status>
-    SetHandler kdeleg-status
-    Require ip 127.0.0.0/8
-</Location>
-{extra}"""
+    /private/cgi/env.cgi behind AuthType Negotiate (or the lines of auth,
+    e.g. kdconf.basic(...)); /kdeleg-status for loopback clients."""
+    keytab_path = realm.keytab(keytab) if "/" not in keytab else keytab
+    return "\n".join((
+        f"KdelegKeytab {keytab_path}",
+        f"KdelegServiceNames {' '.join(spns)}" if spns else "",
+        f'ScriptAlias /private/cgi/ "{httpd_dir}/cgi-bin/"',
+        kdconf.location("/private", *(auth or kdconf.negotiate()), textwrap.dedent(location_extra)),
+        kdconf.location("/kdeleg-status", "SetHandler kdeleg-status", "Require ip 127.0.0.0/8"),
+        extra))
 
 
 @pytest.fixture
@@ -306,18 +304,6 @@ def kdc_alice(kdc):
     return kdc.r.kinit("alice", path)
 
 
-# A real consumer of KRB5CCNAME for the kdc tests: what klist sees, then the
-# back end (on 127.0.0.4) by curl --negotiate, its answer prefixed BACKEND_.
-KDC_BACKEND_CGI = r"""#!/bin/sh
-echo "Content-Type: text/plain"
-echo
-klist -c "$KRB5CCNAME" 2>&1 | sed -n 's/^Default principal: /KLIST_CLIENT=/p'
-klist -c "$KRB5CCNAME" 2>&1 | sed -n 's/^.*  \([^ ]*@[A-Z.]*\)$/KLIST_TICKET=\1/p'
-curl -s --negotiate -u : --resolve __BACKEND__:__PORT__:127.0.0.4 \
-     http://__BACKEND__:__PORT__/private/cgi/env.cgi | sed 's/^/BACKEND_/'
-"""
-
-
 @pytest.fixture
 def kdc_backend(kd_httpd, kdc):
     """A mod_kdeleg back end (HTTP/backend) on 127.0.0.4 in the realm under test."""
@@ -328,11 +314,12 @@ def kdc_backend(kd_httpd, kdc):
 def kdc_front_dir(kdc, d, backend):
     """A front end's KdelegCcacheDir and cgi-bin/backend.cgi calling backend."""
     private_ccache_dir(d)
-    os.makedirs(f"{d}/cgi-bin", exist_ok=True)
-    with open(f"{d}/cgi-bin/backend.cgi", "w") as f:
-        f.write(KDC_BACKEND_CGI.replace("__BACKEND__", kdc.host("backend"))
-                .replace("__PORT__", str(backend.port)))
-    os.chmod(f"{d}/cgi-bin/backend.cgi", 0o755)
+    kdconf.install_backend_cgi(d, kdc.host("backend"), backend.port)
 
 
 shared_port = kdlab.shared_port  # balancer and nodes on one port number
+
+
+# Fixtures several test modules share live in kdfixtures.py, loaded as a
+# plugin so every test module sees them and none imports another.
+pytest_plugins = ["kdfixtures"]

@@ -463,8 +463,8 @@ echo
 echo "CGI_UID=$(id -un)"
 echo "CCNAME=${KRB5CCNAME-unset}"
 DBUSER="${REMOTE_USER%@*}"
-__PSQL__ -X -q -A -t -F = -v ON_ERROR_STOP=1 -v note="${QUERY_STRING:-cgi}" \
-    "__CONNINFO__" <<'SQL' 2>&1
+@PSQL@ -X -q -A -t -F = -v ON_ERROR_STOP=1 -v note="${QUERY_STRING:-cgi}" \
+    "@CONNINFO@" <<'SQL' 2>&1
 select 'DB_USER', current_user;
 select 'DB_GSS', gss_authenticated from pg_stat_gssapi where pid = pg_backend_pid();
 select 'DB_ENCRYPTED', encrypted from pg_stat_gssapi where pid = pg_backend_pid();

@@ -10,14 +10,11 @@ import urllib.parse
 
 import kdclient
 from conftest import private_ccache_dir, shared_port
+from kdnames import BACKEND_IP, EXPECTED, KEY_A, NODE1_IP, NODE2_IP, PROXY_MODULES, VIP_IP
 
-VIP_IP, NODE1_IP, NODE2_IP, BACKEND_IP = "127.0.0.10", "127.0.0.2", "127.0.0.3", "127.0.0.4"
 NODE_IPS = {"node1": NODE1_IP, "node2": NODE2_IP}
-PROXY_MODULES = ("proxy", "proxy_http", "socache_shmcb")
-SESSION_KEY = "q83vEjRWeJq83vEjRWeJq83vEjRWeJq83vEjRWeJq8M="
 # Warnings the site tests provoke on purpose: a failed Kerberos attempt on
 # the VIP name (KD00301), loop guard, bad way back, ignored cookie or token.
-EXPECTED = {"KD00301", "KD00702", "KD00708", "KD00703"}
 
 
 def hosts(chain):
@@ -27,7 +24,7 @@ def hosts(chain):
 def key_file(lab_dir, name="site-720"):
     path = os.path.join(lab_dir, f"{name}.keys")
     with open(path, "w") as f:
-        f.write("# session keys: the first seals\n" + SESSION_KEY + "\n")
+        f.write("# session keys: the first seals\n" + KEY_A + "\n")
     os.chmod(path, 0o600)
     return path
 

@@ -14,10 +14,10 @@ import urllib.request
 import pytest
 
 import kdlab
+from kdnames import BADOPTION
 
 KDLAB = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                      "..", "lab", "kdlab.py"))
-BADOPTION = "KDC can't fulfill requested option"
 
 
 def gone(pid):

@@ -13,8 +13,8 @@ import pytest
 
 import adlab
 import kdlab
+from kdnames import BADOPTION
 
-BADOPTION = "KDC can't fulfill requested option"
 _numbers = itertools.count(1)
 
 

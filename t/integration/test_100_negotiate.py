@@ -10,9 +10,8 @@ import pytest
 
 import kdclient
 from conftest import MPMS, negotiate_conf
+from kdnames import NODE1, VIP
 
-NODE1 = "node1.example.test"
-VIP = "vip.example.test"
 
 
 @pytest.fixture(params=MPMS)

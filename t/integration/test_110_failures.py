@@ -12,10 +12,9 @@ import pytest
 import kdclient
 import kdlab
 from conftest import MPMS, negotiate_conf
+from kdmit import new_service
+from kdnames import ENV_CGI, NODE1, VIP
 
-NODE1 = "node1.example.test"
-VIP = "vip.example.test"
-ENV_CGI = "/private/cgi/env.cgi"
 
 
 @pytest.fixture(params=MPMS)
@@ -125,20 +124,6 @@ ErrorDocument 401 /errors/env.cgi
 
 
 # ------------------------------------------------------------ key problems
-
-def new_service(realm, host):
-    """A service principal of its own, so re-keying cannot disturb other tests."""
-    principal = f"HTTP/{host}"
-    try:
-        realm.kadmin(f"addprinc -randkey {realm.principal(principal)}")
-    except kdlab.KadminError:
-        pass
-    keytab = realm.path("keytabs", f"{host}.keytab")
-    if os.path.exists(keytab):
-        os.unlink(keytab)
-    realm.ktadd(principal, keytab)
-    return principal, keytab
-
 
 def service_httpd(kd_httpd, realm, name, host, keytab):
     httpd = kd_httpd(name, "127.0.0.5", server_name=host,

@@ -4,79 +4,17 @@ as KRB5CCNAME and to mod_proxy back ends as a fresh Negotiate header; every
 failure cause reproduced with the KDC's real answers."""
 
 import os
-import re
 
 import pytest
 
 import kdclient
-from conftest import negotiate_conf, private_ccache_dir
-
-NODE1 = "node1.example.test"
-VIP = "vip.example.test"
-BACKEND = "backend.example.test"
-PROXY_MODULES = ("proxy", "proxy_http", "proxy_balancer", "slotmem_shm",
-                 "lbmethod_byrequests", "socache_shmcb")
-
-# A real consumer of KRB5CCNAME: describes the cache it was given (mode,
-# owner, what klist sees) and calls the back end with curl --negotiate.
-BACKEND_CGI = r"""#!/bin/sh
-echo "Content-Type: text/plain"
-echo
-cc="${KRB5CCNAME#FILE:}"
-echo "CCACHE=$KRB5CCNAME"
-echo "CCACHE_STAT=$(stat -c '%a %U' "$cc" 2>/dev/null)"
-klist -c "$KRB5CCNAME" 2>&1 | sed -n 's/^.*  \([^ ]*@[A-Z.]*\)$/KLIST_TICKET=\1/p'
-klist -c "$KRB5CCNAME" 2>&1 | sed -n 's/^Default principal: /KLIST_CLIENT=/p'
-curl -s --negotiate -u : --resolve __BACKEND__:__PORT__:127.0.0.4 \
-     http://__BACKEND__:__PORT__/private/cgi/env.cgi | sed 's/^/BACKEND_/'
-"""
-
-
-@pytest.fixture(scope="module")
-def backend(realm, module_path, lab_dir):
-    import kdlab
-    httpd = kdlab.Httpd(realm.base, "backend", "127.0.0.4", module_path=module_path,
-                        server_name=BACKEND)
-    httpd.conf = negotiate_conf(realm, httpd.dir, "backend") + """
-# shows whether any Authorization header arrived, without echoing it
-SetEnvIf Authorization "^Negotiate " HAD_NEGOTIATE=1
-<Location /open>
-    Require all granted
-</Location>
-ScriptAlias /open/ "%s/cgi-bin/"
-""" % httpd.dir
-    httpd.start(realm.env())
-    yield httpd
-    httpd.stop()
-
-
-def front_conf(realm, d, backend, location_extra="", extra="", keytab="node1", spns=None):
-    os.makedirs(f"{d}/cgi-bin", exist_ok=True)
-    private_ccache_dir(d)
-    with open(f"{d}/cgi-bin/backend.cgi", "w") as f:
-        f.write(BACKEND_CGI.replace("__BACKEND__", BACKEND).replace("__PORT__", str(backend.port)))
-    os.chmod(f"{d}/cgi-bin/backend.cgi", 0o755)
-    return negotiate_conf(realm, d, keytab, spns or [f"HTTP/{NODE1}", f"HTTP/{VIP}"],
-                          location_extra=f"""    KdelegDelegateTo HTTP/{BACKEND}
-    KdelegCcacheDir "{d}/ccache"
-{location_extra}""", extra=extra)
-
-
-def proxied_location(backend, target=BACKEND):
-    """/proxied/: mod_proxy to the back end's CGIs with a fresh token for target."""
-    return f"""
-<Location /proxied/>
-    AuthType Negotiate
-    Require valid-user
-    KdelegProxyNegotiate HTTP/{target}
-    ProxyPass http://127.0.0.4:{backend.port}/private/cgi/
-</Location>
-"""
-
+from conftest import negotiate_conf
+from kdmit import delegation_causes, env_of, front_conf, proxied_location, s4u2proxy_requests
+from kdnames import BACKEND, BALANCER_PROXY_MODULES, NODE1, VIP
 
 @pytest.fixture
 def front(kd_httpd, realm, backend):
-    httpd = kd_httpd("front", "127.0.0.2", server_name=NODE1, extra_modules=PROXY_MODULES,
+    httpd = kd_httpd("front", "127.0.0.2", server_name=NODE1, extra_modules=BALANCER_PROXY_MODULES,
                      conf_fn=lambda d: front_conf(realm, d, backend, extra=proxied_location(backend) + f"""
 <Proxy balancer://backends>
     BalancerMember http://127.0.0.4:{backend.port}
@@ -91,10 +29,6 @@ def front(kd_httpd, realm, backend):
     httpd.ccache_dir = os.path.join(httpd.dir, "ccache")
     yield httpd
     assert kdclient.settled_listing(httpd.ccache_dir) == [], "a credential cache was left behind"
-
-
-def env_of(body):
-    return kdclient.cgi_env(body)
 
 
 # ------------------------------------------------------------ delivery
@@ -153,20 +87,10 @@ def test_proxy_sends_fresh_negotiate_as_the_user(front, alice_ccache, path):
 # ------------------------------------------------------------ failures
 
 def failing_front(kd_httpd, realm, backend, location_extra, name="front-fail", extra=""):
-    httpd = kd_httpd(name, "127.0.0.2", server_name=NODE1, extra_modules=PROXY_MODULES,
+    httpd = kd_httpd(name, "127.0.0.2", server_name=NODE1, extra_modules=BALANCER_PROXY_MODULES,
                      conf_fn=lambda d: front_conf(realm, d, backend, location_extra, extra))
     httpd.allowed.add("KD00401")
     return httpd
-
-
-def delegation_causes(httpd, mark):
-    """Causes of the KD00401 lines since mark; the status page agrees."""
-    lines = httpd.error_log_since(mark)
-    causes = [re.search(r"cause ([a-z-]+)", m).group(1)
-              for _, _, m in kdclient.kd_lines(lines, "KD00401")]
-    if causes:
-        assert kdclient.status_agrees(httpd, causes[-1])
-    return causes
 
 
 def test_target_not_allowed(kd_httpd, realm, backend, alice_ccache):
@@ -274,18 +198,11 @@ def test_kdc_down_then_back_without_restart(front, realm, alice_ccache):
 
 # ------------------------------------------------------------ ticket cache
 
-def s4u2proxy_requests(realm, mark):
-    """S4U2Proxy tickets the KDC issued for the back end since mark (MIT
-    logs the impersonator on these lines, not the user)."""
-    return [l for l in realm.kdc_log_since(mark)
-            if "TGS_REQ" in l and "ISSUE" in l and f"HTTP/{BACKEND}@" in l]
-
-
 @pytest.mark.parametrize("mpm", ["event", "prefork"])
 def test_ticket_cache_one_kdc_request_per_ticket_lifetime(kd_httpd, realm, backend,
                                                           alice_ccache, mpm):
     httpd = kd_httpd("front-cache-" + mpm, "127.0.0.2", server_name=NODE1, mpm=mpm,
-                     extra_modules=PROXY_MODULES,
+                     extra_modules=BALANCER_PROXY_MODULES,
                      conf_fn=lambda d: front_conf(realm, d, backend, extra=proxied_location(backend)))
     assert kdclient.wait_for_processes(httpd, 3) >= 3  # several children share one cache
     mark = realm.kdc_log_mark()
@@ -301,7 +218,7 @@ def test_ticket_cache_one_kdc_request_per_ticket_lifetime(kd_httpd, realm, backe
 
 def test_without_cache_every_request_asks_the_kdc(kd_httpd, realm, backend, alice_ccache):
     httpd = kd_httpd("front-nocache", "127.0.0.2", server_name=NODE1,
-                     extra_modules=PROXY_MODULES,
+                     extra_modules=BALANCER_PROXY_MODULES,
                      conf_fn=lambda d: "KdelegCache none\n" + front_conf(realm, d, backend))
     mark = realm.kdc_log_mark()
     for _ in range(10):

@@ -5,20 +5,21 @@ mod_ssl's SSLUserName. The back end must see the user."""
 import base64
 import hashlib
 import os
-import re
 import subprocess
 
 import pytest
 
 import kdclient
-from test_300_delegation import (BACKEND, NODE1, PROXY_MODULES, VIP, backend,  # noqa: F401
-                                 delegation_causes, env_of, front_conf)
+import kdconf
+from kdmit import delegation_causes, env_of, front_conf
+from kdnames import BALANCER_PROXY_MODULES, NODE1, VIP
 
 PASSWORDS = {"alice": "alice-web", "bob": "bob-web", "carol": "carol-web",
              "mallory": "mallory-web"}  # mallory exists only in the web's user file
 
 
 def htpasswd(path):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "w") as f:
         for user, pw in PASSWORDS.items():
             digest = base64.b64encode(hashlib.sha1(pw.encode()).digest()).decode()
@@ -33,18 +34,13 @@ def basic(user):
 def basic_front(kd_httpd, realm, backend, keytab="node1", extra_location="", name="pt-front",
                 spns=None, extra_conf=""):
     def conf(d):
-        base = extra_conf + front_conf(realm, d, backend, keytab=keytab, spns=spns)
         htpasswd(f"{d}/users")
         # The CGI location authenticates with Basic instead of Negotiate.
-        return base.replace("AuthType Negotiate", f'''AuthType Basic
-    AuthName "web"
-    AuthBasicProvider file
-    AuthUserFile "{d}/users"
-    KdelegProtocolTransition On
-    KdelegUserRealm EXAMPLE.TEST
-{extra_location}''')
+        auth = kdconf.basic(f"{d}/users", "KdelegProtocolTransition On",
+                            "KdelegUserRealm EXAMPLE.TEST", extra_location.strip())
+        return extra_conf + front_conf(realm, d, backend, keytab=keytab, spns=spns, auth=auth)
     httpd = kd_httpd(name, "127.0.0.2", server_name=NODE1, conf_fn=conf,
-                     extra_modules=("auth_basic", "authn_file") + PROXY_MODULES)
+                     extra_modules=("auth_basic", "authn_file") + BALANCER_PROXY_MODULES)
     httpd.ccache_dir = os.path.join(httpd.dir, "ccache")
     httpd.allowed.add("KD00401")
     return httpd
@@ -154,13 +150,10 @@ def pki(lab_dir):
 
 def test_client_certificate_user_reaches_backend(kd_httpd, realm, backend, pki):
     def conf(d):
-        base = front_conf(realm, d, backend)
-        return base.replace("AuthType Negotiate\n    Require valid-user", f'''SSLVerifyClient require
-    SSLVerifyDepth 1
-    SSLUserName SSL_CLIENT_S_DN_CN
-    Require valid-user
-    KdelegProtocolTransition On
-    KdelegUserRealm EXAMPLE.TEST''') + f'''
+        auth = ("SSLVerifyClient require", "SSLVerifyDepth 1", "SSLUserName SSL_CLIENT_S_DN_CN",
+                "Require valid-user", "KdelegProtocolTransition On",
+                "KdelegUserRealm EXAMPLE.TEST")
+        return front_conf(realm, d, backend, auth=auth) + f'''
 SSLSessionCache "shmcb:{d}/run/ssl_scache(64000)"
 SSLEngine on
 SSLCertificateFile "{pki}/server.crt"
@@ -168,7 +161,7 @@ SSLCertificateKeyFile "{pki}/server.key"
 SSLCACertificateFile "{pki}/ca.crt"
 '''
     httpd = kd_httpd("pt-tls", "127.0.0.2", server_name=NODE1, conf_fn=conf,
-                     extra_modules=("socache_shmcb", "ssl") + PROXY_MODULES)
+                     extra_modules=("socache_shmcb", "ssl") + BALANCER_PROXY_MODULES)
     # AH02263: the request without a certificate below is refused, as intended
     httpd.allowed.update({"KD00401", "AH02263"})
     url = f"https://{NODE1}:{httpd.port}/private/cgi/backend.cgi"

@@ -9,11 +9,12 @@ import uuid
 import pytest
 
 import kdclient
+import kdconf
 from kdclient import PSQL_CGI
 import kdlab
 from conftest import negotiate_conf, private_ccache_dir
+from kdnames import NODE1
 
-NODE1 = "node1.example.test"
 DB = "postgres/db.example.test"
 
 
@@ -31,11 +32,8 @@ def front_conf(realm, db, d):
     """/private: delegation to the database; /plain: the same CGI, none."""
     os.makedirs(f"{d}/cgi-bin", exist_ok=True)
     private_ccache_dir(d)
-    cgi = (PSQL_CGI.replace("__PSQL__", f"{kdlab.PG_BIN}/psql")
-           .replace("__CONNINFO__", db.psql_args("$DBUSER")))
-    with open(f"{d}/cgi-bin/psql.cgi", "w") as f:
-        f.write(cgi)
-    os.chmod(f"{d}/cgi-bin/psql.cgi", 0o755)
+    kdconf.install_script(f"{d}/cgi-bin/psql.cgi", PSQL_CGI, PSQL=f"{kdlab.PG_BIN}/psql",
+                          CONNINFO=db.psql_args("$DBUSER"))
     return negotiate_conf(realm, d, "node1", [f"HTTP/{NODE1}"], location_extra=f"""    KdelegDelegateTo {DB}
     KdelegCcacheDir "{d}/ccache"
 """, extra=f"""ScriptAlias /plain/cgi/ "{d}/cgi-bin/"

@@ -15,134 +15,8 @@ import pytest
 
 import kdclient
 import kdlab
-from conftest import private_ccache_dir, shared_port
-from test_300_delegation import backend  # noqa: F401  (module-scoped fixture)
-
-VIP = "vip.example.test"
-NODE1 = "node1.example.test"
-NODE2 = "node2.example.test"
-BACKEND = "backend.example.test"
-VIP_IP, NODE1_IP, NODE2_IP = "127.0.0.10", "127.0.0.2", "127.0.0.3"
-RESOLVE = {VIP: VIP_IP, NODE1: NODE1_IP, NODE2: NODE2_IP}
-PROXY_MODULES = ("proxy", "proxy_http", "socache_shmcb")
-KEY_A = "q83vEjRWeJq83vEjRWeJq83vEjRWeJq83vEjRWeJq8M="
-KEY_B = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
-# Warnings these tests provoke on purpose: loop guard, bad way back, ignored cookie.
-EXPECTED = {"KD00301", "KD00702", "KD00708", "KD00703"}
-
-
-def key_file(lab_dir, name, *keys, mode=0o600):
-    path = os.path.join(lab_dir, f"{name}.keys")
-    with open(path, "w") as f:
-        f.write("# session keys: the first seals\n" + "\n".join(keys) + "\n")
-    os.chmod(path, mode)
-    return path
-
-
-def lb_conf(realm, d, keytab, node, port, keys, backend, extra="", lifetime=None):
-    """One node of the site, as an administrator writes it: same file on
-    every node but for the keytab and KdelegNodeName."""
-    private_ccache_dir(d)
-    private_page(d)
-    life = f"KdelegSessionLifetime {lifetime}\n" if lifetime else ""
-    return f"""
-KdelegKeytab {realm.keytab(keytab) if '/' not in keytab else keytab}
-KdelegServiceNames HTTP/{VIP} HTTP/{node}
-KdelegVirtualName {VIP}
-KdelegNodeName http://{node}:{port}
-KdelegFQDNRedirect On
-KdelegSession On
-KdelegSessionKeyFile {keys}
-{life}ScriptAlias /private/cgi/ "{d}/cgi-bin/"
-<Location /kdeleg-status>
-    SetHandler kdeleg-status
-    Require ip 127.0.0.0/8
-</Location>
-<Location /private>
-    AuthType Negotiate
-    Require valid-user
-</Location>
-<Location /deleg/>
-    AuthType Negotiate
-    Require valid-user
-    KdelegProxyNegotiate HTTP/{BACKEND}
-    ProxyPass http://127.0.0.4:{backend.port}/private/cgi/
-</Location>
-<Location /transition/>
-    AuthType Negotiate
-    Require valid-user
-    KdelegProtocolTransition On
-    KdelegProxyNegotiate HTTP/{BACKEND}
-    ProxyPass http://127.0.0.4:{backend.port}/private/cgi/
-</Location>
-{extra}"""
-
-
-def novip_keytab(realm, lab_dir, node):
-    """A keytab with only the node's own key: a node that was never given
-    the shared VIP account's keys."""
-    path = os.path.join(lab_dir, "keytabs", f"{node}-only.keytab")
-    if not os.path.exists(path):
-        realm.ktadd(realm.service(f"HTTP/{node}"), path)
-        kdlab._share_with_httpd(path, 0o640)
-    return path
-
-
-def private_page(d):
-    os.makedirs(f"{d}/htdocs/private", exist_ok=True)
-    with open(f"{d}/htdocs/private/index.html", "w") as f:
-        f.write("<html><body>private</body></html>\n")
-
-
-STATE = "A" * 43  # a well-formed kdeleg-state (the hash of no real cookie)
-
-
-class Site:
-    def __init__(self, nodes, proxy):
-        self.nodes, self.proxy = nodes, proxy
-        self.vip = f"http://{VIP}:{proxy.port}"
-
-    def url(self, path):
-        return self.vip + path
-
-    def lines(self, marks, number):
-        return [l for n, m in zip(self.nodes, marks)
-                for l in kdclient.kd_lines(n.error_log_since(m), number)]
-
-    def marks(self):
-        return [n.error_log_mark() for n in self.nodes]
-
-
-@pytest.fixture
-def site_factory(kd_httpd, haproxy_factory, realm, lab_dir, backend):  # noqa: F811
-    def make(keytabs=("node1", "node2"), mpm="event", lifetime=None, keys=None):
-        keys = keys or key_file(lab_dir, "site", KEY_A)
-        nodes = []
-        port = shared_port(NODE1_IP, NODE2_IP, VIP_IP)
-        for (name, ip), keytab in zip(((NODE1, NODE1_IP), (NODE2, NODE2_IP)), keytabs):
-            node = kd_httpd(name.split(".")[0], ip, server_name=name, port=port, mpm=mpm,
-                            extra_modules=PROXY_MODULES,
-                            conf_fn=lambda d, k=keytab, n=name, p=port: lb_conf(
-                                realm, d, k, n, p, keys, backend, lifetime=lifetime))
-            node.allowed |= EXPECTED
-            nodes.append(node)
-        proxy = haproxy_factory(VIP_IP, port, [(n.ip, n.port) for n in nodes])
-        return Site(nodes, proxy)
-    return make
-
-
-@pytest.fixture
-def site(site_factory):
-    """Both nodes hold the VIP key."""
-    return site_factory()
-
-
-@pytest.fixture
-def blind_site(site_factory, realm, lab_dir):
-    """Neither node holds the VIP key: every VIP ticket needs the fallback."""
-    return site_factory(keytabs=(novip_keytab(realm, lab_dir, "node1"),
-                                 novip_keytab(realm, lab_dir, "node2")))
-
+from kdlb import RESOLVE, STATE, key_file, private_page
+from kdnames import BACKEND, EXPECTED, KEY_A, KEY_B, NODE1, NODE1_IP, NODE2, NODE2_IP, VIP
 
 def browser(alice_ccache, **kw):
     return kdclient.Browser(RESOLVE, alice_ccache, **kw)
@@ -377,7 +251,7 @@ def judge(kd_httpd, realm, lab_dir, site):
     ports = {name: kdlab.free_port(ip) for name in JUDGES}
     vip_port = site.proxy.port
 
-    def vhost(name, keys, spns=f"HTTP/{VIP} HTTP/{NODE1}", extra="",
+    def vhost(d, name, keys, spns=f"HTTP/{VIP} HTTP/{NODE1}", extra="",
               server=f"http://{VIP}:{vip_port}"):
         return f"""
 Listen {ip}:{ports[name]}
@@ -389,7 +263,7 @@ Listen {ip}:{ports[name]}
     KdelegSession On
     KdelegSessionKeyFile {keys}
     {extra}
-    ScriptAlias /private/cgi/ "{{d}}/cgi-bin/"
+    ScriptAlias /private/cgi/ "{d}/cgi-bin/"
     <Location /private>
         AuthType Negotiate
         Require valid-user
@@ -398,11 +272,11 @@ Listen {ip}:{ports[name]}
 
     def conf(d):
         private_page(d)
-        return "".join(v.replace("{d}", d) for v in (
-            vhost("same", same), vhost("foreign", same, spns="HTTP/other.example.test"),
-            vhost("rotated", rotated), vhost("stranger", other),
-            vhost("scoped", same, extra="KdelegSessionScope app"),
-            vhost("port", same, server=f"http://{VIP}:{vip_port + 1}")))
+        return "".join((
+            vhost(d, "same", same), vhost(d, "foreign", same, spns="HTTP/other.example.test"),
+            vhost(d, "rotated", rotated), vhost(d, "stranger", other),
+            vhost(d, "scoped", same, extra="KdelegSessionScope app"),
+            vhost(d, "port", same, server=f"http://{VIP}:{vip_port + 1}")))
     httpd = kd_httpd("judge", ip, conf_fn=conf, server_name="judge.example.test")
     httpd.allowed |= EXPECTED
     httpd.judge_ports, httpd.vip_port = ports, vip_port

@@ -3,14 +3,12 @@ krb5.conf, host names mapped to 127.0.0.x, through haproxy on the VIP."""
 
 import os
 import re
-import shutil
 
 import pytest
 
 import kdclient
-from test_300_delegation import backend  # noqa: F401  (module-scoped fixture)
-from test_400_load_balanced import (RESOLVE, VIP, blind_site, novip_keytab,  # noqa: F401
-                                    site, site_factory)
+from kdlb import RESOLVE
+from kdnames import VIP
 
 pytestmark = pytest.mark.skipif(not os.path.exists(kdclient.CHROMIUM),
                                 reason="Debian chromium is not installed (t/install-deps)")

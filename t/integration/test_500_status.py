@@ -15,18 +15,17 @@ import pytest
 import kdclient
 import kdlab
 from conftest import negotiate_conf
-
-NODE1 = "node1.example.test"
-ENV_CGI = "/private/cgi/env.cgi"
+from kdnames import ENV_CGI, NODE1
 
 
-def status_conf(realm, d):
+
+def status_conf(realm, d, ip, port):
     """node1 plus a second virtual host whose configured SPN has no key."""
     return negotiate_conf(realm, d, "node1") + f"""
-<VirtualHost {{ip}}:{{port}}>
+<VirtualHost {ip}:{port}>
     ServerName {NODE1}
 </VirtualHost>
-<VirtualHost {{ip}}:{{port}}>
+<VirtualHost {ip}:{port}>
     ServerName missing.example.test
     KdelegKeytab {realm.keytab('node1')}
     KdelegServiceNames HTTP/missing.example.test HTTP/node1.example.test
@@ -47,8 +46,7 @@ def node(request, kd_httpd, realm):
     ip = "127.0.0.2"
     port = kdlab.free_port(ip)
     h = kd_httpd("status", ip, server_name=NODE1, port=port, mpm=request.param,
-                 conf_fn=lambda d: status_conf(realm, d).replace("{ip}", ip)
-                 .replace("{port}", str(port)))
+                 conf_fn=lambda d: status_conf(realm, d, ip, port))
     h.allowed |= {"KD00301"}
     if request.param == "prefork":
         kdclient.wait_for_processes(h, 3)
@@ -357,7 +355,7 @@ def test_selftest_names_each_seed_failure(kd_httpd, realm, lab_dir):
     """Missing SPN, stale kvno, duplicate-SPN effect, delegation not
     allowed and protocol transition not allowed, found by the service
     itself, each with its cause and both remedies."""
-    from test_110_failures import new_service
+    from kdmit import new_service
     stale, stale_kt = new_service(realm, "stale-st.example.test")
     realm.rekey(stale)                                # kvno moves on, keytab not
     dup, dup_kt = new_service(realm, "dup-st.example.test")

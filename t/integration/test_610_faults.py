@@ -16,12 +16,9 @@ import pytest
 import kdclient
 import kdlab
 from conftest import private_ccache_dir
-from test_110_failures import new_service
-from test_300_delegation import (PROXY_MODULES, backend, env_of, front_conf,  # noqa: F401
-                                 proxied_location, s4u2proxy_requests)
+from kdmit import env_of, front_conf, new_service, proxied_location, s4u2proxy_requests
+from kdnames import BALANCER_PROXY_MODULES, NODE1
 
-NODE1 = "node1.example.test"
-BACKEND = "backend.example.test"
 USERS = ("alice", "bob")
 
 
@@ -40,7 +37,7 @@ def users(realm):
 def proxied_front(kd_httpd, realm, backend, name="front-faults", cache=None, mpm="event"):  # noqa: F811
     conf = f"KdelegCache {cache}\n" if cache else ""
     httpd = kd_httpd(name, "127.0.0.2", server_name=NODE1, mpm=mpm,
-                     extra_modules=PROXY_MODULES,
+                     extra_modules=BALANCER_PROXY_MODULES,
                      conf_fn=lambda d: conf + front_conf(realm, d, backend,
                                                          extra=proxied_location(backend)))
     httpd.ccache_dir = os.path.join(httpd.dir, "ccache")
@@ -256,7 +253,7 @@ def test_keytab_unreadable_then_readable(kd_httpd, realm):
 # ------------------------------------------------------------ credential caches
 
 def cgi_front(kd_httpd, realm, backend, name):  # noqa: F811
-    httpd = kd_httpd(name, "127.0.0.2", server_name=NODE1, extra_modules=PROXY_MODULES,
+    httpd = kd_httpd(name, "127.0.0.2", server_name=NODE1, extra_modules=BALANCER_PROXY_MODULES,
                      conf_fn=lambda d: front_conf(realm, d, backend))
     httpd.ccache_dir = os.path.join(httpd.dir, "ccache")
     httpd.allowed.add("KD00401")

@@ -33,14 +33,19 @@ def test_soak_event_and_prefork(module_path, tmp_path):
         # every kind was exercised and answered right
         assert all(a["right"] > 0 and a["wrong"] == 0 for a in run["answers"].values())
         # heap and stacks of the same children: flat within noise once the
-        # last worker threads have had their first requests. Event's 16
-        # threads are still warming up at the 2/5 sample (up to ~200 kB more;
-        # a 3,600-request run stays within 30 kB from there), so the bound
-        # counts from 3/5: a leak of 1 kB a request would add over 700 kB
-        # (not under ASan: its quarantine keeps freed memory, up to 256 MB)
+        # last worker threads have had their first requests. On a busy
+        # machine event's 16 threads may still be warming up after 3/5 of the
+        # run: one step of up to ~250 kB (a thread's first requests bring its
+        # malloc arena), then flat again. A leak grows at every step instead:
+        # 0.5 kB a request adds 100 kB to each fifth (200 requests), so the
+        # smaller of the last two steps must stay under 1.5 %, and the whole
+        # from 3/5 under 6 % (not under ASan: its quarantine keeps freed
+        # memory, up to 256 MB)
         series = run["anon_kb_series"]
         if not os.environ.get("KDLAB_PRELOAD"):
             assert run["anon_growth_pct"] < 15, series
-            assert series[-1] - series[2] < 0.03 * series[2], series
+            steps = [b - a for a, b in zip(series[2:], series[3:])]
+            assert min(steps) < 0.015 * series[2], series
+            assert series[-1] - series[2] < 0.06 * series[2], series
     if doc["sanitizer_reports"] is not None:
         assert doc["sanitizer_reports"] == 0

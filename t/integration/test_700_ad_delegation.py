@@ -17,8 +17,8 @@ import pytest
 
 import kdclient
 from conftest import kdc_front_dir, negotiate_conf
+from kdnames import PROXY_MODULES
 
-PROXY_MODULES = ("proxy", "proxy_http", "socache_shmcb")
 
 
 

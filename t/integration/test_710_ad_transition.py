@@ -13,9 +13,8 @@ import pytest
 
 import kdclient
 from conftest import kdc_front_dir, negotiate_conf
+from kdnames import PROXY_MODULES, WEB_PASSWORD
 
-PROXY_MODULES = ("proxy", "proxy_http", "socache_shmcb")
-WEB_PASSWORD = "web-Secret-1"  # the web's own user file, not the KDC's
 
 
 

@@ -19,12 +19,13 @@ import uuid
 import pytest
 
 import kdclient
+import kdconf
 from kdclient import PSQL_CGI
 import kdlab
 from conftest import negotiate_conf, private_ccache_dir
 
-from kdsite import (BACKEND_IP, NODE1_IP, NODE2_IP, hosts, make_site,
-                    node_only_keytab)
+from kdsite import hosts, make_site, node_only_keytab
+from kdnames import BACKEND_IP, NODE1_IP, NODE2_IP
 
 
 def cause_of(msg):
@@ -278,10 +279,8 @@ def pg_front(kd_httpd, kdc, db):
     def conf(d):
         os.makedirs(f"{d}/cgi-bin", exist_ok=True)
         private_ccache_dir(d)
-        with open(f"{d}/cgi-bin/psql.cgi", "w") as f:
-            f.write(PSQL_CGI.replace("__PSQL__", f"{kdlab.PG_BIN}/psql")
-                    .replace("__CONNINFO__", db.psql_args("$DBUSER")))
-        os.chmod(f"{d}/cgi-bin/psql.cgi", 0o755)
+        kdconf.install_script(f"{d}/cgi-bin/psql.cgi", PSQL_CGI, PSQL=f"{kdlab.PG_BIN}/psql",
+                              CONNINFO=db.psql_args("$DBUSER"))
         return negotiate_conf(kdc.r, d, "node1", [f"HTTP/{kdc.host('node1')}"],
                               location_extra=f"""    KdelegDelegateTo postgres/{kdc.host('db')}
     KdelegCcacheDir "{d}/ccache"

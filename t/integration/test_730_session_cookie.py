@@ -10,8 +10,8 @@ import pytest
 import kdclient
 from conftest import negotiate_conf
 from kdsite import key_file
+from kdnames import PROXY_MODULES
 
-PROXY_MODULES = ("proxy", "proxy_http", "socache_shmcb")
 
 
 @pytest.fixture

@@ -19,7 +19,8 @@ import pytest
 import kdclient
 import kdlab
 from conftest import kdc_front_dir
-from kdsite import EXPECTED, hosts, make_site, node_only_keytab
+from kdsite import hosts, make_site, node_only_keytab
+from kdnames import EXPECTED
 
 # Lines these tests provoke on purpose, besides the site's own.
 LOGOUT = {"KD00723", "KD00710"}

@@ -14,7 +14,8 @@ import re
 import pytest
 
 import kdclient
-from kdsite import EXPECTED, NODE_IPS, hosts, key_file, make_tls_site, node_only_keytab
+from kdsite import NODE_IPS, hosts, key_file, make_tls_site, node_only_keytab
+from kdnames import EXPECTED
 
 
 def page_env(dom):

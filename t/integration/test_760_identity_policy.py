@@ -16,9 +16,8 @@ import pytest
 import kdclient
 from conftest import kdc_front_dir, negotiate_conf
 from kdsite import key_file
+from kdnames import PROXY_MODULES, WEB_PASSWORD
 
-PROXY_MODULES = ("proxy", "proxy_http", "socache_shmcb")
-WEB_PASSWORD = "web-Secret-1"   # the web's own user files, not the KDC's
 DIGEST_REALM = "web"
 
 

@@ -12,8 +12,8 @@ import pytest
 import kdclient
 import kdlab
 from conftest import negotiate_conf
+from kdnames import NODE1
 
-NODE1 = "node1.example.test"
 
 
 @pytest.fixture

@@ -25,8 +25,8 @@ import pytest
 import kdclient
 from conftest import negotiate_conf, private_ccache_dir
 from kdsite import key_file
+from kdnames import NODE1
 
-NODE1 = "node1.example.test"
 
 
 # ------------------------------------------------------------ one mutex per table
