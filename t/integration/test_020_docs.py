@@ -431,3 +431,15 @@ def test_code_names_in_the_docs_exist():
             if name not in ("kdeleg_module",) and not re.search(r"\b" + re.escape(name), source):
                 unknown.add(f"{os.path.relpath(page, REPO)}: {name}")
     assert not unknown, "names not in mod_kdeleg/:\n" + "\n".join(sorted(unknown))
+
+
+def test_the_version_is_said_once():
+    """configure.ac holds the version; the Debian changelog's newest entry and NEWS follow it."""
+    version = re.search(r"AC_INIT\(\[mod_kdeleg\], \[([^\]]+)\]", read(os.path.join(REPO, "configure.ac")))
+    assert version, "no version in configure.ac"
+    version = version.group(1)
+    changelog = read(os.path.join(REPO, "debian", "changelog")).splitlines()[0]
+    assert re.match(rf"libapache2-mod-kdeleg \({re.escape(version)}(-\d+)?\) ", changelog), changelog
+    assert re.search(rf"^{re.escape(version)} ", read(os.path.join(REPO, "NEWS")), re.M)
+    sources = "".join(read(p) for p in glob.glob(os.path.join(SRC, "*.[ch]")))
+    assert version not in sources, "the module takes its version from configure (KD_PACKAGE_VERSION)"
