@@ -6,7 +6,7 @@
  * request. This file fills the core's model (kd_status) from the
  * configuration, the statistics and the request, runs the self-test,
  * serves the page and writes its HTML; the core writes JSON and Prometheus
- * text. */
+ * text. The counters also go to mod_status's /server-status. */
 #include "mod_kdeleg.h"
 
 #include <string.h>
@@ -19,7 +19,9 @@
 #include <http_protocol.h>
 #include <http_request.h>
 #include <util_cfgtree.h>
+#include <apr_optional_hooks.h>
 #include <apr_strings.h>
+#include <mod_status.h>
 #include <openssl/crypto.h>
 
 #include "kd_causes.h"
@@ -562,7 +564,42 @@ static int status_handler(request_rec *r)
     return OK;
 }
 
+/* ------------------------------------------------------------ mod_status */
+
+/* The module's section of mod_status's /server-status: the counters and
+ * nothing else (no principal, client or host name: that page is often
+ * open to more people than ours). ?auto gets "Name: value" lines. */
+static int server_status_hook(request_rec *r, int flags)
+{
+    kd_status *m = kd_status_make(r->pool);
+    int i;
+
+    for (i = 0; i < KD_STAT__COUNT; i++)
+        m->counters[i] = kd_stats_get(stats, (kd_stat)i);
+    if (flags & AP_STATUS_SHORT) {
+        ap_rputs(kd_status_auto(m, r->pool), r);
+        return OK;
+    }
+    ap_rputs("<hr />\n<h2>mod_kdeleg</h2>\n", r);
+    if (flags & AP_STATUS_NOTABLE) {
+        ap_rputs("<dl>\n", r);
+        for (i = 0; i < KD_STAT__COUNT; i++)
+            ap_rprintf(r, "<dt>%s: %lu</dt>\n", kd_status_auto_name((kd_stat)i),
+                       m->counters[i]);
+        ap_rputs("</dl>\n", r);
+        return OK;
+    }
+    ap_rputs("<table border=\"0\">\n<tr><th>counter</th><th>value</th></tr>\n", r);
+    for (i = 0; i < KD_STAT__COUNT; i++)
+        ap_rprintf(r, "<tr><td>%s</td><td>%lu</td></tr>\n", kd_status_auto_name((kd_stat)i),
+                   m->counters[i]);
+    ap_rputs("</table>\n", r);
+    return OK;
+}
+
 void kdeleg_status_register_hooks(apr_pool_t *p)
 {
     ap_hook_handler(status_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    /* mod_status calls it when loaded; without it nothing does */
+    APR_OPTIONAL_HOOK(ap, status_hook, server_status_hook, NULL, NULL, APR_HOOK_MIDDLE);
 }
