@@ -244,6 +244,8 @@ def test_counters_on_server_status(kd_httpd, realm, alice_ccache):
     assert "<tr><td>KdelegAuthenticated</td><td>1</td></tr>" in section
     assert "<tr><td>KdelegAuthFailed</td><td>1</td></tr>" in section
     assert section.count("<tr><td>Kdeleg") == len(AUTO_NAMES)
+    notable = kdclient.request(h, "/server-status?notable")[2]
+    assert "<h2>mod_kdeleg</h2>\n<dl>\n<dt>KdelegAuthenticated: 1</dt>\n" in notable
     for body in ("\n".join(ours), section):
         assert "alice" not in body and "EXAMPLE.TEST" not in body and "127.0.0." not in body
 
