@@ -3,7 +3,10 @@
  * administrator: per virtual host its names, SPNs and keytab entries (never
  * keys), what is missing, delegation targets and their last result,
  * counters and recent failures with their remedies, and the caller's own
- * request. HTML for people, JSON and Prometheus text for machines. */
+ * request. This file fills the core's model (kd_status) from the
+ * configuration, the statistics and the request, runs the self-test,
+ * serves the page and writes its HTML; the core writes JSON and Prometheus
+ * text. The counters also go to mod_status's /server-status. */
 #include "mod_kdeleg.h"
 
 #include <string.h>
@@ -16,13 +19,16 @@
 #include <http_protocol.h>
 #include <http_request.h>
 #include <util_cfgtree.h>
+#include <apr_optional_hooks.h>
 #include <apr_strings.h>
+#include <mod_status.h>
 #include <openssl/crypto.h>
 
 #include "kd_causes.h"
 #include "kd_escape.h"
 #include "kd_keytab.h"
 #include "kd_selftest.h"
+#include "kd_status.h"
 #include "kd_token.h"
 
 APLOG_USE_MODULE(kdeleg);
@@ -79,76 +85,29 @@ int kdeleg_status_post_config(apr_pool_t *pconf, server_rec *s)
 
 typedef enum { FMT_HTML, FMT_JSON, FMT_PROM } status_format;
 
+/* The core's model (kd_status) and what only the glue needs beside it. */
 typedef struct {
-    const char *spn;   /* as configured */
-    int kvno;          /* highest in the keytab, -1 = missing */
-    int host_alias;    /* served by host/<host>'s key (AD's HTTP-to-HOST mapping) */
-    const char *key_owner; /* the account entry holding that key, or NULL */
-    const char *tgt_as;    /* who the front end's TGT is taken as for this SPN */
-} spn_check;
-
-typedef struct {
-    server_rec *s;
-    const kdeleg_dir_conf *conf;
-    const char *name;
-    apr_array_header_t *names;   /* const char *: ServerName, aliases, virtual names */
-    const char *keytab;
-    const char *keytab_error;    /* NULL when it could be read */
-    apr_array_header_t *entries; /* kd_keytab_entry */
-    apr_array_header_t *spns;    /* spn_check */
-    int missing;                 /* configured SPNs without a key */
-    const apr_array_header_t *targets; /* const char * */
-} vhost_view;
-
-typedef struct {
-    request_rec *r;
-    apr_array_header_t *vhosts;  /* vhost_view */
-    kd_failure_record recent[KD_STATS_RECENT];
-    int n_recent;
-    kd_target_record targets[KD_STATS_TARGETS];
-    int n_targets;
-    const char *you_host, *you_scheme, *you_token, *you_user, *you_method;
-    apr_array_header_t *selftest; /* selftest_result, NULL when not asked for */
-    int versions;                 /* ServerTokens Full: version numbers may be shown */
+    kd_status *m;
+    apr_array_header_t *servers; /* server_rec *, one per m->vhosts entry */
 } status_view;
 
-typedef struct {
-    const char *vhost;
-    apr_array_header_t *steps;    /* kd_selftest_step */
-} selftest_result;
-
-static void add_name(apr_array_header_t *names, const char *name)
+static void view_vhost(apr_pool_t *p, server_rec *s, kd_status_vhost *v)
 {
-    int i;
-
-    if (name == NULL || *name == '\0')
-        return;
-    for (i = 0; i < names->nelts; i++)
-        if (strcasecmp(APR_ARRAY_IDX(names, i, const char *), name) == 0)
-            return;
-    APR_ARRAY_PUSH(names, const char *) = name;
-}
-
-static void view_vhost(apr_pool_t *p, server_rec *s, vhost_view *v)
-{
+    const kdeleg_dir_conf *conf = ap_get_module_config(s->lookup_defaults, &kdeleg_module);
     const apr_array_header_t *spns;
     int i;
 
-    v->s = s;
-    v->conf = ap_get_module_config(s->lookup_defaults, &kdeleg_module);
-    v->name = s->server_hostname ? s->server_hostname : "(unnamed)";
-    v->names = apr_array_make(p, 4, sizeof(const char *));
-    add_name(v->names, s->server_hostname);
+    v->main_server = s == ap_server_conf;
+    kd_status_add_name(v->names, s->server_hostname);
     for (i = 0; s->names && i < s->names->nelts; i++)
-        add_name(v->names, APR_ARRAY_IDX(s->names, i, const char *));
-    for (i = 0; v->conf->virtual_names && i < v->conf->virtual_names->nelts; i++)
-        add_name(v->names, APR_ARRAY_IDX(v->conf->virtual_names, i, const char *));
-    v->keytab = kdeleg_conf_keytab(v->conf);
+        kd_status_add_name(v->names, APR_ARRAY_IDX(s->names, i, const char *));
+    for (i = 0; conf->virtual_names && i < conf->virtual_names->nelts; i++)
+        kd_status_add_name(v->names, APR_ARRAY_IDX(conf->virtual_names, i, const char *));
+    v->keytab = kdeleg_conf_keytab(conf);
     v->entries = kd_keytab_list(p, v->keytab, &v->keytab_error);
-    spns = kdeleg_conf_server_spns(p, s, v->conf);
-    v->spns = apr_array_make(p, spns->nelts, sizeof(spn_check));
+    spns = kdeleg_conf_server_spns(p, s, conf);
     for (i = 0; i < spns->nelts; i++) {
-        spn_check *c = apr_array_push(v->spns);
+        kd_status_spn *c = apr_array_push(v->spns);
         const kd_spn *one = &APR_ARRAY_IDX(spns, i, kd_spn);
         c->spn = kd_spn_unparse(p, one);
         c->kvno = kd_keytab_kvno(v->entries, c->spn);
@@ -159,21 +118,22 @@ static void view_vhost(apr_pool_t *p, server_rec *s, vhost_view *v)
             if (c->kvno < 0)
                 c->kvno = kd_keytab_kvno(v->entries, apr_pstrcat(p, "HOST/", one->host, at, NULL));
         }
-        c->tgt_as = kdeleg_conf_service_account(v->conf, c->spn);
+        c->tgt_as = kdeleg_conf_service_account(conf, c->spn);
         if (c->tgt_as == NULL && c->key_owner)
             c->tgt_as = c->key_owner;
         else if (c->tgt_as == NULL) /* the SPN itself, with the realm it gets */
             c->tgt_as = one->realm || !kdeleg_default_realm()
                             ? c->spn : apr_pstrcat(p, c->spn, "@", kdeleg_default_realm(), NULL);
-        v->missing += c->kvno < 0;
     }
-    v->targets = kdeleg_conf_delegation_targets(p, v->conf);
+    v->targets = kdeleg_conf_delegation_targets(p, conf);
+    v->virtual_names = conf->virtual_names != NULL;
+    v->fqdn_redirect = conf->fqdn_redirect == 1;
+    v->sessions = conf->session == 1;
 }
 
 /* What the caller sent: the "you" section (Microsoft's WhoAmI page). */
-static void view_caller(status_view *sv)
+static void view_caller(request_rec *r, kd_status_caller *you)
 {
-    request_rec *r = sv->r;
     const char *auth = apr_table_get(r->headers_in, "Authorization");
     const kdeleg_auth_state *st = kdeleg_auth_state_of(r);
     unsigned char *tok;
@@ -181,20 +141,20 @@ static void view_caller(status_view *sv)
     kd_token_info info;
     kd_result res;
 
-    sv->you_host = apr_table_get(r->headers_in, "Host");
-    sv->you_scheme = auth ? apr_pstrmemdup(r->pool, auth, strcspn(auth, " \t")) : "none";
-    sv->you_token = "none";
+    you->host = apr_table_get(r->headers_in, "Host");
+    you->scheme = auth ? apr_pstrmemdup(r->pool, auth, strcspn(auth, " \t")) : "none";
+    you->token = "none";
     kd_result_init(&res);
     if (auth) {
         kd_cause c = kd_token_from_header(r->pool, auth, &tok, &len, &res);
         if (c == KD_CAUSE_NONE)
             c = kd_token_sniff(r->pool, tok, len, &info, &res);
-        sv->you_token = c == KD_CAUSE_NONE ? "kerberos"
-                        : c == KD_CAUSE_NTLM_OFFERED ? "ntlm"
-                        : c == KD_CAUSE_NO_TOKEN ? "none" : "malformed";
+        you->token = c == KD_CAUSE_NONE ? "kerberos"
+                     : c == KD_CAUSE_NTLM_OFFERED ? "ntlm"
+                     : c == KD_CAUSE_NO_TOKEN ? "none" : "malformed";
     }
-    sv->you_user = r->user;
-    sv->you_method = st ? st->method : (r->user ? r->ap_auth_type : NULL);
+    you->user = r->user;
+    you->method = st ? st->method : (r->user ? r->ap_auth_type : NULL);
 }
 
 /* Does one ServerTokens line say Full? httpd reads its first word so:
@@ -231,42 +191,35 @@ static int versions_shown(apr_pool_t *p)
     return full;
 }
 
+/* The versions the page may show (NULL below ServerTokens Full) and the
+ * ones it always shows: httpd's banner and the MPM's name. */
+static void view_versions(apr_pool_t *p, kd_status *m)
+{
+    if (versions_shown(p)) {
+        m->version = KD_PACKAGE_VERSION;
+        m->krb5 = KD_KRB5_VERSION;
+        m->openssl = OpenSSL_version(OPENSSL_VERSION);
+    }
+    m->httpd = ap_get_server_banner();
+    m->mpm = ap_show_mpm();
+}
+
 static status_view *build_view(request_rec *r)
 {
     status_view *sv = apr_pcalloc(r->pool, sizeof(*sv));
     server_rec *s;
 
-    sv->r = r;
-    sv->vhosts = apr_array_make(r->pool, 4, sizeof(vhost_view));
-    for (s = ap_server_conf; s; s = s->next)
-        view_vhost(r->pool, s, apr_array_push(sv->vhosts));
-    sv->n_recent = kd_stats_recent(stats, sv->recent, KD_STATS_RECENT);
-    sv->n_targets = kd_stats_targets(stats, sv->targets, KD_STATS_TARGETS);
-    sv->versions = versions_shown(r->pool);
-    view_caller(sv);
+    sv->m = kd_status_make(r->pool);
+    sv->servers = apr_array_make(r->pool, 4, sizeof(server_rec *));
+    for (s = ap_server_conf; s; s = s->next) {
+        view_vhost(r->pool, s, kd_status_add_vhost(sv->m, s->server_hostname
+                                                          ? s->server_hostname : "(unnamed)"));
+        APR_ARRAY_PUSH(sv->servers, server_rec *) = s;
+    }
+    kd_status_take_stats(sv->m, stats);
+    view_versions(r->pool, sv->m);
+    view_caller(r, &sv->m->you);
     return sv;
-}
-
-static const kd_target_record *target_record(const status_view *sv, const char *target)
-{
-    int i;
-
-    for (i = 0; i < sv->n_targets; i++)
-        if (strcmp(sv->targets[i].target, target) == 0)
-            return &sv->targets[i];
-    return NULL;
-}
-
-static const char *iso_time(apr_pool_t *p, long long t)
-{
-    char buf[32];
-    time_t tt = (time_t)t;
-    struct tm tm;
-
-    if (t <= 0 || gmtime_r(&tt, &tm) == NULL)
-        return NULL;
-    strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return apr_pstrdup(p, buf);
 }
 
 /* ------------------------------------------------------------ self-test */
@@ -282,22 +235,25 @@ static void run_selftest(request_rec *r, status_view *sv)
 {
     const kdeleg_dir_conf *here = ap_get_module_config(r->per_dir_config, &kdeleg_module);
     apr_hash_t *done = apr_hash_make(r->pool);
+    kd_status *m = sv->m;
     int i, j;
 
-    sv->selftest = apr_array_make(r->pool, 2, sizeof(selftest_result));
-    for (i = 0; i < sv->vhosts->nelts; i++) {
-        const vhost_view *v = &APR_ARRAY_IDX(sv->vhosts, i, vhost_view);
+    m->selftest = apr_array_make(r->pool, 2, sizeof(kd_status_selftest));
+    for (i = 0; i < m->vhosts->nelts; i++) {
+        const kd_status_vhost *v = &APR_ARRAY_IDX(m->vhosts, i, kd_status_vhost);
+        server_rec *s = APR_ARRAY_IDX(sv->servers, i, server_rec *);
+        const kdeleg_dir_conf *conf = ap_get_module_config(s->lookup_defaults, &kdeleg_module);
         apr_array_header_t *spns = apr_array_make(r->pool, 4, sizeof(const char *));
         apr_array_header_t *targets = apr_array_copy(r->pool, v->targets);
         kd_selftest_params prm;
         const char *key;
-        selftest_result *res;
+        kd_status_selftest *res;
 
-        if (v->conf->keytab == NULL || v->spns->nelts == 0)
+        if (conf->keytab == NULL || v->spns->nelts == 0)
             continue; /* no keytab of its own: nothing of this host to test */
         for (j = 0; j < v->spns->nelts; j++)
-            APR_ARRAY_PUSH(spns, const char *) = APR_ARRAY_IDX(v->spns, j, spn_check).spn;
-        if (v->s == r->server)
+            APR_ARRAY_PUSH(spns, const char *) = APR_ARRAY_IDX(v->spns, j, kd_status_spn).spn;
+        if (s == r->server)
             apr_array_cat(targets, kdeleg_conf_delegation_targets(r->pool, here));
         key = apr_pstrcat(r->pool, v->keytab, "|", apr_array_pstrcat(r->pool, spns, ','), "|",
                           apr_array_pstrcat(r->pool, targets, ','), NULL);
@@ -305,17 +261,17 @@ static void run_selftest(request_rec *r, status_view *sv)
             continue;
         apr_hash_set(done, key, APR_HASH_KEY_STRING, key);
         memset(&prm, 0, sizeof(prm));
-        prm.acceptor = kdeleg_acceptor_for(v->conf);
+        prm.acceptor = kdeleg_acceptor_for(conf);
         prm.keytab = v->keytab;
         prm.service = APR_ARRAY_IDX(spns, 0, const char *);
         prm.spns = strings(r->pool, spns);
         prm.n_spns = spns->nelts;
-        prm.test_user = here->selftest_user ? here->selftest_user : v->conf->selftest_user;
-        prm.account = kdeleg_conf_service_account(v->conf, prm.service);
+        prm.test_user = here->selftest_user ? here->selftest_user : conf->selftest_user;
+        prm.account = kdeleg_conf_service_account(conf, prm.service);
         prm.targets = strings(r->pool, targets);
         prm.n_targets = targets->nelts;
         prm.max_clock_offset = SELFTEST_MAX_OFFSET;
-        res = apr_array_push(sv->selftest);
+        res = apr_array_push(m->selftest);
         res->vhost = v->name;
         res->steps = kd_selftest_run(r->pool, &prm);
         for (j = 0; j < res->steps->nelts; j++) {
@@ -390,177 +346,13 @@ static int selftest_allowed(request_rec *r)
     return OK;
 }
 
-/* ------------------------------------------------------------ JSON */
-
-#define J(s) kd_json_string(r->pool, (s))
-
-static void json_vhost(request_rec *r, const status_view *sv, const vhost_view *v, int last)
-{
-    int i, first;
-
-    ap_rprintf(r, "    {\"name\": %s, \"names\": [", J(v->name));
-    for (i = 0; i < v->names->nelts; i++)
-        ap_rprintf(r, "%s%s", i ? ", " : "", J(APR_ARRAY_IDX(v->names, i, const char *)));
-    ap_rprintf(r, "],\n     \"keytab\": %s, \"keytab_error\": %s,\n     \"spns\": [",
-               J(v->keytab), J(v->keytab_error));
-    for (i = 0; i < v->spns->nelts; i++)
-        ap_rprintf(r, "%s%s", i ? ", " : "", J(APR_ARRAY_IDX(v->spns, i, spn_check).spn));
-    ap_rputs("],\n     \"missing_spns\": [", r);
-    for (i = 0, first = 1; i < v->spns->nelts; i++) {
-        const spn_check *c = &APR_ARRAY_IDX(v->spns, i, spn_check);
-        if (c->kvno < 0) {
-            ap_rprintf(r, "%s%s", first ? "" : ", ", J(c->spn));
-            first = 0;
-        }
-    }
-    ap_rputs("],\n     \"identities\": [", r);
-    for (i = 0; i < v->spns->nelts; i++) {
-        const spn_check *c = &APR_ARRAY_IDX(v->spns, i, spn_check);
-        ap_rprintf(r, "%s\n       {\"spn\": %s, \"key_owner\": %s, \"host_mapping\": %s, "
-                   "\"tgt_as\": %s}", i ? "," : "", J(c->spn), J(c->key_owner),
-                   c->host_alias ? "true" : "false", J(c->tgt_as));
-    }
-    ap_rputs("],\n     \"keytab_entries\": [", r);
-    for (i = 0; v->entries && i < v->entries->nelts; i++) {
-        const kd_keytab_entry *e = &APR_ARRAY_IDX(v->entries, i, kd_keytab_entry);
-        ap_rprintf(r, "%s\n       {\"principal\": %s, \"kvno\": %d, \"enctype\": %s}",
-                   i ? "," : "", J(e->principal), e->kvno, J(e->enctype));
-    }
-    ap_rputs("],\n     \"delegation_targets\": [", r);
-    for (i = 0; i < v->targets->nelts; i++) {
-        const char *t = APR_ARRAY_IDX(v->targets, i, const char *);
-        const kd_target_record *tr = target_record(sv, t);
-        ap_rprintf(r, "%s\n       {\"target\": %s, \"last_ok\": %s, \"last_failure\": %s, "
-                   "\"last_cause\": %s, \"ok\": %lu, \"failed\": %lu}", i ? "," : "", J(t),
-                   J(tr ? iso_time(r->pool, tr->last_ok) : NULL),
-                   J(tr ? iso_time(r->pool, tr->last_failure) : NULL),
-                   J(tr && tr->last_failure ? kd_cause_name(tr->last_cause) : NULL),
-                   tr ? tr->ok : 0, tr ? tr->failed : 0);
-    }
-    ap_rprintf(r, "],\n     \"virtual_names\": %s, \"fqdn_redirect\": %s, \"sessions\": %s}%s\n",
-               v->conf->virtual_names ? "true" : "false",
-               v->conf->fqdn_redirect == 1 ? "true" : "false",
-               v->conf->session == 1 ? "true" : "false", last ? "" : ",");
-}
-
-static void json_selftest(request_rec *r, const status_view *sv)
-{
-    int i, j;
-
-    ap_rputs(",\n  \"selftest\": [", r);
-    for (i = 0; i < sv->selftest->nelts; i++) {
-        const selftest_result *res = &APR_ARRAY_IDX(sv->selftest, i, selftest_result);
-        ap_rprintf(r, "%s\n    {\"vhost\": %s, \"steps\": [", i ? "," : "", J(res->vhost));
-        for (j = 0; j < res->steps->nelts; j++) {
-            const kd_selftest_step *st = &APR_ARRAY_IDX(res->steps, j, kd_selftest_step);
-            const kd_cause_info *info = kd_cause_get(st->cause);
-            int ok = st->cause == KD_CAUSE_NONE;
-            ap_rprintf(r, "%s\n      {\"step\": %s, \"subject\": %s, \"ok\": %s, "
-                       "\"skipped\": %s, \"cause\": %s, \"detail\": %s, \"hint\": %s, "
-                       "\"fix_ad\": %s, \"fix_mit\": %s}", j ? "," : "", J(st->step),
-                       J(st->subject), ok ? "true" : "false", st->skipped ? "true" : "false",
-                       J(ok ? NULL : info->name), J(st->detail), J(ok ? NULL : info->summary),
-                       J(ok ? NULL : info->ad_fix), J(ok ? NULL : info->mit_fix));
-        }
-        ap_rputs("]}", r);
-    }
-    ap_rputs("]", r);
-}
-
-static void json_output(request_rec *r, const status_view *sv)
-{
-    int i;
-
-    ap_set_content_type(r, "application/json");
-    /* below ServerTokens Full: null, and httpd as its Server header says */
-    ap_rprintf(r, "{\n  \"version\": %s,\n  \"libraries\": {\"krb5\": %s, \"openssl\": %s, "
-               "\"httpd\": %s, \"mpm\": %s},\n  \"vhosts\": [\n",
-               J(sv->versions ? KD_PACKAGE_VERSION : NULL),
-               J(sv->versions ? KD_KRB5_VERSION : NULL),
-               J(sv->versions ? OpenSSL_version(OPENSSL_VERSION) : NULL),
-               J(ap_get_server_banner()), J(ap_show_mpm()));
-    for (i = 0; i < sv->vhosts->nelts; i++)
-        json_vhost(r, sv, &APR_ARRAY_IDX(sv->vhosts, i, vhost_view), i == sv->vhosts->nelts - 1);
-    ap_rputs("  ],\n  \"counters\": {", r);
-    for (i = 0; i < KD_STAT__COUNT; i++)
-        ap_rprintf(r, "%s\"%s\": %lu", i ? ", " : "", kd_stat_name(i),
-                   kd_stats_get(stats, i));
-    for (i = KD_CAUSE_NONE + 1; i < KD_CAUSE__COUNT; i++)
-        ap_rprintf(r, ", \"failures_%s\": %lu", kd_cause_name(i), kd_stats_failures(stats, i));
-    ap_rputs("},\n  \"recent_failures\": [", r);
-    for (i = 0; i < sv->n_recent; i++) {
-        const kd_failure_record *f = &sv->recent[i];
-        const kd_cause_info *info = kd_cause_get(f->cause);
-        ap_rprintf(r, "%s\n    {\"time\": %s, \"vhost\": %s, \"client\": %s, \"spn\": %s, "
-                   "\"cause\": %s, \"hint\": %s, \"fix_ad\": %s, \"fix_mit\": %s}",
-                   i ? "," : "", J(iso_time(r->pool, f->time)), J(f->vhost), J(f->client),
-                   J(f->spn[0] ? f->spn : NULL), J(info->name), J(info->summary),
-                   J(info->ad_fix), J(info->mit_fix));
-    }
-    ap_rputs("],\n  \"delegation_targets\": [", r);
-    for (i = 0; i < sv->n_targets; i++) {
-        const kd_target_record *t = &sv->targets[i];
-        ap_rprintf(r, "%s\n    {\"target\": %s, \"last_ok\": %s, \"last_failure\": %s, "
-                   "\"last_cause\": %s, \"ok\": %lu, \"failed\": %lu}", i ? "," : "",
-                   J(t->target), J(iso_time(r->pool, t->last_ok)),
-                   J(iso_time(r->pool, t->last_failure)),
-                   J(t->last_failure ? kd_cause_name(t->last_cause) : NULL), t->ok, t->failed);
-    }
-    ap_rputs("]", r);
-    if (sv->selftest)
-        json_selftest(r, sv);
-    ap_rprintf(r, ",\n  \"you\": {\"host\": %s, \"scheme\": %s, \"token\": %s, "
-               "\"user\": %s, \"method\": %s}\n}\n", J(sv->you_host), J(sv->you_scheme),
-               J(sv->you_token), J(sv->you_user), J(sv->you_method));
-}
-
-/* ------------------------------------------------------------ Prometheus */
-
-static void prom_output(request_rec *r, const status_view *sv)
-{
-    int i, j;
-
-    ap_set_content_type(r, "text/plain; version=0.0.4; charset=utf-8");
-    ap_rprintf(r, "# HELP kdeleg_info mod_kdeleg and library versions (empty below "
-               "ServerTokens Full).\n"
-               "# TYPE kdeleg_info gauge\n"
-               "kdeleg_info{version=\"%s\",krb5=\"%s\"} 1\n",
-               kd_prom_label(r->pool, sv->versions ? KD_PACKAGE_VERSION : ""),
-               kd_prom_label(r->pool, sv->versions ? KD_KRB5_VERSION : ""));
-    ap_rputs("# HELP kdeleg_events_total Events on this node since start (all children).\n"
-             "# TYPE kdeleg_events_total counter\n", r);
-    for (i = 0; i < KD_STAT__COUNT; i++)
-        ap_rprintf(r, "kdeleg_events_total{event=\"%s\"} %lu\n", kd_stat_name(i),
-                   kd_stats_get(stats, i));
-    ap_rputs("# HELP kdeleg_failures_total Failures by cause (all children).\n"
-             "# TYPE kdeleg_failures_total counter\n", r);
-    for (i = KD_CAUSE_NONE + 1; i < KD_CAUSE__COUNT; i++)
-        ap_rprintf(r, "kdeleg_failures_total{cause=\"%s\"} %lu\n", kd_cause_name(i),
-                   kd_stats_failures(stats, i));
-    ap_rputs("# HELP kdeleg_missing_spns Configured SPNs without a key in the keytab.\n"
-             "# TYPE kdeleg_missing_spns gauge\n", r);
-    for (i = 0; i < sv->vhosts->nelts; i++) {
-        const vhost_view *v = &APR_ARRAY_IDX(sv->vhosts, i, vhost_view);
-        ap_rprintf(r, "kdeleg_missing_spns{vhost=\"%s\"} %d\n", kd_prom_label(r->pool, v->name),
-                   v->missing + (v->keytab_error ? v->spns->nelts - v->missing : 0));
-    }
-    ap_rputs("# HELP kdeleg_delegations_total Back-end tickets by target and result.\n"
-             "# TYPE kdeleg_delegations_total counter\n", r);
-    for (j = 0; j < sv->n_targets; j++) {
-        const char *t = kd_prom_label(r->pool, sv->targets[j].target);
-        ap_rprintf(r, "kdeleg_delegations_total{target=\"%s\",result=\"ok\"} %lu\n"
-                   "kdeleg_delegations_total{target=\"%s\",result=\"failed\"} %lu\n", t,
-                   sv->targets[j].ok, t, sv->targets[j].failed);
-    }
-}
-
 /* ------------------------------------------------------------ HTML */
 
 #define H(s) kd_html(r->pool, (s))
 
 /* One configured SPN on the HTML page: whose key serves it, and who the
  * front end is when it asks the KDC for tickets itself. */
-static const char *spn_check_html(request_rec *r, const spn_check *c)
+static const char *spn_check_html(request_rec *r, const kd_status_spn *c)
 {
     if (c->kvno < 0)
         return apr_psprintf(r->pool, "<code>%s</code> <b>missing from the keytab</b>. "
@@ -590,25 +382,17 @@ static void html_check(request_rec *r, int ok, const char *text)
                ok ? "&#10004;" : "&#10008;", text);
 }
 
-static int vhost_failures(const status_view *sv, const vhost_view *v)
+/* A virtual host's card: a check per item, then its keytab's entries. */
+static void html_vhost(request_rec *r, const kd_status *m, const kd_status_vhost *v)
 {
-    int i, n = 0;
-
-    for (i = 0; i < sv->n_recent; i++)
-        n += strcmp(sv->recent[i].vhost, v->name) == 0;
-    return n;
-}
-
-static void html_vhost(request_rec *r, const status_view *sv, const vhost_view *v)
-{
-    int i, problems = (v->keytab_error != NULL) + v->missing, failures = vhost_failures(sv, v);
+    int i, problems = (v->keytab_error != NULL) + kd_status_missing(v);
+    int failures = kd_status_vhost_failures(m, v);
 
     ap_rprintf(r, "<div class=\"card%s\"><h3>%s %s%s</h3>\n<p class=\"small\">%s"
                "recent failures: %d; names:", problems ? " bad-card" : "",
                problems ? "<span class=\"bad\">&#10008;</span>"
                         : "<span class=\"ok\">&#10004;</span>",
-               H(v->name), v->s == ap_server_conf ? " <span class=\"small\">(main server)</span>"
-                                                 : "",
+               H(v->name), v->main_server ? " <span class=\"small\">(main server)</span>" : "",
                problems ? apr_psprintf(r->pool, "<span class=\"bad\">%d problem%s</span>; ",
                                        problems, problems > 1 ? "s" : "") : "", failures);
     for (i = 0; i < v->names->nelts; i++)
@@ -619,18 +403,18 @@ static void html_vhost(request_rec *r, const status_view *sv, const vhost_view *
                             v->keytab_error ? ": " : " readable",
                             v->keytab_error ? H(v->keytab_error) : ""));
     for (i = 0; i < v->spns->nelts; i++) {
-        const spn_check *c = &APR_ARRAY_IDX(v->spns, i, spn_check);
+        const kd_status_spn *c = &APR_ARRAY_IDX(v->spns, i, kd_status_spn);
         html_check(r, c->kvno >= 0, spn_check_html(r, c));
     }
     for (i = 0; i < v->targets->nelts; i++) {
         const char *t = APR_ARRAY_IDX(v->targets, i, const char *);
-        const kd_target_record *tr = target_record(sv, t);
+        const kd_target_record *tr = kd_status_target(m, t);
         int failing = tr && tr->last_failure > tr->last_ok;
         html_check(r, !failing, apr_psprintf(r->pool, "delegation to <code>%s</code>: %s", H(t),
                    tr == NULL ? "not tried yet"
-                   : failing ? apr_psprintf(r->pool, "last failed %s: %s", H(iso_time(r->pool,
+                   : failing ? apr_psprintf(r->pool, "last failed %s: %s", H(kd_status_time(r->pool,
                                tr->last_failure)), H(kd_cause_name(tr->last_cause)))
-                   : apr_psprintf(r->pool, "last ok %s", H(iso_time(r->pool, tr->last_ok)))));
+                   : apr_psprintf(r->pool, "last ok %s", H(kd_status_time(r->pool, tr->last_ok)))));
     }
     ap_rputs("</ul>\n<table><tr><th>principal</th><th>kvno</th><th>enctype</th></tr>\n", r);
     for (i = 0; v->entries && i < v->entries->nelts; i++) {
@@ -641,13 +425,13 @@ static void html_vhost(request_rec *r, const status_view *sv, const vhost_view *
     ap_rputs("</table></div>\n", r);
 }
 
-static void html_selftest(request_rec *r, const status_view *sv)
+static void html_selftest(request_rec *r, const kd_status *m)
 {
     int i, j;
 
     ap_rputs("<h2>Self-test</h2>\n", r);
-    for (i = 0; i < sv->selftest->nelts; i++) {
-        const selftest_result *res = &APR_ARRAY_IDX(sv->selftest, i, selftest_result);
+    for (i = 0; i < m->selftest->nelts; i++) {
+        const kd_status_selftest *res = &APR_ARRAY_IDX(m->selftest, i, kd_status_selftest);
         ap_rprintf(r, "<h3>%s</h3>\n<table><tr><th></th><th>step</th><th>for</th><th>result"
                    "</th><th>fix (AD)</th><th>fix (MIT)</th></tr>\n", H(res->vhost));
         for (j = 0; j < res->steps->nelts; j++) {
@@ -665,7 +449,7 @@ static void html_selftest(request_rec *r, const status_view *sv)
     }
 }
 
-static void html_output(request_rec *r, const status_view *sv)
+static void html_output(request_rec *r, const kd_status *m)
 {
     int i;
 
@@ -675,49 +459,47 @@ static void html_output(request_rec *r, const status_view *sv)
                "<p class=\"small\">krb5%s%s, %s, %s, MPM %s%s. Counters cover all child "
                "processes since start. <a href=\"?format=json\">JSON</a> "
                "<a href=\"?format=prometheus\">Prometheus</a></p>\n", STYLE,
-               sv->versions ? " " : "", sv->versions ? H(KD_PACKAGE_VERSION) : "",
-               sv->versions ? " " : "", sv->versions ? H(KD_KRB5_VERSION) : "",
-               sv->versions ? H(OpenSSL_version(OPENSSL_VERSION)) : "OpenSSL",
-               H(ap_get_server_banner()), H(ap_show_mpm()),
-               sv->versions ? "" : " (version numbers hidden: ServerTokens is not Full)");
+               m->version ? " " : "", m->version ? H(m->version) : "",
+               m->krb5 ? " " : "", m->krb5 ? H(m->krb5) : "",
+               m->openssl ? H(m->openssl) : "OpenSSL", H(m->httpd), H(m->mpm),
+               m->version ? "" : " (version numbers hidden: ServerTokens is not Full)");
     ap_rputs("<h2>You</h2>\n<table>\n", r);
     ap_rprintf(r, "<tr><th>Host header</th><td><code>%s</code></td></tr>\n"
                "<tr><th>Authorization scheme</th><td>%s</td></tr>\n"
                "<tr><th>token</th><td>%s</td></tr>\n<tr><th>user</th><td>%s</td></tr>\n"
-               "<tr><th>method</th><td>%s</td></tr>\n</table>\n", H(sv->you_host),
-               H(sv->you_scheme), H(sv->you_token),
-               sv->you_user ? H(sv->you_user) : "(not authenticated here)",
-               H(sv->you_method ? sv->you_method : "-"));
-    if (sv->selftest)
-        html_selftest(r, sv);
+               "<tr><th>method</th><td>%s</td></tr>\n</table>\n", H(m->you.host),
+               H(m->you.scheme), H(m->you.token),
+               m->you.user ? H(m->you.user) : "(not authenticated here)",
+               H(m->you.method ? m->you.method : "-"));
+    if (m->selftest)
+        html_selftest(r, m);
     ap_rputs("<h2>Virtual hosts</h2>\n", r);
-    for (i = 0; i < sv->vhosts->nelts; i++)
-        html_vhost(r, sv, &APR_ARRAY_IDX(sv->vhosts, i, vhost_view));
+    for (i = 0; i < m->vhosts->nelts; i++)
+        html_vhost(r, m, &APR_ARRAY_IDX(m->vhosts, i, kd_status_vhost));
     ap_rputs("<h2>Recent failures</h2>\n", r);
-    if (sv->n_recent == 0)
+    if (m->n_recent == 0)
         ap_rputs("<p class=\"ok\">&#10004; none since start</p>\n", r);
     else
         ap_rputs("<table><tr><th>time (UTC)</th><th>vhost</th><th>client</th><th>ticket for"
                  "</th><th>cause</th><th>what happened</th><th>fix (AD)</th><th>fix (MIT)</th>"
                  "</tr>\n", r);
-    for (i = 0; i < sv->n_recent; i++) {
-        const kd_failure_record *f = &sv->recent[i];
+    for (i = 0; i < m->n_recent; i++) {
+        const kd_failure_record *f = &m->recent[i];
         const kd_cause_info *info = kd_cause_get(f->cause);
         ap_rprintf(r, "<tr><td>%s</td><td>%s</td><td>%s</td><td><code>%s</code></td>"
                    "<td class=\"bad\">%s</td><td>%s</td><td>%s</td><td>%s</td></tr>\n",
-                   H(iso_time(r->pool, f->time)), H(f->vhost), H(f->client), H(f->spn),
+                   H(kd_status_time(r->pool, f->time)), H(f->vhost), H(f->client), H(f->spn),
                    H(info->name), H(info->summary), H(info->ad_fix), H(info->mit_fix));
     }
-    if (sv->n_recent)
+    if (m->n_recent)
         ap_rputs("</table>\n", r);
     ap_rputs("<h2>Counters</h2>\n<table>\n", r);
     for (i = 0; i < KD_STAT__COUNT; i++)
-        ap_rprintf(r, "<tr><th>%s</th><td>%lu</td></tr>\n", kd_stat_name(i),
-                   kd_stats_get(stats, i));
+        ap_rprintf(r, "<tr><th>%s</th><td>%lu</td></tr>\n", kd_stat_name(i), m->counters[i]);
     for (i = KD_CAUSE_NONE + 1; i < KD_CAUSE__COUNT; i++)
-        if (kd_stats_failures(stats, i))
+        if (m->failures[i])
             ap_rprintf(r, "<tr><th>failures: %s</th><td class=\"bad\">%lu</td></tr>\n",
-                       kd_cause_name(i), kd_stats_failures(stats, i));
+                       kd_cause_name(i), m->failures[i]);
     ap_rputs("</table>\n</body></html>\n", r);
 }
 
@@ -769,18 +551,55 @@ static int status_handler(request_rec *r)
         run_selftest(r, sv);
     switch (wanted_format(r)) {
     case FMT_JSON:
-        json_output(r, sv);
+        ap_set_content_type(r, "application/json");
+        ap_rputs(kd_status_json(sv->m, r->pool), r);
         break;
     case FMT_PROM:
-        prom_output(r, sv);
+        ap_set_content_type(r, "text/plain; version=0.0.4; charset=utf-8");
+        ap_rputs(kd_status_prometheus(sv->m, r->pool), r);
         break;
     default:
-        html_output(r, sv);
+        html_output(r, sv->m);
     }
+    return OK;
+}
+
+/* ------------------------------------------------------------ mod_status */
+
+/* The module's section of mod_status's /server-status: the counters and
+ * nothing else (no principal, client or host name: that page is often
+ * open to more people than ours). ?auto gets "Name: value" lines. */
+static int server_status_hook(request_rec *r, int flags)
+{
+    kd_status *m = kd_status_make(r->pool);
+    int i;
+
+    for (i = 0; i < KD_STAT__COUNT; i++)
+        m->counters[i] = kd_stats_get(stats, (kd_stat)i);
+    if (flags & AP_STATUS_SHORT) {
+        ap_rputs(kd_status_auto(m, r->pool), r);
+        return OK;
+    }
+    ap_rputs("<hr />\n<h2>mod_kdeleg</h2>\n", r);
+    if (flags & AP_STATUS_NOTABLE) {
+        ap_rputs("<dl>\n", r);
+        for (i = 0; i < KD_STAT__COUNT; i++)
+            ap_rprintf(r, "<dt>%s: %lu</dt>\n", kd_status_auto_name((kd_stat)i),
+                       m->counters[i]);
+        ap_rputs("</dl>\n", r);
+        return OK;
+    }
+    ap_rputs("<table border=\"0\">\n<tr><th>counter</th><th>value</th></tr>\n", r);
+    for (i = 0; i < KD_STAT__COUNT; i++)
+        ap_rprintf(r, "<tr><td>%s</td><td>%lu</td></tr>\n", kd_status_auto_name((kd_stat)i),
+                   m->counters[i]);
+    ap_rputs("</table>\n", r);
     return OK;
 }
 
 void kdeleg_status_register_hooks(apr_pool_t *p)
 {
     ap_hook_handler(status_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    /* mod_status calls it when loaded; without it nothing does */
+    APR_OPTIONAL_HOOK(ap, status_hook, server_status_hook, NULL, NULL, APR_HOOK_MIDDLE);
 }

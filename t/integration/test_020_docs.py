@@ -6,7 +6,9 @@
   and Override lines follow its flags; no block, index row or README row
   names a directive that does not exist, nor does any page.
 - The handlers, providers and environment variables the module registers
-  or sets are listed in docs/directives.md, and nothing else is.
+  or sets are listed in docs/directives.md, and nothing else is; the
+  module's ?auto names on mod_status's /server-status are listed in
+  docs/status-page.md.
 - docs/troubleshooting.md lists exactly the causes of the catalogue, and
   docs/log-messages.md exactly the KDLOGNO numbers of the source.
 - t/docs/gen finds its generated tables up to date.
@@ -153,6 +155,12 @@ def source_causes():
     return re.findall(r'\{\s*KD_CAUSE_\w+\s*,\s*"([a-z0-9-]+)"', text)
 
 
+def source_auto_names():
+    """The names of the module's lines on mod_status's /server-status?auto, in order."""
+    text = sources("kd_status.c")["kd_status.c"]
+    return re.findall(r'\[KD_STAT_\w+\]\s*=\s*"(Kdeleg\w+)"', text)
+
+
 def source_log_numbers():
     found = set()
     for text in sources("*.c").values():
@@ -282,7 +290,7 @@ def test_index_and_readme_tables_name_every_directive_with_its_context():
 
 
 def test_no_page_names_a_directive_that_does_not_exist():
-    known = set(command_table())
+    known = set(command_table()) | set(source_auto_names())
     for path in md_pages() + [os.path.join(REPO, "NEWS")]:
         unknown = set(re.findall(r"\bKdeleg[A-Z]\w*", read(path))) - known
         assert not unknown, f"{os.path.relpath(path, REPO)} names {sorted(unknown)}"
@@ -338,6 +346,15 @@ def test_environment_variables_are_documented():
                                                 "Variables mod_kdeleg sets")))
     assert documented == source_env_vars(), \
         f"environment: set by the source {sorted(source_env_vars())}, documented {sorted(documented)}"
+
+
+def test_server_status_names_are_documented():
+    """docs/status-page.md lists the ?auto names of kd_status.c, in the source's order."""
+    names = source_auto_names()
+    assert len(names) >= 10, f"the ?auto table of kd_status.c not found: {names}"
+    documented = table_first_column(section(read(os.path.join(DOCS, "status-page.md")),
+                                            "On mod_status's /server-status"))
+    assert documented == names, f"?auto names: source {names}, docs/status-page.md {documented}"
 
 
 # ------------------------------------------------------------------ (c), (d) causes and log numbers

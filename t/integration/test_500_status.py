@@ -1,7 +1,8 @@
 """The status page (SetHandler kdeleg-status): JSON, Prometheus and HTML;
 counters and recent failures shared by all children; keytab entries and
 missing SPNs; the caller's own request; never a token, key or cookie; safe
-escaping of what clients send; GET and HEAD only; the page in Chromium."""
+escaping of what clients send; GET and HEAD only; the page in Chromium;
+the counters on mod_status's /server-status (HTML and ?auto)."""
 
 import base64
 import json
@@ -194,6 +195,57 @@ def test_html_in_chromium(node, realm, alice_ccache, lab_dir):
     kdclient.chromium(realm, alice_ccache, {NODE1: node.ip}, url, lab_dir,
                       screenshot=shot)
     assert os.path.getsize(shot) > 10000
+
+
+# ------------------------------------------------------------ mod_status
+
+SERVER_STATUS = """
+<Location /server-status>
+    SetHandler server-status
+    Require ip 127.0.0.0/8
+</Location>
+"""
+# ?auto names, one per counter (docs/status-page.md), and the JSON key each mirrors
+AUTO_NAMES = {"KdelegAuthenticated": "auth_ok", "KdelegAuthFailed": "auth_failed",
+              "KdelegSessionAuthenticated": "session_ok", "KdelegS4U2Self": "s4u2self_ok",
+              "KdelegS4U2Proxy": "s4u2proxy_ok", "KdelegFQDNRedirects": "fqdn_redirects",
+              "KdelegTicketCacheHits": "ticket_cache_hits",
+              "KdelegTicketCacheMisses": "ticket_cache_misses",
+              "KdelegTransfersRedeemed": "transfers_redeemed",
+              "KdelegSessionLogouts": "session_logouts"}
+
+
+def test_counters_on_server_status(kd_httpd, realm, alice_ccache):
+    """With mod_status loaded, /server-status has a mod_kdeleg section and
+    ?auto a line per counter, the same numbers as the status page; no
+    principal, client or host name appears there."""
+    h = kd_httpd("server-status", "127.0.0.2", server_name=NODE1, extra_modules=("status",),
+                 conf_fn=lambda d: negotiate_conf(realm, d, "node1") + SERVER_STATUS)
+    h.allowed |= {"KD00301"}
+    assert kdclient.negotiate(h, ENV_CGI, alice_ccache)[0] == 200
+    kdclient.request(h, ENV_CGI, headers={"Authorization": ntlm()})
+    status, headers, auto = kdclient.request(h, "/server-status?auto")
+    assert status == 200 and headers["content-type"].startswith("text/plain"), auto[:300]
+    assert "<" not in auto                          # AP_STATUS_SHORT: no HTML
+    lines = dict(line.split(": ", 1) for line in auto.splitlines() if ": " in line)
+    assert "ServerUptimeSeconds" in lines           # mod_status's own lines are still there
+    counters = kdclient.status(h)["counters"]
+    assert counters["auth_ok"] == 1 and counters["auth_failed"] == 1
+    for name, key in AUTO_NAMES.items():
+        assert lines.get(name) == str(counters[key]), (name, auto)
+    ours = [l for l in auto.splitlines() if l.startswith("Kdeleg")]
+    assert [l.split(": ")[0] for l in ours] == list(AUTO_NAMES), auto   # counters only
+    assert lines["KdelegAuthenticated"] == "1" and lines["KdelegAuthFailed"] == "1"
+    status, _, html = kdclient.request(h, "/server-status")
+    assert status == 200 and "<h2>mod_kdeleg</h2>" in html
+    section = html.split("<h2>mod_kdeleg</h2>", 1)[1].split("</table>", 1)[0]
+    assert "<tr><td>KdelegAuthenticated</td><td>1</td></tr>" in section
+    assert "<tr><td>KdelegAuthFailed</td><td>1</td></tr>" in section
+    assert section.count("<tr><td>Kdeleg") == len(AUTO_NAMES)
+    notable = kdclient.request(h, "/server-status?notable")[2]
+    assert "<h2>mod_kdeleg</h2>\n<dl>\n<dt>KdelegAuthenticated: 1</dt>\n" in notable
+    for body in ("\n".join(ours), section):
+        assert "alice" not in body and "EXAMPLE.TEST" not in body and "127.0.0." not in body
 
 
 # ------------------------------------------------------------ ServerTokens

@@ -61,6 +61,7 @@ int main(void)
     srunner_add_suite(sr, kd_session_suite());
     srunner_add_suite(sr, kd_url_suite());
     srunner_add_suite(sr, kd_stats_suite());
+    srunner_add_suite(sr, kd_status_suite());
     srunner_add_suite(sr, kd_escape_suite());
     srunner_add_suite(sr, kd_keytab_suite());
     srunner_run_all(sr, CK_NORMAL);

@@ -32,6 +32,7 @@ Suite *kd_token_suite(void);
 Suite *kd_session_suite(void);
 Suite *kd_url_suite(void);
 Suite *kd_stats_suite(void);
+Suite *kd_status_suite(void);
 Suite *kd_escape_suite(void);
 Suite *kd_keytab_suite(void);
 
