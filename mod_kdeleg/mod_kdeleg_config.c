@@ -502,22 +502,31 @@ static int is_directive(const ap_directive_t *node, const char *name)
     return strcasecmp(node->directive, name) == 0;
 }
 
-static int is_negotiate(const ap_directive_t *node)
+/* The first argument of a node as httpd's own parser reads it: quotes
+ * removed, backslash escapes resolved (the tree keeps the raw line). */
+static const char *first_arg(apr_pool_t *p, const ap_directive_t *node)
 {
-    return is_directive(node, "AuthType") && node->args
-        && strncasecmp(node->args, KD_AUTH_TYPE, sizeof(KD_AUTH_TYPE) - 1) == 0;
+    const char *args = node->args ? node->args : "";
+
+    return ap_getword_conf(p, &args);
+}
+
+static int is_negotiate(apr_pool_t *p, const ap_directive_t *node)
+{
+    return is_directive(node, "AuthType")
+        && strncasecmp(first_arg(p, node), KD_AUTH_TYPE, sizeof(KD_AUTH_TYPE) - 1) == 0;
 }
 
 /* Does this list of nodes, or any section inside it, use AuthType
  * Negotiate? With skip_vhosts, only the main server's own scopes count. */
-static int scope_authenticates(const ap_directive_t *node, int skip_vhosts)
+static int scope_authenticates(apr_pool_t *p, const ap_directive_t *node, int skip_vhosts)
 {
     for (; node; node = node->next) {
-        if (is_negotiate(node))
+        if (is_negotiate(p, node))
             return 1;
         if (skip_vhosts && is_directive(node, "<VirtualHost"))
             continue;
-        if (scope_authenticates(node->first_child, skip_vhosts))
+        if (scope_authenticates(p, node->first_child, skip_vhosts))
             return 1;
     }
     return 0;
@@ -633,7 +642,7 @@ static void check_keytab(keytab_check *kc, const char *path, const ap_directive_
 
 static const char *directive_path(apr_pool_t *p, const ap_directive_t *node)
 {
-    const char *arg = node->args;
+    const char *arg = first_arg(p, node);
 
     if (strncmp(arg, "FILE:", 5) == 0)
         arg += 5;
@@ -646,11 +655,11 @@ static void walk(keytab_check *kc, const ap_directive_t *node, const ap_directiv
         if (is_directive(node, "KdelegKeytab")) {
             /* A vhost also inherits the main server's <Location>s. */
             int vhost_level = node->parent && is_directive(node->parent, "<VirtualHost");
-            if (scope_authenticates(scope, 0)
-                || (vhost_level && scope_authenticates(ap_conftree, 1)))
+            if (scope_authenticates(kc->p, scope, 0)
+                || (vhost_level && scope_authenticates(kc->p, ap_conftree, 1)))
                 check_keytab(kc, directive_path(kc->p, node), node, "KdelegKeytab");
         }
-        else if (is_negotiate(node) && keytab_in_scope(node) == NULL) {
+        else if (is_negotiate(kc->p, node) && keytab_in_scope(node) == NULL) {
             int in_vhost = 0;
             const ap_directive_t *up;
             for (up = node->parent; up; up = up->parent)
