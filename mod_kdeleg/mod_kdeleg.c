@@ -39,7 +39,7 @@ static void remember_default_keytab(apr_pool_t *p)
         const char *path = name;
         if (strncmp(path, "FILE:", 5) == 0)
             path += 5;
-        kdeleg_set_default_keytab(apr_pstrdup(p, path));
+        kdeleg_mod_conf_get()->default_keytab = apr_pstrdup(p, path);
     }
     krb5_free_context(ctx);
 }
@@ -71,7 +71,6 @@ static int post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, s
 
 static int pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
 {
-    kdeleg_ccache_pre_config(pconf);
     return kdeleg_cache_pre_config(pconf) == APR_SUCCESS
                    && kdeleg_replay_pre_config(pconf) == APR_SUCCESS
                    && kdeleg_revoke_pre_config(pconf) == APR_SUCCESS
@@ -102,8 +101,8 @@ AP_DECLARE_MODULE(kdeleg) = {
     STANDARD20_MODULE_STUFF,
     kdeleg_dir_conf_create,
     kdeleg_dir_conf_merge,
-    NULL,
-    NULL,
+    kdeleg_srv_conf_create,
+    kdeleg_srv_conf_merge,
     kdeleg_directives,
     register_hooks,
 #if defined(AP_MODULE_FLAG_ALWAYS_MERGE)

@@ -283,7 +283,8 @@ static kd_user_name user_name(request_rec *r, const kdeleg_dir_conf *conf, const
      * (one entry in the node's cache) */
     return kd_s4u_user_name(r->pool, user,
                             conf->user_realm ? conf->user_realm : kdeleg_default_realm(),
-                            realm ? realm + 1 : kdeleg_default_realm(), conf->netbios_domains);
+                            realm ? realm + 1 : kdeleg_default_realm(),
+                            kdeleg_srv_conf_of(r->server)->netbios_domains);
 }
 
 /* Evidence for a transitioned user, only when the node's cache cannot

@@ -89,7 +89,8 @@ typedef struct {
 
 typedef struct {
     server_rec *s;
-    const kdeleg_dir_conf *conf;
+    const kdeleg_srv_conf *srv;  /* the virtual host's own settings */
+    const kdeleg_dir_conf *conf; /* its server-level directory settings */
     const char *name;
     apr_array_header_t *names;   /* const char *: ServerName, aliases, virtual names */
     const char *keytab;
@@ -135,14 +136,15 @@ static void view_vhost(apr_pool_t *p, server_rec *s, vhost_view *v)
     int i;
 
     v->s = s;
-    v->conf = ap_get_module_config(s->lookup_defaults, &kdeleg_module);
+    v->srv = kdeleg_srv_conf_of(s);
+    v->conf = kdeleg_server_dir_conf(s);
     v->name = s->server_hostname ? s->server_hostname : "(unnamed)";
     v->names = apr_array_make(p, 4, sizeof(const char *));
     add_name(v->names, s->server_hostname);
     for (i = 0; s->names && i < s->names->nelts; i++)
         add_name(v->names, APR_ARRAY_IDX(s->names, i, const char *));
-    for (i = 0; v->conf->virtual_names && i < v->conf->virtual_names->nelts; i++)
-        add_name(v->names, APR_ARRAY_IDX(v->conf->virtual_names, i, const char *));
+    for (i = 0; v->srv->virtual_names && i < v->srv->virtual_names->nelts; i++)
+        add_name(v->names, APR_ARRAY_IDX(v->srv->virtual_names, i, const char *));
     v->keytab = kdeleg_conf_keytab(v->conf);
     v->entries = kd_keytab_list(p, v->keytab, &v->keytab_error);
     spns = kdeleg_conf_server_spns(p, s, v->conf);
@@ -438,9 +440,9 @@ static void json_vhost(request_rec *r, const status_view *sv, const vhost_view *
                    tr ? tr->ok : 0, tr ? tr->failed : 0);
     }
     ap_rprintf(r, "],\n     \"virtual_names\": %s, \"fqdn_redirect\": %s, \"sessions\": %s}%s\n",
-               v->conf->virtual_names ? "true" : "false",
-               v->conf->fqdn_redirect == 1 ? "true" : "false",
-               v->conf->session == 1 ? "true" : "false", last ? "" : ",");
+               v->srv->virtual_names ? "true" : "false",
+               v->srv->fqdn_redirect == 1 ? "true" : "false",
+               v->srv->session == 1 ? "true" : "false", last ? "" : ",");
 }
 
 static void json_selftest(request_rec *r, const status_view *sv)
