@@ -23,6 +23,15 @@
  * 007xx sessions and the FQDN fallback, 008xx status page and statistics. */
 #define KDLOGNO(n) "KD" #n ": "
 
+/* A request's log line, with its context first:
+ *   KDnnnnn: kdeleg(vhost, client, spn): message
+ * logno is KDLOGNO(n), spn the acceptor principal in use or "-", fmt a
+ * string literal. A macro, so httpd records the caller's file and line
+ * (mod_h2's H2_STRM_LOG does the same). t/docs/gen reads these calls. */
+#define kdeleg_log_request(r, level, status, logno, spn, fmt, ...)                            \
+    ap_log_rerror(APLOG_MARK, (level), (status), (r), logno "kdeleg(%s, %s, %s): " fmt,        \
+                  (r)->server->server_hostname, (r)->useragent_ip, (spn), ##__VA_ARGS__)
+
 #define KD_AUTH_TYPE "Negotiate"
 #define KD_UNSET (-1)
 
@@ -208,6 +217,21 @@ const char *kdeleg_conf_service_account(const kdeleg_dir_conf *conf, const char 
  * counting functions are no-ops until the shared block exists. */
 void kdeleg_note(kd_stat which);
 void kdeleg_note_failure(request_rec *r, kd_cause cause, const char *spn);
+/* A failure line's cause and remedies: name, summary (detail); fixes. */
+#define KD_CAUSE_FMT "cause %s: %s (%s); fix (AD): %s; fix (MIT): %s"
+/* What failed, for kdeleg_report_failure: authentication (user NULL), or
+ * the delegation of user to target (NULL: no one target). */
+typedef struct {
+    const char *user;              /* delegation: the user's principal; NULL: authentication */
+    const char *target;            /* delegation: the back end, or NULL */
+    int continuing;                /* delegation: the request goes on without credentials */
+} kdeleg_failure;
+/* One failure, reported once: the numbered line naming the cause with
+ * both remedies (KD00301 for authentication, KD00401 for delegation; never
+ * a token), the statistics, and KDELEG_ERROR for the application (not for
+ * no-token, the normal first leg). */
+void kdeleg_report_failure(request_rec *r, int level, const kd_result *res, const char *spn,
+                           const kdeleg_failure *what);
 void kdeleg_note_target(const char *target, kd_cause cause);
 int kdeleg_status_post_config(apr_pool_t *pconf, server_rec *s);
 void kdeleg_status_register_hooks(apr_pool_t *p);

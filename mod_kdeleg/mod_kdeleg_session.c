@@ -601,12 +601,10 @@ static void log_invalid(request_rec *r, const char *what, const char *why, const
 
     /* why may quote what the client chose (a method, an origin): escaped.
      * The cookie or token itself is never passed here. */
-    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, KDLOGNO(00703)
-                  "kdeleg(%s, %s, -): %s ignored: cause %s: %s%s%s; the client "
-                  "re-authenticates with Kerberos",
-                  r->server->server_hostname, r->useragent_ip, what, info->name,
-                  ap_escape_logitem(r->pool, why),
-                  principal ? " for " : "", principal ? ap_escape_logitem(r->pool, principal) : "");
+    kdeleg_log_request(r, APLOG_INFO, 0, KDLOGNO(00703), "-",
+                       "%s ignored: cause %s: %s%s%s; the client re-authenticates with Kerberos",
+                       what, info->name, ap_escape_logitem(r->pool, why), principal ? " for " : "",
+                       principal ? ap_escape_logitem(r->pool, principal) : "");
 }
 
 /* REMOTE_USER for a session, as KdelegRemoteUser says where it is used:
@@ -621,10 +619,10 @@ static const char *session_user(request_rec *r, const kdeleg_dir_conf *conf, con
     case KD_REMOTE_USER_LOCAL:
         if ((local = kd_gss_local_name(r->pool, principal)) != NULL)
             return local;
-        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, KDLOGNO(00302)
-                      "kdeleg(%s, %s, -): no auth_to_local mapping for %s; using the full "
-                      "principal as REMOTE_USER", r->server->server_hostname, r->useragent_ip,
-                      ap_escape_logitem(r->pool, principal));
+        kdeleg_log_request(r, APLOG_INFO, 0, KDLOGNO(00302), "-",
+                           "no auth_to_local mapping for %s; using the full principal as "
+                           "REMOTE_USER",
+                           ap_escape_logitem(r->pool, principal));
         return principal;
     default:
         return principal;
@@ -650,11 +648,10 @@ static kdeleg_auth_state *state_from(request_rec *r, const kdeleg_dir_conf *conf
  * client for a Kerberos token; the session stays as it is. */
 static int rechallenge(request_rec *r, const kdeleg_auth_state *st)
 {
-    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, KDLOGNO(00704)
-                  "kdeleg(%s, %s, %s): session for %s: this node holds no delegated tickets "
-                  "for it; asking the client for Kerberos",
-                  r->server->server_hostname, r->useragent_ip, st->spn,
-                  ap_escape_logitem(r->pool, st->principal));
+    kdeleg_log_request(r, APLOG_INFO, 0, KDLOGNO(00704), st->spn,
+                       "session for %s: this node holds no delegated tickets for it; asking the "
+                       "client for Kerberos",
+                       ap_escape_logitem(r->pool, st->principal));
     r->user = NULL;
     apr_table_setn(r->err_headers_out, "WWW-Authenticate", KD_AUTH_TYPE);
     return HTTP_UNAUTHORIZED;
@@ -701,10 +698,9 @@ static int session_refused(request_rec *r, kd_cause cause, const char *why)
 {
     const kd_cause_info *info = kd_cause_get(cause);
 
-    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, KDLOGNO(00711)
-                  "kdeleg(%s, %s, -): session refused here: cause %s: %s (%s)",
-                  r->server->server_hostname, r->useragent_ip, info->name, info->summary,
-                  ap_escape_logitem(r->pool, why));
+    kdeleg_log_request(r, APLOG_INFO, 0, KDLOGNO(00711), "-",
+                       "session refused here: cause %s: %s (%s)",
+                       info->name, info->summary, ap_escape_logitem(r->pool, why));
     kdeleg_note_failure(r, cause, NULL);
     apr_table_setn(r->subprocess_env, "KDELEG_ERROR", info->name);
     return info->http_status;
@@ -802,18 +798,16 @@ static int issue_session(request_rec *r, const kdeleg_dir_conf *conf, const char
     if (lifetime <= 0)
         return -1;
     if ((value = kd_session_seal(r->pool, sc->session_keys, scope_of(r, conf), &s)) == NULL) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, KDLOGNO(00706)
-                      "kdeleg(%s, %s, %s): could not seal a session for %s (name too long for "
-                      "a cookie?)", r->server->server_hostname, r->useragent_ip, spn,
-                      ap_escape_logitem(r->pool, principal));
+        kdeleg_log_request(r, APLOG_ERR, 0, KDLOGNO(00706), spn,
+                           "could not seal a session for %s (name too long for a cookie?)",
+                           ap_escape_logitem(r->pool, principal));
         return -1;
     }
     set_cookie(r, session_cookie_name(r, conf), value, apr_time_from_sec(s.expires), 1);
-    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, KDLOGNO(00707)
-                  "kdeleg(%s, %s, %s): session issued for %s, %ld s, scope %s",
-                  r->server->server_hostname, r->useragent_ip, spn,
-                  ap_escape_logitem(r->pool, principal), lifetime,
-                  ap_escape_logitem(r->pool, site_origin(r, scope_host(r))));
+    kdeleg_log_request(r, APLOG_DEBUG, 0, KDLOGNO(00707), spn,
+                       "session issued for %s, %ld s, scope %s",
+                       ap_escape_logitem(r->pool, principal), lifetime,
+                       ap_escape_logitem(r->pool, site_origin(r, scope_host(r))));
     return 0;
 }
 
@@ -905,21 +899,19 @@ int kdeleg_fqdn_bounce(request_rec *r, const kdeleg_dir_conf *conf, kd_cause cau
         /* The client has a session here but cannot do Kerberos on this name
          * (a page that needs its ticket for delegation): another bounce
          * would only bring it back to the same 401. */
-        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, KDLOGNO(00710)
-                      "kdeleg(%s, %s, -): cause %s on %s for a client that holds a session "
-                      "here: not redirecting to %s again; delegation for it needs "
-                      "KdelegProtocolTransition On (or a ticket for the virtual name)",
-                      r->server->server_hostname, r->useragent_ip, kd_cause_name(cause), vip,
-                      sc->node_name->host);
+        kdeleg_log_request(r, APLOG_WARNING, 0, KDLOGNO(00710), "-",
+                           "cause %s on %s for a client that holds a session here: not "
+                           "redirecting to %s again; delegation for it needs "
+                           "KdelegProtocolTransition On (or a ticket for the virtual name)",
+                           kd_cause_name(cause), vip, sc->node_name->host);
         return DECLINED;
     }
     if (t && t->transfer) {
-        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, KDLOGNO(00702)
-                      "kdeleg(%s, %s, -): cause %s on %s right after the client came back "
-                      "from %s with a transfer token that did not give a session (see the "
-                      "line before): not redirecting twice",
-                      r->server->server_hostname, r->useragent_ip, kd_cause_name(cause), vip,
-                      sc->node_name->host);
+        kdeleg_log_request(r, APLOG_WARNING, 0, KDLOGNO(00702), "-",
+                           "cause %s on %s right after the client came back from %s with a "
+                           "transfer token that did not give a session (see the line before): "
+                           "not redirecting twice",
+                           kd_cause_name(cause), vip, sc->node_name->host);
         return DECLINED;
     }
     if ((state = kd_state_new(r->pool)) == NULL)
@@ -939,20 +931,19 @@ int kdeleg_fqdn_bounce(request_rec *r, const kdeleg_dir_conf *conf, kd_cause cau
         apr_pstrcat(r->pool, args ? args : "", args ? "&" : "", KD_RETURN_PARAM "=", back,
                     "&" KD_STATE_PARAM "=", kd_state_hash_encode(r->pool, hash), NULL));
     kdeleg_note(KD_STAT_FQDN_REDIRECTS);
-    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, KDLOGNO(00701)
-                  "kdeleg(%s, %s, -): FQDN fallback: cause %s on virtual name %s; redirecting "
-                  "the client to this node's name %s",
-                  r->server->server_hostname, r->useragent_ip, kd_cause_name(cause), vip,
-                  sc->node_name->host);
+    kdeleg_log_request(r, APLOG_INFO, 0, KDLOGNO(00701), "-",
+                       "FQDN fallback: cause %s on virtual name %s; redirecting the client to "
+                       "this node's name %s",
+                       kd_cause_name(cause), vip, sc->node_name->host);
     return redirect(r, location);
 }
 
 static int node_leg_refused(request_rec *r, const char *raw, const char *why)
 {
-    ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, KDLOGNO(00708)
-                  "kdeleg(%s, %s, -): ignoring " KD_RETURN_PARAM " '%s': %s; serving the "
-                  "page here", r->server->server_hostname, r->useragent_ip,
-                  ap_escape_logitem(r->pool, raw), why);
+    kdeleg_log_request(r, APLOG_WARNING, 0, KDLOGNO(00708), "-",
+                       "ignoring " KD_RETURN_PARAM " '%s': %s; serving the "
+                       "page here",
+                       ap_escape_logitem(r->pool, raw), why);
     return DECLINED;
 }
 
@@ -1017,11 +1008,10 @@ static int return_to_site(request_rec *r, const kdeleg_dir_conf *conf, const kde
     if (kd_random(t.id, sizeof(t.id)) != 0
         || (token = kd_transfer_seal(r->pool, sc->session_keys, &t)) == NULL)
         return node_leg_refused(r, raw, "could not seal a transfer token");
-    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, KDLOGNO(00705)
-                  "kdeleg(%s, %s, -): FQDN fallback: %s authenticated on the node name; "
-                  "sending it back to %s with a one-time transfer token",
-                  r->server->server_hostname, r->useragent_ip,
-                  ap_escape_logitem(r->pool, st->principal), origin);
+    kdeleg_log_request(r, APLOG_INFO, 0, KDLOGNO(00705), "-",
+                       "FQDN fallback: %s authenticated on the node name; sending it back to %s "
+                       "with a one-time transfer token",
+                       ap_escape_logitem(r->pool, st->principal), origin);
     return redirect(r, kd_url_build(r->pool, origin, r->parsed_uri.path,
                                     apr_pstrcat(r->pool, rest ? rest : "", rest ? "&" : "",
                                                 KD_TRANSFER_PARAM "=", token, NULL)));
@@ -1111,10 +1101,9 @@ static int redeem_transfer(request_rec *r, const kdeleg_dir_conf *conf)
         return transfer_refused(r, conf, "no session could be issued from it", t.principal);
     clear_cookie(r, cookie_name(r, KD_STATE_COOKIE));
     kdeleg_note(KD_STAT_TRANSFERS_REDEEMED);
-    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, KDLOGNO(00709)
-                  "kdeleg(%s, %s, -): FQDN fallback: transfer token for %s redeemed; session "
-                  "issued for %s", r->server->server_hostname, r->useragent_ip,
-                  ap_escape_logitem(r->pool, t.principal), t.origin);
+    kdeleg_log_request(r, APLOG_INFO, 0, KDLOGNO(00709), "-",
+                       "FQDN fallback: transfer token for %s redeemed; session issued for %s",
+                       ap_escape_logitem(r->pool, t.principal), t.origin);
     path = r->parsed_uri.path ? r->parsed_uri.path : "/";
     while (path[0] == '/' && path[1] == '/')
         path++; /* "//host" would name another host */
@@ -1147,11 +1136,10 @@ static const char *revoke_session(request_rec *r, const kdeleg_dir_conf *conf, c
     /* until the longest session this node could have issued ends */
     kdeleg_revoke_principal(r, s.principal, now_ms(), apr_time_sec(apr_time_now()) + 7 * 24 * 3600);
     kdeleg_note(KD_STAT_SESSION_LOGOUTS);
-    ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r, KDLOGNO(00723)
-                  "kdeleg(%s, %s, -): logout: every session of %s issued until now (by any node, "
-                  "in any scope) is refused on this node", r->server->server_hostname,
-                  r->useragent_ip,
-                  ap_escape_logitem(r->pool, s.principal));
+    kdeleg_log_request(r, APLOG_NOTICE, 0, KDLOGNO(00723), "-",
+                       "logout: every session of %s issued until now (by any node, in any scope) "
+                       "is refused on this node",
+                       ap_escape_logitem(r->pool, s.principal));
     return s.principal;
 }
 
