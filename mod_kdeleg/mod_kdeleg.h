@@ -26,8 +26,8 @@
 /* A request's log line, with its context first:
  *   KDnnnnn: kdeleg(vhost, client, spn): message
  * logno is KDLOGNO(n), spn the acceptor principal in use or "-", fmt a
- * string literal. A macro, so httpd records the caller's file and line
- * (mod_h2's H2_STRM_LOG does the same). t/docs/gen reads these calls. */
+ * string literal. A macro, so httpd records the caller's file and line.
+ * t/docs/gen reads these calls for docs/log-messages.md. */
 #define kdeleg_log_request(r, level, status, logno, spn, fmt, ...)                            \
     ap_log_rerror(APLOG_MARK, (level), (status), (r), logno "kdeleg(%s, %s, %s): " fmt,        \
                   (r)->server->server_hostname, (r)->useragent_ip, (spn), ##__VA_ARGS__)

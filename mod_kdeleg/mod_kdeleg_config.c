@@ -27,7 +27,7 @@ APLOG_USE_MODULE(kdeleg);
     conf->field = (add->field != (unset)) ? add->field : base->field
 
 /* The module-wide settings, made with the main server's config and
- * forgotten with the configuration pool (the mod_md way). */
+ * forgotten with the configuration pool, so a restart starts afresh. */
 static kdeleg_mod_conf *mod_conf;
 
 static apr_status_t forget_mod_conf(void *data)

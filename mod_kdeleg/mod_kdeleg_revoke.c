@@ -1,9 +1,8 @@
 /* mod_kdeleg_revoke: sessions revoked by KdelegSessionLogout, node-wide,
  * in a fixed table in shared memory (kd_revoke) shared by all children.
  * Like the replay table it survives graceful restarts: a restart must not
- * bring a logged-out session back. Farm-wide revocation needs a shared
- * store (a later issue); until then a logout holds on the node that
- * served it, and the docs say so. */
+ * bring a logged-out session back. A logout holds on the node that served
+ * it (the docs say so): other nodes cannot see this table. */
 #include "mod_kdeleg.h"
 
 #include <string.h>
