@@ -145,8 +145,6 @@ void *kdeleg_dir_conf_create(apr_pool_t *p, char *dir);
 void *kdeleg_dir_conf_merge(apr_pool_t *p, void *base, void *add);
 void *kdeleg_srv_conf_create(apr_pool_t *p, server_rec *s);
 void *kdeleg_srv_conf_merge(apr_pool_t *p, void *base, void *add);
-/* The module-wide settings of this configuration generation. */
-kdeleg_mod_conf *kdeleg_mod_conf_get(void);
 const kdeleg_srv_conf *kdeleg_srv_conf_of(const server_rec *s);
 /* The server level's directory config: what a server-and-directory
  * directive given at server or virtual host level set for s. */

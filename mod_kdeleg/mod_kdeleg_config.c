@@ -47,11 +47,6 @@ static kdeleg_mod_conf *mod_conf_make(apr_pool_t *p)
     return mod_conf;
 }
 
-kdeleg_mod_conf *kdeleg_mod_conf_get(void)
-{
-    return mod_conf;
-}
-
 void *kdeleg_srv_conf_create(apr_pool_t *p, server_rec *s)
 {
     kdeleg_srv_conf *conf = apr_pcalloc(p, sizeof(*conf));
