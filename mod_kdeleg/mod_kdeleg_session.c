@@ -564,8 +564,8 @@ static const char *session_cookie_name(request_rec *r, const kdeleg_dir_conf *co
                                       : KD_SESSION_COOKIE);
 }
 
-static void set_cookie(request_rec *r, const char *name,
-                       const char *value, apr_time_t expires, int with_domain)
+static void set_cookie(request_rec *r, const char *name, const char *value, apr_time_t expires,
+                       int with_domain)
 {
     const kdeleg_srv_conf *sc = kdeleg_srv_conf_of(r->server);
     char date[APR_RFC822_DATE_LEN];
