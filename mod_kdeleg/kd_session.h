@@ -16,7 +16,7 @@
  * (scheme, host, port, the virtual name's SPNs, KdelegSessionScope), and a
  * transfer token never opens as a cookie or the other way round. The
  * principal is kept unmapped; REMOTE_USER is derived where it is used.
- * Version 1 cookies (before scopes) no longer open: session-invalid. */
+ * A version 1 cookie (it has no scope) does not open: session-invalid. */
 #ifndef KD_SESSION_H
 #define KD_SESSION_H
 

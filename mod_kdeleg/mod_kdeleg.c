@@ -28,7 +28,7 @@ static void core_log(void *baton, kd_log_level level, const char *fmt, va_list a
 }
 
 /* The krb5 default keytab name, used when KdelegKeytab is not set. */
-static void remember_default_keytab(apr_pool_t *p)
+static void remember_default_keytab(apr_pool_t *p, kdeleg_mod_conf *mc)
 {
     krb5_context ctx;
     char name[1024];
@@ -39,7 +39,7 @@ static void remember_default_keytab(apr_pool_t *p)
         const char *path = name;
         if (strncmp(path, "FILE:", 5) == 0)
             path += 5;
-        kdeleg_set_default_keytab(apr_pstrdup(p, path));
+        mc->default_keytab = apr_pstrdup(p, path);
     }
     krb5_free_context(ctx);
 }
@@ -49,7 +49,7 @@ static int post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, s
     int rv;
 
     kd_log_set_callback(core_log, s);
-    remember_default_keytab(pconf);
+    remember_default_keytab(pconf, kdeleg_srv_conf_of(s)->mc);
     /* Checked on both passes so `apachectl start` prints the error itself. */
     if ((rv = kdeleg_check_keytabs(ptemp, s)) != OK
         || (rv = kdeleg_session_check_config(ptemp, s)) != OK
@@ -71,7 +71,6 @@ static int post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, s
 
 static int pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
 {
-    kdeleg_ccache_pre_config(pconf);
     return kdeleg_cache_pre_config(pconf) == APR_SUCCESS
                    && kdeleg_replay_pre_config(pconf) == APR_SUCCESS
                    && kdeleg_revoke_pre_config(pconf) == APR_SUCCESS
@@ -102,8 +101,8 @@ AP_DECLARE_MODULE(kdeleg) = {
     STANDARD20_MODULE_STUFF,
     kdeleg_dir_conf_create,
     kdeleg_dir_conf_merge,
-    NULL,
-    NULL,
+    kdeleg_srv_conf_create,
+    kdeleg_srv_conf_merge,
     kdeleg_directives,
     register_hooks,
 #if defined(AP_MODULE_FLAG_ALWAYS_MERGE)

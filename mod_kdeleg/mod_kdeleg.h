@@ -8,6 +8,7 @@
 #include <http_config.h>
 #include <apr_global_mutex.h>
 #include <apr_shm.h>
+#include <ap_socache.h>
 
 #include "kd_accept.h"
 #include "kd_replay.h"
@@ -21,6 +22,15 @@
  * authentication, 004xx delegation, 005xx ticket cache, 006xx replay cache,
  * 007xx sessions and the FQDN fallback, 008xx status page and statistics. */
 #define KDLOGNO(n) "KD" #n ": "
+
+/* A request's log line, with its context first:
+ *   KDnnnnn: kdeleg(vhost, client, spn): message
+ * logno is KDLOGNO(n), spn the acceptor principal in use or "-", fmt a
+ * string literal. A macro, so httpd records the caller's file and line.
+ * t/docs/gen reads these calls for docs/log-messages.md. */
+#define kdeleg_log_request(r, level, status, logno, spn, fmt, ...)                            \
+    ap_log_rerror(APLOG_MARK, (level), (status), (r), logno "kdeleg(%s, %s, %s): " fmt,        \
+                  (r)->server->server_hostname, (r)->useragent_ip, (spn), ##__VA_ARGS__)
 
 #define KD_AUTH_TYPE "Negotiate"
 #define KD_UNSET (-1)
@@ -36,9 +46,57 @@ typedef enum {
     KD_REMOTE_USER_LOCAL,      /* krb5 auth_to_local */
 } kdeleg_remote_user;
 
-/* Per-directory configuration; server/vhost level settings live in the
- * server's default directory config, so one merge covers every scope.
- * Every field has an "unset" value and is merged on its own. */
+/* Configuration in three structs (every field has an "unset" value and is
+ * merged on its own, with KD_MERGE in mod_kdeleg_config.c):
+ *   kdeleg_mod_conf  one per configuration generation, module-wide;
+ *   kdeleg_srv_conf  per server and virtual host (RSRC_CONF-only directives);
+ *   kdeleg_dir_conf  per directory, including the server level's defaults.
+ * All three are filled while the configuration is read and in post_config,
+ * and only read once children serve requests. */
+
+/* Module-wide settings. */
+typedef struct {
+    const char *default_keytab;    /* krb5's default keytab (KRB5_KTNAME or /etc/krb5.keytab),
+                                      looked up in post_config, used when KdelegKeytab is
+                                      not set */
+    const char *default_ccache_dir; /* per-request credential caches when KdelegCcacheDir
+                                       is unset: created in post_config under httpd's
+                                       runtime directory, owned by the httpd user, 0700 */
+    apr_array_header_t *ccache_dirs; /* every KdelegCcacheDir of this configuration, for
+                                        the start-up sweep (const char *) */
+    const char *ccache_instance;   /* this instance's mark in its credential cache names:
+                                      its ServerRoot and configuration file, so instances
+                                      sharing a directory never sweep each other's caches;
+                                      set in post_config */
+    /* KdelegCache (main server only). */
+    int cache_disabled;            /* KdelegCache none */
+    const ap_socache_provider_t *cache_provider; /* NULL = unset (shmcb when loaded) */
+    const char *cache_provider_name;
+    ap_socache_instance_t *cache_instance; /* made by the provider when the directive is read */
+    /* KdelegReplayCache (main server only). */
+    int replay_configured;         /* the directive was given */
+    apr_size_t replay_bytes;       /* table size; 0 = off (MIT's replay cache) */
+} kdeleg_mod_conf;
+
+/* Per server and virtual host. */
+typedef struct {
+    kdeleg_mod_conf *mc;           /* the module-wide settings, shared by every server */
+    apr_table_t *netbios_domains;  /* KdelegNetbiosDomain NETBIOS -> REALM; NULL = unset */
+    /* Load-balanced names and sessions. */
+    apr_array_header_t *virtual_names; /* KdelegVirtualName, lower case; NULL = unset */
+    const kd_origin *node_name;    /* KdelegNodeName; NULL = unset */
+    int fqdn_redirect;             /* KdelegFQDNRedirect; KD_UNSET = unset */
+    int session;                   /* KdelegSession; KD_UNSET = unset */
+    const char *session_key_file;  /* KdelegSessionKeyFile; NULL = unset */
+    const kd_session_keys *session_keys; /* parsed from session_key_file */
+    long session_key_uid;          /* owner of session_key_file, checked in post_config */
+    int session_lifetime;          /* KdelegSessionLifetime seconds; KD_UNSET = unset */
+    const char *cookie_domain;     /* KdelegCookieDomain; NULL = unset */
+} kdeleg_srv_conf;
+
+/* Per directory. Directives valid at server level too (RSRC_CONF |
+ * ACCESS_CONF) keep their server-level value in the server's default
+ * directory config, which every directory config merges. */
 typedef struct {
     const char *keytab;            /* KdelegKeytab; NULL = unset */
     apr_array_header_t *spns;      /* KdelegServiceNames (kd_spn); NULL = unset */
@@ -52,21 +110,11 @@ typedef struct {
     const char *user_realm;        /* KdelegUserRealm; NULL = unset */
     apr_array_header_t *service_accounts; /* KdelegServiceAccount (kd_service_account),
                                              inner scope's first; NULL = unset */
-    apr_table_t *netbios_domains;  /* KdelegNetbiosDomain NETBIOS -> REALM; NULL = unset */
     /* Identity policy. */
     int allow_anonymous;           /* KdelegAllowAnonymous; KD_UNSET = unset (Off) */
     apr_array_header_t *realms;    /* KdelegRealms; NULL = unset (every realm) */
     apr_array_header_t *trusted_auth_types; /* KdelegTrustedAuthTypes; NULL = unset */
-    /* Load-balanced names and sessions (server/vhost scope). */
-    apr_array_header_t *virtual_names; /* KdelegVirtualName, lower case; NULL = unset */
-    const kd_origin *node_name;    /* KdelegNodeName; NULL = unset */
-    int fqdn_redirect;             /* KdelegFQDNRedirect; KD_UNSET = unset */
-    int session;                   /* KdelegSession; KD_UNSET = unset */
-    const char *session_key_file;  /* KdelegSessionKeyFile; NULL = unset */
-    const kd_session_keys *session_keys; /* parsed from session_key_file */
-    long session_key_uid;          /* owner of session_key_file, checked in post_config */
-    int session_lifetime;          /* KdelegSessionLifetime seconds; KD_UNSET = unset */
-    const char *cookie_domain;     /* KdelegCookieDomain; NULL = unset */
+    /* Sessions. */
     const char *session_scope;     /* KdelegSessionScope; NULL = unset, "" = the default */
     const char *session_logout;    /* KdelegSessionLogout path; NULL = unset, "" = none */
     /* Diagnostics. */
@@ -95,6 +143,12 @@ extern const command_rec kdeleg_directives[];
 
 void *kdeleg_dir_conf_create(apr_pool_t *p, char *dir);
 void *kdeleg_dir_conf_merge(apr_pool_t *p, void *base, void *add);
+void *kdeleg_srv_conf_create(apr_pool_t *p, server_rec *s);
+void *kdeleg_srv_conf_merge(apr_pool_t *p, void *base, void *add);
+const kdeleg_srv_conf *kdeleg_srv_conf_of(const server_rec *s);
+/* The server level's directory config: what a server-and-directory
+ * directive given at server or virtual host level set for s. */
+const kdeleg_dir_conf *kdeleg_server_dir_conf(const server_rec *s);
 
 /* The identity policy for a verified principal (Kerberos or session):
  * KD_CAUSE_NONE, or the cause that refuses it (detail in *why). */
@@ -118,29 +172,8 @@ const apr_array_header_t *kdeleg_conf_spns(request_rec *r, const kdeleg_dir_conf
 const apr_array_header_t *kdeleg_conf_server_spns(apr_pool_t *p, server_rec *s,
                                                   const kdeleg_dir_conf *conf);
 
-/* Sessions and the FQDN fallback (mod_kdeleg_session.c). */
-#define KD_SESSION_DIRECTIVES                                                                  \
-    AP_INIT_ITERATE("KdelegVirtualName", kdeleg_set_virtual_name, NULL, RSRC_CONF,                 \
-                    "host names several nodes serve behind a load balancer"),                  \
-    AP_INIT_TAKE1("KdelegNodeName", kdeleg_set_node_name, NULL, RSRC_CONF,                         \
-                  "this node's own name: FQDN or scheme://FQDN[:port]"),                       \
-    AP_INIT_FLAG("KdelegFQDNRedirect", kdeleg_set_fqdn_redirect, NULL, RSRC_CONF,                  \
-                 "On: send clients that cannot use Kerberos on a virtual name to the node "    \
-                 "name and back"),                                                             \
-    AP_INIT_FLAG("KdelegSession", kdeleg_set_session, NULL, RSRC_CONF,                             \
-                 "On: issue an encrypted session cookie after Kerberos authentication"),       \
-    AP_INIT_TAKE1("KdelegSessionKeyFile", kdeleg_set_session_key_file, NULL, RSRC_CONF,            \
-                  "file of base64 32-byte keys shared by all nodes; the first seals"),          \
-    AP_INIT_TAKE1("KdelegSessionLifetime", kdeleg_set_session_lifetime, NULL, RSRC_CONF,           \
-                  "session cookie lifetime in seconds (never beyond the user's ticket)"),      \
-    AP_INIT_TAKE1("KdelegCookieDomain", kdeleg_set_cookie_domain, NULL, RSRC_CONF,                 \
-                  "opt-in cookie domain for session cookies (default: host-only)"),            \
-    AP_INIT_TAKE1("KdelegSessionScope", kdeleg_set_session_scope, NULL, RSRC_CONF | ACCESS_CONF,   \
-                  "name of the session scope several locations share ([A-Za-z0-9_-], or "      \
-                  "'default')"),                                                               \
-    AP_INIT_TAKE1("KdelegSessionLogout", kdeleg_set_session_logout, NULL, RSRC_CONF | ACCESS_CONF, \
-                  "URL path whose GET ends the session: cookie cleared, session revoked on "   \
-                  "this node ('none' to switch off)")
+/* Sessions and the FQDN fallback (mod_kdeleg_session.c); the directives'
+ * setters, listed in mod_kdeleg_config.c's command table. */
 const char *kdeleg_set_virtual_name(cmd_parms *cmd, void *dconf, const char *arg);
 const char *kdeleg_set_node_name(cmd_parms *cmd, void *dconf, const char *arg);
 const char *kdeleg_set_fqdn_redirect(cmd_parms *cmd, void *dconf, int on);
@@ -150,8 +183,6 @@ const char *kdeleg_set_session_lifetime(cmd_parms *cmd, void *dconf, const char 
 const char *kdeleg_set_cookie_domain(cmd_parms *cmd, void *dconf, const char *arg);
 const char *kdeleg_set_session_scope(cmd_parms *cmd, void *dconf, const char *arg);
 const char *kdeleg_set_session_logout(cmd_parms *cmd, void *dconf, const char *arg);
-void kdeleg_session_conf_merge(kdeleg_dir_conf *conf, const kdeleg_dir_conf *base,
-                               const kdeleg_dir_conf *add);
 int kdeleg_session_check_config(apr_pool_t *p, server_rec *s);
 /* Takes the session cookie out of every request's headers (kept for us). */
 void kdeleg_session_register_hooks(apr_pool_t *p);
@@ -184,15 +215,28 @@ const char *kdeleg_conf_service_account(const kdeleg_dir_conf *conf, const char 
  * counting functions are no-ops until the shared block exists. */
 void kdeleg_note(kd_stat which);
 void kdeleg_note_failure(request_rec *r, kd_cause cause, const char *spn);
+/* A failure line's cause and remedies: name, summary (detail); fixes. */
+#define KD_CAUSE_FMT "cause %s: %s (%s); fix (AD): %s; fix (MIT): %s"
+/* What failed, for kdeleg_report_failure: authentication (user NULL), or
+ * the delegation of user to target (NULL: no one target). */
+typedef struct {
+    const char *user;              /* delegation: the user's principal; NULL: authentication */
+    const char *target;            /* delegation: the back end, or NULL */
+    int continuing;                /* delegation: the request goes on without credentials */
+} kdeleg_failure;
+/* One failure, reported once: the numbered line naming the cause with
+ * both remedies (KD00301 for authentication, KD00401 for delegation; never
+ * a token), the statistics, and KDELEG_ERROR for the application (not for
+ * no-token, the normal first leg). */
+void kdeleg_report_failure(request_rec *r, int level, const kd_result *res, const char *spn,
+                           const kdeleg_failure *what);
 void kdeleg_note_target(const char *target, kd_cause cause);
 int kdeleg_status_post_config(apr_pool_t *pconf, server_rec *s);
 void kdeleg_status_register_hooks(apr_pool_t *p);
 
 /* Start-up checks (mod_kdeleg_config.c). */
 int kdeleg_check_keytabs(apr_pool_t *p, server_rec *s);
-void kdeleg_set_default_keytab(const char *path);
 int kdeleg_prepare_ccache_dir(apr_pool_t *p, server_rec *s);
-void kdeleg_ccache_pre_config(apr_pool_t *pconf);
 /* The tag in this process's credential cache names: instance and PID. */
 const char *kdeleg_ccache_tag(apr_pool_t *p);
 
@@ -250,7 +294,7 @@ int kdeleg_replay_post_config(apr_pool_t *pconf, server_rec *s);
 void kdeleg_replay_child_init(apr_pool_t *pchild, server_rec *s);
 int kdeleg_replay_active(void);
 /* KdelegReplayCache off was configured (known before post_config). */
-int kdeleg_replay_off(void);
+int kdeleg_replay_off(const kdeleg_mod_conf *mc);
 /* Revoked sessions (mod_kdeleg_revoke.c). kdeleg_is_revoked fails closed (1)
  * when the table cannot be read or locked (logged); kdeleg_revoke_principal returns 1 when the
  * table was full and its floor rose, -1 without a table. */

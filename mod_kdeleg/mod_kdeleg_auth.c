@@ -51,48 +51,31 @@ static int is_negotiate(request_rec *r)
     return type != NULL && strcasecmp(type, KD_AUTH_TYPE) == 0;
 }
 
-static const char *spn_for_log(const char *spn)
-{
-    return spn ? spn : "-";
-}
-
-/* One line, numbered, with the cause and both remedies; never a token.
- * A failure the FQDN fallback takes care of is information, not an error. */
-static void log_failure(request_rec *r, const kd_result *res, const char *spn, int bounced)
+/* A failure the FQDN fallback takes care of is information, not an error. */
+static int failure_level(const kd_result *res, int bounced)
 {
     const kd_cause_info *info = kd_cause_get(res->cause);
-    int level;
 
     if (res->cause == KD_CAUSE_NO_TOKEN)
-        level = APLOG_DEBUG;
-    else if (bounced)
-        level = APLOG_INFO;
-    else if (info->server_fault)
-        level = info->http_status >= 500 ? APLOG_ERR : APLOG_WARNING;
-    else
-        level = APLOG_INFO;
-    ap_log_rerror(APLOG_MARK, level, 0, r, KDLOGNO(00301)
-                  "kdeleg(%s, %s, %s): authentication failed: cause %s: %s (%s); "
-                  "fix (AD): %s; fix (MIT): %s",
-                  r->server->server_hostname, r->useragent_ip, ap_escape_logitem(r->pool,
-                  spn_for_log(spn)), info->name, info->summary,
-                  ap_escape_logitem(r->pool, res->detail ? res->detail : ""), info->ad_fix,
-                  info->mit_fix);
+        return APLOG_DEBUG;
+    if (bounced)
+        return APLOG_INFO;
+    if (info->server_fault)
+        return info->http_status >= 500 ? APLOG_ERR : APLOG_WARNING;
+    return APLOG_INFO;
 }
 
 static int fail(request_rec *r, const kd_result *res, const char *spn)
 {
     const kd_cause_info *info = kd_cause_get(res->cause);
+    const kdeleg_failure authentication = {NULL, NULL, 0};
     int status;
 
     /* On a load-balanced name this node cannot serve with Kerberos, the
      * node's own name may work: the FQDN fallback. */
     status = kdeleg_fqdn_bounce(r, ap_get_module_config(r->per_dir_config, &kdeleg_module),
                                 res->cause);
-    log_failure(r, res, spn, status != DECLINED);
-    kdeleg_note_failure(r, res->cause, spn);
-    if (res->cause != KD_CAUSE_NO_TOKEN)
-        apr_table_setn(r->subprocess_env, "KDELEG_ERROR", info->name);
+    kdeleg_report_failure(r, failure_level(res, status != DECLINED), res, spn, &authentication);
     if (status != DECLINED)
         return status;
     if (info->http_status == HTTP_UNAUTHORIZED) {
@@ -117,11 +100,10 @@ static const char *remote_user(request_rec *r, const kdeleg_dir_conf *conf,
     case KD_REMOTE_USER_LOCAL:
         if (out->local_name)
             return out->local_name;
-        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, KDLOGNO(00302)
-                      "kdeleg(%s, %s, %s): no auth_to_local mapping for %s; using the full "
-                      "principal as REMOTE_USER",
-                      r->server->server_hostname, r->useragent_ip, out->spn,
-                      out->client_principal);
+        kdeleg_log_request(r, APLOG_INFO, 0, KDLOGNO(00302), out->spn,
+                           "no auth_to_local mapping for %s; using the full principal as "
+                           "REMOTE_USER",
+                           out->client_principal);
         return out->client_principal;
     default:
         return out->client_principal;
@@ -212,10 +194,9 @@ static int succeed(request_rec *r, const kdeleg_dir_conf *conf, const kd_token_i
     if (out->mutual_token)
         apr_table_set(r->err_headers_out, "WWW-Authenticate",
                       apr_pstrcat(r->pool, KD_AUTH_TYPE " ", out->mutual_token, NULL));
-    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, KDLOGNO(00303)
-                  "kdeleg(%s, %s, %s): authenticated %s as %s",
-                  r->server->server_hostname, r->useragent_ip, out->spn,
-                  out->client_principal, st->user);
+    kdeleg_log_request(r, APLOG_DEBUG, 0, KDLOGNO(00303), out->spn,
+                       "authenticated %s as %s",
+                       out->client_principal, st->user);
     return kdeleg_session_after_kerberos(r, conf, st, out->ticket_seconds_left);
 }
 
@@ -298,11 +279,10 @@ static int replay_refused(request_rec *r, const kd_token_info *info, kd_replay_r
         return fail(r, &res, spn);
     }
     if (rc == KD_REPLAY_FULL) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, KDLOGNO(00304)
-                      "kdeleg(%s, %s, %s): the replay cache is full: raise KdelegReplayCache "
-                      "(about 20 bytes x requests per second x 11 minutes, x1.5), or set it off "
-                      "to use MIT's file replay cache",
-                      r->server->server_hostname, r->useragent_ip, ap_escape_logitem(r->pool, spn));
+        kdeleg_log_request(r, APLOG_ERR, 0, KDLOGNO(00304), ap_escape_logitem(r->pool, spn),
+                           "the replay cache is full: raise KdelegReplayCache (about 20 bytes x "
+                           "requests per second x 11 minutes, x1.5), or set it off "
+                           "to use MIT's file replay cache");
         kd_result_fail(&res, r->pool, KD_CAUSE_REPLAY_CACHE_UNAVAILABLE, "replay", "full");
     }
     else {

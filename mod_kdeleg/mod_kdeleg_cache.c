@@ -24,8 +24,8 @@ APLOG_USE_MODULE(kdeleg);
 /* Large enough for tickets with big PACs (Active Directory) plus sealing. */
 #define KD_CACHE_MAX_VALUE 65536
 
+/* This generation's cache, from kdeleg_mod_conf's KdelegCache settings. */
 static struct {
-    int disabled;                          /* KdelegCache none */
     const ap_socache_provider_t *provider; /* NULL until configured or defaulted */
     const char *provider_name;
     ap_socache_instance_t *instance;
@@ -88,24 +88,25 @@ const char *kdeleg_cache_set(cmd_parms *cmd, void *dconf, const char *arg)
 {
     const char *sep = ap_strchr_c(arg, ':'), *args = NULL, *err;
     const char *name = arg;
+    kdeleg_mod_conf *mc = kdeleg_srv_conf_of(cmd->server)->mc;
 
     if ((err = ap_check_cmd_context(cmd, GLOBAL_ONLY)) != NULL)
         return err;
     if (strcasecmp(arg, "none") == 0) {
-        cache.disabled = 1;
+        mc->cache_disabled = 1;
         return NULL;
     }
     if (sep) {
         name = apr_pstrmemdup(cmd->pool, arg, (apr_size_t)(sep - arg));
         args = sep + 1;
     }
-    cache.provider = ap_lookup_provider(AP_SOCACHE_PROVIDER_GROUP, name,
-                                        AP_SOCACHE_PROVIDER_VERSION);
-    if (cache.provider == NULL)
+    mc->cache_provider = ap_lookup_provider(AP_SOCACHE_PROVIDER_GROUP, name,
+                                            AP_SOCACHE_PROVIDER_VERSION);
+    if (mc->cache_provider == NULL)
         return apr_psprintf(cmd->pool, "KdelegCache: no socache provider '%s' (load "
                             "mod_socache_%s, or use none)", name, name);
-    cache.provider_name = name;
-    err = cache.provider->create(&cache.instance, args, cmd->temp_pool, cmd->pool);
+    mc->cache_provider_name = name;
+    err = mc->cache_provider->create(&mc->cache_instance, args, cmd->temp_pool, cmd->pool);
     return err ? apr_pstrcat(cmd->pool, "KdelegCache: ", err, NULL) : NULL;
 }
 
@@ -147,14 +148,18 @@ static int default_provider(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
 
 int kdeleg_cache_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
 {
+    const kdeleg_mod_conf *mc = kdeleg_srv_conf_of(s)->mc;
     struct ap_socache_hints hints = {32, 2048, apr_time_from_sec(30)};
     unsigned char key[KD_SEAL_KEY_BYTES];
     kd_store store = {NULL, store_get, store_put};
     apr_status_t rv;
 
     cache.server = s;
-    if (cache.disabled || (cache.provider == NULL && default_provider(pconf, ptemp, s) != 0))
-        return cache.disabled ? OK : HTTP_INTERNAL_SERVER_ERROR;
+    cache.provider = mc->cache_provider;
+    cache.provider_name = mc->cache_provider_name;
+    cache.instance = mc->cache_instance;
+    if (mc->cache_disabled || (cache.provider == NULL && default_provider(pconf, ptemp, s) != 0))
+        return mc->cache_disabled ? OK : HTTP_INTERNAL_SERVER_ERROR;
     if (cache.provider == NULL)
         return OK;
     if ((cache.provider->flags & AP_SOCACHE_FLAG_NOTMPSAFE)

@@ -21,27 +21,82 @@
 
 APLOG_USE_MODULE(kdeleg);
 
-/* The krb5 default keytab (KRB5_KTNAME or /etc/krb5.keytab), looked up
- * once at start-up, used when KdelegKeytab is not set. */
-static const char *default_keytab = "/etc/krb5.keytab";
+/* One merge rule for every field of both merges: the inner scope's value
+ * when it has one, else the outer one's. */
+#define KD_MERGE(field, unset) \
+    conf->field = (add->field != (unset)) ? add->field : base->field
 
-void kdeleg_set_default_keytab(const char *path)
+/* The module-wide settings, made with the main server's config and
+ * forgotten with the configuration pool, so a restart starts afresh. */
+static kdeleg_mod_conf *mod_conf;
+
+static apr_status_t forget_mod_conf(void *data)
 {
-    default_keytab = path;
+    mod_conf = NULL;
+    return APR_SUCCESS;
+}
+
+static kdeleg_mod_conf *mod_conf_make(apr_pool_t *p)
+{
+    if (mod_conf == NULL) {
+        mod_conf = apr_pcalloc(p, sizeof(*mod_conf));
+        mod_conf->default_keytab = "/etc/krb5.keytab";
+        mod_conf->ccache_dirs = apr_array_make(p, 4, sizeof(const char *));
+        apr_pool_cleanup_register(p, NULL, forget_mod_conf, apr_pool_cleanup_null);
+    }
+    return mod_conf;
+}
+
+void *kdeleg_srv_conf_create(apr_pool_t *p, server_rec *s)
+{
+    kdeleg_srv_conf *conf = apr_pcalloc(p, sizeof(*conf));
+
+    conf->mc = mod_conf_make(p);
+    conf->fqdn_redirect = KD_UNSET;
+    conf->session = KD_UNSET;
+    conf->session_lifetime = KD_UNSET;
+    return conf;
+}
+
+void *kdeleg_srv_conf_merge(apr_pool_t *p, void *basev, void *addv)
+{
+    const kdeleg_srv_conf *base = basev, *add = addv;
+    kdeleg_srv_conf *conf = apr_pcalloc(p, sizeof(*conf));
+
+    conf->mc = base->mc;
+    conf->netbios_domains = !add->netbios_domains ? base->netbios_domains
+                            : !base->netbios_domains ? add->netbios_domains
+                            : apr_table_overlay(p, add->netbios_domains, base->netbios_domains);
+    KD_MERGE(virtual_names, NULL);
+    KD_MERGE(node_name, NULL);
+    KD_MERGE(fqdn_redirect, KD_UNSET);
+    KD_MERGE(session, KD_UNSET);
+    KD_MERGE(session_key_file, NULL);
+    KD_MERGE(session_keys, NULL);
+    /* the owner of the file in effect, whichever scope named it */
+    conf->session_key_uid = add->session_key_file ? add->session_key_uid : base->session_key_uid;
+    KD_MERGE(session_lifetime, KD_UNSET);
+    KD_MERGE(cookie_domain, NULL);
+    return conf;
+}
+
+const kdeleg_srv_conf *kdeleg_srv_conf_of(const server_rec *s)
+{
+    return ap_get_module_config(s->module_config, &kdeleg_module);
+}
+
+const kdeleg_dir_conf *kdeleg_server_dir_conf(const server_rec *s)
+{
+    return ap_get_module_config(s->lookup_defaults, &kdeleg_module);
 }
 
 void *kdeleg_dir_conf_create(apr_pool_t *p, char *dir)
 {
     kdeleg_dir_conf *conf = apr_pcalloc(p, sizeof(*conf));
 
-    conf->keytab = NULL;
-    conf->spns = NULL;
     conf->remote_user = KD_UNSET;
     conf->delegation_failure = KD_UNSET;
     conf->protocol_transition = KD_UNSET;
-    conf->fqdn_redirect = KD_UNSET;
-    conf->session = KD_UNSET;
-    conf->session_lifetime = KD_UNSET;
     conf->selftest = KD_UNSET;
     conf->allow_anonymous = KD_UNSET;
     return conf;
@@ -61,35 +116,29 @@ void *kdeleg_dir_conf_merge(apr_pool_t *p, void *basev, void *addv)
     const kdeleg_dir_conf *base = basev, *add = addv;
     kdeleg_dir_conf *conf = apr_pcalloc(p, sizeof(*conf));
 
-    conf->keytab = add->keytab ? add->keytab : base->keytab;
-    conf->spns = add->spns ? add->spns : base->spns;
-    conf->remote_user = add->remote_user != KD_UNSET ? add->remote_user : base->remote_user;
-    conf->delegate_to = add->delegate_to ? add->delegate_to : base->delegate_to;
-    conf->ccache_dir = add->ccache_dir ? add->ccache_dir : base->ccache_dir;
-    conf->proxy_spn = add->proxy_spn ? add->proxy_spn : base->proxy_spn;
-    conf->delegation_failure = add->delegation_failure != KD_UNSET ? add->delegation_failure
-                                                                   : base->delegation_failure;
-    conf->protocol_transition = add->protocol_transition != KD_UNSET ? add->protocol_transition
-                                                                     : base->protocol_transition;
-    conf->user_realm = add->user_realm ? add->user_realm : base->user_realm;
+    KD_MERGE(keytab, NULL);
+    KD_MERGE(spns, NULL);
+    KD_MERGE(remote_user, KD_UNSET);
+    KD_MERGE(delegate_to, NULL);
+    KD_MERGE(ccache_dir, NULL);
+    KD_MERGE(proxy_spn, NULL);
+    KD_MERGE(delegation_failure, KD_UNSET);
+    KD_MERGE(protocol_transition, KD_UNSET);
+    KD_MERGE(user_realm, NULL);
     conf->service_accounts = merge_accounts(p, base->service_accounts, add->service_accounts);
-    conf->netbios_domains = !add->netbios_domains ? base->netbios_domains
-                            : !base->netbios_domains ? add->netbios_domains
-                            : apr_table_overlay(p, add->netbios_domains, base->netbios_domains);
-    conf->allow_anonymous = add->allow_anonymous != KD_UNSET ? add->allow_anonymous
-                                                             : base->allow_anonymous;
-    conf->realms = add->realms ? add->realms : base->realms;
-    conf->trusted_auth_types = add->trusted_auth_types ? add->trusted_auth_types
-                                                       : base->trusted_auth_types;
-    kdeleg_session_conf_merge(conf, base, add);
-    conf->selftest = add->selftest != KD_UNSET ? add->selftest : base->selftest;
-    conf->selftest_user = add->selftest_user ? add->selftest_user : base->selftest_user;
+    KD_MERGE(allow_anonymous, KD_UNSET);
+    KD_MERGE(realms, NULL);
+    KD_MERGE(trusted_auth_types, NULL);
+    KD_MERGE(session_scope, NULL);
+    KD_MERGE(session_logout, NULL);
+    KD_MERGE(selftest, KD_UNSET);
+    KD_MERGE(selftest_user, NULL);
     return conf;
 }
 
 const char *kdeleg_conf_keytab(const kdeleg_dir_conf *conf)
 {
-    return conf->keytab ? conf->keytab : default_keytab;
+    return conf->keytab ? conf->keytab : mod_conf->default_keytab;
 }
 
 int kdeleg_conf_remote_user(const kdeleg_dir_conf *conf)
@@ -97,14 +146,9 @@ int kdeleg_conf_remote_user(const kdeleg_dir_conf *conf)
     return conf->remote_user != KD_UNSET ? conf->remote_user : KD_REMOTE_USER_FULL;
 }
 
-/* Where per-request credential caches go when KdelegCcacheDir is unset:
- * created at start-up under httpd's runtime directory, owned by the
- * httpd user, mode 0700. */
-static const char *default_ccache_dir;
-
 const char *kdeleg_conf_ccache_dir(const kdeleg_dir_conf *conf)
 {
-    return conf->ccache_dir ? conf->ccache_dir : default_ccache_dir;
+    return conf->ccache_dir ? conf->ccache_dir : mod_conf->default_ccache_dir;
 }
 
 const char *kdeleg_conf_proxy_spn(const kdeleg_dir_conf *conf)
@@ -304,10 +348,6 @@ static const char *set_proxy_negotiate(cmd_parms *cmd, void *dconf, const char *
     return target_principal(cmd, "KdelegProxyNegotiate", arg, &conf->proxy_spn);
 }
 
-/* Every credential cache directory of this configuration, for the
- * start-up sweep; made in pre_config, filled while parsing. */
-static apr_array_header_t *ccache_dirs;
-
 static const char *set_ccache_dir(cmd_parms *cmd, void *dconf, const char *arg)
 {
     kdeleg_dir_conf *conf = dconf;
@@ -315,8 +355,7 @@ static const char *set_ccache_dir(cmd_parms *cmd, void *dconf, const char *arg)
     conf->ccache_dir = ap_server_root_relative(cmd->pool, arg);
     if (conf->ccache_dir == NULL || *arg == '\0')
         return apr_pstrcat(cmd->pool, "KdelegCcacheDir: invalid path '", arg, "'", NULL);
-    if (ccache_dirs)
-        APR_ARRAY_PUSH(ccache_dirs, const char *) = conf->ccache_dir;
+    APR_ARRAY_PUSH(mod_conf->ccache_dirs, const char *) = conf->ccache_dir;
     return NULL;
 }
 
@@ -400,7 +439,7 @@ static const char *add_service_account(cmd_parms *cmd, void *dconf, const char *
 static const char *add_netbios_domain(cmd_parms *cmd, void *dconf, const char *netbios,
                                       const char *realm)
 {
-    kdeleg_dir_conf *conf = dconf;
+    kdeleg_srv_conf *conf = ap_get_module_config(cmd->server->module_config, &kdeleg_module);
     const char *c;
 
     for (c = netbios; *c; c++)
@@ -482,7 +521,28 @@ const command_rec kdeleg_directives[] = {
                     RSRC_CONF | ACCESS_CONF,
                     "AuthTypes besides Basic and Form whose REMOTE_USER protocol transition "
                     "may act on (none: Basic and Form only)"),
-    KD_SESSION_DIRECTIVES,
+    AP_INIT_ITERATE("KdelegVirtualName", kdeleg_set_virtual_name, NULL, RSRC_CONF,
+                    "host names several nodes serve behind a load balancer"),
+    AP_INIT_TAKE1("KdelegNodeName", kdeleg_set_node_name, NULL, RSRC_CONF,
+                  "this node's own name: FQDN or scheme://FQDN[:port]"),
+    AP_INIT_FLAG("KdelegFQDNRedirect", kdeleg_set_fqdn_redirect, NULL, RSRC_CONF,
+                 "On: send clients that cannot use Kerberos on a virtual name to the node "
+                 "name and back"),
+    AP_INIT_FLAG("KdelegSession", kdeleg_set_session, NULL, RSRC_CONF,
+                 "On: issue an encrypted session cookie after Kerberos authentication"),
+    AP_INIT_TAKE1("KdelegSessionKeyFile", kdeleg_set_session_key_file, NULL, RSRC_CONF,
+                  "file of base64 32-byte keys shared by all nodes; the first seals"),
+    AP_INIT_TAKE1("KdelegSessionLifetime", kdeleg_set_session_lifetime, NULL, RSRC_CONF,
+                  "session cookie lifetime in seconds (never beyond the user's ticket)"),
+    AP_INIT_TAKE1("KdelegCookieDomain", kdeleg_set_cookie_domain, NULL, RSRC_CONF,
+                  "opt-in cookie domain for session cookies (default: host-only)"),
+    AP_INIT_TAKE1("KdelegSessionScope", kdeleg_set_session_scope, NULL, RSRC_CONF | ACCESS_CONF,
+                  "name of the session scope several locations share ([A-Za-z0-9_-], or "
+                  "'default')"),
+    AP_INIT_TAKE1("KdelegSessionLogout", kdeleg_set_session_logout, NULL,
+                  RSRC_CONF | ACCESS_CONF,
+                  "URL path whose GET ends the session: cookie cleared, session revoked on "
+                  "this node ('none' to switch off)"),
     AP_INIT_FLAG("KdelegSelfTest", set_selftest, NULL, RSRC_CONF | ACCESS_CONF,
                  "On: the status page runs the self-test for ?selftest=1 (protect the "
                  "location with Require)"),
@@ -502,22 +562,31 @@ static int is_directive(const ap_directive_t *node, const char *name)
     return strcasecmp(node->directive, name) == 0;
 }
 
-static int is_negotiate(const ap_directive_t *node)
+/* The first argument of a node as httpd's own parser reads it: quotes
+ * removed, backslash escapes resolved (the tree keeps the raw line). */
+static const char *first_arg(apr_pool_t *p, const ap_directive_t *node)
 {
-    return is_directive(node, "AuthType") && node->args
-        && strncasecmp(node->args, KD_AUTH_TYPE, sizeof(KD_AUTH_TYPE) - 1) == 0;
+    const char *args = node->args ? node->args : "";
+
+    return ap_getword_conf(p, &args);
+}
+
+static int is_negotiate(apr_pool_t *p, const ap_directive_t *node)
+{
+    return is_directive(node, "AuthType")
+        && strncasecmp(first_arg(p, node), KD_AUTH_TYPE, sizeof(KD_AUTH_TYPE) - 1) == 0;
 }
 
 /* Does this list of nodes, or any section inside it, use AuthType
  * Negotiate? With skip_vhosts, only the main server's own scopes count. */
-static int scope_authenticates(const ap_directive_t *node, int skip_vhosts)
+static int scope_authenticates(apr_pool_t *p, const ap_directive_t *node, int skip_vhosts)
 {
     for (; node; node = node->next) {
-        if (is_negotiate(node))
+        if (is_negotiate(p, node))
             return 1;
         if (skip_vhosts && is_directive(node, "<VirtualHost"))
             continue;
-        if (scope_authenticates(node->first_child, skip_vhosts))
+        if (scope_authenticates(p, node->first_child, skip_vhosts))
             return 1;
     }
     return 0;
@@ -633,7 +702,7 @@ static void check_keytab(keytab_check *kc, const char *path, const ap_directive_
 
 static const char *directive_path(apr_pool_t *p, const ap_directive_t *node)
 {
-    const char *arg = node->args;
+    const char *arg = first_arg(p, node);
 
     if (strncmp(arg, "FILE:", 5) == 0)
         arg += 5;
@@ -646,17 +715,17 @@ static void walk(keytab_check *kc, const ap_directive_t *node, const ap_directiv
         if (is_directive(node, "KdelegKeytab")) {
             /* A vhost also inherits the main server's <Location>s. */
             int vhost_level = node->parent && is_directive(node->parent, "<VirtualHost");
-            if (scope_authenticates(scope, 0)
-                || (vhost_level && scope_authenticates(ap_conftree, 1)))
+            if (scope_authenticates(kc->p, scope, 0)
+                || (vhost_level && scope_authenticates(kc->p, ap_conftree, 1)))
                 check_keytab(kc, directive_path(kc->p, node), node, "KdelegKeytab");
         }
-        else if (is_negotiate(node) && keytab_in_scope(node) == NULL) {
+        else if (is_negotiate(kc->p, node) && keytab_in_scope(node) == NULL) {
             int in_vhost = 0;
             const ap_directive_t *up;
             for (up = node->parent; up; up = up->parent)
                 in_vhost |= is_directive(up, "<VirtualHost");
             if (in_vhost || !every_vhost_has_keytab())
-                check_keytab(kc, default_keytab, node,
+                check_keytab(kc, mod_conf->default_keytab, node,
                              "AuthType Negotiate without KdelegKeytab uses the default keytab");
         }
         if (node->first_child)
@@ -675,14 +744,7 @@ int kdeleg_check_keytabs(apr_pool_t *p, server_rec *s)
     return kc.failed ? HTTP_INTERNAL_SERVER_ERROR : OK;
 }
 
-/* The default ccache directory: httpd's runtime dir + "/kdeleg", owned by
- * the user the children run as, 0700 (delegated tickets are the user's
- * credentials: nobody else may list or open them). */
-/* This instance's mark in its credential cache names: its ServerRoot and
- * configuration file, so that instances sharing a directory never sweep
- * each other's caches. Set in post_config, read-only afterwards. */
-static const char *ccache_instance;
-
+/* This instance's mark in its credential cache names (ccache_instance). */
 static const char *instance_mark(apr_pool_t *p)
 {
     unsigned char digest[APR_MD5_DIGESTSIZE];
@@ -696,12 +758,9 @@ static const char *instance_mark(apr_pool_t *p)
 
 const char *kdeleg_ccache_tag(apr_pool_t *p)
 {
-    return apr_psprintf(p, "%s_%ld", ccache_instance ? ccache_instance : "0", (long)getpid());
-}
+    const char *instance = mod_conf ? mod_conf->ccache_instance : NULL;
 
-void kdeleg_ccache_pre_config(apr_pool_t *pconf)
-{
-    ccache_dirs = apr_array_make(pconf, 4, sizeof(const char *));
+    return apr_psprintf(p, "%s_%ld", instance ? instance : "0", (long)getpid());
 }
 
 /* The longest Timeout of any virtual host: no request holds its cache
@@ -727,7 +786,7 @@ static int writer_alive(long pid)
  * old generation still use theirs. */
 static void sweep_ccaches(apr_pool_t *p, server_rec *s, const char *dir)
 {
-    const char *prefix = apr_pstrcat(p, KD_CCACHE_PREFIX, ccache_instance, "_", NULL);
+    const char *prefix = apr_pstrcat(p, KD_CCACHE_PREFIX, mod_conf->ccache_instance, "_", NULL);
     apr_time_t oldest = apr_time_now() - longest_timeout(s);
     size_t plen = strlen(prefix);
     apr_finfo_t fi;
@@ -759,20 +818,24 @@ static void sweep_all(apr_pool_t *p, server_rec *s)
     apr_hash_t *seen = apr_hash_make(p);
     int i;
 
-    if (default_ccache_dir)
-        apr_hash_set(seen, default_ccache_dir, APR_HASH_KEY_STRING, "");
-    for (i = 0; ccache_dirs && i < ccache_dirs->nelts; i++)
-        apr_hash_set(seen, APR_ARRAY_IDX(ccache_dirs, i, const char *), APR_HASH_KEY_STRING, "");
+    if (mod_conf->default_ccache_dir)
+        apr_hash_set(seen, mod_conf->default_ccache_dir, APR_HASH_KEY_STRING, "");
+    for (i = 0; i < mod_conf->ccache_dirs->nelts; i++)
+        apr_hash_set(seen, APR_ARRAY_IDX(mod_conf->ccache_dirs, i, const char *),
+                     APR_HASH_KEY_STRING, "");
     for (apr_hash_index_t *hi = apr_hash_first(p, seen); hi; hi = apr_hash_next(hi))
         sweep_ccaches(p, s, apr_hash_this_key(hi));
 }
 
+/* The default ccache directory: httpd's runtime dir + "/kdeleg", owned by
+ * the user the children run as, 0700 (delegated tickets are the user's
+ * credentials: nobody else may list or open them). */
 int kdeleg_prepare_ccache_dir(apr_pool_t *p, server_rec *s)
 {
     const char *dir = ap_runtime_dir_relative(p, "kdeleg");
     struct stat st;
 
-    ccache_instance = instance_mark(s->process->pool);
+    mod_conf->ccache_instance = instance_mark(s->process->pool);
     if (dir == NULL)
         return OK;
     if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
@@ -787,7 +850,7 @@ int kdeleg_prepare_ccache_dir(apr_pool_t *p, server_rec *s)
     }
     if (stat(dir, &st) == 0 && (st.st_mode & 077) != 0)
         chmod(dir, 0700);
-    default_ccache_dir = apr_pstrdup(s->process->pool, dir);
+    mod_conf->default_ccache_dir = apr_pstrdup(s->process->pool, dir);
     if (ap_state_query(AP_SQ_MAIN_STATE) != AP_SQ_MS_CREATE_PRE_CONFIG)
         sweep_all(p, s);
     return OK;

@@ -32,20 +32,9 @@ static int delegation_failed(request_rec *r, const kdeleg_dir_conf *conf, kdeleg
 {
     const kd_cause_info *info = kd_cause_get(res->cause);
     int deny = kdeleg_conf_delegation_failure(conf) == KD_DELEGATION_DENY;
+    const kdeleg_failure what = {st->principal, target, !deny};
 
-    ap_log_rerror(APLOG_MARK, info->server_fault ? APLOG_ERR : APLOG_INFO, 0, r, KDLOGNO(00401)
-                  "kdeleg(%s, %s, %s): delegation of %s to %s failed: cause %s: %s (%s); "
-                  "fix (AD): %s; fix (MIT): %s%s",
-                  r->server->server_hostname, r->useragent_ip, st->spn,
-                  ap_escape_logitem(r->pool, st->principal), target ? target : "-", info->name,
-                  info->summary,
-                  ap_escape_logitem(r->pool, res->detail ? res->detail : ""), info->ad_fix,
-                  info->mit_fix, deny ? "" : "; continuing without credentials");
-    kdeleg_note_failure(r, res->cause, st->spn);
-    if (target)
-        kdeleg_note_target(target, res->cause);
-    /* Also with deny: an ErrorDocument handler sees REDIRECT_KDELEG_ERROR. */
-    apr_table_setn(r->subprocess_env, "KDELEG_ERROR", info->name);
+    kdeleg_report_failure(r, info->server_fault ? APLOG_ERR : APLOG_INFO, res, st->spn, &what);
     if (deny)
         return is_proxied(r, conf) ? HTTP_BAD_GATEWAY : HTTP_INTERNAL_SERVER_ERROR;
     st->delegation_error = info->name;
@@ -90,12 +79,11 @@ static void audit(request_rec *r, const char *step, const char *spn, const char 
                   const char *impersonator, const char *target, kd_cause result,
                   const char *source)
 {
-    ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r, KDLOGNO(00410)
-                  "kdeleg(%s, %s, %s): audit %s user=%s impersonator=%s target=%s result=%s "
-                  "via=%s", r->server->server_hostname, r->useragent_ip, spn, step,
-                  ap_escape_logitem(r->pool, user),
-                  impersonator && *impersonator ? impersonator : "-", target ? target : "-",
-                  result == KD_CAUSE_NONE ? "ok" : kd_cause_name(result), source);
+    kdeleg_log_request(r, APLOG_NOTICE, 0, KDLOGNO(00410), spn,
+                       "audit %s user=%s impersonator=%s target=%s result=%s via=%s",
+                       step, ap_escape_logitem(r->pool, user),
+                       impersonator && *impersonator ? impersonator : "-", target ? target : "-",
+                       result == KD_CAUSE_NONE ? "ok" : kd_cause_name(result), source);
 }
 
 /* Make sure every target's ticket is at hand before anything runs, so a
@@ -237,10 +225,9 @@ static int proxy_fixups(request_rec *r)
         return OK; /* not authenticated by us, or continuing without credentials */
     kd_result_init(&res);
     if (kd_s4u2proxy(r->pool, st->delegation, spn, &token, &len, &res) != KD_CAUSE_NONE) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, KDLOGNO(00402)
-                      "kdeleg(%s, %s, %s): no back-end token for %s: cause %s: %s",
-                      r->server->server_hostname, r->useragent_ip, st->spn, spn,
-                      kd_cause_name(res.cause), ap_escape_logitem(r->pool, res.detail));
+        kdeleg_log_request(r, APLOG_ERR, 0, KDLOGNO(00402), st->spn,
+                           "no back-end token for %s: cause %s: %s",
+                           spn, kd_cause_name(res.cause), ap_escape_logitem(r->pool, res.detail));
         return OK;
     }
     apr_table_setn(r->headers_in, "Authorization",
@@ -283,7 +270,8 @@ static kd_user_name user_name(request_rec *r, const kdeleg_dir_conf *conf, const
      * (one entry in the node's cache) */
     return kd_s4u_user_name(r->pool, user,
                             conf->user_realm ? conf->user_realm : kdeleg_default_realm(),
-                            realm ? realm + 1 : kdeleg_default_realm(), conf->netbios_domains);
+                            realm ? realm + 1 : kdeleg_default_realm(),
+                            kdeleg_srv_conf_of(r->server)->netbios_domains);
 }
 
 /* Evidence for a transitioned user, only when the node's cache cannot

@@ -22,8 +22,7 @@ APLOG_USE_MODULE(kdeleg);
 #define KD_REPLAY_DEFAULT_BYTES (16 * 1024 * 1024)
 
 static struct {
-    apr_size_t bytes;       /* KdelegReplayCache size; 0 = off (MIT's rcache) */
-    int configured;
+    apr_size_t bytes;       /* the table's size in effect (KdelegReplayCache or the default) */
     void *table;            /* this generation's view of the table, NULL = off */
     apr_global_mutex_t *mutex;
     uint32_t lifetime;      /* seconds an authenticator stays replayable */
@@ -40,14 +39,15 @@ static kdeleg_kept_table *kept; /* this generation's, set in post_config */
 const char *kdeleg_replay_set(cmd_parms *cmd, void *dconf, const char *arg)
 {
     const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    kdeleg_mod_conf *mc = kdeleg_srv_conf_of(cmd->server)->mc;
     char *end;
     apr_int64_t n;
 
     if (err)
         return err;
-    replay.configured = 1;
+    mc->replay_configured = 1;
     if (strcasecmp(arg, "off") == 0) {
-        replay.bytes = 0;
+        mc->replay_bytes = 0;
         return NULL;
     }
     n = apr_strtoi64(arg, &end, 10);
@@ -59,7 +59,7 @@ const char *kdeleg_replay_set(cmd_parms *cmd, void *dconf, const char *arg)
         n *= 1024 * 1024 * 1024, end++;
     if (*end != '\0' || n < 1024 || n > (apr_int64_t)4096 * 1024 * 1024)
         return "KdelegReplayCache: a size between 1K and 4G (e.g. 16M), or off";
-    replay.bytes = (apr_size_t)n;
+    mc->replay_bytes = (apr_size_t)n;
     return NULL;
 }
 
@@ -77,11 +77,11 @@ static apr_status_t replay_cleanup(void *data)
 
 int kdeleg_replay_post_config(apr_pool_t *pconf, server_rec *s)
 {
+    const kdeleg_mod_conf *mc = kdeleg_srv_conf_of(s)->mc;
     apr_status_t rv;
     int fresh;
 
-    if (!replay.configured)
-        replay.bytes = KD_REPLAY_DEFAULT_BYTES;
+    replay.bytes = mc->replay_configured ? mc->replay_bytes : KD_REPLAY_DEFAULT_BYTES;
     if (replay.bytes == 0)
         return OK;
     rv = kdeleg_kept_table_get(s, KD_REPLAY_KEPT, KD_REPLAY_MUTEX, replay.bytes, &kept, &fresh);
@@ -113,9 +113,9 @@ void kdeleg_replay_child_init(apr_pool_t *pchild, server_rec *s)
     }
 }
 
-int kdeleg_replay_off(void)
+int kdeleg_replay_off(const kdeleg_mod_conf *mc)
 {
-    return replay.configured && replay.bytes == 0;
+    return mc->replay_configured && mc->replay_bytes == 0;
 }
 
 int kdeleg_replay_active(void)

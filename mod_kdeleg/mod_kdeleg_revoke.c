@@ -1,9 +1,8 @@
 /* mod_kdeleg_revoke: sessions revoked by KdelegSessionLogout, node-wide,
  * in a fixed table in shared memory (kd_revoke) shared by all children.
  * Like the replay table it survives graceful restarts: a restart must not
- * bring a logged-out session back. Farm-wide revocation needs a shared
- * store (a later issue); until then a logout holds on the node that
- * served it, and the docs say so. */
+ * bring a logged-out session back. A logout holds on the node that served
+ * it (the docs say so): other nodes cannot see this table. */
 #include "mod_kdeleg.h"
 
 #include <string.h>
@@ -113,16 +112,15 @@ int kdeleg_revoke_principal(request_rec *r, const char *principal, long long bef
         apr_global_mutex_unlock(revoked.mutex);
     }
     if (raised < 0)
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, KDLOGNO(00724)
-                      "kdeleg(%s, %s, -): session revocation table unusable (missing or its "
-                      "lock failed): the logout of %s "
-                      "cleared the cookie but revoked nothing", r->server->server_hostname,
-                      r->useragent_ip, ap_escape_logitem(r->pool, principal));
+        kdeleg_log_request(r, APLOG_ERR, 0, KDLOGNO(00724), "-",
+                           "session revocation table unusable (missing or its lock failed): the "
+                           "logout of %s cleared the cookie but revoked nothing",
+                           ap_escape_logitem(r->pool, principal));
     if (raised > 0)
-        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, KDLOGNO(00722)
-                      "kdeleg(%s, %s, -): session revocation table full (%d principals): "
-                      "every session issued here before %lld ms is now refused, so that no "
-                      "revoked session comes back; those users re-authenticate",
-                      r->server->server_hostname, r->useragent_ip, KD_REVOKE_SLOTS, floor_ms);
+        kdeleg_log_request(r, APLOG_WARNING, 0, KDLOGNO(00722), "-",
+                           "session revocation table full (%d principals): every session issued "
+                           "here before %lld ms is now refused, so that no revoked session comes "
+                           "back; those users re-authenticate",
+                           KD_REVOKE_SLOTS, floor_ms);
     return raised;
 }

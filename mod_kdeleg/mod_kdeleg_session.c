@@ -56,7 +56,7 @@ APLOG_USE_MODULE(kdeleg);
 
 const char *kdeleg_set_virtual_name(cmd_parms *cmd, void *dconf, const char *arg)
 {
-    kdeleg_dir_conf *conf = dconf;
+    kdeleg_srv_conf *conf = ap_get_module_config(cmd->server->module_config, &kdeleg_module);
     const char *host;
     int port;
 
@@ -71,7 +71,7 @@ const char *kdeleg_set_virtual_name(cmd_parms *cmd, void *dconf, const char *arg
 
 const char *kdeleg_set_node_name(cmd_parms *cmd, void *dconf, const char *arg)
 {
-    kdeleg_dir_conf *conf = dconf;
+    kdeleg_srv_conf *conf = ap_get_module_config(cmd->server->module_config, &kdeleg_module);
     kd_origin *o = apr_pcalloc(cmd->pool, sizeof(*o));
     const char *err = kd_origin_parse(cmd->pool, arg, o);
 
@@ -83,20 +83,24 @@ const char *kdeleg_set_node_name(cmd_parms *cmd, void *dconf, const char *arg)
 
 const char *kdeleg_set_fqdn_redirect(cmd_parms *cmd, void *dconf, int on)
 {
-    ((kdeleg_dir_conf *)dconf)->fqdn_redirect = on;
+    kdeleg_srv_conf *conf = ap_get_module_config(cmd->server->module_config, &kdeleg_module);
+
+    conf->fqdn_redirect = on;
     return NULL;
 }
 
 const char *kdeleg_set_session(cmd_parms *cmd, void *dconf, int on)
 {
-    ((kdeleg_dir_conf *)dconf)->session = on;
+    kdeleg_srv_conf *conf = ap_get_module_config(cmd->server->module_config, &kdeleg_module);
+
+    conf->session = on;
     return NULL;
 }
 
 /* Read at start-up, as root: the file must be private to the server. */
 const char *kdeleg_set_session_key_file(cmd_parms *cmd, void *dconf, const char *arg)
 {
-    kdeleg_dir_conf *conf = dconf;
+    kdeleg_srv_conf *conf = ap_get_module_config(cmd->server->module_config, &kdeleg_module);
     const char *path = ap_server_root_relative(cmd->pool, arg), *err;
     apr_file_t *f;
     apr_finfo_t fi;
@@ -147,7 +151,7 @@ const char *kdeleg_set_session_key_file(cmd_parms *cmd, void *dconf, const char 
 
 const char *kdeleg_set_session_lifetime(cmd_parms *cmd, void *dconf, const char *arg)
 {
-    kdeleg_dir_conf *conf = dconf;
+    kdeleg_srv_conf *conf = ap_get_module_config(cmd->server->module_config, &kdeleg_module);
     char *end;
     long v = strtol(arg, &end, 10);
 
@@ -159,7 +163,7 @@ const char *kdeleg_set_session_lifetime(cmd_parms *cmd, void *dconf, const char 
 
 const char *kdeleg_set_cookie_domain(cmd_parms *cmd, void *dconf, const char *arg)
 {
-    kdeleg_dir_conf *conf = dconf;
+    kdeleg_srv_conf *conf = ap_get_module_config(cmd->server->module_config, &kdeleg_module);
     const char *d = arg[0] == '.' ? arg + 1 : arg, *host;
     int port;
 
@@ -203,26 +207,6 @@ const char *kdeleg_set_session_logout(cmd_parms *cmd, void *dconf, const char *a
     return NULL;
 }
 
-void kdeleg_session_conf_merge(kdeleg_dir_conf *conf, const kdeleg_dir_conf *base,
-                               const kdeleg_dir_conf *add)
-{
-    conf->virtual_names = add->virtual_names ? add->virtual_names : base->virtual_names;
-    conf->node_name = add->node_name ? add->node_name : base->node_name;
-    conf->fqdn_redirect = add->fqdn_redirect != KD_UNSET ? add->fqdn_redirect
-                                                         : base->fqdn_redirect;
-    conf->session = add->session != KD_UNSET ? add->session : base->session;
-    conf->session_key_file = add->session_key_file ? add->session_key_file
-                                                   : base->session_key_file;
-    conf->session_keys = add->session_keys ? add->session_keys : base->session_keys;
-    conf->session_key_uid = add->session_key_file ? add->session_key_uid : base->session_key_uid;
-    conf->session_lifetime = add->session_lifetime != KD_UNSET ? add->session_lifetime
-                                                               : base->session_lifetime;
-    conf->cookie_domain = add->cookie_domain ? add->cookie_domain : base->cookie_domain;
-    conf->session_scope = add->session_scope ? add->session_scope : base->session_scope;
-    conf->session_logout = add->session_logout ? add->session_logout : base->session_logout;
-}
-
-
 /* ------------------------------------------------------------ start-up check */
 
 /* host is inside domain, as a browser decides where a cookie goes. */
@@ -235,12 +219,12 @@ static int domain_covers(const char *domain, const char *host)
     return h > d && host[h - d - 1] == '.' && strcasecmp(host + h - d, domain) == 0;
 }
 
-static int sessions_on(const kdeleg_dir_conf *conf)
+static int sessions_on(const kdeleg_srv_conf *conf)
 {
     return conf->session == 1 && conf->session_keys != NULL;
 }
 
-static const char *fallback_problem(apr_pool_t *p, const kdeleg_dir_conf *conf)
+static const char *fallback_problem(apr_pool_t *p, const kdeleg_srv_conf *conf)
 {
     int i;
 
@@ -257,13 +241,13 @@ static const char *fallback_problem(apr_pool_t *p, const kdeleg_dir_conf *conf)
     if (!sessions_on(conf))
         return "the way back to the virtual name needs KdelegSession On and "
                "KdelegSessionKeyFile";
-    if (kdeleg_replay_off())
+    if (kdeleg_replay_off(conf->mc))
         return "KdelegReplayCache is off: transfer tokens could not be held to one use";
     return NULL;
 }
 
 /* An opt-in cookie domain must at least cover the names it is for. */
-static const char *domain_problem(apr_pool_t *p, const kdeleg_dir_conf *conf)
+static const char *domain_problem(apr_pool_t *p, const kdeleg_srv_conf *conf)
 {
     int i;
 
@@ -290,7 +274,7 @@ int kdeleg_session_check_config(apr_pool_t *p, server_rec *s)
     int status = OK;
 
     for (; s; s = s->next) {
-        const kdeleg_dir_conf *conf = ap_get_module_config(s->lookup_defaults, &kdeleg_module);
+        const kdeleg_srv_conf *conf = kdeleg_srv_conf_of(s);
         const char *problem;
 
         if (conf == NULL)
@@ -487,12 +471,13 @@ static int is_https(request_rec *r)
 
 /* The host a cookie is minted for: the virtual name the client asked for,
  * in its configured spelling; else this virtual host's ServerName. */
-static const char *scope_host(request_rec *r, const kdeleg_dir_conf *conf)
+static const char *scope_host(request_rec *r)
 {
+    const kdeleg_srv_conf *sc = kdeleg_srv_conf_of(r->server);
     int i;
 
-    for (i = 0; conf->virtual_names && r->hostname && i < conf->virtual_names->nelts; i++) {
-        const char *v = APR_ARRAY_IDX(conf->virtual_names, i, const char *);
+    for (i = 0; sc->virtual_names && r->hostname && i < sc->virtual_names->nelts; i++) {
+        const char *v = APR_ARRAY_IDX(sc->virtual_names, i, const char *);
         if (strcasecmp(v, r->hostname) == 0)
             return v;
     }
@@ -538,7 +523,7 @@ static const char *scope_name(const kdeleg_dir_conf *conf)
 
 static const char *scope_of(request_rec *r, const kdeleg_dir_conf *conf)
 {
-    const char *host = scope_host(r, conf);
+    const char *host = scope_host(r);
 
     return kd_session_scope(r->pool, ap_http_scheme(r), host, scope_port(r), scope_name(conf),
                             scope_spns(r, conf, host));
@@ -561,11 +546,13 @@ static const char *site_origin(request_rec *r, const char *host)
 
 /* __Host- on https (host-only, Path=/, Secure: no sibling host can set or
  * shadow it); __Secure- on https with an opt-in domain. */
-static const char *cookie_name(request_rec *r, const kdeleg_dir_conf *conf, const char *base)
+static const char *cookie_name(request_rec *r, const char *base)
 {
+    const kdeleg_srv_conf *sc = kdeleg_srv_conf_of(r->server);
+
     if (!is_https(r))
         return base;
-    return apr_pstrcat(r->pool, conf->cookie_domain ? KD_SECURE_PREFIX : KD_HOST_PREFIX, base,
+    return apr_pstrcat(r->pool, sc->cookie_domain ? KD_SECURE_PREFIX : KD_HOST_PREFIX, base,
                        NULL);
 }
 
@@ -573,34 +560,37 @@ static const char *session_cookie_name(request_rec *r, const kdeleg_dir_conf *co
 {
     const char *name = scope_name(conf);
 
-    return cookie_name(r, conf, *name ? apr_pstrcat(r->pool, KD_SESSION_COOKIE "_", name, NULL)
+    return cookie_name(r, *name ? apr_pstrcat(r->pool, KD_SESSION_COOKIE "_", name, NULL)
                                       : KD_SESSION_COOKIE);
 }
 
-static void set_cookie(request_rec *r, const kdeleg_dir_conf *conf, const char *name,
-                       const char *value, apr_time_t expires, int with_domain)
+static void set_cookie(request_rec *r, const char *name, const char *value, apr_time_t expires,
+                       int with_domain)
 {
+    const kdeleg_srv_conf *sc = kdeleg_srv_conf_of(r->server);
     char date[APR_RFC822_DATE_LEN];
-    int domain = with_domain && conf->cookie_domain && !is_https(r);
+    int domain = with_domain && sc->cookie_domain && !is_https(r);
 
     /* a __Secure- name may carry the domain; a __Host- one never does */
-    if (with_domain && conf->cookie_domain && is_https(r))
+    if (with_domain && sc->cookie_domain && is_https(r))
         domain = strncmp(name, KD_SECURE_PREFIX, strlen(KD_SECURE_PREFIX)) == 0;
     apr_rfc822_date(date, expires);
     apr_table_add(r->err_headers_out, "Set-Cookie",
                   apr_pstrcat(r->pool, name, "=", value, "; Path=/",
-                              domain ? "; Domain=" : "", domain ? conf->cookie_domain : "",
+                              domain ? "; Domain=" : "", domain ? sc->cookie_domain : "",
                               "; Expires=", date, "; HttpOnly; SameSite=Lax",
                               is_https(r) ? "; Secure" : "", NULL));
     /* Responses that set a session must never be stored by a cache. */
     apr_table_setn(r->err_headers_out, "Cache-Control", "no-store");
 }
 
-static void clear_cookie(request_rec *r, const kdeleg_dir_conf *conf, const char *name)
+static void clear_cookie(request_rec *r, const char *name)
 {
-    set_cookie(r, conf, name, "", 0, 0);
-    if (conf->cookie_domain)
-        set_cookie(r, conf, name, "", 0, 1);
+    const kdeleg_srv_conf *sc = kdeleg_srv_conf_of(r->server);
+
+    set_cookie(r, name, "", 0, 0);
+    if (sc->cookie_domain)
+        set_cookie(r, name, "", 0, 1);
 }
 
 /* ------------------------------------------------------------ sessions */
@@ -611,12 +601,10 @@ static void log_invalid(request_rec *r, const char *what, const char *why, const
 
     /* why may quote what the client chose (a method, an origin): escaped.
      * The cookie or token itself is never passed here. */
-    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, KDLOGNO(00703)
-                  "kdeleg(%s, %s, -): %s ignored: cause %s: %s%s%s; the client "
-                  "re-authenticates with Kerberos",
-                  r->server->server_hostname, r->useragent_ip, what, info->name,
-                  ap_escape_logitem(r->pool, why),
-                  principal ? " for " : "", principal ? ap_escape_logitem(r->pool, principal) : "");
+    kdeleg_log_request(r, APLOG_INFO, 0, KDLOGNO(00703), "-",
+                       "%s ignored: cause %s: %s%s%s; the client re-authenticates with Kerberos",
+                       what, info->name, ap_escape_logitem(r->pool, why), principal ? " for " : "",
+                       principal ? ap_escape_logitem(r->pool, principal) : "");
 }
 
 /* REMOTE_USER for a session, as KdelegRemoteUser says where it is used:
@@ -631,10 +619,10 @@ static const char *session_user(request_rec *r, const kdeleg_dir_conf *conf, con
     case KD_REMOTE_USER_LOCAL:
         if ((local = kd_gss_local_name(r->pool, principal)) != NULL)
             return local;
-        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, KDLOGNO(00302)
-                      "kdeleg(%s, %s, -): no auth_to_local mapping for %s; using the full "
-                      "principal as REMOTE_USER", r->server->server_hostname, r->useragent_ip,
-                      ap_escape_logitem(r->pool, principal));
+        kdeleg_log_request(r, APLOG_INFO, 0, KDLOGNO(00302), "-",
+                           "no auth_to_local mapping for %s; using the full principal as "
+                           "REMOTE_USER",
+                           ap_escape_logitem(r->pool, principal));
         return principal;
     default:
         return principal;
@@ -660,11 +648,10 @@ static kdeleg_auth_state *state_from(request_rec *r, const kdeleg_dir_conf *conf
  * client for a Kerberos token; the session stays as it is. */
 static int rechallenge(request_rec *r, const kdeleg_auth_state *st)
 {
-    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, KDLOGNO(00704)
-                  "kdeleg(%s, %s, %s): session for %s: this node holds no delegated tickets "
-                  "for it; asking the client for Kerberos",
-                  r->server->server_hostname, r->useragent_ip, st->spn,
-                  ap_escape_logitem(r->pool, st->principal));
+    kdeleg_log_request(r, APLOG_INFO, 0, KDLOGNO(00704), st->spn,
+                       "session for %s: this node holds no delegated tickets for it; asking the "
+                       "client for Kerberos",
+                       ap_escape_logitem(r->pool, st->principal));
     r->user = NULL;
     apr_table_setn(r->err_headers_out, "WWW-Authenticate", KD_AUTH_TYPE);
     return HTTP_UNAUTHORIZED;
@@ -688,12 +675,13 @@ static long long now_ms(void)
 static kd_session_status open_session(request_rec *r, const kdeleg_dir_conf *conf,
                                       apr_array_header_t *values, kd_session *s)
 {
+    const kdeleg_srv_conf *sc = kdeleg_srv_conf_of(r->server);
     const char *scope = scope_of(r, conf);
     kd_session_status st = KD_SESSION_MALFORMED;
     int i;
 
     for (i = 0; i < values->nelts; i++) {
-        st = kd_session_open(r->pool, conf->session_keys, scope,
+        st = kd_session_open(r->pool, sc->session_keys, scope,
                              APR_ARRAY_IDX(values, i, const char *), now_ms(), s);
         if (st == KD_SESSION_OK)
             break;
@@ -710,10 +698,9 @@ static int session_refused(request_rec *r, kd_cause cause, const char *why)
 {
     const kd_cause_info *info = kd_cause_get(cause);
 
-    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, KDLOGNO(00711)
-                  "kdeleg(%s, %s, -): session refused here: cause %s: %s (%s)",
-                  r->server->server_hostname, r->useragent_ip, info->name, info->summary,
-                  ap_escape_logitem(r->pool, why));
+    kdeleg_log_request(r, APLOG_INFO, 0, KDLOGNO(00711), "-",
+                       "session refused here: cause %s: %s (%s)",
+                       info->name, info->summary, ap_escape_logitem(r->pool, why));
     kdeleg_note_failure(r, cause, NULL);
     apr_table_setn(r->subprocess_env, "KDELEG_ERROR", info->name);
     return info->http_status;
@@ -753,13 +740,14 @@ static int redeem_transfer(request_rec *r, const kdeleg_dir_conf *conf);
 
 int kdeleg_session_authenticate(request_rec *r, const kdeleg_dir_conf *conf)
 {
+    const kdeleg_srv_conf *sc = kdeleg_srv_conf_of(r->server);
     const char *name;
     apr_array_header_t *values;
     kd_session s;
     kd_session_status st;
     int status;
 
-    if (!sessions_on(conf))
+    if (!sessions_on(sc))
         return DECLINED;
     if ((status = redeem_transfer(r, conf)) != DECLINED)
         return status;
@@ -771,21 +759,21 @@ int kdeleg_session_authenticate(request_rec *r, const kdeleg_dir_conf *conf)
     if (st == KD_SESSION_OK && kdeleg_is_revoked(s.principal, s.issued_ms)) {
         log_invalid(r, "session cookie", "revoked (KdelegSessionLogout on this node)",
                     s.principal);
-        clear_cookie(r, conf, name);
+        clear_cookie(r, name);
         return DECLINED;
     }
     if (st != KD_SESSION_OK) {
         log_invalid(r, "session cookie", kd_session_status_str(st), s.principal);
         /* Tell the browser to drop it, host-only and domain copies alike. */
-        clear_cookie(r, conf, name);
+        clear_cookie(r, name);
         return DECLINED;
     }
     return use_session(r, conf, &s);
 }
 
-static long session_lifetime(const kdeleg_dir_conf *conf, long ticket_seconds_left)
+static long session_lifetime(const kdeleg_srv_conf *sc, long ticket_seconds_left)
 {
-    long lifetime = conf->session_lifetime != KD_UNSET ? conf->session_lifetime
+    long lifetime = sc->session_lifetime != KD_UNSET ? sc->session_lifetime
                                                        : DEFAULT_LIFETIME;
 
     if (ticket_seconds_left < MIN_TICKET_LEFT)
@@ -797,6 +785,7 @@ static long session_lifetime(const kdeleg_dir_conf *conf, long ticket_seconds_le
 static int issue_session(request_rec *r, const kdeleg_dir_conf *conf, const char *principal,
                          const char *spn, kd_session_method method, long lifetime)
 {
+    const kdeleg_srv_conf *sc = kdeleg_srv_conf_of(r->server);
     kd_session s;
     const char *value;
 
@@ -808,19 +797,17 @@ static int issue_session(request_rec *r, const kdeleg_dir_conf *conf, const char
     s.spn = spn;
     if (lifetime <= 0)
         return -1;
-    if ((value = kd_session_seal(r->pool, conf->session_keys, scope_of(r, conf), &s)) == NULL) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, KDLOGNO(00706)
-                      "kdeleg(%s, %s, %s): could not seal a session for %s (name too long for "
-                      "a cookie?)", r->server->server_hostname, r->useragent_ip, spn,
-                      ap_escape_logitem(r->pool, principal));
+    if ((value = kd_session_seal(r->pool, sc->session_keys, scope_of(r, conf), &s)) == NULL) {
+        kdeleg_log_request(r, APLOG_ERR, 0, KDLOGNO(00706), spn,
+                           "could not seal a session for %s (name too long for a cookie?)",
+                           ap_escape_logitem(r->pool, principal));
         return -1;
     }
-    set_cookie(r, conf, session_cookie_name(r, conf), value, apr_time_from_sec(s.expires), 1);
-    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, KDLOGNO(00707)
-                  "kdeleg(%s, %s, %s): session issued for %s, %ld s, scope %s",
-                  r->server->server_hostname, r->useragent_ip, spn,
-                  ap_escape_logitem(r->pool, principal), lifetime,
-                  ap_escape_logitem(r->pool, site_origin(r, scope_host(r, conf))));
+    set_cookie(r, session_cookie_name(r, conf), value, apr_time_from_sec(s.expires), 1);
+    kdeleg_log_request(r, APLOG_DEBUG, 0, KDLOGNO(00707), spn,
+                       "session issued for %s, %ld s, scope %s",
+                       ap_escape_logitem(r->pool, principal), lifetime,
+                       ap_escape_logitem(r->pool, site_origin(r, scope_host(r))));
     return 0;
 }
 
@@ -828,26 +815,27 @@ int kdeleg_session_after_kerberos(request_rec *r, const kdeleg_dir_conf *conf,
                                   const kdeleg_auth_state *st,
                                   long ticket_seconds_left)
 {
+    const kdeleg_srv_conf *sc = kdeleg_srv_conf_of(r->server);
     int status;
 
-    if (!sessions_on(conf) || r->main != NULL)
+    if (!sessions_on(sc) || r->main != NULL)
         return OK;
     /* The node leg of the fallback: no cookie here, a token for the VIP. */
     if ((status = return_to_site(r, conf, st, ticket_seconds_left)) != DECLINED)
         return status;
     issue_session(r, conf, st->principal, st->spn, KD_SESSION_KERBEROS,
-                  session_lifetime(conf, ticket_seconds_left));
+                  session_lifetime(sc, ticket_seconds_left));
     return OK;
 }
 
 /* ------------------------------------------------------------ FQDN fallback */
 
-static int is_virtual(const kdeleg_dir_conf *conf, const char *host, const char **configured)
+static int is_virtual(const kdeleg_srv_conf *sc, const char *host, const char **configured)
 {
     int i;
 
-    for (i = 0; conf->virtual_names && host && i < conf->virtual_names->nelts; i++) {
-        const char *v = APR_ARRAY_IDX(conf->virtual_names, i, const char *);
+    for (i = 0; sc->virtual_names && host && i < sc->virtual_names->nelts; i++) {
+        const char *v = APR_ARRAY_IDX(sc->virtual_names, i, const char *);
         if (strcasecmp(v, host) == 0) {
             *configured = v;
             return 1;
@@ -883,10 +871,11 @@ static int bounceable(kd_cause cause)
  * through the fallback (or Kerberos) here. */
 static int holds_session(request_rec *r, const kdeleg_dir_conf *conf)
 {
+    const kdeleg_srv_conf *sc = kdeleg_srv_conf_of(r->server);
     apr_array_header_t *values;
     kd_session s;
 
-    if (!sessions_on(conf))
+    if (!sessions_on(sc))
         return 0;
     values = cookie_values(r, session_cookie_name(r, conf));
     return values->nelts > 0 && open_session(r, conf, values, &s) == KD_SESSION_OK
@@ -895,47 +884,46 @@ static int holds_session(request_rec *r, const kdeleg_dir_conf *conf)
 
 int kdeleg_fqdn_bounce(request_rec *r, const kdeleg_dir_conf *conf, kd_cause cause)
 {
+    const kdeleg_srv_conf *sc = kdeleg_srv_conf_of(r->server);
     const char *host, *vip, *node, *back, *location, *args, *state;
     kdeleg_taken *t = taken_of(r);
     unsigned char hash[KD_STATE_HASH_BYTES];
     int port;
 
-    if (conf->fqdn_redirect != 1 || conf->node_name == NULL || !bounceable(cause)
+    if (sc->fqdn_redirect != 1 || sc->node_name == NULL || !bounceable(cause)
         || r->main != NULL || (r->method_number != M_GET) /* GET and HEAD */
         || kd_host_header_split(r->pool, apr_table_get(r->headers_in, "Host"), &host, &port) != 0
-        || !is_virtual(conf, host, &vip))
+        || !is_virtual(sc, host, &vip))
         return DECLINED;
     if (holds_session(r, conf)) {
         /* The client has a session here but cannot do Kerberos on this name
          * (a page that needs its ticket for delegation): another bounce
          * would only bring it back to the same 401. */
-        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, KDLOGNO(00710)
-                      "kdeleg(%s, %s, -): cause %s on %s for a client that holds a session "
-                      "here: not redirecting to %s again; delegation for it needs "
-                      "KdelegProtocolTransition On (or a ticket for the virtual name)",
-                      r->server->server_hostname, r->useragent_ip, kd_cause_name(cause), vip,
-                      conf->node_name->host);
+        kdeleg_log_request(r, APLOG_WARNING, 0, KDLOGNO(00710), "-",
+                           "cause %s on %s for a client that holds a session here: not "
+                           "redirecting to %s again; delegation for it needs "
+                           "KdelegProtocolTransition On (or a ticket for the virtual name)",
+                           kd_cause_name(cause), vip, sc->node_name->host);
         return DECLINED;
     }
     if (t && t->transfer) {
-        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, KDLOGNO(00702)
-                      "kdeleg(%s, %s, -): cause %s on %s right after the client came back "
-                      "from %s with a transfer token that did not give a session (see the "
-                      "line before): not redirecting twice",
-                      r->server->server_hostname, r->useragent_ip, kd_cause_name(cause), vip,
-                      conf->node_name->host);
+        kdeleg_log_request(r, APLOG_WARNING, 0, KDLOGNO(00702), "-",
+                           "cause %s on %s right after the client came back from %s with a "
+                           "transfer token that did not give a session (see the line before): "
+                           "not redirecting twice",
+                           kd_cause_name(cause), vip, sc->node_name->host);
         return DECLINED;
     }
     if ((state = kd_state_new(r->pool)) == NULL)
         return DECLINED;
     kd_state_hash(state, hash);
-    set_cookie(r, conf, cookie_name(r, conf, KD_STATE_COOKIE), state,
+    set_cookie(r, cookie_name(r, KD_STATE_COOKIE), state,
                apr_time_now() + apr_time_from_sec(STATE_SECONDS), 0);
     /* A way back or state the client wrote itself never travels on: ours
      * are the only ones the node sees. */
     args = kd_query_take(r->pool, r->args, KD_RETURN_PARAM, NULL);
     args = kd_query_take(r->pool, args, KD_STATE_PARAM, NULL);
-    node = kd_origin_unparse(r->pool, conf->node_name, ap_http_scheme(r));
+    node = kd_origin_unparse(r->pool, sc->node_name, ap_http_scheme(r));
     /* the virtual name's configured origin, whatever port the Host header named */
     back = kd_url_escape_component(r->pool, site_origin(r, vip));
     location = kd_url_build(
@@ -943,20 +931,19 @@ int kdeleg_fqdn_bounce(request_rec *r, const kdeleg_dir_conf *conf, kd_cause cau
         apr_pstrcat(r->pool, args ? args : "", args ? "&" : "", KD_RETURN_PARAM "=", back,
                     "&" KD_STATE_PARAM "=", kd_state_hash_encode(r->pool, hash), NULL));
     kdeleg_note(KD_STAT_FQDN_REDIRECTS);
-    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, KDLOGNO(00701)
-                  "kdeleg(%s, %s, -): FQDN fallback: cause %s on virtual name %s; redirecting "
-                  "the client to this node's name %s",
-                  r->server->server_hostname, r->useragent_ip, kd_cause_name(cause), vip,
-                  conf->node_name->host);
+    kdeleg_log_request(r, APLOG_INFO, 0, KDLOGNO(00701), "-",
+                       "FQDN fallback: cause %s on virtual name %s; redirecting the client to "
+                       "this node's name %s",
+                       kd_cause_name(cause), vip, sc->node_name->host);
     return redirect(r, location);
 }
 
 static int node_leg_refused(request_rec *r, const char *raw, const char *why)
 {
-    ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, KDLOGNO(00708)
-                  "kdeleg(%s, %s, -): ignoring " KD_RETURN_PARAM " '%s': %s; serving the "
-                  "page here", r->server->server_hostname, r->useragent_ip,
-                  ap_escape_logitem(r->pool, raw), why);
+    kdeleg_log_request(r, APLOG_WARNING, 0, KDLOGNO(00708), "-",
+                       "ignoring " KD_RETURN_PARAM " '%s': %s; serving the "
+                       "page here",
+                       ap_escape_logitem(r->pool, raw), why);
     return DECLINED;
 }
 
@@ -968,11 +955,12 @@ static int node_leg_refused(request_rec *r, const char *raw, const char *why)
 static const char *way_back_problem(request_rec *r, const kdeleg_dir_conf *conf, const char *raw,
                                     const char **origin)
 {
+    const kdeleg_srv_conf *sc = kdeleg_srv_conf_of(r->server);
     const char *decoded = kd_url_unescape(r->pool, raw), *vip, *err;
     kd_origin back;
 
     err = decoded ? kd_origin_parse(r->pool, decoded, &back) : "broken escape";
-    if (err == NULL && (back.scheme == NULL || !is_virtual(conf, back.host, &vip)))
+    if (err == NULL && (back.scheme == NULL || !is_virtual(sc, back.host, &vip)))
         err = "not a configured KdelegVirtualName";
     if (err != NULL)
         return err;
@@ -992,6 +980,7 @@ static const char *way_back_problem(request_rec *r, const kdeleg_dir_conf *conf,
 static int return_to_site(request_rec *r, const kdeleg_dir_conf *conf, const kdeleg_auth_state *st,
                           long ticket_seconds_left)
 {
+    const kdeleg_srv_conf *sc = kdeleg_srv_conf_of(r->server);
     const char *raw, *rest, *err, *state, *origin = NULL, *token;
     kd_session t;
 
@@ -1005,25 +994,24 @@ static int return_to_site(request_rec *r, const kdeleg_dir_conf *conf, const kde
     memset(&t, 0, sizeof(t));
     if (err == NULL && kd_state_hash_decode(r->pool, state, t.state_hash) != 0)
         err = "no " KD_STATE_PARAM " from the virtual name with it";
-    if (err == NULL && session_lifetime(conf, ticket_seconds_left) <= 0)
+    if (err == NULL && session_lifetime(sc, ticket_seconds_left) <= 0)
         err = "the user's ticket ends too soon for a session";
     if (err != NULL)
         return node_leg_refused(r, raw, err);
     t.method = KD_SESSION_KERBEROS;
     t.issued_ms = now_ms();
     t.expires = t.issued_ms / 1000 + KD_TRANSFER_MAX_SECONDS;
-    t.session_end = t.issued_ms / 1000 + session_lifetime(conf, ticket_seconds_left);
+    t.session_end = t.issued_ms / 1000 + session_lifetime(sc, ticket_seconds_left);
     t.principal = st->principal;
     t.spn = st->spn;
     t.origin = origin;
     if (kd_random(t.id, sizeof(t.id)) != 0
-        || (token = kd_transfer_seal(r->pool, conf->session_keys, &t)) == NULL)
+        || (token = kd_transfer_seal(r->pool, sc->session_keys, &t)) == NULL)
         return node_leg_refused(r, raw, "could not seal a transfer token");
-    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, KDLOGNO(00705)
-                  "kdeleg(%s, %s, -): FQDN fallback: %s authenticated on the node name; "
-                  "sending it back to %s with a one-time transfer token",
-                  r->server->server_hostname, r->useragent_ip,
-                  ap_escape_logitem(r->pool, st->principal), origin);
+    kdeleg_log_request(r, APLOG_INFO, 0, KDLOGNO(00705), "-",
+                       "FQDN fallback: %s authenticated on the node name; sending it back to %s "
+                       "with a one-time transfer token",
+                       ap_escape_logitem(r->pool, st->principal), origin);
     return redirect(r, kd_url_build(r->pool, origin, r->parsed_uri.path,
                                     apr_pstrcat(r->pool, rest ? rest : "", rest ? "&" : "",
                                                 KD_TRANSFER_PARAM "=", token, NULL)));
@@ -1034,7 +1022,7 @@ static int transfer_refused(request_rec *r, const kdeleg_dir_conf *conf, const c
 {
     log_invalid(r, "transfer token", why, principal);
     kdeleg_note_failure(r, KD_CAUSE_SESSION_INVALID, NULL);
-    clear_cookie(r, conf, cookie_name(r, conf, KD_STATE_COOKIE));
+    clear_cookie(r, cookie_name(r, KD_STATE_COOKIE));
     return DECLINED;
 }
 
@@ -1063,13 +1051,13 @@ static const char *spend(const kd_session *t)
 static const char *transfer_problem(request_rec *r, const kdeleg_dir_conf *conf,
                                     const kd_session *t)
 {
-    apr_array_header_t *states = cookie_values(r, cookie_name(r, conf, KD_STATE_COOKIE));
+    apr_array_header_t *states = cookie_values(r, cookie_name(r, KD_STATE_COOKIE));
     unsigned char hash[KD_STATE_HASH_BYTES];
     int i, match = 0;
 
-    if (strcmp(t->origin, site_origin(r, scope_host(r, conf))) != 0)
+    if (strcmp(t->origin, site_origin(r, scope_host(r))) != 0)
         return apr_psprintf(r->pool, "made for %s, not %s", t->origin,
-                            site_origin(r, scope_host(r, conf)));
+                            site_origin(r, scope_host(r)));
     for (i = 0; i < states->nelts; i++) {
         kd_state_hash(APR_ARRAY_IDX(states, i, const char *), hash);
         match |= CRYPTO_memcmp(hash, t->state_hash, sizeof(hash)) == 0;
@@ -1086,6 +1074,7 @@ static const char *transfer_problem(request_rec *r, const kdeleg_dir_conf *conf,
  * session cookie, and send the client to the URL without the token. */
 static int redeem_transfer(request_rec *r, const kdeleg_dir_conf *conf)
 {
+    const kdeleg_srv_conf *sc = kdeleg_srv_conf_of(r->server);
     kdeleg_taken *tk = taken_of(r);
     const char *why, *path;
     kd_session t;
@@ -1098,24 +1087,23 @@ static int redeem_transfer(request_rec *r, const kdeleg_dir_conf *conf)
     if (r->method_number != M_GET) /* our way back is a GET (or HEAD), nothing else */
         return transfer_refused(r, conf, apr_psprintf(r->pool, "arrived with %s", r->method),
                                 NULL);
-    st = kd_transfer_open(r->pool, conf->session_keys, tk->transfer, now_ms(), &t);
+    st = kd_transfer_open(r->pool, sc->session_keys, tk->transfer, now_ms(), &t);
     if (st != KD_SESSION_OK)
         return transfer_refused(r, conf, kd_session_status_str(st), t.principal);
     if ((why = transfer_problem(r, conf, &t)) != NULL)
         return transfer_refused(r, conf, why, t.principal);
     lifetime = (long)(t.session_end - now_ms() / 1000);
-    if (conf->session_lifetime != KD_UNSET && conf->session_lifetime < lifetime)
-        lifetime = conf->session_lifetime;
-    else if (conf->session_lifetime == KD_UNSET && DEFAULT_LIFETIME < lifetime)
+    if (sc->session_lifetime != KD_UNSET && sc->session_lifetime < lifetime)
+        lifetime = sc->session_lifetime;
+    else if (sc->session_lifetime == KD_UNSET && DEFAULT_LIFETIME < lifetime)
         lifetime = DEFAULT_LIFETIME;
     if (issue_session(r, conf, t.principal, t.spn, t.method, lifetime) != 0)
         return transfer_refused(r, conf, "no session could be issued from it", t.principal);
-    clear_cookie(r, conf, cookie_name(r, conf, KD_STATE_COOKIE));
+    clear_cookie(r, cookie_name(r, KD_STATE_COOKIE));
     kdeleg_note(KD_STAT_TRANSFERS_REDEEMED);
-    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, KDLOGNO(00709)
-                  "kdeleg(%s, %s, -): FQDN fallback: transfer token for %s redeemed; session "
-                  "issued for %s", r->server->server_hostname, r->useragent_ip,
-                  ap_escape_logitem(r->pool, t.principal), t.origin);
+    kdeleg_log_request(r, APLOG_INFO, 0, KDLOGNO(00709), "-",
+                       "FQDN fallback: transfer token for %s redeemed; session issued for %s",
+                       ap_escape_logitem(r->pool, t.principal), t.origin);
     path = r->parsed_uri.path ? r->parsed_uri.path : "/";
     while (path[0] == '/' && path[1] == '/')
         path++; /* "//host" would name another host */
@@ -1148,16 +1136,16 @@ static const char *revoke_session(request_rec *r, const kdeleg_dir_conf *conf, c
     /* until the longest session this node could have issued ends */
     kdeleg_revoke_principal(r, s.principal, now_ms(), apr_time_sec(apr_time_now()) + 7 * 24 * 3600);
     kdeleg_note(KD_STAT_SESSION_LOGOUTS);
-    ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r, KDLOGNO(00723)
-                  "kdeleg(%s, %s, -): logout: every session of %s issued until now (by any node, "
-                  "in any scope) is refused on this node", r->server->server_hostname,
-                  r->useragent_ip,
-                  ap_escape_logitem(r->pool, s.principal));
+    kdeleg_log_request(r, APLOG_NOTICE, 0, KDLOGNO(00723), "-",
+                       "logout: every session of %s issued until now (by any node, in any scope) "
+                       "is refused on this node",
+                       ap_escape_logitem(r->pool, s.principal));
     return s.principal;
 }
 
 static int logout_handler(request_rec *r)
 {
+    const kdeleg_srv_conf *sc = kdeleg_srv_conf_of(r->server);
     const kdeleg_dir_conf *conf;
     const char *name, *who = NULL;
 
@@ -1169,9 +1157,9 @@ static int logout_handler(request_rec *r)
         return HTTP_METHOD_NOT_ALLOWED;
     conf = ap_get_module_config(r->per_dir_config, &kdeleg_module);
     name = session_cookie_name(r, conf);
-    if (sessions_on(conf))
+    if (sessions_on(sc))
         who = revoke_session(r, conf, name);
-    clear_cookie(r, conf, name);
+    clear_cookie(r, name);
     ap_set_content_type(r, "text/html; charset=utf-8");
     apr_table_setn(r->err_headers_out, "Cache-Control", "no-store");
     if (!r->header_only)

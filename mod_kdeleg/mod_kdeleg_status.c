@@ -61,6 +61,32 @@ void kdeleg_note_target(const char *target, kd_cause cause)
     kd_stats_target(stats, target, cause, apr_time_sec(apr_time_now()));
 }
 
+void kdeleg_report_failure(request_rec *r, int level, const kd_result *res, const char *spn,
+                           const kdeleg_failure *what)
+{
+    const kd_cause_info *info = kd_cause_get(res->cause);
+    const char *shown = ap_escape_logitem(r->pool, spn ? spn : "-");
+    const char *detail = ap_escape_logitem(r->pool, res->detail ? res->detail : "");
+
+    if (what->user == NULL)
+        kdeleg_log_request(r, level, 0, KDLOGNO(00301), shown,
+                           "authentication failed: " KD_CAUSE_FMT,
+                           info->name, info->summary, detail, info->ad_fix, info->mit_fix);
+    else
+        kdeleg_log_request(r, level, 0, KDLOGNO(00401), shown,
+                           "delegation of %s to %s failed: " KD_CAUSE_FMT "%s",
+                           ap_escape_logitem(r->pool, what->user),
+                           what->target ? what->target : "-", info->name, info->summary,
+                           detail, info->ad_fix, info->mit_fix,
+                           what->continuing ? "; continuing without credentials" : "");
+    kdeleg_note_failure(r, res->cause, spn);
+    if (what->user && what->target)
+        kdeleg_note_target(what->target, res->cause);
+    /* Also when the request fails: an ErrorDocument sees REDIRECT_KDELEG_ERROR. */
+    if (res->cause != KD_CAUSE_NO_TOKEN)
+        apr_table_setn(r->subprocess_env, "KDELEG_ERROR", info->name);
+}
+
 /* Counters survive graceful restarts like the replay table (a kept
  * table); they are lock-free, so it has no mutex. */
 int kdeleg_status_post_config(apr_pool_t *pconf, server_rec *s)
@@ -93,7 +119,8 @@ typedef struct {
 
 static void view_vhost(apr_pool_t *p, server_rec *s, kd_status_vhost *v)
 {
-    const kdeleg_dir_conf *conf = ap_get_module_config(s->lookup_defaults, &kdeleg_module);
+    const kdeleg_srv_conf *srv = kdeleg_srv_conf_of(s);     /* the virtual host's own */
+    const kdeleg_dir_conf *conf = kdeleg_server_dir_conf(s); /* its server-level defaults */
     const apr_array_header_t *spns;
     int i;
 
@@ -101,8 +128,8 @@ static void view_vhost(apr_pool_t *p, server_rec *s, kd_status_vhost *v)
     kd_status_add_name(v->names, s->server_hostname);
     for (i = 0; s->names && i < s->names->nelts; i++)
         kd_status_add_name(v->names, APR_ARRAY_IDX(s->names, i, const char *));
-    for (i = 0; conf->virtual_names && i < conf->virtual_names->nelts; i++)
-        kd_status_add_name(v->names, APR_ARRAY_IDX(conf->virtual_names, i, const char *));
+    for (i = 0; srv->virtual_names && i < srv->virtual_names->nelts; i++)
+        kd_status_add_name(v->names, APR_ARRAY_IDX(srv->virtual_names, i, const char *));
     v->keytab = kdeleg_conf_keytab(conf);
     v->entries = kd_keytab_list(p, v->keytab, &v->keytab_error);
     spns = kdeleg_conf_server_spns(p, s, conf);
@@ -126,9 +153,9 @@ static void view_vhost(apr_pool_t *p, server_rec *s, kd_status_vhost *v)
                             ? c->spn : apr_pstrcat(p, c->spn, "@", kdeleg_default_realm(), NULL);
     }
     v->targets = kdeleg_conf_delegation_targets(p, conf);
-    v->virtual_names = conf->virtual_names != NULL;
-    v->fqdn_redirect = conf->fqdn_redirect == 1;
-    v->sessions = conf->session == 1;
+    v->virtual_names = srv->virtual_names != NULL;
+    v->fqdn_redirect = srv->fqdn_redirect == 1;
+    v->sessions = srv->session == 1;
 }
 
 /* What the caller sent: the "you" section (Microsoft's WhoAmI page). */
@@ -242,7 +269,7 @@ static void run_selftest(request_rec *r, status_view *sv)
     for (i = 0; i < m->vhosts->nelts; i++) {
         const kd_status_vhost *v = &APR_ARRAY_IDX(m->vhosts, i, kd_status_vhost);
         server_rec *s = APR_ARRAY_IDX(sv->servers, i, server_rec *);
-        const kdeleg_dir_conf *conf = ap_get_module_config(s->lookup_defaults, &kdeleg_module);
+        const kdeleg_dir_conf *conf = kdeleg_server_dir_conf(s);
         apr_array_header_t *spns = apr_array_make(r->pool, 4, sizeof(const char *));
         apr_array_header_t *targets = apr_array_copy(r->pool, v->targets);
         kd_selftest_params prm;
@@ -276,6 +303,8 @@ static void run_selftest(request_rec *r, status_view *sv)
         res->steps = kd_selftest_run(r->pool, &prm);
         for (j = 0; j < res->steps->nelts; j++) {
             const kd_selftest_step *st = &APR_ARRAY_IDX(res->steps, j, kd_selftest_step);
+            /* the virtual host under test, not the request's: kdeleg_log_request's
+             * context would name the status page's */
             if (st->cause != KD_CAUSE_NONE)
                 ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, KDLOGNO(00805)
                               "kdeleg(%s, %s, %s): self-test step %s for %s: cause %s: %s",
@@ -315,30 +344,26 @@ static int selftest_allowed(request_rec *r)
     const char *why;
 
     if (r->method_number != M_POST) {
-        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, KDLOGNO(00806)
-                      "kdeleg(%s, %s, -): self-test refused: it runs on POST only",
-                      r->server->server_hostname, r->useragent_ip);
+        kdeleg_log_request(r, APLOG_INFO, 0, KDLOGNO(00806), "-",
+                           "self-test refused: it runs on POST only");
         ap_allow_methods(r, REPLACE_ALLOW, "POST", NULL);
         return HTTP_METHOD_NOT_ALLOWED;
     }
     if ((why = cross_site(r)) != NULL) {
-        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, KDLOGNO(00807)
-                      "kdeleg(%s, %s, -): self-test refused: a cross-site request (%s)",
-                      r->server->server_hostname, r->useragent_ip,
-                      ap_escape_logitem(r->pool, why));
+        kdeleg_log_request(r, APLOG_WARNING, 0, KDLOGNO(00807), "-",
+                           "self-test refused: a cross-site request (%s)",
+                           ap_escape_logitem(r->pool, why));
         return HTTP_FORBIDDEN;
     }
 
     if (conf->selftest != 1) {
-        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, KDLOGNO(00803)
-                      "kdeleg(%s, %s, -): self-test refused: KdelegSelfTest is not On for "
-                      "this location", r->server->server_hostname, r->useragent_ip);
+        kdeleg_log_request(r, APLOG_INFO, 0, KDLOGNO(00803), "-",
+                           "self-test refused: KdelegSelfTest is not On for this location");
         return HTTP_FORBIDDEN;
     }
     if (!kd_stats_take_turn(stats, apr_time_sec(apr_time_now()), SELFTEST_INTERVAL)) {
-        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, KDLOGNO(00804)
-                      "kdeleg(%s, %s, -): self-test refused: one per %d s on this node",
-                      r->server->server_hostname, r->useragent_ip, SELFTEST_INTERVAL);
+        kdeleg_log_request(r, APLOG_INFO, 0, KDLOGNO(00804), "-",
+                           "self-test refused: one per %d s on this node", SELFTEST_INTERVAL);
         apr_table_setn(r->err_headers_out, "Retry-After",
                        apr_itoa(r->pool, SELFTEST_INTERVAL));
         return HTTP_TOO_MANY_REQUESTS;
@@ -536,10 +561,9 @@ static int status_handler(request_rec *r)
         ap_discard_request_body(r);
     }
     else if (r->method_number != M_GET) {
-        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, KDLOGNO(00802)
-                      "kdeleg(%s, %s, -): status page: method %s refused (GET and HEAD only)",
-                      r->server->server_hostname, r->useragent_ip,
-                      ap_escape_logitem(r->pool, r->method));
+        kdeleg_log_request(r, APLOG_INFO, 0, KDLOGNO(00802), "-",
+                           "status page: method %s refused (GET and HEAD only)",
+                           ap_escape_logitem(r->pool, r->method));
         return HTTP_METHOD_NOT_ALLOWED;
     }
     apr_table_setn(r->headers_out, "Cache-Control", "no-store");

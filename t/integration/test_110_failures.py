@@ -255,6 +255,17 @@ def test_startup_refuses_non_keytab(realm, module_path, lab_dir):
     assert len(msgs) == 1 and "not a keytab" in msgs[0]
 
 
+def test_quoted_keytab_path_starts_and_serves(kd_httpd, realm, alice_ccache, lab_dir):
+    """KdelegKeytab "/path with a space": the start-up check reads the path
+    as httpd's parser does, without the quotes."""
+    keytab = os.path.join(lab_dir, "keytabs", "quoted path.keytab")
+    shutil.copy(realm.keytab("node1"), keytab)
+    kdlab._share_with_httpd(keytab, 0o640)
+    httpd = kd_httpd("node1-quoted", "127.0.0.2", server_name=NODE1,
+                     conf_fn=lambda d: negotiate_conf(realm, d, f'"{keytab}"'))
+    assert kdclient.negotiate(httpd, ENV_CGI, alice_ccache)[0] == 200
+
+
 def test_unused_missing_keytab_does_not_stop_startup(kd_httpd, realm):
     """The contract's exception: a location that never authenticates."""
     httpd = kd_httpd("node1-unused", "127.0.0.2", server_name=NODE1, conf_fn=lambda d: """
