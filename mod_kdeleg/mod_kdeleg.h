@@ -117,6 +117,9 @@ typedef struct {
     /* Sessions. */
     const char *session_scope;     /* KdelegSessionScope; NULL = unset, "" = the default */
     const char *session_logout;    /* KdelegSessionLogout path; NULL = unset, "" = none */
+    /* The challenge. */
+    int negotiate_once;            /* KdelegNegotiateOnce; KD_UNSET = unset (Off) */
+    int auth_optional;             /* KdelegAuthOptional; KD_UNSET = unset (Off) */
     /* Diagnostics. */
     int selftest;                  /* KdelegSelfTest; KD_UNSET = unset (Off) */
     const char *selftest_user;     /* KdelegSelfTestUser; NULL = unset */
@@ -189,6 +192,12 @@ void kdeleg_session_register_hooks(apr_pool_t *p);
 /* A valid session cookie: OK (identity set), a status that ends the
  * request, or DECLINED (no usable cookie: authenticate with Kerberos). */
 int kdeleg_session_authenticate(request_rec *r, const kdeleg_dir_conf *conf);
+/* Did the client send one of our session cookies or a transfer token
+ * (where sessions are on)? */
+int kdeleg_session_offered(request_rec *r);
+/* May this 401 carry "WWW-Authenticate: Negotiate" (KdelegAuthOptional,
+ * kdeleg-no-negotiate, KdelegNegotiateOnce after a refused token)? */
+int kdeleg_may_challenge(request_rec *r, const kdeleg_dir_conf *conf, int token_refused);
 /* After Kerberos succeeded: the session cookie, and on the node leg of the
  * fallback the redirect back to the virtual name (a status), else OK. */
 int kdeleg_session_after_kerberos(request_rec *r, const kdeleg_dir_conf *conf,

@@ -65,21 +65,39 @@ static int failure_level(const kd_result *res, int bounced)
     return APLOG_INFO;
 }
 
+/* Set on r->notes while KdelegAuthOptional tries the client's credentials
+ * (and left there: authorization may still ask for a user afterwards). */
+#define NOTE_OPTIONAL "kdeleg-optional-tried"
+
+int kdeleg_may_challenge(request_rec *r, const kdeleg_dir_conf *conf, int token_refused)
+{
+    /* A location that never asks; clients SetEnvIf marks as unable to do
+     * Kerberos (they would show a password dialog or fall back to NTLM);
+     * and, under KdelegNegotiateOnce, a client whose token was just
+     * refused, which would only send the same failing token again. */
+    if (conf->auth_optional == 1 || apr_table_get(r->subprocess_env, "kdeleg-no-negotiate"))
+        return 0;
+    return !(token_refused && conf->negotiate_once == 1);
+}
+
 static int fail(request_rec *r, const kd_result *res, const char *spn)
 {
+    const kdeleg_dir_conf *conf = ap_get_module_config(r->per_dir_config, &kdeleg_module);
     const kd_cause_info *info = kd_cause_get(res->cause);
     const kdeleg_failure authentication = {NULL, NULL, 0};
-    int status;
+    int status = DECLINED;
 
     /* On a load-balanced name this node cannot serve with Kerberos, the
-     * node's own name may work: the FQDN fallback. */
-    status = kdeleg_fqdn_bounce(r, ap_get_module_config(r->per_dir_config, &kdeleg_module),
-                                res->cause);
+     * node's own name may work: the FQDN fallback (not for optional
+     * authentication, which goes on anonymously instead). */
+    if (apr_table_get(r->notes, NOTE_OPTIONAL) == NULL)
+        status = kdeleg_fqdn_bounce(r, conf, res->cause);
     kdeleg_report_failure(r, failure_level(res, status != DECLINED), res, spn, &authentication);
     if (status != DECLINED)
         return status;
     if (info->http_status == HTTP_UNAUTHORIZED) {
-        apr_table_setn(r->err_headers_out, "WWW-Authenticate", KD_AUTH_TYPE);
+        if (kdeleg_may_challenge(r, conf, res->cause != KD_CAUSE_NO_TOKEN))
+            apr_table_setn(r->err_headers_out, "WWW-Authenticate", KD_AUTH_TYPE);
         return HTTP_UNAUTHORIZED;
     }
     return info->http_status;
@@ -296,10 +314,9 @@ static int replay_refused(request_rec *r, const kd_token_info *info, kd_replay_r
     return status;
 }
 
-static int check_authn(request_rec *r)
+/* The exchange itself: a session cookie, else the Negotiate token. */
+static int authenticate(request_rec *r, const kdeleg_dir_conf *conf)
 {
-    const kdeleg_dir_conf *conf;
-    const kdeleg_auth_state *earlier;
     const apr_array_header_t *spns;
     kd_result res;
     kd_token_info info;
@@ -312,14 +329,6 @@ static int check_authn(request_rec *r)
     unsigned char tag[KD_REPLAY_TAG_BYTES];
     int status;
     const char *authorization;
-
-    if (!is_negotiate(r))
-        return DECLINED;
-    conf = ap_get_module_config(r->per_dir_config, &kdeleg_module);
-    /* check_authn runs once per request, before r has state of its own:
-     * any state found belongs to the request this one derives from. */
-    if ((earlier = kdeleg_auth_state_of(r)) != NULL)
-        return reuse_exchange(r, conf, earlier);
 
     /* A Negotiate token always wins: it is how a client whose session
      * cannot serve this node (delegation) answers our re-challenge. */
@@ -358,18 +367,85 @@ static int check_authn(request_rec *r)
     return succeed(r, conf, &info, &out, NULL);
 }
 
+static int check_authn(request_rec *r)
+{
+    const kdeleg_dir_conf *conf;
+    const kdeleg_auth_state *earlier;
+
+    if (!is_negotiate(r))
+        return DECLINED;
+    conf = ap_get_module_config(r->per_dir_config, &kdeleg_module);
+    /* check_authn runs once per request, before r has state of its own:
+     * any state found belongs to the request this one derives from. */
+    if ((earlier = kdeleg_auth_state_of(r)) != NULL)
+        return reuse_exchange(r, conf, earlier);
+    /* KdelegAuthOptional already tried what the client sent and found no
+     * user, and authorization wants one: refuse, without a challenge. */
+    if (apr_table_get(r->notes, NOTE_OPTIONAL) != NULL)
+        return HTTP_UNAUTHORIZED;
+    return authenticate(r, conf);
+}
+
+/* Anonymous after all: nothing of a half-finished exchange (a session
+ * that opened, then wanted Kerberos for delegation) may reach the
+ * application or a later phase. */
+static void forget_identity(request_rec *r)
+{
+    static const char *const vars[] = {"GSS_NAME", "KDELEG_AUTH_METHOD", "KDELEG_SPN",
+                                       "KRB5CCNAME"};
+    size_t i;
+
+    r->user = NULL;
+    r->ap_auth_type = NULL;
+    ap_set_module_config(r->request_config, &kdeleg_module, NULL);
+    for (i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
+        apr_table_unset(r->subprocess_env, vars[i]);
+}
+
+/* KdelegAuthOptional: before authorization decides, use the token or
+ * session the client sent, if any; whatever is wrong with it, the request
+ * goes on anonymously (never a challenge), so that "Require all granted"
+ * pages see REMOTE_USER when there is one. Only a step after the user is
+ * known (delegation, the session's redirects) keeps its own answer. */
+static int optional_authn(request_rec *r)
+{
+    const kdeleg_dir_conf *conf;
+    int status;
+
+    if (!is_negotiate(r) || r->main != NULL || r->prev != NULL)
+        return DECLINED;
+    conf = ap_get_module_config(r->per_dir_config, &kdeleg_module);
+    if (conf->auth_optional != 1)
+        return DECLINED;
+    apr_table_setn(r->notes, NOTE_OPTIONAL, "1");
+    if (!offers_negotiate(apr_table_get(r->headers_in, "Authorization"))
+        && !kdeleg_session_offered(r))
+        return DECLINED;
+    status = authenticate(r, conf);
+    if (status == OK || ap_is_HTTP_REDIRECT(status)
+        || (r->user != NULL && kdeleg_auth_state_of(r) != NULL))
+        return status == OK ? DECLINED : status;
+    forget_identity(r);
+    apr_table_unset(r->err_headers_out, "WWW-Authenticate");
+    apr_table_unset(r->err_headers_out, "Retry-After");
+    return DECLINED;
+}
+
 /* mod_authz_core calls this when Require fails after authentication: the
  * client must be invited to try again with Negotiate. */
 static int note_auth_failure(request_rec *r, const char *auth_type)
 {
     if (auth_type == NULL || strcasecmp(auth_type, KD_AUTH_TYPE) != 0)
         return DECLINED;
-    apr_table_setn(r->err_headers_out, "WWW-Authenticate", KD_AUTH_TYPE);
+    if (kdeleg_may_challenge(r, ap_get_module_config(r->per_dir_config, &kdeleg_module), 0))
+        apr_table_setn(r->err_headers_out, "WWW-Authenticate", KD_AUTH_TYPE);
     return OK;
 }
 
 void kdeleg_auth_register_hooks(apr_pool_t *p)
 {
     ap_hook_check_authn(check_authn, NULL, NULL, APR_HOOK_MIDDLE, AP_AUTH_INTERNAL_PER_CONF);
+    /* Before mod_authz_core's access_checker_ex decides whether a user is needed. */
+    ap_hook_access_checker(optional_authn, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_note_auth_failure(note_auth_failure, NULL, NULL, APR_HOOK_MIDDLE);
 }

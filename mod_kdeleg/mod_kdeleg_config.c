@@ -99,6 +99,8 @@ void *kdeleg_dir_conf_create(apr_pool_t *p, char *dir)
     conf->protocol_transition = KD_UNSET;
     conf->selftest = KD_UNSET;
     conf->allow_anonymous = KD_UNSET;
+    conf->negotiate_once = KD_UNSET;
+    conf->auth_optional = KD_UNSET;
     return conf;
 }
 
@@ -131,6 +133,8 @@ void *kdeleg_dir_conf_merge(apr_pool_t *p, void *basev, void *addv)
     KD_MERGE(trusted_auth_types, NULL);
     KD_MERGE(session_scope, NULL);
     KD_MERGE(session_logout, NULL);
+    KD_MERGE(negotiate_once, KD_UNSET);
+    KD_MERGE(auth_optional, KD_UNSET);
     KD_MERGE(selftest, KD_UNSET);
     KD_MERGE(selftest_user, NULL);
     return conf;
@@ -457,6 +461,20 @@ static const char *add_netbios_domain(cmd_parms *cmd, void *dconf, const char *n
     return NULL;
 }
 
+static const char *set_negotiate_once(cmd_parms *cmd, void *dconf, int on)
+{
+    (void)cmd;
+    ((kdeleg_dir_conf *)dconf)->negotiate_once = on ? 1 : 0;
+    return NULL;
+}
+
+static const char *set_auth_optional(cmd_parms *cmd, void *dconf, int on)
+{
+    (void)cmd;
+    ((kdeleg_dir_conf *)dconf)->auth_optional = on ? 1 : 0;
+    return NULL;
+}
+
 static const char *set_selftest(cmd_parms *cmd, void *dconf, int on)
 {
     ((kdeleg_dir_conf *)dconf)->selftest = on;
@@ -543,6 +561,13 @@ const command_rec kdeleg_directives[] = {
                   RSRC_CONF | ACCESS_CONF,
                   "URL path whose GET ends the session: cookie cleared, session revoked on "
                   "this node ('none' to switch off)"),
+    /* Harmless in .htaccess: it only withholds a challenge. */
+    AP_INIT_FLAG("KdelegNegotiateOnce", set_negotiate_once, NULL,
+                 RSRC_CONF | ACCESS_CONF | OR_AUTHCFG,
+                 "On: after a refused token, answer 401 without a new Negotiate challenge"),
+    AP_INIT_FLAG("KdelegAuthOptional", set_auth_optional, NULL, RSRC_CONF | ACCESS_CONF,
+                 "On: use a token or session when the client sends one, else go on "
+                 "anonymously; never challenge (for Require all granted)"),
     AP_INIT_FLAG("KdelegSelfTest", set_selftest, NULL, RSRC_CONF | ACCESS_CONF,
                  "On: the status page runs the self-test for ?selftest=1 (protect the "
                  "location with Require)"),

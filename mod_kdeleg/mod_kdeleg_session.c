@@ -433,6 +433,14 @@ static kdeleg_taken *taken_of(request_rec *r)
     return t;
 }
 
+int kdeleg_session_offered(request_rec *r)
+{
+    const kdeleg_taken *t = taken_of(r);
+
+    return sessions_on(kdeleg_srv_conf_of(r->server)) && t != NULL
+           && (!apr_is_empty_table(t->cookies) || t->transfer != NULL);
+}
+
 static int push_value(void *baton, const char *key, const char *value)
 {
     apr_array_header_t *values = baton;
@@ -653,7 +661,8 @@ static int rechallenge(request_rec *r, const kdeleg_auth_state *st)
                        "client for Kerberos",
                        ap_escape_logitem(r->pool, st->principal));
     r->user = NULL;
-    apr_table_setn(r->err_headers_out, "WWW-Authenticate", KD_AUTH_TYPE);
+    if (kdeleg_may_challenge(r, ap_get_module_config(r->per_dir_config, &kdeleg_module), 0))
+        apr_table_setn(r->err_headers_out, "WWW-Authenticate", KD_AUTH_TYPE);
     return HTTP_UNAUTHORIZED;
 }
 

@@ -33,7 +33,7 @@ SRC = os.path.join(REPO, "mod_kdeleg")
 DOCS = os.path.join(REPO, "docs")
 DIRECTIVES_MD = os.path.join(DOCS, "directives.md")
 README = os.path.join(REPO, "README")
-CONTEXT_ABBR = {"server config": "S", "virtual host": "V", "directory": "D"}
+CONTEXT_ABBR = {"server config": "S", "virtual host": "V", "directory": "D", ".htaccess": "H"}
 OVERRIDES = {"OR_AUTHCFG": "AuthConfig", "OR_LIMIT": "Limit", "OR_OPTIONS": "Options",
              "OR_FILEINFO": "FileInfo", "OR_INDEXES": "Indexes", "OR_ALL": "All"}
 FIELDS = ("Description", "Syntax", "Default", "Context", "Override", "Module")
@@ -279,7 +279,7 @@ def test_index_and_readme_tables_name_every_directive_with_its_context():
     for where, text in (("the index of docs/directives.md", index), ("the README", readme)):
         rows = {}
         for line in text.splitlines():
-            m = re.match(r"^\| \[(\w+)\]\(([^)]*)\) \| ([SVD, ]+) \|", line)
+            m = re.match(r"^\| \[(\w+)\]\(([^)]*)\) \| ([SVDH, ]+) \|", line)
             if m:
                 rows[m.group(1)] = (m.group(2), m.group(3).strip())
         assert set(rows) == set(table), \
