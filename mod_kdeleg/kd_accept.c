@@ -774,6 +774,92 @@ static const kd_spn *spn_allowed(const kd_token_info *info, const kd_accept_para
     return NULL;
 }
 
+/* ------------------------------------------------------------ the PAC */
+
+#define KD_ATTR_LOGON_INFO "urn:mspac:logon-info"
+
+struct kd_accepted_name {
+    apr_pool_t *pool;
+    gss_name_t name;
+    int read;                  /* the attribute was asked for */
+    const kd_logon_info *logon_info;
+    const char *why;
+};
+
+static apr_status_t release_name(void *data)
+{
+    kd_accepted_name *n = data;
+    OM_uint32 ignored;
+
+    if (n->name != GSS_C_NO_NAME)
+        gss_release_name(&ignored, &n->name);
+    return APR_SUCCESS;
+}
+
+/* Keep *src (now ours) until p is cleared: a cleanup instead of a
+ * release, nothing asked of the library yet. */
+static kd_accepted_name *keep_name(apr_pool_t *p, gss_name_t *src)
+{
+    kd_accepted_name *n = apr_pcalloc(p, sizeof(*n));
+
+    n->pool = p;
+    n->name = *src;
+    *src = GSS_C_NO_NAME;
+    apr_pool_cleanup_register(p, n, release_name, apr_pool_cleanup_null);
+    return n;
+}
+
+static void read_logon_info(kd_accepted_name *n)
+{
+    OM_uint32 major, minor, ignored;
+    gss_buffer_desc attr, value = GSS_C_EMPTY_BUFFER;
+    int authenticated = 0, complete = 0, more = -1;
+    kd_logon_info *li;
+    const char *why = NULL;
+
+    attr.value = (void *)KD_ATTR_LOGON_INFO;
+    attr.length = sizeof(KD_ATTR_LOGON_INFO) - 1;
+    major = gss_get_name_attribute(&minor, n->name, &attr, &authenticated, &complete, &value,
+                                   GSS_C_NO_BUFFER, &more);
+    if (major == GSS_S_UNAVAILABLE)
+        n->why = "the ticket has no PAC logon-info the library could verify (a KDC that is not "
+                 "Active Directory, such as MIT's, or a PAC stripped by the KDC or failing its "
+                 "server checksum)";
+    else if (GSS_ERROR(major))
+        n->why = apr_psprintf(n->pool, "cannot read " KD_ATTR_LOGON_INFO ": %s",
+                              kd_gss_error(n->pool, major, minor));
+    else if (!authenticated)
+        n->why = "the PAC logon-info is not authenticated";
+    else if (!complete)
+        n->why = "the PAC logon-info is incomplete";
+    else {
+        li = apr_palloc(n->pool, sizeof(*li));
+        if (kd_pac_logon_info(n->pool, value.value, value.length, li, &why) == 0)
+            n->logon_info = li;
+        else
+            n->why = apr_psprintf(n->pool, "the PAC logon-info does not decode: %s", why);
+    }
+    gss_release_buffer(&ignored, &value);
+}
+
+const kd_logon_info *kd_accept_logon_info(kd_accepted_name *name, const char **why)
+{
+    if (name == NULL) {
+        if (why)
+            *why = "no accepted Kerberos ticket";
+        return NULL;
+    }
+    if (!name->read) {
+        name->read = 1;
+        read_logon_info(name);
+    }
+    if (why)
+        *why = name->logon_info ? NULL : name->why;
+    return name->logon_info;
+}
+
+/* ------------------------------------------------------------ accepting */
+
 /* Fill the caller-visible results from an established context. */
 static kd_cause describe_client(apr_pool_t *p, gss_name_t src, gss_OID mech,
                                 const kd_accept_params *params, kd_accept_out *out,
@@ -979,6 +1065,7 @@ kd_cause kd_acceptor_accept(kd_acceptor *a, apr_pool_t *p, const kd_token_info *
             out->mutual_token = kd_b64_encode(p, wire, wire_len);
         if (params->want_delegation)
             keep_evidence(a, p, info, params, out);
+        out->name = keep_name(p, &src);
     }
 
 done:

@@ -8,12 +8,18 @@
 
 #include <apr_pools.h>
 
+#include "kd_pac.h"
 #include "kd_result.h"
 #include "kd_s4u.h"
 #include "kd_spn.h"
 #include "kd_token.h"
 
 typedef struct kd_acceptor kd_acceptor;
+
+/* The client's name as the GSS library accepted it, kept (with what the
+ * library knows about it: the PAC) until the pool given to
+ * kd_acceptor_accept is cleared. For one request's thread. */
+typedef struct kd_accepted_name kd_accepted_name;
 typedef struct kd_acceptors kd_acceptors;
 
 /* KdelegServiceAccount [SPN] PRINCIPAL: who the front end is when it asks
@@ -48,6 +54,8 @@ typedef struct {
      * pool), or NULL and why not in delegation_failure. */
     kd_delegation *delegation;
     kd_result delegation_failure;
+    /* On success: the accepted name, for kd_accept_logon_info. */
+    kd_accepted_name *name;
 } kd_accept_out;
 
 /* Per-process registry: one acceptor per keytab path. */
@@ -58,6 +66,17 @@ kd_acceptor *kd_acceptors_get(kd_acceptors *reg, const char *keytab);
 kd_cause kd_acceptor_accept(kd_acceptor *a, apr_pool_t *p, const kd_token_info *info,
                             const kd_accept_params *params,
                             kd_accept_out *out, kd_result *res);
+
+/* The user's logon-info (groups, extra SIDs, resource groups) from the
+ * PAC of the accepted ticket: the name attribute "urn:mspac:logon-info",
+ * used only when the library says it is authenticated (MIT: the PAC's
+ * server checksum verified under our key) and complete, and decoded with
+ * kd_pac_logon_info. Read on the first call, kept for the next ones:
+ * an exchange whose groups nobody asks for pays nothing but keeping the
+ * name until the pool goes. NULL (name NULL, or the ticket carries no
+ * verified PAC: an MIT KDC's, or a PAC the KDC stripped; or it does not
+ * decode) with *why (when why is not NULL) saying which, for the log. */
+const kd_logon_info *kd_accept_logon_info(kd_accepted_name *name, const char **why);
 
 /* The front end's own identity for spn, borrowed until p is cleared: its
  * TGT from this keytab, taken as account when given, else as the keytab's

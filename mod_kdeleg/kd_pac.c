@@ -109,38 +109,43 @@ static int sid_number(const char **s, int base, uint64_t max, uint64_t *v)
     return 0;
 }
 
-/* A SID string written the way kd_sid_string writes it, so that equal
- * SIDs compare equal as strings. NULL when it is not a SID. */
-static const char *sid_canonical(apr_pool_t *p, const char *s)
+size_t kd_sid_binary(const char *s, unsigned char bin[KD_SID_MAX_BYTES])
 {
-    unsigned char bin[8 + 4 * KD_SID_MAX_SUB_AUTHORITIES];
     uint64_t auth, sub;
     size_t n = 0, i;
 
     if (s == NULL || (s[0] != 'S' && s[0] != 's') || strncmp(s + 1, "-1-", 3) != 0)
-        return NULL;
+        return 0;
     s += 4;
     if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
         s += 2;
         if (sid_number(&s, 16, 0xffffffffffffu, &auth) != 0)
-            return NULL;
+            return 0;
     }
     else if (sid_number(&s, 10, 0xffffffffffffu, &auth) != 0)
-        return NULL;
+        return 0;
     for (; *s == '-'; n++) {
         s++;
         if (n == KD_SID_MAX_SUB_AUTHORITIES || sid_number(&s, 10, 0xffffffffu, &sub) != 0)
-            return NULL;
+            return 0;
         for (i = 0; i < 4; i++)
             bin[8 + 4 * n + i] = (unsigned char)(sub >> (8 * i));
     }
     if (*s != '\0')
-        return NULL;
+        return 0;
     bin[0] = 1;
     bin[1] = (unsigned char)n;
     for (i = 0; i < 6; i++)
         bin[2 + i] = (unsigned char)(auth >> (8 * (5 - i)));
-    return kd_sid_string(p, bin, 8 + 4 * n);
+    return 8 + 4 * n;
+}
+
+const char *kd_sid_parse(apr_pool_t *p, const char *text)
+{
+    unsigned char bin[KD_SID_MAX_BYTES];
+    size_t len = kd_sid_binary(text, bin);
+
+    return len ? kd_sid_string(p, bin, len) : NULL;
 }
 
 /* ------------------------------------------------------------ NDR reader */
@@ -420,12 +425,14 @@ static int read_extra_sids(ndr_rd *r, apr_pool_t *p, const kvi *k, kd_logon_info
     if (max == 0)
         return 0;
     out->extra_sids = apr_palloc(p, max * sizeof(*out->extra_sids));
+    out->extra_sid_attributes = apr_palloc(p, max * sizeof(*out->extra_sid_attributes));
     for (i = 0; i < max; i++) {
         /* a NULL SID pointer carries nothing to hold: skip it */
         if (le32(r->b + array + 8 * (size_t)i) == 0)
             continue;
         if (read_sid(r, p, &out->extra_sids[out->n_extra_sids]) != 0)
             return -1;
+        out->extra_sid_attributes[out->n_extra_sids] = le32(r->b + array + 8 * (size_t)i + 4);
         out->n_extra_sids++;
     }
     return 0;
@@ -531,7 +538,7 @@ static int in_extra_sids(const kd_logon_info *li, const char *sid)
 
 int kd_logon_info_has_sid(apr_pool_t *p, const kd_logon_info *li, const char *sid)
 {
-    const char *want = sid_canonical(p, sid), *dash, *tail;
+    const char *want = kd_sid_parse(p, sid), *dash, *tail;
     uint64_t rid;
     size_t dlen;
 

@@ -26,6 +26,9 @@
 /* A SID has at most 15 sub-authorities (MS-DTYP 2.4.2). */
 #define KD_SID_MAX_SUB_AUTHORITIES 15
 
+/* The largest binary SID (MS-DTYP 2.4.2.2). */
+#define KD_SID_MAX_BYTES (8 + 4 * KD_SID_MAX_SUB_AUTHORITIES)
+
 /* kd_pac_buffer results besides 0 (found). */
 #define KD_PAC_MALFORMED (-1)
 #define KD_PAC_ABSENT 1
@@ -45,6 +48,7 @@ typedef struct {
     kd_pac_group *groups;          /* GroupIds, relative to domain_sid */
     int n_groups;
     const char **extra_sids; /* ExtraSids as "S-1-..." strings */
+    uint32_t *extra_sid_attributes; /* their SE_GROUP_* bits, same order */
     int n_extra_sids;
     const char *resource_domain_sid; /* may be NULL (then no resource groups) */
     kd_pac_group *resource_groups;   /* relative to resource_domain_sid */
@@ -79,5 +83,17 @@ int kd_logon_info_not_delegable(const kd_logon_info *li);
  * authority, count little-endian sub-authorities, exactly len bytes) as
  * "S-1-5-21-...". NULL when it is not one. */
 const char *kd_sid_string(apr_pool_t *p, const unsigned char *sid, size_t len);
+
+/* A SID as text ("S-1-5-21-...-1104": 'S' or 's', a decimal authority or
+ * "0x" and hex, at most 15 decimal sub-authorities each below 2^32,
+ * nothing else, not even spaces; leading zeros are allowed and mean
+ * nothing) into its binary form. Its length (8 + 4 * sub-authorities), or
+ * 0 when text is not a SID. Allocates nothing. */
+size_t kd_sid_binary(const char *text, unsigned char out[KD_SID_MAX_BYTES]);
+
+/* The one spelling of a SID, as kd_sid_string writes it, so that equal
+ * SIDs compare equal as strings: for configuration (KdelegGroupMap,
+ * Require kdeleg-group). NULL when text is not a SID (kd_sid_binary). */
+const char *kd_sid_parse(apr_pool_t *p, const char *text);
 
 #endif

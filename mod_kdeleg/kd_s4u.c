@@ -27,6 +27,10 @@ struct kd_delegation {
     kd_ticket_cache *cache;     /* NULL: every target goes to the KDC */
     krb5_context ctx;           /* lazily, for krb5 work */
     apr_hash_t *ready;          /* target -> ready_cred borrowed for this request */
+    int s4u2self;               /* the evidence came from S4U2Self (imp is set) */
+    int logon_info_read;        /* kd_delegation_logon_info was asked */
+    const kd_logon_info *logon_info;
+    const char *logon_info_why;
 };
 
 /* ------------------------------------------------------------ ready credentials
@@ -303,6 +307,107 @@ static void read_ticket(apr_pool_t *p, krb5_context ctx, const krb5_data *der,
     if (kt)
         krb5_kt_close(ctx, kt);
     krb5_free_ticket(ctx, tkt);
+}
+
+/* Does the PAC's server checksum verify under one of the keytab's keys of
+ * the ticket's enctype? Only the KDC and we hold them. */
+static int pac_verifies(krb5_context ctx, krb5_keytab kt, krb5_enctype etype, krb5_pac pac)
+{
+    krb5_kt_cursor cur;
+    krb5_keytab_entry ent;
+    int ok = 0;
+
+    if (krb5_kt_start_seq_get(ctx, kt, &cur) != 0)
+        return 0;
+    while (!ok && krb5_kt_next_entry(ctx, kt, &ent, &cur) == 0) {
+        /* no principal or authtime to compare: the KDC named the client
+         * itself (enterprise names are spelled otherwise in the PAC) */
+        ok = ent.key.enctype == etype && krb5_pac_verify(ctx, pac, 0, NULL, &ent.key, NULL) == 0;
+        krb5_free_keytab_entry_contents(ctx, &ent);
+    }
+    krb5_kt_end_seq_get(ctx, kt, &cur);
+    return ok;
+}
+
+/* The logon-info of a decrypted ticket's PAC, verified; NULL and *why. */
+static const kd_logon_info *verified_logon_info(apr_pool_t *p, krb5_context ctx,
+                                                krb5_keytab kt, const krb5_ticket *tkt,
+                                                const char **why)
+{
+    krb5_authdata **pacs = NULL;
+    krb5_pac pac = NULL;
+    const unsigned char *buf;
+    size_t len;
+    kd_logon_info *li = NULL;
+    const char *bad;
+
+    if (krb5_find_authdata(ctx, tkt->enc_part2->authorization_data, NULL,
+                           KRB5_AUTHDATA_WIN2K_PAC, &pacs) != 0 || pacs == NULL || pacs[0] == NULL)
+        *why = "the S4U2Self ticket has no PAC (a KDC that is not Active Directory)";
+    else if (pacs[1] != NULL)
+        *why = "the S4U2Self ticket has two PACs";
+    else if (krb5_pac_parse(ctx, pacs[0]->contents, pacs[0]->length, &pac) != 0
+             || !pac_verifies(ctx, kt, tkt->enc_part.enctype, pac))
+        *why = "the S4U2Self ticket's PAC does not verify under the keytab's keys";
+    else if (kd_pac_buffer(pacs[0]->contents, pacs[0]->length, KD_PAC_LOGON_INFO, &buf, &len)
+             != 0)
+        *why = "the S4U2Self ticket's PAC has no single logon-info buffer";
+    else {
+        li = apr_palloc(p, sizeof(*li));
+        if (kd_pac_logon_info(p, buf, len, li, &bad) != 0) {
+            *why = apr_psprintf(p, "the S4U2Self ticket's PAC logon-info does not decode: %s",
+                                bad);
+            li = NULL;
+        }
+    }
+    if (pac)
+        krb5_pac_free(ctx, pac);
+    krb5_free_authdata(ctx, pacs);
+    return li;
+}
+
+static const kd_logon_info *s4u2self_logon_info(apr_pool_t *p, kd_delegation *d,
+                                                const char **why)
+{
+    krb5_context ctx = delegation_ctx(d);
+    krb5_ticket *tkt = NULL;
+    krb5_keytab kt = NULL;
+    const kd_logon_info *li = NULL;
+
+    if (!d->s4u2self || d->evidence.length == 0 || d->imp.keytab == NULL) {
+        *why = "no S4U2Self ticket in this delegation (a Kerberos user's groups come from the "
+               "accepted ticket; tickets from the node's cache carry none)";
+        return NULL;
+    }
+    if (ctx == NULL) {
+        *why = "cannot initialise krb5";
+        return NULL;
+    }
+    if (krb5_decode_ticket(&d->evidence, &tkt) != 0 || krb5_kt_resolve(ctx, d->imp.keytab, &kt) != 0
+        || krb5_server_decrypt_ticket_keytab(ctx, kt, tkt) != 0)
+        *why = "cannot decrypt the S4U2Self ticket with the impersonator's keytab";
+    else
+        li = verified_logon_info(p, ctx, kt, tkt, why);
+    if (kt)
+        krb5_kt_close(ctx, kt);
+    krb5_free_ticket(ctx, tkt);
+    return li;
+}
+
+const kd_logon_info *kd_delegation_logon_info(apr_pool_t *p, kd_delegation *d, const char **why)
+{
+    if (d == NULL) {
+        if (why)
+            *why = "no delegation";
+        return NULL;
+    }
+    if (!d->logon_info_read) {
+        d->logon_info_read = 1;
+        d->logon_info = s4u2self_logon_info(p, d, &d->logon_info_why);
+    }
+    if (why)
+        *why = d->logon_info ? NULL : d->logon_info_why;
+    return d->logon_info;
 }
 
 /* ------------------------------------------------------------ S4U2Proxy */
@@ -766,6 +871,7 @@ kd_cause kd_s4u2self(apr_pool_t *p, const kd_impersonator *imp, const char *spn,
         (*out)->key_user = user->principal; /* erin.x@corp.example stays cached as asked */
         (*out)->imp = *imp;
         (*out)->evidence_forwardable = 1;
+        (*out)->s4u2self = 1;
     }
     else
         cause = explain_not_forwardable(p, ctx, imp, canonical, &creds->ticket,

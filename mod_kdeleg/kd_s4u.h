@@ -16,6 +16,7 @@
 #include <gssapi/gssapi.h>
 #include <krb5.h>
 
+#include "kd_pac.h"
 #include "kd_result.h"
 #include "kd_ticket_cache.h"
 
@@ -89,6 +90,19 @@ kd_user_name kd_s4u_user_name(apr_pool_t *p, const char *user, const char *defau
 kd_cause kd_s4u2self(apr_pool_t *p, const kd_impersonator *imp, const char *spn,
                      const kd_user_name *user, volatile int *transition_seen,
                      kd_ticket_cache *cache, kd_delegation **out, kd_result *res);
+
+/* The user's logon-info from the PAC of a S4U2Self ticket (kd_s4u2self's
+ * delegation): the ticket is decrypted with the impersonator's keytab, the
+ * PAC's server checksum must verify under one of its keys, then the
+ * logon-info buffer is decoded (kd_pac_logon_info). Its extra SIDs carry
+ * S-1-18-2, "service asserted identity", which AD adds to S4U2Self
+ * tickets. Read on the first call, kept for the next ones (allocated from
+ * p: the pool the delegation lives in). NULL with *why (when why is not
+ * NULL) when the delegation has no S4U2Self ticket (a Kerberos user's
+ * evidence: kd_accept_logon_info has its groups; a delegation served from
+ * the node's cache), the ticket has no PAC (MIT) or one that does not
+ * verify or decode. */
+const kd_logon_info *kd_delegation_logon_info(apr_pool_t *p, kd_delegation *d, const char **why);
 
 /* Make sure a ticket for target is at hand: from the node's cache (no
  * KDC, no token made) or by S4U2Proxy. */

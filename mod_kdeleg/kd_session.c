@@ -26,8 +26,16 @@ enum {
     F_STATE = 7,     /* transfer: SHA-256 of the state cookie */
     F_ID = 8,        /* transfer: random id */
     F_SESSION_END = 9, /* transfer: 8 bytes, seconds: the user's ticket ends */
-    F_MAX_KNOWN = 9,
+    F_GROUPS = 10,   /* optional: kd_groups_encode */
+    F_MAX_KNOWN = 10,
 };
+
+#define MAX_FIELD_BYTES 0xffff /* a field's 2-byte length */
+
+/* The longest cookie name with '=' and the longest value. */
+_Static_assert(sizeof(KD_HOST_PREFIX KD_SESSION_COOKIE "_") - 1 + KD_SCOPE_NAME_MAX + 1
+                   + KD_SESSION_MAX_COOKIE <= KD_SESSION_MAX_NAME_VALUE,
+               "a session cookie's name=value may exceed KD_SESSION_MAX_NAME_VALUE");
 
 typedef struct {
     unsigned char key[KD_SEAL_KEY_BYTES];
@@ -304,15 +312,35 @@ static void put_time_field(writer *w, int tag, long long v)
     put_field(w, tag, b, 8);
 }
 
+/* The plaintext's length (fields_ok must hold). */
+static size_t plain_size(const kd_session *s, int transfer)
+{
+    return 3 * 5 + 1 + 8 + 8 + strlen(s->principal) + strlen(s->spn)
+           + (s->groups ? 3 + kd_groups_encoded_size(s->groups) : 0)
+           + (transfer ? 3 * 4 + strlen(s->origin) + KD_STATE_HASH_BYTES + KD_TRANSFER_ID_BYTES
+                             + 8 : 0);
+}
+
+/* The groups' field: encoded straight into the plaintext. */
+static void put_groups_field(writer *w, const kd_groups *g)
+{
+    size_t n = kd_groups_encoded_size(g);
+
+    if (w->len + 3 + n > w->cap)
+        return; /* sized beforehand: cannot happen */
+    w->buf[w->len] = F_GROUPS;
+    w->buf[w->len + 1] = (unsigned char)(n >> 8);
+    w->buf[w->len + 2] = (unsigned char)(n & 0xff);
+    w->len += 3 + kd_groups_encode(g, w->buf + w->len + 3, n);
+}
+
 /* The plaintext of s; transfer adds the token's own fields. */
 static unsigned char *encode(apr_pool_t *p, const kd_session *s, int transfer, size_t *len)
 {
     unsigned char method = (unsigned char)s->method;
     writer w;
 
-    w.cap = 3 * 8 + 1 + 8 + 8 + strlen(s->principal) + strlen(s->spn)
-            + (transfer ? 3 * 3 + 3 + 8 + strlen(s->origin) + KD_STATE_HASH_BYTES
-                              + KD_TRANSFER_ID_BYTES : 0);
+    w.cap = plain_size(s, transfer);
     w.buf = apr_palloc(p, w.cap);
     w.len = 0;
     put_field(&w, F_METHOD, &method, 1);
@@ -320,6 +348,8 @@ static unsigned char *encode(apr_pool_t *p, const kd_session *s, int transfer, s
     put_time_field(&w, F_EXPIRES, s->expires);
     put_str_field(&w, F_PRINCIPAL, s->principal);
     put_str_field(&w, F_SPN, s->spn);
+    if (s->groups)
+        put_groups_field(&w, s->groups);
     if (transfer) {
         put_str_field(&w, F_ORIGIN, s->origin);
         put_field(&w, F_STATE, s->state_hash, KD_STATE_HASH_BYTES);
@@ -371,6 +401,8 @@ static int decode_field(apr_pool_t *p, int tag, const unsigned char *b, size_t n
             return -1;
         memcpy(out->id, b, n);
         return 0;
+    case F_GROUPS:
+        return (out->groups = kd_groups_decode(p, b, n)) ? 0 : -1;
     }
     return 0; /* a field from a newer version: skipped */
 }
@@ -424,6 +456,8 @@ static int fields_ok(const kd_session *s, int transfer)
 {
     if (!str_ok(s->principal) || !str_ok(s->spn) || !times_ok(s, transfer))
         return 0;
+    if (s->groups && kd_groups_encoded_size(s->groups) > MAX_FIELD_BYTES)
+        return 0;
     if (s->method != KD_SESSION_KERBEROS && s->method != KD_SESSION_PROTOCOL_TRANSITION)
         return 0;
     if (transfer && (!str_ok(s->origin)
@@ -456,6 +490,27 @@ static const char *seal_as(apr_pool_t *p, const kd_session_keys *keys, const cha
     memcpy(raw + 1 + KD_SESSION_KEY_ID_BYTES, blob, blob_len);
     value = b64url_encode(p, raw, raw_len);
     return strlen(value) <= KD_SESSION_MAX_COOKIE ? value : NULL;
+}
+
+/* Unpadded base64url of the version, key id and sealed plaintext. */
+static size_t sealed_size(const kd_session *s, int transfer)
+{
+    size_t raw;
+
+    if (!fields_ok(s, transfer))
+        return 0;
+    raw = 1 + KD_SESSION_KEY_ID_BYTES + KD_SEAL_OVERHEAD + plain_size(s, transfer);
+    return (raw * 4 + 2) / 3;
+}
+
+size_t kd_session_encoded_size(const kd_session *s)
+{
+    return sealed_size(s, 0);
+}
+
+size_t kd_transfer_encoded_size(const kd_session *s)
+{
+    return sealed_size(s, 1);
 }
 
 static const session_key *find_key(const kd_session_keys *keys, const unsigned char *id)

@@ -12,6 +12,12 @@
  *           unknown tags are skipped (later versions add fields), known
  *           tags appear once, the required ones must be there.
  *
+ * The user's groups (tag 10, optional: kd_groups' wire form, RIDs relative
+ * to the logon domain as varints plus the extra SIDs and resource groups)
+ * were added without a new version: a node that predates them skips the
+ * field, and a cookie without it opens with groups NULL, "no group
+ * information", which a group check refuses.
+ *
  * The scope is associated data: a cookie opens only where it was minted
  * (scheme, host, port, the virtual name's SPNs, KdelegSessionScope), and a
  * transfer token never opens as a cookie or the other way round. The
@@ -24,6 +30,8 @@
 #include <apr_pools.h>
 #include <apr_tables.h>
 
+#include "kd_groups.h"
+
 #define KD_SESSION_COOKIE "kdeleg_session"   /* + "_" NAME for a named scope */
 #define KD_STATE_COOKIE "kdeleg_state"       /* the fallback's login-CSRF guard */
 #define KD_HOST_PREFIX "__Host-"             /* https, host-only, Path=/ */
@@ -31,8 +39,11 @@
 #define KD_SESSION_KEY_ID_BYTES 8
 /* Characters. Browsers keep about 4096 bytes per cookie, name and
  * attributes included: a value that would not fit is never sealed, and a
- * longer one is not ours. */
+ * longer one is not ours. With the longest name (KD_HOST_PREFIX
+ * KD_SESSION_COOKIE "_" and a KD_SCOPE_NAME_MAX name) "name=value" stays
+ * within KD_SESSION_MAX_NAME_VALUE bytes (checked in kd_session.c). */
 #define KD_SESSION_MAX_COOKIE 3800
+#define KD_SESSION_MAX_NAME_VALUE 4000
 #define KD_TRANSFER_MAX_SECONDS 60
 #define KD_STATE_HASH_BYTES 32
 #define KD_TRANSFER_ID_BYTES 16
@@ -51,6 +62,7 @@ typedef struct {
     long long expires;        /* seconds since the epoch */
     const char *principal;    /* unmapped: alice@EXAMPLE.TEST */
     const char *spn;          /* the acceptor principal the ticket was for */
+    const kd_groups *groups;  /* the user's groups; NULL: no group information */
     /* transfer tokens only */
     const char *origin;       /* scheme://host:port the token may be redeemed at */
     unsigned char state_hash[KD_STATE_HASH_BYTES]; /* SHA-256 of the state cookie */
@@ -86,6 +98,12 @@ const char *kd_session_scope(apr_pool_t *p, const char *scheme, const char *host
 const char *kd_session_seal(apr_pool_t *p, const kd_session_keys *keys, const char *scope,
                             const kd_session *s);
 
+/* The length of the value kd_session_seal would make for s (exactly: no
+ * key is needed to know it), or 0 when s has fields seal refuses. A value
+ * above KD_SESSION_MAX_COOKIE is never sealed: the glue checks this first
+ * to count and log a session it does not issue (too many groups). */
+size_t kd_session_encoded_size(const kd_session *s);
+
 /* Open a cookie value at time now_ms. out is filled on KD_SESSION_OK, and
  * on KD_SESSION_EXPIRED so the log can name the user. */
 kd_session_status kd_session_open(apr_pool_t *p, const kd_session_keys *keys, const char *scope,
@@ -94,6 +112,8 @@ kd_session_status kd_session_open(apr_pool_t *p, const kd_session_keys *keys, co
 /* Transfer tokens: s->origin, state_hash and id are required, and
  * s->expires is at most KD_TRANSFER_MAX_SECONDS after issued_ms. */
 const char *kd_transfer_seal(apr_pool_t *p, const kd_session_keys *keys, const kd_session *s);
+/* The same for a transfer token (it carries the session's groups too). */
+size_t kd_transfer_encoded_size(const kd_session *s);
 kd_session_status kd_transfer_open(apr_pool_t *p, const kd_session_keys *keys,
                                    const char *value, long long now_ms, kd_session *out);
 

@@ -35,6 +35,20 @@ const char *kd_test_vector(const char *name)
     return apr_pstrmemdup(kd_test_pool, buf, n);
 }
 
+const unsigned char *kd_test_file(const char *name, size_t *len)
+{
+    const char *srcdir = getenv("srcdir");
+    char *path = apr_psprintf(kd_test_pool, "%s/%s", srcdir ? srcdir : ".", name);
+    FILE *f = fopen(path, "rb");
+    unsigned char *buf = apr_palloc(kd_test_pool, 1 << 20);
+
+    ck_assert_msg(f != NULL, "cannot open %s", path);
+    *len = fread(buf, 1, 1 << 20, f);
+    ck_assert_msg(feof(f), "%s is larger than 1 MiB", path);
+    fclose(f);
+    return buf;
+}
+
 int main(void)
 {
     SRunner *sr;
@@ -45,6 +59,7 @@ int main(void)
     srunner_add_suite(sr, kd_base64_suite());
     srunner_add_suite(sr, kd_causes_suite());
     srunner_add_suite(sr, kd_der_suite());
+    srunner_add_suite(sr, kd_groups_suite());
     srunner_add_suite(sr, kd_gss_suite());
     srunner_add_suite(sr, kd_identity_suite());
     srunner_add_suite(sr, kd_log_suite());

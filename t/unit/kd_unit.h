@@ -12,10 +12,15 @@ void kd_test_teardown(void);
 /* Read a test vector (base64 text file under t/unit/vectors) into the pool. */
 const char *kd_test_vector(const char *name);
 
+/* Read a binary file of the source tree (e.g. "t/fuzz/seeds/pac/rich.ndr")
+ * into the pool, as it is. */
+const unsigned char *kd_test_file(const char *path, size_t *len);
+
 Suite *kd_accept_suite(void);
 Suite *kd_base64_suite(void);
 Suite *kd_causes_suite(void);
 Suite *kd_der_suite(void);
+Suite *kd_groups_suite(void);
 Suite *kd_gss_suite(void);
 Suite *kd_identity_suite(void);
 Suite *kd_log_suite(void);

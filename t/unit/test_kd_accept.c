@@ -90,6 +90,27 @@ START_TEST(no_ap_req_is_malformed)
 }
 END_TEST
 
+/* A refused exchange leaves no name; without one there is no logon info,
+ * and the reason says so. */
+START_TEST(no_name_no_logon_info)
+{
+    kd_acceptor *a = kd_acceptors_get(kd_acceptors_create(kd_test_pool), "/nonexistent.keytab");
+    kd_accept_params params = params_for("HTTP/node1.example.test");
+    kd_token_info info = ticket_for("HTTP/node1.example.test");
+    kd_accept_out out;
+    kd_result res;
+    const char *why = NULL;
+
+    kd_result_init(&res);
+    ck_assert_int_ne(kd_acceptor_accept(a, kd_test_pool, &info, &params, &out, &res),
+                     KD_CAUSE_NONE);
+    ck_assert_ptr_null(out.name);
+    ck_assert_ptr_null(kd_accept_logon_info(out.name, &why));
+    ck_assert_ptr_nonnull(why);
+    ck_assert_ptr_null(kd_accept_logon_info(NULL, NULL));
+}
+END_TEST
+
 Suite *kd_accept_suite(void)
 {
     Suite *s = suite_create("kd_accept");
@@ -100,6 +121,7 @@ Suite *kd_accept_suite(void)
     tcase_add_test(tc, wrong_spn_refused_before_keytab);
     tcase_add_test(tc, missing_keytab_is_unusable);
     tcase_add_test(tc, no_ap_req_is_malformed);
+    tcase_add_test(tc, no_name_no_logon_info);
     suite_add_tcase(s, tc);
     return s;
 }

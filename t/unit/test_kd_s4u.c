@@ -102,6 +102,31 @@ START_TEST(service_account_for_an_spn)
 }
 END_TEST
 
+/* Only a S4U2Self ticket's PAC is read here: a Kerberos user's evidence
+ * (the client's ticket) and a cache-only delegation have none to give,
+ * and the reason says where the groups are. */
+START_TEST(logon_info_only_from_s4u2self)
+{
+    static const unsigned char not_a_ticket[] = {0x61, 0x03, 0x02, 0x01, 0x05};
+    kd_delegation *d = kd_delegation_from_ticket(kd_test_pool, not_a_ticket,
+                                                 sizeof(not_a_ticket), "alice@EXAMPLE.TEST",
+                                                 "HTTP/node1.example.test@EXAMPLE.TEST", NULL,
+                                                 NULL);
+    const char *why = NULL;
+
+    ck_assert_ptr_null(kd_delegation_logon_info(kd_test_pool, d, &why));
+    ck_assert_ptr_nonnull(strstr(why, "S4U2Self"));
+    why = NULL;
+    ck_assert_ptr_null(kd_delegation_logon_info(kd_test_pool, d, &why)); /* kept */
+    ck_assert_ptr_nonnull(strstr(why, "S4U2Self"));
+    d = kd_delegation_cache_only(kd_test_pool, "alice@EXAMPLE.TEST",
+                                 "HTTP/node1.example.test@EXAMPLE.TEST", NULL);
+    ck_assert_ptr_null(kd_delegation_logon_info(kd_test_pool, d, NULL));
+    ck_assert_ptr_null(kd_delegation_logon_info(kd_test_pool, NULL, &why));
+    ck_assert_str_eq(why, "no delegation");
+}
+END_TEST
+
 Suite *kd_s4u_suite(void)
 {
     Suite *s = suite_create("kd_s4u");
@@ -112,6 +137,7 @@ Suite *kd_s4u_suite(void)
     tcase_add_test(tc, alternative_upn_suffix_is_an_enterprise_name);
     tcase_add_test(tc, netbios_domain_maps_to_the_realm);
     tcase_add_test(tc, service_account_for_an_spn);
+    tcase_add_test(tc, logon_info_only_from_s4u2self);
     suite_add_tcase(s, tc);
     return s;
 }

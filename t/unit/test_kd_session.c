@@ -5,6 +5,7 @@
 #include <apr_strings.h>
 #include <apr_tables.h>
 #include "kd_base64.h"
+#include "kd_groups.h"
 #include "kd_seal.h"
 #include "kd_session.h"
 
@@ -185,6 +186,35 @@ static void session_fields(plain *w)
     tlv_time(w, 3, NOW + 600);
     tlv_str(w, 4, "alice@EXAMPLE.TEST");
     tlv_str(w, 5, "HTTP/node1.example.test@EXAMPLE.TEST");
+}
+
+/* A user in n groups, RIDs 1105 on, step apart, with two extra SIDs and
+ * (with_res) two resource groups. */
+static const kd_groups *groups_of(int n, uint32_t step, int with_res)
+{
+    static const char *extra[] = {"S-1-18-1", "S-1-5-21-7-8-9-1000"};
+    static kd_pac_group res[] = {{2001, 0x20000007}, {2002, 0x20000007}};
+    kd_pac_group *g = apr_palloc(kd_test_pool, sizeof(*g) * (size_t)(n + 1));
+    kd_logon_info li;
+    int i;
+
+    memset(&li, 0, sizeof(li));
+    li.domain_sid = "S-1-5-21-1000-2000-3000";
+    li.primary_group_rid = 513;
+    for (i = 0; i < n; i++) {
+        g[i].rid = 1105 + (uint32_t)i * step;
+        g[i].attributes = 7;
+    }
+    li.groups = g;
+    li.n_groups = n;
+    li.extra_sids = extra;
+    li.n_extra_sids = 2;
+    if (with_res) {
+        li.resource_domain_sid = "S-1-5-21-4-5-6";
+        li.resource_groups = res;
+        li.n_resource_groups = 2;
+    }
+    return kd_groups_from_logon_info(kd_test_pool, &li);
 }
 
 /* ------------------------------------------------------------ sessions */
@@ -388,7 +418,7 @@ START_TEST(unknown_fields_skipped_known_fields_once)
     tlv_str(&w, 200, "from the future");
     session_fields(&w);
     tlv(&w, 255, "", 0);
-    tlv_str(&w, 10, repeat('x', 2000));
+    tlv_str(&w, 11, repeat('x', 2000)); /* 10 is the groups' */
     ck_assert_int_eq(kd_session_open(kd_test_pool, k, site(),
                                      hand_seal(2, "session", site(), w.b, w.n), NOW_MS, &out),
                      KD_SESSION_OK);
@@ -554,6 +584,148 @@ START_TEST(size_cap)
     ck_assert_uint_eq(strlen(cookie), KD_SESSION_MAX_COOKIE); /* exactly the longest */
     ck_assert_int_eq(kd_transfer_open(kd_test_pool, k, cookie, NOW_MS, &out), KD_SESSION_OK);
     ck_assert_uint_eq(strlen(out.origin), origin);
+}
+END_TEST
+
+START_TEST(groups_roundtrip)
+{
+    const kd_session_keys *k = keys(KEY_A);
+    kd_session in = alice(), out;
+    const char *cookie;
+
+    /* without groups: none come back (no group information) */
+    cookie = kd_session_seal(kd_test_pool, k, site(), &in);
+    ck_assert_uint_eq(strlen(cookie), kd_session_encoded_size(&in));
+    ck_assert_int_eq(kd_session_open(kd_test_pool, k, site(), cookie, NOW_MS, &out),
+                     KD_SESSION_OK);
+    ck_assert_ptr_null(out.groups);
+    /* with them */
+    in.groups = groups_of(20, 1, 1);
+    cookie = kd_session_seal(kd_test_pool, k, site(), &in);
+    ck_assert_ptr_nonnull(cookie);
+    ck_assert_uint_eq(strlen(cookie), kd_session_encoded_size(&in));
+    ck_assert_int_eq(kd_session_open(kd_test_pool, k, site(), cookie, NOW_MS, &out),
+                     KD_SESSION_OK);
+    ck_assert_str_eq(out.principal, "alice@EXAMPLE.TEST");
+    ck_assert(kd_groups_equal(out.groups, in.groups));
+    ck_assert(kd_groups_has_sid(out.groups, "S-1-5-21-4-5-6-2002"));
+    ck_assert(kd_groups_has_sid(out.groups, "S-1-5-21-1000-2000-3000-1124"));
+    ck_assert(!kd_groups_has_sid(out.groups, "S-1-5-21-1000-2000-3000-1125"));
+    /* every cut of that cookie fails */
+    {
+        size_t i, n = strlen(cookie);
+
+        for (i = 0; i < n; i++)
+            ck_assert_int_ne(open_at(k, site(), apr_pstrmemdup(kd_test_pool, cookie, i), NOW_MS),
+                             KD_SESSION_OK);
+    }
+    /* a transfer token carries them to the virtual name */
+    in = transfer();
+    in.groups = groups_of(20, 1, 1);
+    cookie = kd_transfer_seal(kd_test_pool, k, &in);
+    ck_assert_ptr_nonnull(cookie);
+    ck_assert_uint_eq(strlen(cookie), kd_transfer_encoded_size(&in));
+    ck_assert_int_eq(kd_transfer_open(kd_test_pool, k, cookie, NOW_MS, &out), KD_SESSION_OK);
+    ck_assert(kd_groups_equal(out.groups, in.groups));
+    /* unusable fields: no size */
+    in = alice();
+    in.principal = "";
+    ck_assert_uint_eq(kd_session_encoded_size(&in), 0);
+    ck_assert_uint_eq(kd_transfer_encoded_size(&in), 0);
+}
+END_TEST
+
+START_TEST(groups_size_limit)
+{
+    const kd_session_keys *k = keys(KEY_A);
+    kd_session in = alice();
+    const char *cookie;
+    int n, lo = 700, hi = 4000;
+
+    /* 700 groups: consecutive RIDs, and RIDs a thousand apart */
+    in.groups = groups_of(700, 1, 1);
+    ck_assert_uint_le(kd_session_encoded_size(&in), 1300);
+    ck_assert_ptr_nonnull(kd_session_seal(kd_test_pool, k, site(), &in));
+    in.groups = groups_of(700, 1000, 1);
+    ck_assert_uint_le(kd_session_encoded_size(&in), 2300);
+    ck_assert_ptr_nonnull(kd_session_seal(kd_test_pool, k, site(), &in));
+    /* find the most groups that fit: up to there a cookie, then none */
+    in.groups = groups_of(hi, 1, 1);
+    ck_assert_uint_gt(kd_session_encoded_size(&in), KD_SESSION_MAX_COOKIE);
+    ck_assert_ptr_null(kd_session_seal(kd_test_pool, k, site(), &in));
+    while (hi - lo > 1) {
+        int mid = (lo + hi) / 2;
+
+        in.groups = groups_of(mid, 1, 1);
+        if (kd_session_encoded_size(&in) <= KD_SESSION_MAX_COOKIE)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    for (n = lo - 2; n <= hi + 2; n++) {
+        in.groups = groups_of(n, 1, 1);
+        cookie = kd_session_seal(kd_test_pool, k, site(), &in);
+        ck_assert_msg((cookie != NULL) == (n <= lo), "%d groups", n);
+        if (cookie)
+            ck_assert_uint_eq(strlen(cookie), kd_session_encoded_size(&in));
+    }
+    ck_assert_int_gt(lo, 2000); /* consecutive RIDs: a byte each */
+}
+END_TEST
+
+/* The groups' field by hand: refused when it is not exactly one set. */
+START_TEST(groups_field_hostile)
+{
+    const kd_session_keys *k = keys(KEY_A);
+    const kd_groups *g = groups_of(5, 3, 1);
+    size_t len = kd_groups_encoded_size(g), i;
+    unsigned char *enc = apr_palloc(kd_test_pool, len);
+    kd_session out;
+    plain w;
+
+    ck_assert_uint_eq(kd_groups_encode(g, enc, len), len);
+    memset(&w, 0, sizeof(w));
+    session_fields(&w);
+    tlv(&w, 10, enc, len);
+    ck_assert_int_eq(kd_session_open(kd_test_pool, k, site(),
+                                     hand_seal(2, "session", site(), w.b, w.n), NOW_MS, &out),
+                     KD_SESSION_OK);
+    ck_assert(kd_groups_equal(out.groups, g));
+    /* cut anywhere */
+    for (i = 0; i < len; i++) {
+        memset(&w, 0, sizeof(w));
+        session_fields(&w);
+        tlv(&w, 10, enc, i);
+        ck_assert_msg(kd_session_open(kd_test_pool, k, site(),
+                                      hand_seal(2, "session", site(), w.b, w.n), NOW_MS, &out)
+                          == KD_SESSION_MALFORMED, "cut at %zu", i);
+        ck_assert_ptr_null(out.groups);
+    }
+    /* twice */
+    memset(&w, 0, sizeof(w));
+    session_fields(&w);
+    tlv(&w, 10, enc, len);
+    tlv(&w, 10, enc, len);
+    ck_assert_int_eq(open_at(k, site(), hand_seal(2, "session", site(), w.b, w.n), NOW_MS),
+                     KD_SESSION_MALFORMED);
+    /* garbage, or one byte more */
+    memset(&w, 0, sizeof(w));
+    session_fields(&w);
+    tlv_str(&w, 10, repeat('x', 200));
+    ck_assert_int_eq(open_at(k, site(), hand_seal(2, "session", site(), w.b, w.n), NOW_MS),
+                     KD_SESSION_MALFORMED);
+    {
+        unsigned char more[512];
+
+        ck_assert_uint_lt(len + 1, sizeof(more));
+        ck_assert_uint_eq(kd_groups_encode(g, more, len), len);
+        more[len] = 0;
+        memset(&w, 0, sizeof(w));
+        session_fields(&w);
+        tlv(&w, 10, more, len + 1);
+        ck_assert_int_eq(open_at(k, site(), hand_seal(2, "session", site(), w.b, w.n), NOW_MS),
+                         KD_SESSION_MALFORMED);
+    }
 }
 END_TEST
 
@@ -830,6 +1002,9 @@ Suite *kd_session_suite(void)
     tcase_add_test(tc, unknown_fields_skipped_known_fields_once);
     tcase_add_test(tc, refuses_to_seal_unusable_fields);
     tcase_add_test(tc, size_cap);
+    tcase_add_test(tc, groups_roundtrip);
+    tcase_add_test(tc, groups_size_limit);
+    tcase_add_test(tc, groups_field_hostile);
     tcase_add_test(tc, rotation_old_key_opens_new_key_seals);
     tcase_add_test(tc, key_file_errors_name_the_line);
     tcase_add_test(tc, transfer_roundtrip);

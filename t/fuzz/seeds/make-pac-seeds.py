@@ -64,10 +64,13 @@ class Ndr:
             self.u32(s)
 
     def groups(self, rids):
+        """GROUP_MEMBERSHIP array: a RID alone gets attributes 7 (mandatory,
+        enabled by default, enabled), or give (rid, attributes)."""
         self.u32(len(rids))
         for r in rids:
-            self.u32(r)
-            self.u32(7)
+            rid, attrs = r if isinstance(r, tuple) else (r, 7)
+            self.u32(rid)
+            self.u32(attrs)
 
 
 def logon_info(name, domain, domain_sid, user, primary, uac, groups=(), extra=(),
@@ -103,11 +106,14 @@ def logon_info(name, domain, domain_sid, user, primary, uac, groups=(), extra=()
     w.ustr_body(domain)
     w.sid(domain_sid)
     if extra:
+        # KERB_SID_AND_ATTRIBUTES: a SID alone gets attributes 7, or give
+        # (sid, attributes)
+        extra = [e if isinstance(e, tuple) else (e, 7) for e in extra]
         w.u32(len(extra))
-        for _ in extra:
+        for _, attrs in extra:
             w.ptr(True)
-            w.u32(7)
-        for s in extra:
+            w.u32(attrs)
+        for s, _ in extra:
             w.sid(s)
     if res_sid:
         w.sid(res_sid)
@@ -145,6 +151,12 @@ def main():
     rich = logon_info("bob", "EXAMPLE", "S-1-5-21-1-2-3", 1200, 513, 0x10, [513, 1104, 1105],
                       ["S-1-18-1", "S-1-5-21-7-8-9-1000"], "S-1-5-21-4-5-6", [2001, 2002])
     client_info = bytes(8) + struct.pack("<H", 6) + "bob".encode("utf-16-le")
+    resource_groups = logon_info(
+        "heidi", "EXAMPLE", "S-1-5-21-1-2-3", 1600, 513, 0x210,
+        [513, 1104, (1190, 0), (1191, 0x17), 1104],
+        ["S-1-18-1", "S-1-5-21-1-2-3-1150", "S-1-5-21-4-5-6-2050", "S-1-5-21-7-8-9-1000",
+         ("S-1-5-21-7-8-9-1001", 0)],
+        "S-1-5-21-4-5-6", [(2001, 0x20000007), (2002, 0x20000007), (2003, 0x20000000)])
     seeds = {
         "ms-pac-example.pac": example,
         "ms-pac-logon-info.ndr": example[0x48:0x48 + 0x4b0],
@@ -155,6 +167,24 @@ def main():
                                         0x4210),
         "protected-users.ndr": logon_info("dave", "EXAMPLE", "S-1-5-21-1-2-3", 1400, 513, 0x210,
                                           [513, 525]),
+        # groups (t/unit/test_kd_groups.c reads these): resource groups as
+        # Windows marks them (SE_GROUP_RESOURCE | 7), one disabled group and
+        # one deny-only, extra SIDs inside the logon and resource domains
+        # (folded into their RIDs), in another domain, and disabled
+        "resource-groups.ndr": resource_groups,
+        "resource-groups.pac": pac([(1, resource_groups), (10, client_info),
+                                    (6, bytes(16)), (7, bytes(16))]),
+        # what S4U2Self adds: S-1-18-2, service asserted identity
+        "s4u2self.ndr": logon_info("erin", "ADEX", "S-1-5-21-11-22-33", 1105, 513, 0x210,
+                                   [513, 1110], ["S-1-18-2"]),
+        # the resource domain is the logon domain
+        "resource-same-domain.ndr": logon_info("frank", "EXAMPLE", "S-1-5-21-1-2-3", 1500, 513,
+                                               0x210, [1104], [], "S-1-5-21-1-2-3",
+                                               [(1104, 0x20000007), (3001, 0x20000007)]),
+        # a user in 700 groups (RIDs 1105..1804, out of order) and Domain Users
+        "groups-700.ndr": logon_info("grace", "ADEX", "S-1-5-21-11-22-33", 1100, 513, 0x210,
+                                     [513] + [1105 + (i * 3) % 700 for i in range(700)],
+                                     ["S-1-18-1"]),
     }
     for name, data in seeds.items():
         with open(os.path.join(out, name), "wb") as f:
