@@ -12,7 +12,7 @@ Standard library only; run with /usr/bin/python3.
 
 Library
 -------
-free_port(ip="127.0.0.1") -> int          a TCP port free on ip (bind port 0)
+free_port(ip="127.0.0.1") -> int          a TCP port free on ip, never handed out twice
 base_env() -> dict                        clean PATH/LANG to build child envs on
 keytab_entries(path) -> [(kvno, principal, enctype)]   parses klist -k -t -e
 stop_all(base_dir, timeout=10)            stops every recorded PID in base_dir
@@ -210,10 +210,22 @@ class KadminError(LabError):
 
 # ---------------------------------------------------------------- helpers
 
+_issued_ports = set()
+
+
 def free_port(ip="127.0.0.1"):
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((ip, 0))
-        return s.getsockname()[1]
+    """A port free on ip now and never handed out before in this process.
+    The kernel may give a just-released ephemeral port again at once, so
+    two calls before the servers start could return the same number (CI
+    saw "Cannot define multiple Listeners on the same IP:port")."""
+    for _ in range(200):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind((ip, 0))
+            port = s.getsockname()[1]
+        if port not in _issued_ports:
+            _issued_ports.add(port)
+            return port
+    raise LabError(f"no fresh free port on {ip}")
 
 
 def shared_port(*ips):
