@@ -74,8 +74,11 @@ int kdeleg_may_challenge(request_rec *r, const kdeleg_dir_conf *conf, int token_
     /* A location that never asks; clients SetEnvIf marks as unable to do
      * Kerberos (they would show a password dialog or fall back to NTLM);
      * and, under KdelegNegotiateOnce, a client whose token was just
-     * refused, which would only send the same failing token again. */
-    if (conf->auth_optional == 1 || apr_table_get(r->subprocess_env, "kdeleg-no-negotiate"))
+     * refused, which would only send the same failing token again.
+     * mod_auth_gssapi's name for the variable works too, so its
+     * BrowserMatch lines carry over. */
+    if (conf->auth_optional == 1 || apr_table_get(r->subprocess_env, "kdeleg-no-negotiate")
+        || apr_table_get(r->subprocess_env, "gssapi-no-negotiate"))
         return 0;
     return !(token_refused && conf->negotiate_once == 1);
 }

@@ -36,6 +36,7 @@ def front(kd_httpd, kdc, lab_dir):
         return negotiate_conf(kdc.r, d, "node1", [f"HTTP/{kdc.host('node1')}"], extra=(
             f"KdelegSession On\nKdelegSessionKeyFile {keys}\n"
             'SetEnvIf User-Agent "^NoKerberos" kdeleg-no-negotiate\n'
+            'BrowserMatch "^OldGssapiRule" gssapi-no-negotiate\n'
             + cgi_location("/once/", "AuthType Negotiate", "Require valid-user",
                            "KdelegNegotiateOnce On")
             + cgi_location("/plain/", "AuthType Negotiate", "Require valid-user")
@@ -90,6 +91,9 @@ def test_no_negotiate_variable(front, kdc, kdc_alice):
     assert status == 401 and "www-authenticate" not in headers, headers
     status, headers, _ = get(front, "/plain/" + CGI, {"User-Agent": "Mozilla/5.0"})
     assert status == 401 and challenges(headers)
+    # mod_auth_gssapi's variable name does the same (its BrowserMatch lines carry over)
+    status, headers, _ = get(front, "/plain/" + CGI, {"User-Agent": "OldGssapiRule/2"})
+    assert status == 401 and "www-authenticate" not in headers, headers
     # the variable withholds the challenge; a token sent anyway is accepted
     status, _, body, _ = kdclient.negotiate(front, "/plain/" + CGI, kdc_alice,
                                             headers={"User-Agent": "NoKerberos/1.0"})
