@@ -139,6 +139,9 @@ typedef struct {
     const char *ccache;            /* "FILE:..." when one was written */
     const char *delegation_error;  /* cause name when delegation failed (continue) */
     const char *method;            /* KDELEG_AUTH_METHOD: kerberos, session, protocol-transition */
+    long long expires;             /* GSS_SESSION_EXPIRATION: when the login ends (seconds
+                                      since the epoch; the ticket's or the session's end); 0
+                                      when unknown */
 } kdeleg_auth_state;
 
 extern module AP_MODULE_DECLARE_DATA kdeleg_module;

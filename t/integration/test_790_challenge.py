@@ -15,6 +15,7 @@ Checked with curl, python-gssapi and headless Chromium."""
 import os
 import re
 import subprocess
+import time
 
 import pytest
 
@@ -107,8 +108,11 @@ def test_auth_optional(front, kdc, kdc_alice):
     assert "REMOTE_USER" not in kdclient.cgi_env(body)
     # a token: the user, with the mutual-authentication reply
     status, headers, body, tok = kdclient.negotiate(front, "/optional/" + CGI, kdc_alice)
-    assert status == 200 and kdclient.cgi_env(body)["REMOTE_USER"] == kdc.user("alice")
+    env = kdclient.cgi_env(body)
+    assert status == 200 and env["REMOTE_USER"] == kdc.user("alice")
     assert tok.finish(headers["www-authenticate"])
+    # mod_auth_gssapi's variable: the ticket's end, within the lab's ticket lifetime
+    assert time.time() < int(env["GSS_SESSION_EXPIRATION"]) < time.time() + 2 * 86400
     # a bad or replayed token: anonymous, logged, never a user or a challenge
     for refused in (spent_token(front, kdc, kdc_alice), "Negotiate AAAA"):
         mark = front.error_log_mark()
@@ -123,12 +127,14 @@ def test_auth_optional(front, kdc, kdc_alice):
     env = kdclient.cgi_env(body)
     assert status == 200 and env["REMOTE_USER"] == kdc.user("alice")
     assert env["KDELEG_AUTH_METHOD"] == "session"
+    assert time.time() < int(env["GSS_SESSION_EXPIRATION"]) < time.time() + 2 * 86400
     # a user the identity policy refuses is not a user here either
     mark = front.error_log_mark()
     status, headers, body, _ = kdclient.negotiate(front, "/optional-elsewhere/" + CGI, kdc_alice)
     env = kdclient.cgi_env(body)
     assert status == 200 and "www-authenticate" not in headers
     assert "REMOTE_USER" not in env and "GSS_NAME" not in env, body
+    assert "GSS_SESSION_EXPIRATION" not in env
     assert kdclient.causes(front.error_log_since(mark)) == ["realm-not-allowed"]
     # where authorization wants a user: 401, still without a challenge
     status, headers, _ = get(front, "/optional-user/" + CGI)
