@@ -499,7 +499,9 @@ const command_rec kdeleg_directives[] = {
                   "keytab holding this host's acceptor keys"),
     AP_INIT_ITERATE("KdelegServiceNames", add_service_name, NULL, RSRC_CONF | ACCESS_CONF,
                     "service principals this host answers for, e.g. HTTP/www.example.com"),
-    AP_INIT_TAKE1("KdelegRemoteUser", set_remote_user, NULL, RSRC_CONF | ACCESS_CONF,
+    /* Allowed in .htaccess (AuthConfig): it only shapes this directory's REMOTE_USER. */
+    AP_INIT_TAKE1("KdelegRemoteUser", set_remote_user, NULL,
+                  RSRC_CONF | ACCESS_CONF | OR_AUTHCFG,
                   "REMOTE_USER as the full principal (full), without realm (short) or "
                   "mapped by auth_to_local (local)"),
     AP_INIT_ITERATE("KdelegDelegateTo", add_delegate_to, NULL, RSRC_CONF | ACCESS_CONF,

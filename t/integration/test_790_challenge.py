@@ -10,7 +10,9 @@
   challenged: for "Require all granted" pages whose application has its
   own login.
 
-Checked with curl, python-gssapi and headless Chromium."""
+Checked with curl, python-gssapi and headless Chromium. Also what
+.htaccess may say (AllowOverride AuthConfig): KdelegNegotiateOnce and
+KdelegRemoteUser, nothing that chooses keys, names or delegation."""
 
 import os
 import re
@@ -20,6 +22,7 @@ import time
 import pytest
 
 import kdclient
+import kdconf
 from conftest import negotiate_conf
 from kdsite import key_file
 
@@ -180,28 +183,46 @@ def test_chromium(front, kdc, kdc_alice, lab_dir):
     assert "Unauthorized" in dom and "REMOTE_USER" not in env, dom[:2000]
 
 
-def test_htaccess_may_set_negotiate_once_only(kd_httpd, kdc, lab_dir, kdc_alice):
+USER_CGI = """#!/bin/sh
+echo "Content-Type: text/plain"
+echo
+echo "REMOTE_USER=$REMOTE_USER"
+"""
+
+
+def test_htaccess_allows_only_harmless_directives(kd_httpd, kdc, lab_dir, kdc_alice):
     """Under AllowOverride AuthConfig, .htaccess may say KdelegNegotiateOnce
-    (it only withholds a challenge) but not KdelegAuthOptional."""
+    and KdelegRemoteUser (they shape only that directory's answers), never
+    KdelegAuthOptional or KdelegKeytab."""
+    lines = {"once": "KdelegNegotiateOnce On", "user": "KdelegRemoteUser short",
+             "opt": "KdelegAuthOptional On", "keytab": "KdelegKeytab /etc/krb5.keytab"}
+
     def conf(d):
-        for name, line in (("once", "KdelegNegotiateOnce On"), ("opt", "KdelegAuthOptional On")):
+        for name, line in lines.items():
             os.makedirs(f"{d}/htdocs/{name}", exist_ok=True)
             with open(f"{d}/htdocs/{name}/.htaccess", "w") as f:
                 f.write(f"AuthType Negotiate\nRequire valid-user\n{line}\n")
             with open(f"{d}/htdocs/{name}/index.html", "w") as f:
                 f.write("page\n")
+        kdconf.install_script(f"{d}/htdocs/user/user.cgi", USER_CGI)
         return negotiate_conf(kdc.r, d, "node1", [f"HTTP/{kdc.host('node1')}"], extra=f"""
 <Directory "{d}/htdocs">
     AllowOverride AuthConfig
+    Options +ExecCGI
+    AddHandler cgi-script .cgi
 </Directory>
 """)
     httpd = kd_httpd("htaccess", "127.0.0.2", server_name=kdc.host("node1"), env=kdc.r.env(),
                      conf_fn=conf)
-    # httpd's own alert for the refused directive is what this test provokes
-    httpd.allowed |= {"KD00301", "KdelegAuthOptional not allowed here"}
+    # httpd's own alerts for the refused directives are what this test provokes
+    httpd.allowed |= {"KD00301", "KdelegAuthOptional not allowed here",
+                      "KdelegKeytab not allowed here"}
     status, headers, _ = get(httpd, "/once/index.html", {"Authorization": "Negotiate AAAA"})
     assert status == 401 and "www-authenticate" not in headers
-    status, _, _ = get(httpd, "/opt/index.html")
-    assert status == 500     # httpd: "KdelegAuthOptional not allowed here"
-    assert any("KdelegAuthOptional not allowed here" in line
-               for line in httpd.error_log_since(0))
+    status, _, body, _ = kdclient.negotiate(httpd, "/user/user.cgi", kdc_alice)
+    assert status == 200 and kdclient.cgi_env(body)["REMOTE_USER"] == "alice", body
+    for name in ("opt", "keytab"):
+        status, _, _ = get(httpd, f"/{name}/index.html")
+        assert status == 500, name    # httpd: "<directive> not allowed here"
+    log = "\n".join(httpd.error_log_since(0))
+    assert "KdelegAuthOptional not allowed here" in log and "KdelegKeytab not allowed here" in log
