@@ -145,7 +145,7 @@ void kdeleg_set_identity(request_rec *r, const kdeleg_auth_state *st)
     /* mod_auth_gssapi's name and meaning, so applications carry over */
     if (st->expires > 0)
         apr_table_set(r->subprocess_env, "GSS_SESSION_EXPIRATION",
-                      apr_psprintf(r->pool, "%lld", st->expires));
+                      apr_psprintf(r->pool, "%" APR_INT64_T_FMT, (apr_int64_t)st->expires));
     if (st->ccache)
         apr_table_set(r->subprocess_env, "KRB5CCNAME", st->ccache);
     if (st->delegation_error)
