@@ -971,14 +971,16 @@ static kd_cause new_ccache_file(apr_pool_t *p, const char *dir, const char *tag,
 static const char *space_note(apr_pool_t *p, const char *dir)
 {
     struct statvfs sv;
-    unsigned long long free_bytes;
+    apr_uint64_t free_bytes;
 
     if (statvfs(dir, &sv) != 0)
         return "";
-    free_bytes = (unsigned long long)sv.f_bavail * sv.f_frsize;
+    free_bytes = (apr_uint64_t)sv.f_bavail * sv.f_frsize;
     if (free_bytes >= 65536)
         return "";
-    return apr_psprintf(p, "; No space left on device: %llu bytes free in %s", free_bytes, dir);
+    /* APR's formatter has no %llu: its own 64-bit format */
+    return apr_psprintf(p, "; No space left on device: %" APR_UINT64_T_FMT " bytes free in %s",
+                        free_bytes, dir);
 }
 
 kd_cause kd_delegation_write_ccache(apr_pool_t *p, kd_delegation *d, const char *dir,

@@ -9,6 +9,7 @@
 #include <apr_global_mutex.h>
 #include <apr_shm.h>
 #include <ap_socache.h>
+#include <ap_expr.h>
 
 #include "kd_accept.h"
 #include "kd_replay.h"
@@ -114,6 +115,7 @@ typedef struct {
     int allow_anonymous;           /* KdelegAllowAnonymous; KD_UNSET = unset (Off) */
     apr_array_header_t *realms;    /* KdelegRealms; NULL = unset (every realm) */
     apr_array_header_t *trusted_auth_types; /* KdelegTrustedAuthTypes; NULL = unset */
+    const ap_expr_info_t *user_principal; /* KdelegUserPrincipal; NULL = unset (r->user) */
     /* Sessions. */
     const char *session_scope;     /* KdelegSessionScope; NULL = unset, "" = the default */
     const char *session_logout;    /* KdelegSessionLogout path; NULL = unset, "" = none */
@@ -139,6 +141,9 @@ typedef struct {
     const char *ccache;            /* "FILE:..." when one was written */
     const char *delegation_error;  /* cause name when delegation failed (continue) */
     const char *method;            /* KDELEG_AUTH_METHOD: kerberos, session, protocol-transition */
+    long long expires;             /* GSS_SESSION_EXPIRATION: when the login ends (seconds
+                                      since the epoch; the ticket's or the session's end); 0
+                                      when unknown */
 } kdeleg_auth_state;
 
 extern module AP_MODULE_DECLARE_DATA kdeleg_module;

@@ -74,8 +74,11 @@ int kdeleg_may_challenge(request_rec *r, const kdeleg_dir_conf *conf, int token_
     /* A location that never asks; clients SetEnvIf marks as unable to do
      * Kerberos (they would show a password dialog or fall back to NTLM);
      * and, under KdelegNegotiateOnce, a client whose token was just
-     * refused, which would only send the same failing token again. */
-    if (conf->auth_optional == 1 || apr_table_get(r->subprocess_env, "kdeleg-no-negotiate"))
+     * refused, which would only send the same failing token again.
+     * mod_auth_gssapi's name for the variable works too, so its
+     * BrowserMatch lines carry over. */
+    if (conf->auth_optional == 1 || apr_table_get(r->subprocess_env, "kdeleg-no-negotiate")
+        || apr_table_get(r->subprocess_env, "gssapi-no-negotiate"))
         return 0;
     return !(token_refused && conf->negotiate_once == 1);
 }
@@ -139,6 +142,10 @@ void kdeleg_set_identity(request_rec *r, const kdeleg_auth_state *st)
     apr_table_set(r->subprocess_env, "GSS_NAME", st->principal);
     apr_table_set(r->subprocess_env, "KDELEG_AUTH_METHOD", st->method);
     apr_table_set(r->subprocess_env, "KDELEG_SPN", st->spn);
+    /* mod_auth_gssapi's name and meaning, so applications carry over */
+    if (st->expires > 0)
+        apr_table_set(r->subprocess_env, "GSS_SESSION_EXPIRATION",
+                      apr_psprintf(r->pool, "%" APR_INT64_T_FMT, (apr_int64_t)st->expires));
     if (st->ccache)
         apr_table_set(r->subprocess_env, "KRB5CCNAME", st->ccache);
     if (st->delegation_error)
@@ -203,6 +210,7 @@ static int succeed(request_rec *r, const kdeleg_dir_conf *conf, const kd_token_i
     st->ticket_sname = info->ticket_sname;
     st->ticket_realm = info->ticket_realm;
     st->method = "kerberos";
+    st->expires = (long long)apr_time_sec(r->request_time) + out->ticket_seconds_left;
     kdeleg_note(KD_STAT_AUTH_OK);
     ap_set_module_config(r->request_config, &kdeleg_module, st);
     set_identity(r, st);
@@ -392,7 +400,7 @@ static int check_authn(request_rec *r)
 static void forget_identity(request_rec *r)
 {
     static const char *const vars[] = {"GSS_NAME", "KDELEG_AUTH_METHOD", "KDELEG_SPN",
-                                       "KRB5CCNAME"};
+                                       "KRB5CCNAME", "GSS_SESSION_EXPIRATION"};
     size_t i;
 
     r->user = NULL;

@@ -131,6 +131,7 @@ void *kdeleg_dir_conf_merge(apr_pool_t *p, void *basev, void *addv)
     KD_MERGE(allow_anonymous, KD_UNSET);
     KD_MERGE(realms, NULL);
     KD_MERGE(trusted_auth_types, NULL);
+    KD_MERGE(user_principal, NULL);
     KD_MERGE(session_scope, NULL);
     KD_MERGE(session_logout, NULL);
     KD_MERGE(negotiate_once, KD_UNSET);
@@ -461,6 +462,18 @@ static const char *add_netbios_domain(cmd_parms *cmd, void *dconf, const char *n
     return NULL;
 }
 
+static const char *set_user_principal(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    const char *err = NULL;
+    ap_expr_info_t *expr = ap_expr_parse_cmd(cmd, arg, AP_EXPR_FLAG_STRING_RESULT, &err, NULL);
+
+    if (err != NULL)
+        return apr_pstrcat(cmd->pool, "KdelegUserPrincipal: cannot parse '", arg, "': ", err,
+                           NULL);
+    ((kdeleg_dir_conf *)dconf)->user_principal = expr;
+    return NULL;
+}
+
 static const char *set_negotiate_once(cmd_parms *cmd, void *dconf, int on)
 {
     (void)cmd;
@@ -499,7 +512,9 @@ const command_rec kdeleg_directives[] = {
                   "keytab holding this host's acceptor keys"),
     AP_INIT_ITERATE("KdelegServiceNames", add_service_name, NULL, RSRC_CONF | ACCESS_CONF,
                     "service principals this host answers for, e.g. HTTP/www.example.com"),
-    AP_INIT_TAKE1("KdelegRemoteUser", set_remote_user, NULL, RSRC_CONF | ACCESS_CONF,
+    /* Allowed in .htaccess (AuthConfig): it only shapes this directory's REMOTE_USER. */
+    AP_INIT_TAKE1("KdelegRemoteUser", set_remote_user, NULL,
+                  RSRC_CONF | ACCESS_CONF | OR_AUTHCFG,
                   "REMOTE_USER as the full principal (full), without realm (short) or "
                   "mapped by auth_to_local (local)"),
     AP_INIT_ITERATE("KdelegDelegateTo", add_delegate_to, NULL, RSRC_CONF | ACCESS_CONF,
@@ -561,6 +576,9 @@ const command_rec kdeleg_directives[] = {
                   RSRC_CONF | ACCESS_CONF,
                   "URL path whose GET ends the session: cookie cleared, session revoked on "
                   "this node ('none' to switch off)"),
+    AP_INIT_TAKE1("KdelegUserPrincipal", set_user_principal, NULL, RSRC_CONF | ACCESS_CONF,
+                  "an expression (ap_expr string) giving the principal protocol transition "
+                  "acts as, e.g. %{SSL_CLIENT_SAN_Email_0}; default the authenticated user"),
     /* Harmless in .htaccess: it only withholds a challenge. */
     AP_INIT_FLAG("KdelegNegotiateOnce", set_negotiate_once, NULL,
                  RSRC_CONF | ACCESS_CONF | OR_AUTHCFG,

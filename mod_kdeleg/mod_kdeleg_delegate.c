@@ -333,6 +333,25 @@ static const char *untrusted_identity(request_rec *r, const kdeleg_dir_conf *con
                         r->user, r->ap_auth_type ? r->ap_auth_type : "(none)");
 }
 
+/* KdelegUserPrincipal: the name to act as, from an expression evaluated
+ * only now that a trusted module has authenticated the request (an
+ * expression over request headers would let the client choose). NULL on
+ * success (st->principal set), else why; empty fails closed. */
+static const char *expression_principal(request_rec *r, const kdeleg_dir_conf *conf,
+                                        kdeleg_auth_state *st)
+{
+    const char *err = NULL;
+    const char *name = ap_expr_str_exec(r, conf->user_principal, &err);
+
+    if (err != NULL)
+        return apr_psprintf(r->pool, "KdelegUserPrincipal failed for %s: %s", r->user, err);
+    if (name == NULL || *name == '\0')
+        return apr_psprintf(r->pool, "KdelegUserPrincipal gave an empty name for %s", r->user);
+    st->principal = user_name(r, conf, name, st->spn).principal;
+    kdeleg_set_identity(r, st);
+    return NULL;
+}
+
 /* Users authenticated by another module (Basic, form, client certificate)
  * on a location that delegates: S4U2Self, then the same S4U2Proxy path as
  * Kerberos users. Runs in fixups: after authentication and authorization,
@@ -369,7 +388,9 @@ static int protocol_transition(request_rec *r)
                        "here", r->user, r->ap_auth_type ? r->ap_auth_type : "(none)");
         return delegation_failed(r, conf, st, &res, NULL);
     }
-    if ((why = untrusted_identity(r, conf)) != NULL
+    if ((why = untrusted_identity(r, conf)) == NULL && conf->user_principal != NULL)
+        why = expression_principal(r, conf, st);
+    if (why != NULL
         || (refusal = kdeleg_identity_refusal(r, conf, st->principal, &why)) != KD_CAUSE_NONE) {
         kd_result_fail(&res, r->pool, refusal, "s4u2self", "%s", why);
         return delegation_failed(r, conf, st, &res, NULL);

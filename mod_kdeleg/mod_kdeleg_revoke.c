@@ -119,8 +119,8 @@ int kdeleg_revoke_principal(request_rec *r, const char *principal, long long bef
     if (raised > 0)
         kdeleg_log_request(r, APLOG_WARNING, 0, KDLOGNO(00722), "-",
                            "session revocation table full (%d principals): every session issued "
-                           "here before %lld ms is now refused, so that no revoked session comes "
-                           "back; those users re-authenticate",
-                           KD_REVOKE_SLOTS, floor_ms);
+                           "here before %" APR_INT64_T_FMT " ms is now refused, so that no "
+                           "revoked session comes back; those users re-authenticate",
+                           KD_REVOKE_SLOTS, (apr_int64_t)floor_ms);
     return raised;
 }

@@ -649,6 +649,7 @@ static kdeleg_auth_state *state_from(request_rec *r, const kdeleg_dir_conf *conf
     st->ticket_sname = at ? apr_pstrmemdup(r->pool, s->spn, (apr_size_t)(at - s->spn)) : s->spn;
     st->ticket_realm = at ? at + 1 : NULL;
     st->method = "session";
+    st->expires = s->expires;
     return st;
 }
 

@@ -2,6 +2,7 @@
 hints, and Debian's own apache2 loading the module the way a2enmod would."""
 
 import base64
+import glob
 import os
 import re
 import shutil
@@ -125,3 +126,18 @@ def test_bad_directive_values_name_the_directive(module_path, line, named):
         proc = run_apache2(["/usr/sbin/apache2", "-t", "-f", conf])
         assert proc.returncode != 0
         assert named in proc.stderr, proc.stderr
+
+
+def test_no_format_apr_cannot_print():
+    """APR's formatter (apr_psprintf, ap_log_*, ap_rprintf) has no ll or z
+    length modifier: "%lld" prints "%ld" and shifts every later argument
+    (a "%s" after it reads a number as a pointer). 64-bit values use
+    APR_INT64_T_FMT / APR_UINT64_T_FMT, sizes APR_SIZE_T_FMT."""
+    bad = []
+    for path in sorted(glob.glob(os.path.join(REPO, "mod_kdeleg", "*.c"))):
+        with open(path, encoding="utf-8") as f:
+            for n, line in enumerate(f, 1):
+                if re.search(r'"[^"]*%[-+ #0-9.]*(ll|z|j|t)[diouxX][^"]*"', line) \
+                        and "snprintf(" not in line:
+                    bad.append(f"{os.path.relpath(path, REPO)}:{n}: {line.strip()}")
+    assert not bad, "formats APR cannot print:\n" + "\n".join(bad)

@@ -6,6 +6,7 @@ under load. Each ends with a clear status and cause, recovers without an
 httpd restart, and never gives one user's identity or tickets to another."""
 
 import os
+import re
 import shutil
 import subprocess
 import threading
@@ -294,6 +295,8 @@ def test_ccache_dir_full(kd_httpd, realm, backend, users):  # noqa: F811
         assert delegation_causes(httpd, mark) == ["internal-error"]
         msg = kdclient.kd_lines(httpd.error_log_since(mark), "KD00401")[0][2]
         assert "No space left on device" in msg
+        # the free space, formatted (APR's formatter has no %llu: it printed "%lu ... (null)")
+        assert re.search(r"No space left on device: \d+ bytes free in " + re.escape(d), msg), msg
         assert kdclient.settled_listing(d, ["filler"]) == ["filler"], "a partial credential cache was left"
         os.unlink(filler)
         assert as_user(httpd, users["alice"], "/private/cgi/backend.cgi") == (

@@ -136,7 +136,7 @@ ScriptAlias /{path}/ "{d}/cgi-bin/"
 
     def conf(d):
         kdc_front_dir(kdc, d, kdc_backend)
-        basic_file(f"{d}/users", ["alice"])
+        basic_file(f"{d}/users", ["alice", "ALICE"])
         digest_file(f"{d}/digest", ["alice"])
         basic = f'AuthType Basic\n    AuthName "web"\n    AuthBasicProvider file\n    AuthUserFile "{d}/users"'
         digest = (f'AuthType Digest\n    AuthName "{DIGEST_REALM}"\n    AuthDigestProvider file\n'
@@ -146,7 +146,11 @@ ScriptAlias /{path}/ "{d}/cgi-bin/"
                 f"KdelegUserRealm {kdc.realm}\n"
                 + location("basic", basic, d) + location("digest", digest, d)
                 + location("digest-trusted", digest, d, "KdelegTrustedAuthTypes Digest")
-                + location("basic-elsewhere", basic, d, "KdelegRealms NOWHERE.TEST"))
+                + location("basic-elsewhere", basic, d, "KdelegRealms NOWHERE.TEST")
+                + location("basic-mapped", basic, d,
+                           'KdelegUserPrincipal "%{tolower:%{REMOTE_USER}}"')
+                + location("basic-empty", basic, d,
+                           'KdelegUserPrincipal "%{reqenv:KDELEG_NO_SUCH_VARIABLE}"'))
     httpd = kd_httpd("ptpolicy", "127.0.0.2", server_name=kdc.host("node1"), env=kdc.r.env(),
                      conf_fn=conf, extra_modules=("auth_basic", "authn_file", "auth_digest")
                      + PROXY_MODULES)
@@ -195,6 +199,25 @@ def test_realm_policy_for_protocol_transition(pt_front, kdc):
     status, _, _ = basic_get(pt_front, "/basic-elsewhere/backend.cgi")
     assert status == 500
     assert delegation_causes(pt_front, mark) == ["realm-not-allowed"]
+
+
+def test_user_principal_expression(pt_front, kdc):
+    """KdelegUserPrincipal: the Basic user ALICE acts as the expression's
+    alice; an expression that gives nothing refuses before the KDC."""
+    status, _, body = basic_get(pt_front, "/basic-mapped/backend.cgi", "ALICE")
+    env = kdclient.cgi_env(body)
+    assert status == 200, body
+    # the delegated cache is alice's, and the back end saw alice
+    assert env["KLIST_CLIENT"] == kdc.user("alice"), body
+    assert env["BACKEND_REMOTE_USER"] == kdc.user("alice")
+    kdc_mark = kdc.r.kdc_log_mark()
+    mark = pt_front.error_log_mark()
+    status, _, _ = basic_get(pt_front, "/basic-empty/backend.cgi")
+    assert status == 500
+    assert delegation_causes(pt_front, mark) == ["untrusted-identity"]
+    assert "KdelegUserPrincipal gave an empty name" in \
+        kdclient.kd_lines(pt_front.error_log_since(mark), "KD00401")[0][2]
+    assert not [l for l in kdc.r.kdc_log_since(kdc_mark) if "alice" in l.lower()]
 
 
 # ------------------------------------------------------------ client certificates

@@ -10,15 +10,19 @@
   challenged: for "Require all granted" pages whose application has its
   own login.
 
-Checked with curl, python-gssapi and headless Chromium."""
+Checked with curl, python-gssapi and headless Chromium. Also what
+.htaccess may say (AllowOverride AuthConfig): KdelegNegotiateOnce and
+KdelegRemoteUser, nothing that chooses keys, names or delegation."""
 
 import os
 import re
 import subprocess
+import time
 
 import pytest
 
 import kdclient
+import kdconf
 from conftest import negotiate_conf
 from kdsite import key_file
 
@@ -36,6 +40,7 @@ def front(kd_httpd, kdc, lab_dir):
         return negotiate_conf(kdc.r, d, "node1", [f"HTTP/{kdc.host('node1')}"], extra=(
             f"KdelegSession On\nKdelegSessionKeyFile {keys}\n"
             'SetEnvIf User-Agent "^NoKerberos" kdeleg-no-negotiate\n'
+            'BrowserMatch "^OldGssapiRule" gssapi-no-negotiate\n'
             + cgi_location("/once/", "AuthType Negotiate", "Require valid-user",
                            "KdelegNegotiateOnce On")
             + cgi_location("/plain/", "AuthType Negotiate", "Require valid-user")
@@ -90,6 +95,9 @@ def test_no_negotiate_variable(front, kdc, kdc_alice):
     assert status == 401 and "www-authenticate" not in headers, headers
     status, headers, _ = get(front, "/plain/" + CGI, {"User-Agent": "Mozilla/5.0"})
     assert status == 401 and challenges(headers)
+    # mod_auth_gssapi's variable name does the same (its BrowserMatch lines carry over)
+    status, headers, _ = get(front, "/plain/" + CGI, {"User-Agent": "OldGssapiRule/2"})
+    assert status == 401 and "www-authenticate" not in headers, headers
     # the variable withholds the challenge; a token sent anyway is accepted
     status, _, body, _ = kdclient.negotiate(front, "/plain/" + CGI, kdc_alice,
                                             headers={"User-Agent": "NoKerberos/1.0"})
@@ -103,8 +111,11 @@ def test_auth_optional(front, kdc, kdc_alice):
     assert "REMOTE_USER" not in kdclient.cgi_env(body)
     # a token: the user, with the mutual-authentication reply
     status, headers, body, tok = kdclient.negotiate(front, "/optional/" + CGI, kdc_alice)
-    assert status == 200 and kdclient.cgi_env(body)["REMOTE_USER"] == kdc.user("alice")
+    env = kdclient.cgi_env(body)
+    assert status == 200 and env["REMOTE_USER"] == kdc.user("alice")
     assert tok.finish(headers["www-authenticate"])
+    # mod_auth_gssapi's variable: the ticket's end, within the lab's ticket lifetime
+    assert time.time() < int(env["GSS_SESSION_EXPIRATION"]) < time.time() + 2 * 86400
     # a bad or replayed token: anonymous, logged, never a user or a challenge
     for refused in (spent_token(front, kdc, kdc_alice), "Negotiate AAAA"):
         mark = front.error_log_mark()
@@ -119,12 +130,14 @@ def test_auth_optional(front, kdc, kdc_alice):
     env = kdclient.cgi_env(body)
     assert status == 200 and env["REMOTE_USER"] == kdc.user("alice")
     assert env["KDELEG_AUTH_METHOD"] == "session"
+    assert time.time() < int(env["GSS_SESSION_EXPIRATION"]) < time.time() + 2 * 86400
     # a user the identity policy refuses is not a user here either
     mark = front.error_log_mark()
     status, headers, body, _ = kdclient.negotiate(front, "/optional-elsewhere/" + CGI, kdc_alice)
     env = kdclient.cgi_env(body)
     assert status == 200 and "www-authenticate" not in headers
     assert "REMOTE_USER" not in env and "GSS_NAME" not in env, body
+    assert "GSS_SESSION_EXPIRATION" not in env
     assert kdclient.causes(front.error_log_since(mark)) == ["realm-not-allowed"]
     # where authorization wants a user: 401, still without a challenge
     status, headers, _ = get(front, "/optional-user/" + CGI)
@@ -170,28 +183,46 @@ def test_chromium(front, kdc, kdc_alice, lab_dir):
     assert "Unauthorized" in dom and "REMOTE_USER" not in env, dom[:2000]
 
 
-def test_htaccess_may_set_negotiate_once_only(kd_httpd, kdc, lab_dir, kdc_alice):
+USER_CGI = """#!/bin/sh
+echo "Content-Type: text/plain"
+echo
+echo "REMOTE_USER=$REMOTE_USER"
+"""
+
+
+def test_htaccess_allows_only_harmless_directives(kd_httpd, kdc, lab_dir, kdc_alice):
     """Under AllowOverride AuthConfig, .htaccess may say KdelegNegotiateOnce
-    (it only withholds a challenge) but not KdelegAuthOptional."""
+    and KdelegRemoteUser (they shape only that directory's answers), never
+    KdelegAuthOptional or KdelegKeytab."""
+    lines = {"once": "KdelegNegotiateOnce On", "user": "KdelegRemoteUser short",
+             "opt": "KdelegAuthOptional On", "keytab": "KdelegKeytab /etc/krb5.keytab"}
+
     def conf(d):
-        for name, line in (("once", "KdelegNegotiateOnce On"), ("opt", "KdelegAuthOptional On")):
+        for name, line in lines.items():
             os.makedirs(f"{d}/htdocs/{name}", exist_ok=True)
             with open(f"{d}/htdocs/{name}/.htaccess", "w") as f:
                 f.write(f"AuthType Negotiate\nRequire valid-user\n{line}\n")
             with open(f"{d}/htdocs/{name}/index.html", "w") as f:
                 f.write("page\n")
+        kdconf.install_script(f"{d}/htdocs/user/user.cgi", USER_CGI)
         return negotiate_conf(kdc.r, d, "node1", [f"HTTP/{kdc.host('node1')}"], extra=f"""
 <Directory "{d}/htdocs">
     AllowOverride AuthConfig
+    Options +ExecCGI
+    AddHandler cgi-script .cgi
 </Directory>
 """)
     httpd = kd_httpd("htaccess", "127.0.0.2", server_name=kdc.host("node1"), env=kdc.r.env(),
                      conf_fn=conf)
-    # httpd's own alert for the refused directive is what this test provokes
-    httpd.allowed |= {"KD00301", "KdelegAuthOptional not allowed here"}
+    # httpd's own alerts for the refused directives are what this test provokes
+    httpd.allowed |= {"KD00301", "KdelegAuthOptional not allowed here",
+                      "KdelegKeytab not allowed here"}
     status, headers, _ = get(httpd, "/once/index.html", {"Authorization": "Negotiate AAAA"})
     assert status == 401 and "www-authenticate" not in headers
-    status, _, _ = get(httpd, "/opt/index.html")
-    assert status == 500     # httpd: "KdelegAuthOptional not allowed here"
-    assert any("KdelegAuthOptional not allowed here" in line
-               for line in httpd.error_log_since(0))
+    status, _, body, _ = kdclient.negotiate(httpd, "/user/user.cgi", kdc_alice)
+    assert status == 200 and kdclient.cgi_env(body)["REMOTE_USER"] == "alice", body
+    for name in ("opt", "keytab"):
+        status, _, _ = get(httpd, f"/{name}/index.html")
+        assert status == 500, name    # httpd: "<directive> not allowed here"
+    log = "\n".join(httpd.error_log_since(0))
+    assert "KdelegAuthOptional not allowed here" in log and "KdelegKeytab not allowed here" in log
