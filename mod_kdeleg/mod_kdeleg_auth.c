@@ -203,6 +203,7 @@ static int succeed(request_rec *r, const kdeleg_dir_conf *conf, const kd_token_i
     st->ticket_sname = info->ticket_sname;
     st->ticket_realm = info->ticket_realm;
     st->method = "kerberos";
+    st->accepted = out->name;
     kdeleg_note(KD_STAT_AUTH_OK);
     ap_set_module_config(r->request_config, &kdeleg_module, st);
     set_identity(r, st);
