@@ -138,6 +138,15 @@ static const kd_cause_info catalogue[KD_CAUSE__COUNT] = {
      "authenticate users with Basic/Form (AuthBasicProvider) or a client certificate, or name "
      "the module's AuthType in KdelegTrustedAuthTypes if it really checks credentials",
      "the same: KdelegTrustedAuthTypes TYPE only for modules that verify the user"},
+    {KD_CAUSE_NO_GROUP_INFO, "no-group-info", 403, 0,
+     "Require kdeleg-group: the user's ticket carries no verified PAC logon-info, so its "
+     "groups are unknown and the group check denies",
+     "the KDC stripped the PAC: clear NO_AUTH_DATA_REQUIRED (userAccountControl 0x2000000) "
+     "on the service account, and check that the keytab's key verifies the PAC (kvno, "
+     "enctypes); protocol-transition users have no groups yet when authorization runs: "
+     "use Kerberos or a session for group checks",
+     "an MIT KDC issues a minimal PAC without logon-info: group authorization needs Active "
+     "Directory (or Samba AD); use Require user or Require valid-user instead"},
     {KD_CAUSE_REPLAY_CACHE_UNAVAILABLE, "replay-cache-unavailable", 503, 1,
      "the node's replay cache could not be used (it is full, or its lock failed): the token "
      "was refused rather than accepted unchecked",

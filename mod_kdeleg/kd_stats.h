@@ -22,6 +22,7 @@ typedef enum {
     KD_STAT_TICKET_CACHE_MISSES,
     KD_STAT_TRANSFERS_REDEEMED, /* fallback transfer tokens exchanged for a session */
     KD_STAT_SESSION_LOGOUTS,   /* sessions revoked by KdelegSessionLogout */
+    KD_STAT_SESSIONS_TOO_LARGE, /* sessions not issued: too many groups for a cookie */
     KD_STAT__COUNT
 } kd_stat;
 

@@ -352,6 +352,7 @@ static const char *const auto_names[KD_STAT__COUNT] = {
     [KD_STAT_TICKET_CACHE_MISSES] = "KdelegTicketCacheMisses",
     [KD_STAT_TRANSFERS_REDEEMED] = "KdelegTransfersRedeemed",
     [KD_STAT_SESSION_LOGOUTS] = "KdelegSessionLogouts",
+    [KD_STAT_SESSIONS_TOO_LARGE] = "KdelegSessionsTooLarge",
 };
 
 const char *kd_status_auto_name(kd_stat s)

@@ -94,6 +94,7 @@ static void register_hooks(apr_pool_t *p)
     kdeleg_session_register_hooks(p);
     kdeleg_auth_register_hooks(p);
     kdeleg_delegate_register_hooks(p);
+    kdeleg_groups_register_hooks(p);
     kdeleg_status_register_hooks(p);
 }
 

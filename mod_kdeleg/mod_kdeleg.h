@@ -12,6 +12,7 @@
 #include <ap_expr.h>
 
 #include "kd_accept.h"
+#include "kd_groups.h"
 #include "kd_replay.h"
 #include "kd_session.h"
 #include "kd_stats.h"
@@ -125,6 +126,9 @@ typedef struct {
     /* Diagnostics. */
     int selftest;                  /* KdelegSelfTest; KD_UNSET = unset (Off) */
     const char *selftest_user;     /* KdelegSelfTestUser; NULL = unset */
+    /* Group authorization. */
+    kd_group_map *group_map;       /* KdelegGroupMap aliases, inner over outer; NULL = none */
+    int publish_groups;            /* KdelegPublishGroups; KD_UNSET = unset (Off) */
 } kdeleg_dir_conf;
 
 /* What a successful exchange established; kept on the request so that
@@ -144,6 +148,10 @@ typedef struct {
     long long expires;             /* GSS_SESSION_EXPIRATION: when the login ends (seconds
                                       since the epoch; the ticket's or the session's end); 0
                                       when unknown */
+    /* The user's groups: read once, when first asked (kdeleg_groups_of). */
+    kd_accepted_name *accepted;    /* Kerberos: the accepted name (its PAC); else NULL */
+    const kd_groups *groups;       /* session: from the cookie; else filled when read */
+    int groups_read;               /* groups (NULL: no group information) is final */
 } kdeleg_auth_state;
 
 extern module AP_MODULE_DECLARE_DATA kdeleg_module;
@@ -271,6 +279,16 @@ typedef struct {
     kd_delegation *(*get)(request_rec *r, void *baton, kd_result *res);
     void *baton;
 } kdeleg_evidence_source;
+
+/* Group authorization (mod_kdeleg_groups.c): the user's groups, from the
+ * accepted ticket's PAC (Kerberos), the session cookie, or the S4U2Self
+ * ticket (protocol transition, once it happened); NULL with *why when
+ * there is no group information. */
+const kd_groups *kdeleg_groups_of(request_rec *r, const char **why);
+/* KDELEG_GROUP_SIDS under KdelegPublishGroups On. */
+void kdeleg_publish_groups(request_rec *r, const kdeleg_dir_conf *conf);
+const char *kdeleg_add_group_map(cmd_parms *cmd, void *dconf, const char *alias, const char *sid);
+void kdeleg_groups_register_hooks(apr_pool_t *p);
 
 /* Delegation (mod_kdeleg_delegate.c): after authentication, obtain the
  * configured back-end tickets; OK, or the status that ends the request.

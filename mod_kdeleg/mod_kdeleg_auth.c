@@ -211,6 +211,7 @@ static int succeed(request_rec *r, const kdeleg_dir_conf *conf, const kd_token_i
     st->ticket_realm = info->ticket_realm;
     st->method = "kerberos";
     st->expires = (long long)apr_time_sec(r->request_time) + out->ticket_seconds_left;
+    st->accepted = out->name;
     kdeleg_note(KD_STAT_AUTH_OK);
     ap_set_module_config(r->request_config, &kdeleg_module, st);
     set_identity(r, st);

@@ -101,6 +101,7 @@ void *kdeleg_dir_conf_create(apr_pool_t *p, char *dir)
     conf->allow_anonymous = KD_UNSET;
     conf->negotiate_once = KD_UNSET;
     conf->auth_optional = KD_UNSET;
+    conf->publish_groups = KD_UNSET;
     return conf;
 }
 
@@ -138,6 +139,10 @@ void *kdeleg_dir_conf_merge(apr_pool_t *p, void *basev, void *addv)
     KD_MERGE(auth_optional, KD_UNSET);
     KD_MERGE(selftest, KD_UNSET);
     KD_MERGE(selftest_user, NULL);
+    conf->group_map = (base->group_map && add->group_map)
+                          ? kd_group_map_merge(p, base->group_map, add->group_map)
+                          : (add->group_map ? add->group_map : base->group_map);
+    KD_MERGE(publish_groups, KD_UNSET);
     return conf;
 }
 
@@ -488,6 +493,13 @@ static const char *set_auth_optional(cmd_parms *cmd, void *dconf, int on)
     return NULL;
 }
 
+static const char *set_publish_groups(cmd_parms *cmd, void *dconf, int on)
+{
+    (void)cmd;
+    ((kdeleg_dir_conf *)dconf)->publish_groups = on ? 1 : 0;
+    return NULL;
+}
+
 static const char *set_selftest(cmd_parms *cmd, void *dconf, int on)
 {
     ((kdeleg_dir_conf *)dconf)->selftest = on;
@@ -591,6 +603,10 @@ const command_rec kdeleg_directives[] = {
                  "location with Require)"),
     AP_INIT_TAKE1("KdelegSelfTestUser", set_selftest_user, NULL, RSRC_CONF | ACCESS_CONF,
                   "user principal the self-test impersonates (S4U2Self, S4U2Proxy)"),
+    AP_INIT_TAKE2("KdelegGroupMap", kdeleg_add_group_map, NULL, RSRC_CONF | ACCESS_CONF,
+                  "ALIAS SID: a readable name for a group SID, for Require kdeleg-group"),
+    AP_INIT_FLAG("KdelegPublishGroups", set_publish_groups, NULL, RSRC_CONF | ACCESS_CONF,
+                 "On: export the user's group SIDs as KDELEG_GROUP_SIDS (space-separated)"),
     {NULL},
 };
 

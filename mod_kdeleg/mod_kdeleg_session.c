@@ -650,6 +650,8 @@ static kdeleg_auth_state *state_from(request_rec *r, const kdeleg_dir_conf *conf
     st->ticket_realm = at ? at + 1 : NULL;
     st->method = "session";
     st->expires = s->expires;
+    st->groups = s->groups;
+    st->groups_read = 1;
     return st;
 }
 
@@ -791,13 +793,38 @@ static long session_lifetime(const kdeleg_srv_conf *sc, long ticket_seconds_left
     return ticket_seconds_left < lifetime ? ticket_seconds_left : lifetime;
 }
 
+/* Too many groups for a cookie (or a transfer token): no session, the
+ * user re-authenticates with Kerberos on every request. */
+static void note_too_large(request_rec *r, const char *what, const char *principal,
+                           const char *spn, size_t size)
+{
+    kdeleg_note(KD_STAT_SESSIONS_TOO_LARGE);
+    kdeleg_log_request(r, APLOG_WARNING, 0, KDLOGNO(00726), spn,
+                       "no %s for %s: with its groups it would take %lu characters, above "
+                       "the %d a cookie may hold; the user authenticates with Kerberos on "
+                       "every request instead",
+                       what, ap_escape_logitem(r->pool, principal), (unsigned long)size,
+                       KD_SESSION_MAX_COOKIE);
+}
+
+/* The groups an issued session carries: the user's, when known (a
+ * session without them answers Require kdeleg-group with no-group-info). */
+static const kd_groups *groups_to_carry(request_rec *r)
+{
+    const char *why;
+
+    return kdeleg_groups_of(r, &why);
+}
+
 /* Seal and set the session cookie for this request's scope. */
 static int issue_session(request_rec *r, const kdeleg_dir_conf *conf, const char *principal,
-                         const char *spn, kd_session_method method, long lifetime)
+                         const char *spn, kd_session_method method, long lifetime,
+                         const kd_groups *groups)
 {
     const kdeleg_srv_conf *sc = kdeleg_srv_conf_of(r->server);
     kd_session s;
     const char *value;
+    size_t size;
 
     memset(&s, 0, sizeof(s));
     s.method = method;
@@ -805,8 +832,13 @@ static int issue_session(request_rec *r, const kdeleg_dir_conf *conf, const char
     s.expires = s.issued_ms / 1000 + lifetime;
     s.principal = principal;
     s.spn = spn;
+    s.groups = groups;
     if (lifetime <= 0)
         return -1;
+    if ((size = kd_session_encoded_size(&s)) > KD_SESSION_MAX_COOKIE) {
+        note_too_large(r, "session", principal, spn, size);
+        return -1;
+    }
     if ((value = kd_session_seal(r->pool, sc->session_keys, scope_of(r, conf), &s)) == NULL) {
         kdeleg_log_request(r, APLOG_ERR, 0, KDLOGNO(00706), spn,
                            "could not seal a session for %s (name too long for a cookie?)",
@@ -834,7 +866,7 @@ int kdeleg_session_after_kerberos(request_rec *r, const kdeleg_dir_conf *conf,
     if ((status = return_to_site(r, conf, st, ticket_seconds_left)) != DECLINED)
         return status;
     issue_session(r, conf, st->principal, st->spn, KD_SESSION_KERBEROS,
-                  session_lifetime(sc, ticket_seconds_left));
+                  session_lifetime(sc, ticket_seconds_left), groups_to_carry(r));
     return OK;
 }
 
@@ -993,6 +1025,7 @@ static int return_to_site(request_rec *r, const kdeleg_dir_conf *conf, const kde
     const kdeleg_srv_conf *sc = kdeleg_srv_conf_of(r->server);
     const char *raw, *rest, *err, *state, *origin = NULL, *token;
     kd_session t;
+    size_t size;
 
     if (r->prev != NULL || r->method_number != M_GET)
         return DECLINED;
@@ -1015,6 +1048,11 @@ static int return_to_site(request_rec *r, const kdeleg_dir_conf *conf, const kde
     t.principal = st->principal;
     t.spn = st->spn;
     t.origin = origin;
+    t.groups = groups_to_carry(r);
+    if ((size = kd_transfer_encoded_size(&t)) > KD_SESSION_MAX_COOKIE) {
+        note_too_large(r, "transfer token", st->principal, st->spn, size);
+        return node_leg_refused(r, raw, "too many groups for a transfer token");
+    }
     if (kd_random(t.id, sizeof(t.id)) != 0
         || (token = kd_transfer_seal(r->pool, sc->session_keys, &t)) == NULL)
         return node_leg_refused(r, raw, "could not seal a transfer token");
@@ -1107,7 +1145,7 @@ static int redeem_transfer(request_rec *r, const kdeleg_dir_conf *conf)
         lifetime = sc->session_lifetime;
     else if (sc->session_lifetime == KD_UNSET && DEFAULT_LIFETIME < lifetime)
         lifetime = DEFAULT_LIFETIME;
-    if (issue_session(r, conf, t.principal, t.spn, t.method, lifetime) != 0)
+    if (issue_session(r, conf, t.principal, t.spn, t.method, lifetime, t.groups) != 0)
         return transfer_refused(r, conf, "no session could be issued from it", t.principal);
     clear_cookie(r, cookie_name(r, KD_STATE_COOKIE));
     kdeleg_note(KD_STAT_TRANSFERS_REDEEMED);

@@ -212,7 +212,8 @@ AUTO_NAMES = {"KdelegAuthenticated": "auth_ok", "KdelegAuthFailed": "auth_failed
               "KdelegTicketCacheHits": "ticket_cache_hits",
               "KdelegTicketCacheMisses": "ticket_cache_misses",
               "KdelegTransfersRedeemed": "transfers_redeemed",
-              "KdelegSessionLogouts": "session_logouts"}
+              "KdelegSessionLogouts": "session_logouts",
+              "KdelegSessionsTooLarge": "sessions_too_large"}
 
 
 def test_counters_on_server_status(kd_httpd, realm, alice_ccache):
