@@ -147,6 +147,45 @@ static const kd_cause_info catalogue[KD_CAUSE__COUNT] = {
      "use Kerberos or a session for group checks",
      "an MIT KDC issues a minimal PAC without logon-info: group authorization needs Active "
      "Directory (or Samba AD); use Require user or Require valid-user instead"},
+    {KD_CAUSE_WRONG_PASSWORD, "wrong-password", 401, 0,
+     "AuthBasicProvider/AuthFormProvider kdeleg: the KDC refused the user name or password "
+     "(KDC_ERR_PREAUTH_FAILED; unknown users answer the same, the log says which)",
+     "nothing to fix on the server; the user retypes the password (NTSTATUS 0xC000006A "
+     "STATUS_WRONG_PASSWORD, 0xC0000064 STATUS_NO_SUCH_USER); repeated failures count "
+     "towards the lockout threshold",
+     "nothing to fix on the server; kadmin getprinc shows the failure count"},
+    {KD_CAUSE_ACCOUNT_LOCKED, "account-locked", 401, 0,
+     "the account is locked out after too many wrong passwords (NTSTATUS 0xC0000234 "
+     "STATUS_ACCOUNT_LOCKED_OUT, KDC_ERR_CLIENT_REVOKED)",
+     "unlock it (Unlock-ADAccount; samba-tool user unlock) or wait for the lockout duration of "
+     "the domain policy or the user's password settings object",
+     "MIT answers a locked principal and a disabled one alike (KDC_ERR_CLIENT_REVOKED: "
+     "user-disabled); kadmin modprinc -unlock"},
+    {KD_CAUSE_ACCOUNT_EXPIRED, "account-expired", 401, 0,
+     "the account has expired (NTSTATUS 0xC0000193 STATUS_ACCOUNT_EXPIRED; MIT "
+     "KDC_ERR_NAME_EXP)",
+     "extend or clear the account's expiry (Set-ADAccountExpiration; samba-tool user "
+     "setexpiry --noexpiry)",
+     "kadmin modprinc -expire never"},
+    {KD_CAUSE_PASSWORD_EXPIRED, "password-expired", 401, 0,
+     "the password has expired (NTSTATUS 0xC0000071 STATUS_PASSWORD_EXPIRED, "
+     "KDC_ERR_KEY_EXP); the user must set a new one",
+     "the user changes the password (Ctrl-Alt-Del, kpasswd); a service cannot log on with an "
+     "expired password",
+     "MIT answers an expired password and +needchange alike (KDC_ERR_KEY_EXP): the user runs "
+     "kpasswd, or kadmin modprinc -pwexpire never / -needchange"},
+    {KD_CAUSE_PASSWORD_MUST_CHANGE, "password-must-change", 401, 0,
+     "the user must change the password at next logon (NTSTATUS 0xC0000224 "
+     "STATUS_PASSWORD_MUST_CHANGE, KDC_ERR_KEY_EXP)",
+     "the user sets a new password (kpasswd, or a Windows logon), or clear \"User must "
+     "change password at next logon\" (pwdLastSet)",
+     "MIT has no separate answer: see password-expired"},
+    {KD_CAUSE_PASSWORD_WITHOUT_TLS, "password-without-tls", 403, 1,
+     "a password reached AuthBasicProvider/AuthFormProvider kdeleg over plain HTTP and "
+     "KdelegPasswordWithoutTLS is not On: it was not checked",
+     "serve the location over https (SSLEngine on), or set KdelegPasswordWithoutTLS On where "
+     "TLS ends in front of httpd",
+     "the same: https for the location, or KdelegPasswordWithoutTLS On behind a TLS proxy"},
     {KD_CAUSE_REPLAY_CACHE_UNAVAILABLE, "replay-cache-unavailable", 503, 1,
      "the node's replay cache could not be used (it is full, or its lock failed): the token "
      "was refused rather than accepted unchecked",

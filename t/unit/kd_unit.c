@@ -64,6 +64,7 @@ int main(void)
     srunner_add_suite(sr, kd_identity_suite());
     srunner_add_suite(sr, kd_log_suite());
     srunner_add_suite(sr, kd_pac_suite());
+    srunner_add_suite(sr, kd_password_suite());
     srunner_add_suite(sr, kd_replay_suite());
     srunner_add_suite(sr, kd_s4u_suite());
     srunner_add_suite(sr, kd_result_suite());

@@ -2,6 +2,7 @@
 
 #include <string.h>
 #include "kd_causes.h"
+#include "kd_password.h"
 #include "kd_result.h"
 #include "kd_token.h"
 
@@ -143,7 +144,12 @@ START_TEST(every_row_is_reachable)
         KD_CAUSE_UNTRUSTED_IDENTITY,              /* protocol transition: test_760 */
         KD_CAUSE_NO_GROUP_INFO,                   /* Require kdeleg-group: test_795 */
         KD_CAUSE_REPLAY_CACHE_UNAVAILABLE,        /* replay glue: test_100 full, test_780 lock */
+        KD_CAUSE_PASSWORD_WITHOUT_TLS,            /* password glue: test_791 plain http */
     };
+    /* AS exchanges with a password: AD's NTSTATUS first (test_791 on AD) */
+    static const uint32_t nt_codes[] = {
+        KD_NT_WRONG_PASSWORD, KD_NT_ACCOUNT_LOCKED_OUT, KD_NT_ACCOUNT_EXPIRED,
+        KD_NT_PASSWORD_EXPIRED, KD_NT_PASSWORD_MUST_CHANGE};
     int seen[KD_CAUSE__COUNT] = {0};
     size_t i;
 
@@ -151,6 +157,8 @@ START_TEST(every_row_is_reachable)
         seen[kd_cause_from_accept_error(GSS_S_FAILURE, accept_codes[i])] = 1;
     for (i = 0; i < sizeof(kdc_codes) / sizeof(kdc_codes[0]); i++)
         seen[kd_cause_from_kdc_error(kdc_codes[i])] = 1;
+    for (i = 0; i < sizeof(nt_codes) / sizeof(nt_codes[0]); i++)
+        seen[kd_cause_from_password_error(KRB5KDC_ERR_CLIENT_REVOKED, nt_codes[i])] = 1;
     for (i = 0; i < sizeof(headers) / sizeof(headers[0]); i++) {
         unsigned char *tok;
         size_t len;
