@@ -212,7 +212,6 @@ static kd_cause make_token(apr_pool_t *p, check_state *s, const kd_password_requ
     OM_uint32 major, minor;
     gss_buffer_desc name, out = GSS_C_EMPTY_BUFFER;
     const char *spn = service_principal(p, req->service, &s->tgt.client->realm);
-    kd_cause cause;
 
     if ((code = krb5_cc_new_unique(s->ctx, "MEMORY", NULL, &s->cc)) != 0
         || (code = krb5_cc_initialize(s->ctx, s->cc, s->tgt.client)) != 0
@@ -236,7 +235,7 @@ static kd_cause make_token(apr_pool_t *p, check_state *s, const kd_password_requ
                                  NULL);
     if (GSS_ERROR(major) || out.length == 0) {
         /* the TGS exchange for our own SPN: unknown to this KDC, ... */
-        cause = kd_cause_from_kdc_error((krb5_error_code)minor);
+        kd_cause cause = kd_cause_from_kdc_error((krb5_error_code)minor);
         if (cause == KD_CAUSE_KDC_ERROR || cause == KD_CAUSE_INTERNAL_ERROR)
             cause = KD_CAUSE_KDC_ERROR;
         kd_result_fail(res, p, cause, "password", "no ticket for %s with the TGT of %s: %s", spn,
@@ -256,7 +255,7 @@ kd_cause kd_password_token(apr_pool_t *p, const kd_password_request *req, unsign
 {
     check_state s;
     krb5_error_code code;
-    kd_cause cause;
+    kd_cause cause = KD_CAUSE_NONE;
 
     memset(&s, 0, sizeof(s));
     s.cred = GSS_C_NO_CREDENTIAL;

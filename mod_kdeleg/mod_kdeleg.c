@@ -53,6 +53,7 @@ static int post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, s
     /* Checked on both passes so `apachectl start` prints the error itself. */
     if ((rv = kdeleg_check_keytabs(ptemp, s)) != OK
         || (rv = kdeleg_session_check_config(ptemp, s)) != OK
+        || (rv = kdeleg_password_check_config(ptemp, s)) != OK
         || (rv = kdeleg_prepare_ccache_dir(pconf, s)) != OK)
         return rv;
     /* Shared memory and mutexes only for the server that will run. */
@@ -80,6 +81,7 @@ static int pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
 static void child_init(apr_pool_t *pchild, server_rec *s)
 {
     kdeleg_auth_child_init(pchild);
+    kdeleg_password_child_init(pchild);
     kdeleg_cache_child_init(pchild, s);
     kdeleg_replay_child_init(pchild, s);
     kdeleg_revoke_child_init(pchild, s);
@@ -95,6 +97,7 @@ static void register_hooks(apr_pool_t *p)
     kdeleg_auth_register_hooks(p);
     kdeleg_delegate_register_hooks(p);
     kdeleg_groups_register_hooks(p);
+    kdeleg_password_register_hooks(p);
     kdeleg_status_register_hooks(p);
 }
 

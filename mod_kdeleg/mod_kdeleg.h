@@ -94,6 +94,7 @@ typedef struct {
     long session_key_uid;          /* owner of session_key_file, checked in post_config */
     int session_lifetime;          /* KdelegSessionLifetime seconds; KD_UNSET = unset */
     const char *cookie_domain;     /* KdelegCookieDomain; NULL = unset */
+    int password_without_tls;      /* KdelegPasswordWithoutTLS; KD_UNSET = unset (Off) */
 } kdeleg_srv_conf;
 
 /* Per directory. Directives valid at server level too (RSRC_CONF |
@@ -129,6 +130,9 @@ typedef struct {
     /* Group authorization. */
     kd_group_map *group_map;       /* KdelegGroupMap aliases, inner over outer; NULL = none */
     int publish_groups;            /* KdelegPublishGroups; KD_UNSET = unset (Off) */
+    /* Passwords (AuthBasicProvider/AuthFormProvider kdeleg). */
+    int password_cache;            /* KdelegPasswordCache seconds; KD_UNSET = unset (60) */
+    int password_failure_cache;    /* KdelegPasswordFailureCache seconds; KD_UNSET = unset (30) */
 } kdeleg_dir_conf;
 
 /* What a successful exchange established; kept on the request so that
@@ -152,6 +156,11 @@ typedef struct {
     kd_accepted_name *accepted;    /* Kerberos: the accepted name (its PAC); else NULL */
     const kd_groups *groups;       /* session: from the cookie; else filled when read */
     int groups_read;               /* groups (NULL: no group information) is final */
+    /* Passwords (mod_kdeleg_password.c): authentication ran inside
+     * mod_auth_basic/mod_auth_form, so delegation waits for fixups. */
+    int delegation_pending;        /* kdeleg_delegate_pending still to run */
+    kd_delegation *evidence;       /* the password check's ticket as evidence, or NULL */
+    kd_result evidence_failure;    /* why there is none */
 } kdeleg_auth_state;
 
 extern module AP_MODULE_DECLARE_DATA kdeleg_module;
@@ -227,6 +236,15 @@ int kdeleg_delegate_again(request_rec *r, const kdeleg_dir_conf *conf, kdeleg_au
 /* Session requests that delegate: tickets from the node's cache only;
  * DECLINED on a miss. */
 int kdeleg_delegate_cached(request_rec *r, const kdeleg_dir_conf *conf, kdeleg_auth_state *st);
+/* A password user's delegation, in fixups: the evidence its check made. */
+int kdeleg_delegate_pending(request_rec *r, const kdeleg_dir_conf *conf, kdeleg_auth_state *st);
+/* The principal a user name stands for here (realm, NETBIOS\\user, UPN). */
+kd_user_name kdeleg_user_name(request_rec *r, const kdeleg_dir_conf *conf, const char *user,
+                              const char *spn);
+/* REMOTE_USER for principal under KdelegRemoteUser (local_name: its
+ * auth_to_local mapping, or NULL). */
+const char *kdeleg_remote_user_of(request_rec *r, const kdeleg_dir_conf *conf, const char *principal,
+                               const char *local_name, const char *spn);
 /* S4U2Self evidence source for users without a Kerberos ticket here. */
 int kdeleg_delegate_transition(request_rec *r, const kdeleg_dir_conf *conf, kdeleg_auth_state *st);
 const char *kdeleg_pick_impersonator(request_rec *r, const kdeleg_dir_conf *conf);
@@ -279,6 +297,15 @@ typedef struct {
     kd_delegation *(*get)(request_rec *r, void *baton, kd_result *res);
     void *baton;
 } kdeleg_evidence_source;
+
+/* Passwords checked against the KDC (mod_kdeleg_password.c):
+ * AuthBasicProvider/AuthFormProvider kdeleg. */
+void kdeleg_password_register_hooks(apr_pool_t *p);
+void kdeleg_password_child_init(apr_pool_t *pchild);
+int kdeleg_password_check_config(apr_pool_t *p, server_rec *s);
+const char *kdeleg_set_password_without_tls(cmd_parms *cmd, void *dconf, int on);
+const char *kdeleg_set_password_cache(cmd_parms *cmd, void *dconf, const char *arg);
+const char *kdeleg_set_password_failure_cache(cmd_parms *cmd, void *dconf, const char *arg);
 
 /* Group authorization (mod_kdeleg_groups.c): the user's groups, from the
  * accepted ticket's PAC (Kerberos), the session cookie, or the S4U2Self

@@ -106,28 +106,26 @@ static int fail(request_rec *r, const kd_result *res, const char *spn)
     return info->http_status;
 }
 
-static const char *remote_user(request_rec *r, const kdeleg_dir_conf *conf,
-                               const kd_accept_out *out)
+const char *kdeleg_remote_user_of(request_rec *r, const kdeleg_dir_conf *conf, const char *principal,
+                               const char *local_name, const char *spn)
 {
     const char *at;
 
     switch (kdeleg_conf_remote_user(conf)) {
     case KD_REMOTE_USER_SHORT:
         /* The realm follows the last '@' (enterprise names contain one). */
-        at = strrchr(out->client_principal, '@');
-        return at ? apr_pstrmemdup(r->pool, out->client_principal,
-                                   (apr_size_t)(at - out->client_principal))
-                  : out->client_principal;
+        at = strrchr(principal, '@');
+        return at ? apr_pstrmemdup(r->pool, principal, (apr_size_t)(at - principal)) : principal;
     case KD_REMOTE_USER_LOCAL:
-        if (out->local_name)
-            return out->local_name;
-        kdeleg_log_request(r, APLOG_INFO, 0, KDLOGNO(00302), out->spn,
+        if (local_name)
+            return local_name;
+        kdeleg_log_request(r, APLOG_INFO, 0, KDLOGNO(00302), spn,
                            "no auth_to_local mapping for %s; using the full principal as "
                            "REMOTE_USER",
-                           out->client_principal);
-        return out->client_principal;
+                           principal);
+        return principal;
     default:
-        return out->client_principal;
+        return principal;
     }
 }
 
@@ -205,7 +203,7 @@ static int succeed(request_rec *r, const kdeleg_dir_conf *conf, const kd_token_i
         return status;
 
     st->principal = out->client_principal;
-    st->user = remote_user(r, conf, out);
+    st->user = kdeleg_remote_user_of(r, conf, out->client_principal, out->local_name, out->spn);
     st->spn = out->spn;
     st->ticket_sname = info->ticket_sname;
     st->ticket_realm = info->ticket_realm;

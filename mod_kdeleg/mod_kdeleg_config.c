@@ -55,6 +55,7 @@ void *kdeleg_srv_conf_create(apr_pool_t *p, server_rec *s)
     conf->fqdn_redirect = KD_UNSET;
     conf->session = KD_UNSET;
     conf->session_lifetime = KD_UNSET;
+    conf->password_without_tls = KD_UNSET;
     return conf;
 }
 
@@ -77,6 +78,7 @@ void *kdeleg_srv_conf_merge(apr_pool_t *p, void *basev, void *addv)
     conf->session_key_uid = add->session_key_file ? add->session_key_uid : base->session_key_uid;
     KD_MERGE(session_lifetime, KD_UNSET);
     KD_MERGE(cookie_domain, NULL);
+    KD_MERGE(password_without_tls, KD_UNSET);
     return conf;
 }
 
@@ -102,6 +104,8 @@ void *kdeleg_dir_conf_create(apr_pool_t *p, char *dir)
     conf->negotiate_once = KD_UNSET;
     conf->auth_optional = KD_UNSET;
     conf->publish_groups = KD_UNSET;
+    conf->password_cache = KD_UNSET;
+    conf->password_failure_cache = KD_UNSET;
     return conf;
 }
 
@@ -143,6 +147,8 @@ void *kdeleg_dir_conf_merge(apr_pool_t *p, void *basev, void *addv)
                           ? kd_group_map_merge(p, base->group_map, add->group_map)
                           : (add->group_map ? add->group_map : base->group_map);
     KD_MERGE(publish_groups, KD_UNSET);
+    KD_MERGE(password_cache, KD_UNSET);
+    KD_MERGE(password_failure_cache, KD_UNSET);
     return conf;
 }
 
@@ -607,6 +613,17 @@ const command_rec kdeleg_directives[] = {
                   "ALIAS SID: a readable name for a group SID, for Require kdeleg-group"),
     AP_INIT_FLAG("KdelegPublishGroups", set_publish_groups, NULL, RSRC_CONF | ACCESS_CONF,
                  "On: export the user's group SIDs as KDELEG_GROUP_SIDS (space-separated)"),
+    AP_INIT_FLAG("KdelegPasswordWithoutTLS", kdeleg_set_password_without_tls, NULL, RSRC_CONF,
+                 "On: AuthBasicProvider/AuthFormProvider kdeleg also over plain http (TLS "
+                 "ends in front of httpd)"),
+    AP_INIT_TAKE1("KdelegPasswordCache", kdeleg_set_password_cache, NULL,
+                  RSRC_CONF | ACCESS_CONF,
+                  "seconds a password the KDC accepted is trusted without asking it again "
+                  "(default 60, 0 = off)"),
+    AP_INIT_TAKE1("KdelegPasswordFailureCache", kdeleg_set_password_failure_cache, NULL,
+                  RSRC_CONF | ACCESS_CONF,
+                  "seconds a refused (user, password) is refused without asking the KDC "
+                  "(default 30, 0 = off)"),
     {NULL},
 };
 

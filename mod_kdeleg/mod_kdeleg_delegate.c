@@ -193,6 +193,16 @@ int kdeleg_delegate_again(request_rec *r, const kdeleg_dir_conf *conf, kdeleg_au
     return kdeleg_delegate(r, conf, st, evidence, &why, NULL);
 }
 
+/* Authentication by password ran inside mod_auth_basic or mod_auth_form,
+ * which end a failed request their own way: the delegation the check made
+ * possible happens here, with its ticket as evidence (or the node's
+ * cache, after a cached success). */
+int kdeleg_delegate_pending(request_rec *r, const kdeleg_dir_conf *conf, kdeleg_auth_state *st)
+{
+    st->delegation_pending = 0;
+    return kdeleg_delegate(r, conf, st, st->evidence, &st->evidence_failure, NULL);
+}
+
 int kdeleg_delegate_cached(request_rec *r, const kdeleg_dir_conf *conf, kdeleg_auth_state *st)
 {
     const apr_array_header_t *targets = kdeleg_conf_delegation_targets(r->pool, conf);
@@ -260,7 +270,7 @@ const char *kdeleg_pick_impersonator(request_rec *r, const kdeleg_dir_conf *conf
  * KdelegUserRealm (else the library's default realm), DOMAIN\\alice
  * through KdelegNetbiosDomain, an alternative UPN suffix as an enterprise
  * name. */
-static kd_user_name user_name(request_rec *r, const kdeleg_dir_conf *conf, const char *user,
+kd_user_name kdeleg_user_name(request_rec *r, const kdeleg_dir_conf *conf, const char *user,
                               const char *spn)
 {
     const char *realm = spn ? strrchr(spn, '@') : NULL;
@@ -281,7 +291,7 @@ static kd_delegation *s4u2self_evidence(request_rec *r, void *baton, kd_result *
     const kdeleg_dir_conf *conf = ap_get_module_config(r->per_dir_config, &kdeleg_module);
     const kdeleg_auth_state *st = baton;
     kd_delegation *delegation = NULL;
-    kd_user_name name = user_name(r, conf, st->principal, st->spn);
+    kd_user_name name = kdeleg_user_name(r, conf, st->principal, st->spn);
     const char *impersonator = NULL;
     kd_cause cause;
 
@@ -347,7 +357,7 @@ static const char *expression_principal(request_rec *r, const kdeleg_dir_conf *c
         return apr_psprintf(r->pool, "KdelegUserPrincipal failed for %s: %s", r->user, err);
     if (name == NULL || *name == '\0')
         return apr_psprintf(r->pool, "KdelegUserPrincipal gave an empty name for %s", r->user);
-    st->principal = user_name(r, conf, name, st->spn).principal;
+    st->principal = kdeleg_user_name(r, conf, name, st->spn).principal;
     kdeleg_set_identity(r, st);
     return NULL;
 }
@@ -369,6 +379,8 @@ static int protocol_transition(request_rec *r)
     if (earlier != NULL) {
         if (r->main || r->prev)
             kdeleg_set_identity(r, earlier); /* subrequest of a transitioned request */
+        else if (earlier->delegation_pending)
+            return kdeleg_delegate_pending(r, conf, (kdeleg_auth_state *)earlier);
         return DECLINED;
     }
     if (r->user == NULL || !kdeleg_conf_delegates(conf))
@@ -376,7 +388,7 @@ static int protocol_transition(request_rec *r)
     st = apr_pcalloc(r->pool, sizeof(*st));
     st->user = r->user;
     st->spn = kdeleg_pick_impersonator(r, conf);
-    st->principal = user_name(r, conf, r->user, st->spn).principal;
+    st->principal = kdeleg_user_name(r, conf, r->user, st->spn).principal;
     st->method = "protocol-transition";
     source.baton = st;
     ap_set_module_config(r->request_config, &kdeleg_module, st);
