@@ -180,7 +180,7 @@ static const kd_cause_info catalogue[KD_CAUSE__COUNT] = {
      "the user sets a new password (kpasswd, or a Windows logon), or clear \"User must "
      "change password at next logon\" (pwdLastSet)",
      "MIT has no separate answer: see password-expired"},
-    {KD_CAUSE_PASSWORD_WITHOUT_TLS, "password-without-tls", 403, 1,
+    {KD_CAUSE_PASSWORD_WITHOUT_TLS, "password-without-tls", 500, 1,
      "a password reached AuthBasicProvider/AuthFormProvider kdeleg over plain HTTP and "
      "KdelegPasswordWithoutTLS is not On: it was not checked",
      "serve the location over https (SSLEngine on), or set KdelegPasswordWithoutTLS On where "
