@@ -1,8 +1,11 @@
 /* Client bytes in the Authorization header: header parsing, base64,
  * SPNEGO / Kerberos / NTLMSSP sniffing, the ticket's names, the reply
  * builder. First byte: 0 = the input is the header value, else it is the
- * decoded token itself (so the fuzzer reaches the DER code directly). */
+ * decoded token itself (so the fuzzer reaches the DER code directly).
+ * The same DER bytes are also read as a KDC error's e-data (the NTSTATUS
+ * a password check looks for: bytes from the network, unauthenticated). */
 #include "fuzz_common.h"
+#include "kd_password.h"
 #include "kd_token.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -26,6 +29,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     else
         c = KD_CAUSE_NO_TOKEN;
+    if (size > 1 && data[0] != 0) {
+        uint32_t nt = kd_password_ntstatus(data + 1, size - 1);
+        /* a status is only ever found in the shape that carries one */
+        FUZZ_ASSERT(nt == 0 || size - 1 >= 13);
+    }
     if (c == KD_CAUSE_NONE && kd_token_sniff(p, tok, len, &info, &res) == KD_CAUSE_NONE) {
         FUZZ_ASSERT(info.has_ap_req);
         FUZZ_ASSERT(info.krb5_token >= tok && info.krb5_token + info.krb5_token_len <= tok + len);
