@@ -1,6 +1,6 @@
 -- wrk script for t/bench: every request carries a token never sent before.
 --
---   wrk -t2 -c16 -d10s -s tokens.lua http://IP:PORT/path -- PREFIX HOST [COOKIE]
+--   wrk -t2 -c16 -d10s -s tokens.lua http://IP:PORT/path -- PREFIX HOST [COOKIE [AUTH]]
 --
 -- Thread k (0-based, in the order wrk creates them) reads PREFIX.k, one
 -- base64 token per line (t/bench/tokens.py writes one shard per thread), and
@@ -9,7 +9,9 @@
 -- its file.  PREFIX "-" sends no Authorization at all (the static ceiling
 -- goes through the same Lua request path).  HOST is the Host header (the
 -- name the token was made for, with the port).  COOKIE, when given, is sent
--- as the Cookie header of every request (the session scenario).
+-- as the Cookie header of every request (the session scenario; "" for none).
+-- AUTH, when given, is the Authorization header of every request (the
+-- password scenarios: one user's Basic credentials).
 --
 -- A thread that runs out of tokens never reuses one: it sends the request
 -- without Authorization (the server answers 401, counted by wrk as non-2xx)
@@ -31,6 +33,10 @@ function init(args)
    local prefix = args[1] or "-"
    host = args[2]
    cookie = args[3]
+   if cookie == "" then
+      cookie = nil
+   end
+   auth = args[4]
    used, exhausted = 0, 0
    if prefix ~= "-" then
       file = assert(io.open(prefix .. "." .. tid, "r"))
@@ -41,6 +47,9 @@ function request()
    local headers = {Host = host}
    if cookie then
       headers["Cookie"] = cookie
+   end
+   if auth then
+      headers["Authorization"] = auth
    end
    if file then
       local tok = file:read("*l")
