@@ -95,6 +95,7 @@ static void register_hooks(apr_pool_t *p)
     kdeleg_auth_register_hooks(p);
     kdeleg_delegate_register_hooks(p);
     kdeleg_groups_register_hooks(p);
+    kdeleg_indicator_register_hooks(p);
     kdeleg_status_register_hooks(p);
 }
 
