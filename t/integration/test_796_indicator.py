@@ -18,6 +18,7 @@ on both KDCs.
   re-challenges, and the client's answer (a token, sent along with the
   cookie) is a fresh Kerberos login that passes the check.
 - Protocol transition (a Basic user): no ticket here, no-indicator.
+- The line works in .htaccess (AllowOverride AuthConfig).
 - AD: Samba's KDC issues no indicators: every indicator check denies with
   no-indicator, and <RequireAny> with "Require user" grants."""
 
@@ -77,7 +78,14 @@ def front(kd_httpd, kdc, lab_dir):
                       f'    AuthUserFile "{d}/users"\n    KdelegProtocolTransition On\n'
                       f'    KdelegDelegateTo HTTP/{kdc.host("backend")}\n'
                       f'    KdelegCcacheDir "{d}/ccache"')
+        os.makedirs(f"{d}/htdocs/ht", exist_ok=True)
+        with open(f"{d}/htdocs/ht/.htaccess", "w") as f:
+            f.write(f"AuthType Negotiate\nAuthzSendForbiddenOnFailure On\n"
+                    f"Require kdeleg-indicator {FAST}\n")
+        with open(f"{d}/htdocs/ht/index.html", "w") as f:
+            f.write("page\n")
         return negotiate_conf(kdc.r, d, "node1", [f"HTTP/{kdc.host('node1')}"], extra=(
+            f'<Directory "{d}/htdocs/ht">\n    AllowOverride AuthConfig\n</Directory>\n'
             f"KdelegSession On\nKdelegSessionKeyFile {keys}\n"
             f"KdelegUserRealm {kdc.realm}\n"
             "LogLevel info kdeleg:debug\n"
@@ -195,3 +203,16 @@ def test_protocol_transition_has_no_indicator(front, kdc):
     lines = front.error_log_since(mark)
     assert kdclient.causes(lines) == ["no-indicator"]
     assert "not by a Kerberos ticket here" in kdclient.kd_lines(lines, "KD00301")[0][2]
+
+
+def test_htaccess(front, kdc, plain, request):
+    """Require kdeleg-indicator in .htaccess under AllowOverride AuthConfig:
+    the plain login is denied with no-indicator; MIT: the FAST login passes."""
+    mark = front.error_log_mark()
+    status, _, _, _ = kdclient.negotiate(front, "/ht/index.html", plain)
+    assert status == 403
+    assert kdclient.causes(front.error_log_since(mark)) == ["no-indicator"]
+    if kdc.kind == "mit":
+        status, _, body, _ = kdclient.negotiate(front, "/ht/index.html",
+                                                request.getfixturevalue("fast"))
+        assert status == 200 and body == "page\n", body
