@@ -784,6 +784,9 @@ struct kd_accepted_name {
     int read;                  /* the attribute was asked for */
     const kd_logon_info *logon_info;
     const char *why;
+    int indicators_read;       /* "auth-indicators" was asked for */
+    const apr_array_header_t *indicators; /* const char *; NULL: none */
+    const char *indicators_why;
 };
 
 static apr_status_t release_name(void *data)
@@ -856,6 +859,90 @@ const kd_logon_info *kd_accept_logon_info(kd_accepted_name *name, const char **w
     if (why)
         *why = name->logon_info ? NULL : name->why;
     return name->logon_info;
+}
+
+/* ------------------------------------------------------------ authentication indicators */
+
+#define KD_ATTR_AUTH_INDICATORS "auth-indicators"
+/* More than any KDC sets (one per preauth mechanism, plus policy ones):
+ * a bound on the loop, not a limit anyone should meet. */
+#define KD_MAX_INDICATORS 64
+
+/* One value of the attribute, kept when the library vouches for it and it
+ * is a usable word (not empty, no NUL: it must be able to equal a word of
+ * the configuration). */
+static void keep_indicator(apr_array_header_t *list, const gss_buffer_desc *value,
+                           int authenticated)
+{
+    if (!authenticated || value->length == 0 || memchr(value->value, '\0', value->length))
+        return;
+    APR_ARRAY_PUSH(list, const char *) = kd_gss_buffer_str(list->pool, value);
+}
+
+static void read_indicators(kd_accepted_name *n)
+{
+    OM_uint32 major = GSS_S_COMPLETE, minor, ignored;
+    gss_buffer_desc attr, value;
+    apr_array_header_t *list = apr_array_make(n->pool, 2, sizeof(const char *));
+    int authenticated, complete, more = -1, i;
+
+    attr.value = (void *)KD_ATTR_AUTH_INDICATORS;
+    attr.length = sizeof(KD_ATTR_AUTH_INDICATORS) - 1;
+    /* more: -1 asks for the first value; the library sets 0 after the last. */
+    for (i = 0; more != 0 && i < KD_MAX_INDICATORS; i++) {
+        authenticated = complete = 0;
+        value.length = 0;
+        value.value = NULL;
+        major = gss_get_name_attribute(&minor, n->name, &attr, &authenticated, &complete,
+                                       &value, GSS_C_NO_BUFFER, &more);
+        if (major == GSS_S_UNAVAILABLE)
+            break;
+        if (GSS_ERROR(major)) {
+            n->indicators_why = apr_psprintf(n->pool, "cannot read " KD_ATTR_AUTH_INDICATORS
+                                             ": %s", kd_gss_error(n->pool, major, minor));
+            return;
+        }
+        keep_indicator(list, &value, authenticated);
+        gss_release_buffer(&ignored, &value);
+    }
+    if (list->nelts > 0)
+        n->indicators = list;
+    else if (i > 0 && major != GSS_S_UNAVAILABLE)
+        n->indicators_why = "none of the ticket's authentication indicators is marked "
+                            "authenticated by the library";
+    else
+        n->indicators_why = "the ticket carries no authentication indicator (the KDC set "
+                            "none for this login; Active Directory never does)";
+}
+
+const apr_array_header_t *kd_accept_indicators(kd_accepted_name *name, const char **why)
+{
+    if (name == NULL) {
+        if (why)
+            *why = "no accepted Kerberos ticket";
+        return NULL;
+    }
+    if (!name->indicators_read) {
+        name->indicators_read = 1;
+        read_indicators(name);
+    }
+    if (why)
+        *why = name->indicators ? NULL : name->indicators_why;
+    return name->indicators;
+}
+
+const char *kd_indicator_find(const apr_array_header_t *have, const char *name)
+{
+    int i;
+
+    if (have == NULL || name == NULL)
+        return NULL;
+    for (i = 0; i < have->nelts; i++) {
+        const char *one = APR_ARRAY_IDX(have, i, const char *);
+        if (strcmp(one, name) == 0)
+            return one;
+    }
+    return NULL;
 }
 
 /* ------------------------------------------------------------ accepting */

@@ -7,6 +7,7 @@
 #define KD_ACCEPT_H
 
 #include <apr_pools.h>
+#include <apr_tables.h>
 
 #include "kd_pac.h"
 #include "kd_result.h"
@@ -77,6 +78,20 @@ kd_cause kd_acceptor_accept(kd_acceptor *a, apr_pool_t *p, const kd_token_info *
  * verified PAC: an MIT KDC's, or a PAC the KDC stripped; or it does not
  * decode) with *why (when why is not NULL) saying which, for the log. */
 const kd_logon_info *kd_accept_logon_info(kd_accepted_name *name, const char **why);
+
+/* The authentication indicators of the accepted ticket (const char *,
+ * e.g. "otp", "spake", "pkinit"): the name attribute "auth-indicators"
+ * that MIT (1.16+) fills from the ticket's CAMMAC, only the values the
+ * library marks authenticated. Read on the first call, kept for the next
+ * ones. NULL when there is none (name NULL; a ticket without indicators:
+ * every Active Directory ticket, and an MIT login the KDC set none for)
+ * with *why (when why is not NULL) saying which. */
+const apr_array_header_t *kd_accept_indicators(kd_accepted_name *name, const char **why);
+
+/* The element of have (const char *, may be NULL) equal to name (byte for
+ * byte: indicators are case-sensitive, as the KDC's require_auth compares
+ * them), or NULL. */
+const char *kd_indicator_find(const apr_array_header_t *have, const char *name);
 
 /* The front end's own identity for spn, borrowed until p is cleared: its
  * TGT from this keytab, taken as account when given, else as the keytab's

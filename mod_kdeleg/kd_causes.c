@@ -186,6 +186,17 @@ static const kd_cause_info catalogue[KD_CAUSE__COUNT] = {
      "serve the location over https (SSLEngine on), or set KdelegPasswordWithoutTLS On where "
      "TLS ends in front of httpd",
      "the same: https for the location, or KdelegPasswordWithoutTLS On behind a TLS proxy"},
+    {KD_CAUSE_NO_INDICATOR, "no-indicator", 403, 0,
+     "Require kdeleg-indicator: the user did not log in here with a Kerberos ticket carrying "
+     "an authentication indicator (a session cookie, protocol transition and another "
+     "module's login carry none), so the indicator check denies",
+     "Active Directory issues no authentication indicators: use Require kdeleg-group (for "
+     "example a group granted to smart-card logons by Authentication Mechanism Assurance) "
+     "instead",
+     "make the KDC add the indicator (kdc.conf: encrypted_challenge_indicator with FAST, "
+     "spake_preauth_indicator, pkinit_indicator, or the otp/radius indicator) and have the "
+     "user kinit that way; a session user needs a fresh Kerberos login (an answer to the "
+     "401 challenge, without AuthzSendForbiddenOnFailure On)"},
     {KD_CAUSE_REPLAY_CACHE_UNAVAILABLE, "replay-cache-unavailable", 503, 1,
      "the node's replay cache could not be used (it is full, or its lock failed): the token "
      "was refused rather than accepted unchecked",

@@ -98,6 +98,7 @@ static void register_hooks(apr_pool_t *p)
     kdeleg_delegate_register_hooks(p);
     kdeleg_groups_register_hooks(p);
     kdeleg_password_register_hooks(p);
+    kdeleg_indicator_register_hooks(p);
     kdeleg_status_register_hooks(p);
 }
 

@@ -316,6 +316,9 @@ const kd_groups *kdeleg_groups_of(request_rec *r, const char **why);
 void kdeleg_publish_groups(request_rec *r, const kdeleg_dir_conf *conf);
 const char *kdeleg_add_group_map(cmd_parms *cmd, void *dconf, const char *alias, const char *sid);
 void kdeleg_groups_register_hooks(apr_pool_t *p);
+/* Require kdeleg-indicator NAME... (mod_kdeleg_indicator.c): the
+ * authentication indicators of the ticket the user logged in with here. */
+void kdeleg_indicator_register_hooks(apr_pool_t *p);
 
 /* Delegation (mod_kdeleg_delegate.c): after authentication, obtain the
  * configured back-end tickets; OK, or the status that ends the request.

@@ -46,6 +46,10 @@ Realm(base_dir, realm="EXAMPLE.TEST", domain="example.test")
     kdc_log_mark() / kdc_log_since(mark) -> [lines]
     stop_kdc() / start_kdc()     the KDC alone (slapd keeps running)
     stop_slapd() / start_slapd() the directory alone (the KDC keeps running)
+    kinit_fast(principal, ccache_path, password=None) -> ccache_path   kinit
+                            through FAST with anonymous PKINIT armor: its
+                            tickets carry the authentication indicator
+                            FAST_INDICATOR ("fast", encrypted_challenge_indicator)
     kinit_anonymous(ccache_path) -> ccache_path   kinit -n @REALM: anonymous
                             PKINIT (always on, no password), default principal
                             ANONYMOUS_PRINCIPAL = WELLKNOWN/ANONYMOUS@WELLKNOWN:
@@ -190,6 +194,9 @@ PROTOCOL_TRANSITION = ("HTTP/vip", "HTTP/node1")  # not HTTP/node2
 # Anonymous PKINIT (kinit -n, RFC 8062): the client's name in the ticket.
 ANONYMOUS_PRINCIPAL = "WELLKNOWN/ANONYMOUS@WELLKNOWN:ANONYMOUS"
 PKINIT_PLUGIN = "/usr/lib/*/krb5/plugins/preauth/pkinit.so"  # krb5-pkinit
+# The authentication indicator of a login through FAST (kinit_fast): the
+# realm's encrypted_challenge_indicator.
+FAST_INDICATOR = "fast"
 KEYTABS = {
     "node1": ("HTTP/vip", "HTTP/node1", "HTTP/other"),
     "node2": ("HTTP/vip", "HTTP/node2"),
@@ -693,6 +700,10 @@ index krbPrincipalName eq,pres,sub
 """)
         # No default_principal_flags = +preauth: it breaks S4U2Proxy to the
         # services it creates (see LAB.md); users get +requires_preauth.
+        # encrypted_challenge_indicator: a login through FAST (kinit_fast)
+        # gets tickets carrying the authentication indicator FAST_INDICATOR;
+        # a plain kinit (encrypted timestamp, no FAST) carries none, so no
+        # other test sees a difference.
         _write(self.kdc_conf, f"""[kdcdefaults]
  kdc_listen = 127.0.0.1:{port}
  kdc_tcp_listen = 127.0.0.1:{port}
@@ -702,6 +713,7 @@ index krbPrincipalName eq,pres,sub
  {r} = {{
   database_module = ldapconf
   key_stash_file = {self.path("stash")}
+  encrypted_challenge_indicator = {FAST_INDICATOR}
   pkinit_identity = FILE:{self.kdc_cert},{self.kdc_key}
   pkinit_anchors = FILE:{self.ca_pem}
  }}
@@ -824,6 +836,20 @@ index krbPrincipalName eq,pres,sub
                            "(Debian package krb5-pkinit; t/install-deps)")
         self.run(["kinit", "-n", "-c", "FILE:" + ccache_path, "@" + self.realm],
                  ccache_path)
+        return ccache_path
+
+    def kinit_fast(self, principal, ccache_path, password=None):
+        """kinit through FAST, armored with an anonymous PKINIT TGT
+        (kinit -T): the KDC uses encrypted challenge, so the tickets of this
+        login carry the authentication indicator FAST_INDICATOR."""
+        armor = ccache_path + ".armor"
+        self.kinit_anonymous(armor)
+        try:
+            self.run(["kinit", "-T", "FILE:" + armor, "-c", "FILE:" + ccache_path,
+                      self.principal(principal)], ccache_path,
+                     input=(password or USERS[principal.split("@")[0]]) + "\n")
+        finally:
+            os.unlink(armor)
         return ccache_path
 
     def modprinc(self, principal, flags):

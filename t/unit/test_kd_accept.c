@@ -111,6 +111,38 @@ START_TEST(no_name_no_logon_info)
 }
 END_TEST
 
+/* Without an accepted name there are no indicators, and the reason says
+ * so (a session or protocol-transition user reaches the check that way). */
+START_TEST(no_name_no_indicators)
+{
+    const char *why = NULL;
+
+    ck_assert_ptr_null(kd_accept_indicators(NULL, &why));
+    ck_assert_str_eq(why, "no accepted Kerberos ticket");
+    ck_assert_ptr_null(kd_accept_indicators(NULL, NULL));
+}
+END_TEST
+
+/* Indicators match byte for byte: no case folding, no prefixes. */
+START_TEST(indicator_find_is_exact)
+{
+    apr_array_header_t *have = apr_array_make(kd_test_pool, 2, sizeof(const char *));
+
+    APR_ARRAY_PUSH(have, const char *) = "spake";
+    APR_ARRAY_PUSH(have, const char *) = "fast";
+    ck_assert_str_eq(kd_indicator_find(have, "fast"), "fast");
+    ck_assert_str_eq(kd_indicator_find(have, "spake"), "spake");
+    ck_assert_ptr_null(kd_indicator_find(have, "FAST"));
+    ck_assert_ptr_null(kd_indicator_find(have, "fas"));
+    ck_assert_ptr_null(kd_indicator_find(have, "fast2"));
+    ck_assert_ptr_null(kd_indicator_find(have, ""));
+    ck_assert_ptr_null(kd_indicator_find(have, NULL));
+    ck_assert_ptr_null(kd_indicator_find(NULL, "fast"));
+    ck_assert_ptr_null(kd_indicator_find(apr_array_make(kd_test_pool, 1, sizeof(const char *)),
+                                         "fast"));
+}
+END_TEST
+
 Suite *kd_accept_suite(void)
 {
     Suite *s = suite_create("kd_accept");
@@ -122,6 +154,8 @@ Suite *kd_accept_suite(void)
     tcase_add_test(tc, missing_keytab_is_unusable);
     tcase_add_test(tc, no_ap_req_is_malformed);
     tcase_add_test(tc, no_name_no_logon_info);
+    tcase_add_test(tc, no_name_no_indicators);
+    tcase_add_test(tc, indicator_find_is_exact);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -143,6 +143,7 @@ START_TEST(every_row_is_reachable)
         KD_CAUSE_REALM_NOT_ALLOWED,               /* identity policy: test_760 */
         KD_CAUSE_UNTRUSTED_IDENTITY,              /* protocol transition: test_760 */
         KD_CAUSE_NO_GROUP_INFO,                   /* Require kdeleg-group: test_795 */
+        KD_CAUSE_NO_INDICATOR,                    /* Require kdeleg-indicator: test_796 */
         KD_CAUSE_REPLAY_CACHE_UNAVAILABLE,        /* replay glue: test_100 full, test_780 lock */
         KD_CAUSE_PASSWORD_WITHOUT_TLS,            /* password glue: test_791 plain http */
     };
