@@ -44,6 +44,7 @@ ADRealm(base_dir)   realm AD.EXAMPLE.TEST, domain ad.example.test, NetBIOS
     uac(account) -> int; kdc_kvno(account) -> int; rekey(account) -> int
     add_service_account(name, spns, enctypes=24) -> password
     attributes(account, *attrs) -> {attr: [values]}
+    sids(*accounts) -> ["S-1-5-21-...", ...]   objectSid of accounts or groups
     kdc_log_mark() / kdc_log_since(mark) -> the KDC's closing line of each
                             request since mark, "Kerberos: " prefix dropped:
         TGS-REQ SUCCESS ipv4:127.0.0.1:PORT alice@AD.EXAMPLE.TEST
@@ -71,6 +72,11 @@ Accounts (passwords in USERS and SERVICE_PASSWORDS)
 ---------------------------------------------------
 users      alice, bob, carol (sensitive, cannot be delegated), dave (disabled),
            erin (userPrincipalName erin.x@corp.example: an alternative UPN suffix)
+big PACs   BULK_GROUPS global security groups bulkgrp0001..bulkgrp3000 (made
+           by the same LDIF as the accounts: consecutive RIDs); biggroups is
+           in the first 650 (its Negotiate header passes 8,190 bytes),
+           hugegroups in all 3000 (its session would not fit a cookie);
+           no other account is in any of them
 websvc     user account: HTTP/vip, HTTP/node1; AES; protocol transition on;
            msDS-AllowedToDelegateTo HTTP/backend, postgres/db,
            MSSQLSvc/sql:1433, HTTP/legacy
@@ -137,10 +143,21 @@ UPN_SUFFIX = "corp.example"
 
 # Lab secrets: this domain lives for one test session inside a namespace.
 ADMIN_PASSWORD = "Admin-Pa55-lab"
-USERS = {**kdlab.USERS, "dave": "dave-Secret-1", "erin": "erin-Secret-1"}
+USERS = {**kdlab.USERS, "dave": "dave-Secret-1", "erin": "erin-Secret-1",
+         "biggroups": "biggroups-Secret-1", "hugegroups": "hugegroups-Secret-1"}
 SENSITIVE = ("carol",)
 DISABLED = ("dave",)
 UPNS = {"erin": "erin.x@" + UPN_SUFFIX}
+# Users in very many groups (issue 16): PACs too big for httpd's default
+# LimitRequestFieldSize, or for a session cookie.  Group i is bulk_group(i).
+BULK_GROUPS = 3000
+BULK_MEMBERS = {"biggroups": 650, "hugegroups": BULK_GROUPS}  # user: groups 1..n
+GROUP_TYPE_GLOBAL_SECURITY = -2147483646
+
+
+def bulk_group(i):
+    """The sAMAccountName (and CN) of bulk group i, 1..BULK_GROUPS."""
+    return f"bulkgrp{i:04d}"
 
 # userAccountControl bits
 UF_ACCOUNTDISABLE = 0x2
@@ -483,6 +500,15 @@ def _samdb_main(smb_conf):  # runs in the child process only
                         + ldif_values("msDS-AllowedToDelegateTo",
                                       acct.get("delegate_to", []))
                         + f"unicodePwd:: {pwd(SERVICE_PASSWORDS[name])}\n")
+        # The bulk groups, members named in the group's own entry (after
+        # the users): about 8 ms a group here.
+        for i in range(1, BULK_GROUPS + 1):
+            members = [f"CN={user},CN=Users,{base}" for user, n in BULK_MEMBERS.items()
+                       if i <= n]
+            ldif.append(f"dn: CN={bulk_group(i)},CN=Users,{base}\nobjectClass: group\n"
+                        f"sAMAccountName: {bulk_group(i)}\n"
+                        f"groupType: {GROUP_TYPE_GLOBAL_SECURITY}\n"
+                        + ldif_values("member", members))
         db.transaction_start()
         try:
             for entry in ldif:
@@ -502,6 +528,11 @@ def _samdb_main(smb_conf):  # runs in the child process only
                     for a in op["attrs"]}
         if kind == "replace":
             return replace(find(op["account"]).dn, op["attrs"])
+        if kind == "sids":
+            from samba.dcerpc import security
+            from samba.ndr import ndr_unpack
+            return [str(ndr_unpack(security.dom_sid, find(a, ["objectSid"])["objectSid"][0]))
+                    for a in op["accounts"]]
         if kind == "uac":
             msg = find(op["account"], ["userAccountControl"])
             uac = (int(msg["userAccountControl"][0]) | op.get("set", 0)) & ~op.get("clear", 0)
@@ -790,7 +821,7 @@ class ADRealm:
     # -- directory operations (local sam.ldb as SYSTEM; live for the KDC)
 
     def samdb(self, ops):
-        """Raw access: run [{"op": ...}, ...] (get, replace, uac,
+        """Raw access: run [{"op": ...}, ...] (get, replace, sids, uac,
         add_account, setpassword, export_keytab) in one child process."""
         return _samdb(self.smb_conf, ops)
 
@@ -798,6 +829,11 @@ class ADRealm:
         """{attr: [values]} of an account (sAMAccountName, name@REALM, UPN
         or SPN)."""
         return self.samdb([{"op": "get", "account": account, "attrs": list(attrs)}])[0]
+
+    def sids(self, *accounts):
+        """The objectSid of each account or group (sAMAccountName), as
+        S-1-5-21-... strings."""
+        return self.samdb([{"op": "sids", "accounts": list(accounts)}])[0]
 
     def uac(self, account):
         return int(self.attributes(account, "userAccountControl")["userAccountControl"][0])

@@ -85,7 +85,7 @@ Httpd(base_dir, name, ip, port=None, module_path=None, mpm="event",
 private_ccache_dir(httpd_dir) -> <httpd_dir>/ccache, 0700, owned by the httpd
                             user: a KdelegCcacheDir as an administrator makes it
 
-Haproxy(base_dir, ip, port, backends, name="haproxy", tls=None)
+Haproxy(base_dir, ip, port, backends, name="haproxy", tls=None, global_options=())
     start(); stop(); url(path="/"); scheme   round robin over [(ip, port), ...]
     tls=None plain http; ("passthrough",) mode tcp, TLS ends at the nodes;
     ("terminate", bundle_path) https at haproxy, plain http to the nodes,
@@ -1377,12 +1377,16 @@ class Haproxy:
                                   connection;
     ("terminate", bundle_path)    haproxy speaks https with the bundle
                                   (TestCA.bundle: cert + key), the nodes
-                                  plain http; adds X-Forwarded-Proto: https."""
+                                  plain http; adds X-Forwarded-Proto: https.
+    global_options: extra lines for the global section, e.g.
+    ("tune.bufsize 65536",) for requests with very large headers."""
 
-    def __init__(self, base_dir, ip, port, backends, name="haproxy", tls=None):
+    def __init__(self, base_dir, ip, port, backends, name="haproxy", tls=None,
+                 global_options=()):
         self.base = os.path.abspath(base_dir)
         self.ip, self.port, self.name = ip, port or free_port(ip), name
         self.backends = list(backends)
+        self.global_options = tuple(global_options)
         self.tls = tuple(tls) if tls else None
         if not (self.tls is None or self.tls == ("passthrough",) or
                 (len(self.tls) == 2 and self.tls[0] == "terminate")):
@@ -1408,9 +1412,10 @@ class Haproxy:
         elif self.tls:
             bind += f" ssl crt {self.tls[1]}"
             frontend = "    http-request set-header X-Forwarded-Proto https\n"
+        options = "".join(f"    {line}\n" for line in self.global_options)
         return f"""global
     maxconn 512
-
+{options}
 defaults
     mode {mode}
     timeout connect 2s
