@@ -143,8 +143,8 @@ static const kd_cause_info catalogue[KD_CAUSE__COUNT] = {
      "groups are unknown and the group check denies",
      "the KDC stripped the PAC: clear NO_AUTH_DATA_REQUIRED (userAccountControl 0x2000000) "
      "on the service account, and check that the keytab's key verifies the PAC (kvno, "
-     "enctypes); protocol-transition users have no groups yet when authorization runs: "
-     "use Kerberos or a session for group checks",
+     "enctypes); a user of another module (Basic, Form, a certificate) gets groups only "
+     "through protocol transition: KdelegProtocolTransition On, and the S4U2Self rights",
      "an MIT KDC issues a minimal PAC without logon-info: group authorization needs Active "
      "Directory (or Samba AD); use Require user or Require valid-user instead"},
     {KD_CAUSE_WRONG_PASSWORD, "wrong-password", 401, 0,

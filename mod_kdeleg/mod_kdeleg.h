@@ -236,6 +236,11 @@ int kdeleg_delegate_again(request_rec *r, const kdeleg_dir_conf *conf, kdeleg_au
 /* Session requests that delegate: tickets from the node's cache only;
  * DECLINED on a miss. */
 int kdeleg_delegate_cached(request_rec *r, const kdeleg_dir_conf *conf, kdeleg_auth_state *st);
+/* Protocol transition before authorization, for Require kdeleg-group:
+ * the state with its S4U2Self ticket as evidence (delegation still runs in
+ * fixups), or NULL with *why. */
+kdeleg_auth_state *kdeleg_transition_early(request_rec *r, const kdeleg_dir_conf *conf,
+                                           const char **why);
 /* A password user's delegation, in fixups: the evidence its check made. */
 int kdeleg_delegate_pending(request_rec *r, const kdeleg_dir_conf *conf, kdeleg_auth_state *st);
 /* The principal a user name stands for here (realm, NETBIOS\\user, UPN). */

@@ -362,18 +362,56 @@ static const char *expression_principal(request_rec *r, const kdeleg_dir_conf *c
     return NULL;
 }
 
+/* The state of a user another module authenticated, as protocol
+ * transition acts on it. */
+static kdeleg_auth_state *transition_state(request_rec *r, const kdeleg_dir_conf *conf)
+{
+    kdeleg_auth_state *st = apr_pcalloc(r->pool, sizeof(*st));
+
+    st->user = r->user;
+    st->spn = kdeleg_pick_impersonator(r, conf);
+    st->principal = kdeleg_user_name(r, conf, r->user, st->spn).principal;
+    st->method = "protocol-transition";
+    kd_result_init(&st->evidence_failure);
+    return st;
+}
+
+/* May protocol transition act on r->user here? 0, or 1 with res saying
+ * why not (nothing asked of the KDC). */
+static int transition_refused(request_rec *r, const kdeleg_dir_conf *conf, kdeleg_auth_state *st,
+                              kd_result *res)
+{
+    kd_cause refusal = KD_CAUSE_UNTRUSTED_IDENTITY;
+    const char *why;
+
+    if (!kdeleg_conf_protocol_transition(conf)) {
+        kd_result_fail(res, r->pool, KD_CAUSE_PROTOCOL_TRANSITION_NOT_ALLOWED, "s4u2self",
+                       "%s authenticated with AuthType %s and KdelegProtocolTransition is Off "
+                       "here", r->user, r->ap_auth_type ? r->ap_auth_type : "(none)");
+        return 1;
+    }
+    if ((why = untrusted_identity(r, conf)) == NULL && conf->user_principal != NULL)
+        why = expression_principal(r, conf, st);
+    if (why != NULL
+        || (refusal = kdeleg_identity_refusal(r, conf, st->principal, &why)) != KD_CAUSE_NONE) {
+        kd_result_fail(res, r->pool, refusal, "s4u2self", "%s", why);
+        return 1;
+    }
+    return 0;
+}
+
 /* Users authenticated by another module (Basic, form, client certificate)
  * on a location that delegates: S4U2Self, then the same S4U2Proxy path as
  * Kerberos users. Runs in fixups: after authentication and authorization,
- * before the handler (CGI environment, mod_proxy). */
+ * before the handler (CGI environment, mod_proxy). A transition that
+ * already happened for Require kdeleg-group (kdeleg_transition_early)
+ * only delegates here, with the ticket it got. */
 static int protocol_transition(request_rec *r)
 {
     const kdeleg_dir_conf *conf = ap_get_module_config(r->per_dir_config, &kdeleg_module);
     const kdeleg_auth_state *earlier = kdeleg_auth_state_of(r);
     kdeleg_auth_state *st;
     kdeleg_evidence_source source = {s4u2self_evidence, NULL};
-    kd_cause refusal = KD_CAUSE_UNTRUSTED_IDENTITY;
-    const char *why;
     kd_result res;
 
     if (earlier != NULL) {
@@ -385,29 +423,49 @@ static int protocol_transition(request_rec *r)
     }
     if (r->user == NULL || !kdeleg_conf_delegates(conf))
         return DECLINED;
-    st = apr_pcalloc(r->pool, sizeof(*st));
-    st->user = r->user;
-    st->spn = kdeleg_pick_impersonator(r, conf);
-    st->principal = kdeleg_user_name(r, conf, r->user, st->spn).principal;
-    st->method = "protocol-transition";
+    st = transition_state(r, conf);
     source.baton = st;
     ap_set_module_config(r->request_config, &kdeleg_module, st);
     kdeleg_set_identity(r, st);
     kd_result_init(&res);
-    if (!kdeleg_conf_protocol_transition(conf)) {
-        kd_result_fail(&res, r->pool, KD_CAUSE_PROTOCOL_TRANSITION_NOT_ALLOWED, "s4u2self",
-                       "%s authenticated with AuthType %s and KdelegProtocolTransition is Off "
-                       "here", r->user, r->ap_auth_type ? r->ap_auth_type : "(none)");
+    if (transition_refused(r, conf, st, &res))
         return delegation_failed(r, conf, st, &res, NULL);
-    }
-    if ((why = untrusted_identity(r, conf)) == NULL && conf->user_principal != NULL)
-        why = expression_principal(r, conf, st);
-    if (why != NULL
-        || (refusal = kdeleg_identity_refusal(r, conf, st->principal, &why)) != KD_CAUSE_NONE) {
-        kd_result_fail(&res, r->pool, refusal, "s4u2self", "%s", why);
-        return delegation_failed(r, conf, st, &res, NULL);
-    }
     return kdeleg_delegate(r, conf, st, NULL, NULL, &source);
+}
+
+/* Require kdeleg-group for a user another module authenticated runs
+ * before fixups: the S4U2Self ticket whose PAC holds the user's groups is
+ * fetched now, under the same rules as in fixups, and kept as the
+ * evidence the fixups' delegation then uses (one S4U2Self either way).
+ * NULL with *why when there is no transition here. */
+kdeleg_auth_state *kdeleg_transition_early(request_rec *r, const kdeleg_dir_conf *conf,
+                                           const char **why)
+{
+    kdeleg_auth_state *st;
+    kd_result res;
+
+    if (r->user == NULL) {
+        *why = "no user";
+        return NULL;
+    }
+    st = transition_state(r, conf);
+    kd_result_init(&res);
+    if (transition_refused(r, conf, st, &res)) {
+        *why = apr_psprintf(r->pool, "%s was authenticated by AuthType %s, not by mod_kdeleg, "
+                            "and protocol transition cannot act on it here (%s: %s)",
+                            r->user, r->ap_auth_type ? r->ap_auth_type : "(none)",
+                            kd_cause_name(res.cause), res.detail ? res.detail : "");
+        return NULL;
+    }
+    ap_set_module_config(r->request_config, &kdeleg_module, st);
+    kdeleg_set_identity(r, st);
+    st->evidence = s4u2self_evidence(r, st, &res);
+    st->evidence_failure = res;
+    st->delegation_pending = 1;
+    if (st->evidence == NULL)
+        *why = apr_psprintf(r->pool, "S4U2Self for %s failed (%s: %s)", st->principal,
+                            kd_cause_name(res.cause), res.detail ? res.detail : "");
+    return st;
 }
 
 /* A session user this node has no cached tickets for: S4U2Self as this

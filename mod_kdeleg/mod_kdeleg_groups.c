@@ -52,11 +52,13 @@ static const kd_groups *read_groups(request_rec *r, const kdeleg_auth_state *st,
     }
     if (st->accepted != NULL)
         li = kd_accept_logon_info(st->accepted, why);
-    else if (strcmp(st->method, "protocol-transition") == 0 && st->delegation != NULL)
-        li = kd_delegation_logon_info(r->pool, st->delegation, why);
+    else if (strcmp(st->method, "protocol-transition") == 0
+             && (st->delegation != NULL || st->evidence != NULL))
+        li = kd_delegation_logon_info(r->pool, st->delegation ? st->delegation : st->evidence,
+                                      why);
     else if (strcmp(st->method, "protocol-transition") == 0)
-        *why = "protocol transition gives no groups before S4U2Self, which runs after "
-               "authorization";
+        *why = st->evidence_failure.detail ? st->evidence_failure.detail
+                                           : "no S4U2Self ticket (served from the node's cache)";
     else
         *why = "the accepted ticket was not kept";
     if (li == NULL)
@@ -75,15 +77,13 @@ const kd_groups *kdeleg_groups_of(request_rec *r, const char **why)
 
     *why = NULL;
     if (st == NULL) {
-        /* Another module's user: protocol transition (S4U2Self) happens in
-         * fixups, after authorization, so its PAC is not at hand yet. */
-        *why = r->user ? apr_psprintf(r->pool, "%s was authenticated by AuthType %s, not by "
-                                      "mod_kdeleg; protocol transition runs after "
-                                      "authorization, so no PAC is at hand",
-                                      ap_escape_logitem(r->pool, r->user),
-                                      r->ap_auth_type ? r->ap_auth_type : "(none)")
-                       : "no user";
-        return NULL;
+        /* Another module's user: its groups are in the PAC of the S4U2Self
+         * ticket, which fixups would fetch after authorization: fetch it
+         * now (KdelegProtocolTransition On), for delegation too. */
+        st = kdeleg_transition_early(r, ap_get_module_config(r->per_dir_config, &kdeleg_module),
+                                     why);
+        if (st == NULL)
+            return NULL;
     }
     if (!st->groups_read) {
         st->groups = read_groups(r, st, &reason);

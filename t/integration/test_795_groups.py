@@ -9,10 +9,10 @@
   request), inside <RequireAll>/<RequireAny>; an unknown alias grants
   nothing (KD00305). KdelegPublishGroups On exports KDELEG_GROUP_SIDS. The
   session cookie carries the groups: a request with only the cookie passes
-  the group check. Protocol transition: a Basic user has no groups when
-  authorization runs (denied with no-group-info, a documented limitation),
-  and its S4U2Self ticket's groups (with S-1-18-2, "service asserted
-  identity") are published after it.
+  the group check. Protocol transition: a Basic user's groups come from
+  the S4U2Self ticket, fetched when the group check asks and then used for
+  delegation; its groups (with S-1-18-2, "service asserted identity") are
+  published.
 - MIT: the KDC issues no logon-info, so the group check denies with
   no-group-info (403 under AuthzSendForbiddenOnFailure On, 401 without),
   and the status page counts the cause."""
@@ -148,7 +148,10 @@ def front(kd_httpd, kdc, groups, lab_dir):
             + loc("publish", "Require valid-user", "KdelegPublishGroups On")
             + loc("pt-group", f"Require kdeleg-group {g['kd795direct']}", auth=basic_auth)
             + loc("pt-publish", "Require valid-user", "KdelegPublishGroups On",
-                  auth=basic_auth)))
+                  auth=basic_auth)
+            + loc("pt-off-group", f"Require kdeleg-group {g['kd795direct']}",
+                  auth=basic_auth.replace("KdelegProtocolTransition On",
+                                          "KdelegProtocolTransition Off"))))
     httpd = kd_httpd("groups", "127.0.0.2", server_name=kdc.host("node1"), env=kdc.r.env(),
                      conf_fn=conf, extra_modules=("auth_basic", "authn_file"))
     # mod_authz_core's "authorization failure" line; no-group-info and the
@@ -233,14 +236,32 @@ def test_session_carries_the_groups(front, kdc, alice, groups):
 
 
 def test_protocol_transition_groups(front, kdc, alice, groups):
-    """Authorization runs before protocol transition (fixups): a Basic user
-    has no groups for Require kdeleg-group (no-group-info); after S4U2Self
-    its ticket's groups are published (AD)."""
+    """A Basic user's groups come from the S4U2Self ticket, fetched when
+    Require kdeleg-group asks (authorization runs before fixups) and then
+    used as the delegation evidence too: AD grants by group and delegates
+    (every time: two requests); MIT has no PAC (no-group-info). Without
+    KdelegProtocolTransition there are no groups (no-group-info, saying
+    why). After S4U2Self its ticket's groups are published (AD)."""
+    for _ in range(2):
+        mark = front.error_log_mark()
+        status, _, body = kdclient.request(front, "/pt-group/env.cgi",
+                                           headers={"Authorization": basic("alice")})
+        env = kdclient.cgi_env(body)
+        if kdc.kind == "ad":
+            assert status == 200, body
+            assert env["KDELEG_AUTH_METHOD"] == "protocol-transition"
+            assert env["KRB5CCNAME"].startswith("FILE:"), body   # delegated with that ticket
+            assert kdclient.causes(front.error_log_since(mark)) == []
+        else:
+            assert status == 403, body
+            assert kdclient.causes(front.error_log_since(mark)) == ["no-group-info"]
     mark = front.error_log_mark()
-    status, _, body = kdclient.request(front, "/pt-group/env.cgi",
+    status, _, body = kdclient.request(front, "/pt-off-group/env.cgi",
                                        headers={"Authorization": basic("alice")})
     assert status == 403, body
-    assert kdclient.causes(front.error_log_since(mark)) == ["no-group-info"]
+    lines = front.error_log_since(mark)
+    assert kdclient.causes(lines) == ["no-group-info"]
+    assert "KdelegProtocolTransition is Off" in "".join(lines), lines
     status, _, body = kdclient.request(front, "/pt-publish/env.cgi",
                                        headers={"Authorization": basic("alice")})
     env = kdclient.cgi_env(body)
