@@ -151,7 +151,8 @@ def test_published_groups_too_big_for_a_cgi(front, ad, tgt, bulk_sids):
     assert get(httpd, "all", huge)[0] == 200
     mark = httpd.error_log_mark()
     status, _, body = get(httpd, "publish", huge)
-    assert status == 503, body
+    # mod_cgid answers 503 or 500 depending on where the oversized environment fails
+    assert status in (500, 503), body
     assert [l for l in httpd.error_log_since(mark) if "[cgid:error]" in l]
 
 
