@@ -98,7 +98,9 @@ KdcRelay(ip, upstream)      a TCP hop between a server and a real KDC
     which proves nothing about timeouts). .requests counts requests seen,
     .krb5_conf(realm_conf, path) writes a copy of a realm's krb5.conf whose
     KDC is the relay; close_held() hangs up the connections the black hole
-    holds; close() ends the relay and every connection it holds.
+    holds; down() stops listening (connections refused at once, as by a
+    stopped KDC) and hangs up held connections, up() listens again on the
+    same port; close() ends the relay and every connection it holds.
 
 Postgres(base_dir, realm, ip="127.0.0.5", port=None, name="postgres")
     start()                 initdb (as the postgres OS user when root) into
@@ -1472,13 +1474,13 @@ class KdcRelay:
         self._sock.listen(128)
         self.port = self._sock.getsockname()[1]
         self._closed = False
-        threading.Thread(target=self._accept, daemon=True).start()
+        threading.Thread(target=self._accept, args=(self._sock,), daemon=True).start()
 
-    def _accept(self):
+    def _accept(self, sock):
         import threading
         while not self._closed:
             try:
-                conn, _ = self._sock.accept()
+                conn, _ = sock.accept()
             except OSError:
                 return
             threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
@@ -1539,10 +1541,33 @@ class KdcRelay:
                 conn.close()
             self._held.clear()
 
+    def down(self):
+        """Stop listening, as a stopped KDC: connections to the port are
+        refused at once (and UDP to it too: nothing listens there)."""
+        with self._lock:
+            sock, self._sock = self._sock, None
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)   # wakes the accepting thread
+            except OSError:
+                pass
+            sock.close()
+        self.close_held()
+
+    def up(self):
+        """Listen again on the same address and port after down()."""
+        import threading
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.ip, self.port))
+        sock.listen(128)
+        with self._lock:
+            self._sock = sock
+        threading.Thread(target=self._accept, args=(sock,), daemon=True).start()
+
     def close(self):
         self._closed = True
-        self._sock.close()
-        self.close_held()
+        self.down()
 
 
 class Postgres:
