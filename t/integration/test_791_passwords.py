@@ -25,7 +25,10 @@ AuthBasicProvider kdeleg and AuthFormProvider kdeleg.
 
 import base64
 import os
+import re
 import subprocess
+import threading
+import time
 import urllib.parse
 
 import pytest
@@ -466,3 +469,209 @@ def test_rogue_kdc_is_refused(kd_httpd, users, kdc_backend, rogue_kdcs):
     # the rogue did answer: a TGT and a ticket for the front end
     assert any(f"alice@{kdc.realm} for HTTP/{kdc.host('node1')}" in l
                for l in rogue.kdc_log_since(mark)), rogue.kdc_log_since(mark)
+
+
+# ------------------------------------------------------------ a KDC that cannot be reached
+
+RELAY_IP = "127.0.0.9"
+
+
+@pytest.fixture
+def relay(users):
+    """A kdlab.KdcRelay in front of the realm's KDC (see test_770)."""
+    kdc = users
+    with open(kdc.r.krb5_conf) as f:
+        addr = re.search(r"(?m)^\s*kdc\s*=\s*(\S+)", f.read()).group(1)
+    host, _, port = addr.partition(":")
+    r = kdlab.KdcRelay(RELAY_IP, (host, int(port or 88)))
+    yield r
+    r.close()
+
+
+@pytest.fixture
+def relayed_front(kd_httpd, users, kdc_backend, relay):
+    """The front end, its KDC behind the relay."""
+    kdc = users
+    conf_path = relay.krb5_conf(kdc.r.krb5_conf, kdc.r.path(f"krb5-relay-{relay.port}.conf"))
+    httpd = kd_httpd("pwrelay", "127.0.0.2", server_name=kdc.host("node1"),
+                     env={**kdc.r.env(), "KRB5_CONFIG": conf_path},
+                     conf_fn=lambda d: front_conf(kdc, kdc_backend, d),
+                     extra_modules=("auth_basic",) + PROXY_MODULES)
+    httpd.allowed |= {"KD00301", "AH01617", "AH01631", "AH01807"}
+    return httpd
+
+
+def unreachable(httpd, mark, user):
+    """The one KD00301 line since mark: error level, kdc-unreachable, naming user."""
+    lines = httpd.error_log_since(mark)
+    found = kdclient.kd_lines(lines, "KD00301")
+    assert kdclient.causes(lines) == ["kdc-unreachable"], lines
+    level, _, msg = found[0]
+    assert level == "error" and user in msg, found
+    assert not any("answered without asking the KDC" in l for l in lines), lines
+    return msg
+
+
+def after_the_kdc_is_back(httpd, relay, user):
+    """The KDC answers again: no wait for KdelegPasswordFailureCache (30 s).
+    The right password works at once, asking the KDC; a wrong one is
+    wrong-password from the KDC, then (only then) from the failure cache."""
+    asked = relay.requests
+    status, _, body = basic(httpd, "/pw/env.cgi", user, PASSWORD)
+    assert status == 200 and kdclient.cgi_env(body)["KDELEG_AUTH_METHOD"] == "password", body
+    assert relay.requests > asked
+    for from_cache in (False, True):
+        mark, asked = httpd.error_log_mark(), relay.requests
+        status, headers, _ = basic(httpd, "/pw/env.cgi", user, WRONG)
+        assert status == 401 and headers["www-authenticate"].startswith("Basic"), headers
+        lines = httpd.error_log_since(mark)
+        assert kdclient.causes(lines) == ["wrong-password"], lines
+        assert any("answered without asking the KDC" in l for l in lines) == from_cache, lines
+        assert (relay.requests == asked) == from_cache
+
+
+def test_kdc_down_fails_closed(relayed_front, users, relay):
+    """A KDC that refuses connections: 500 with cause kdc-unreachable, for
+    the right password and a wrong one alike (nothing tells them apart);
+    never 401 (a wrong password to the user), and never remembered."""
+    front = relayed_front
+    relay.down()
+    for password in (PASSWORD, WRONG, PASSWORD):
+        mark = front.error_log_mark()
+        status, headers, body = basic(front, "/pw/env.cgi", "kd791user", password)
+        assert status == 500, (status, body)
+        assert "www-authenticate" not in headers and "REMOTE_USER" not in body, headers
+        unreachable(front, mark, users.user("kd791user"))
+    relay.up()
+    after_the_kdc_is_back(front, relay, "kd791user")
+
+
+def test_silent_kdc_fails_closed(relayed_front, users, relay):
+    """A KDC that accepts and never answers: the request waits for it (no
+    early 401), then fails as kdc-unreachable. MIT would give up by itself
+    after ~25 s; the test ends the wait by hanging up, as test_770 does."""
+    front = relayed_front
+    relay.mode = "blackhole"
+    mark = front.error_log_mark()
+    results = []
+    waiting = threading.Thread(target=lambda: results.append(
+        basic(front, "/pw/env.cgi", "kd791user", PASSWORD)), daemon=True)
+    waiting.start()
+    deadline = time.monotonic() + 10
+    while relay.requests == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert relay.requests == 1
+    time.sleep(1)
+    assert waiting.is_alive() and results == []
+    relay.close_held()
+    waiting.join(30)
+    assert not waiting.is_alive()
+    status, headers, body = results[0]
+    assert status == 500 and "www-authenticate" not in headers, (status, body)
+    unreachable(front, mark, users.user("kd791user"))
+    relay.mode = "forward"
+    after_the_kdc_is_back(front, relay, "kd791user")
+
+
+# ------------------------------------------------------------ behind mod_proxy
+
+@pytest.fixture
+def echo_backend(kd_httpd, users):
+    """A back end that authenticates nobody and shows the Authorization
+    header it received (CGIPassAuth), on the back end's host."""
+    kdc = users
+
+    def conf(d):
+        return f"""
+ScriptAlias /cgi/ "{d}/cgi-bin/"
+<Location /cgi/>
+    Require all granted
+    CGIPassAuth On
+</Location>
+"""
+    return kd_httpd("pwecho", "127.0.0.4", server_name=kdc.host("backend"), env=kdc.r.env(),
+                    conf_fn=conf)
+
+
+@pytest.fixture
+def proxy_front(kd_httpd, users, kdc_backend, echo_backend):
+    """Password locations proxied to the back ends: with KdelegProxyNegotiate
+    (to the Kerberos back end and to the echo), without it, and without it
+    but with RequestHeader unset Authorization."""
+    kdc = users
+    back = f"HTTP/{kdc.host('backend')}"
+    basic_lines = 'AuthType Basic\n    AuthName "web"\n    AuthBasicProvider kdeleg\n' \
+                  '    Require valid-user'
+    kerberos = f"http://127.0.0.4:{kdc_backend.port}/private/cgi/"
+    echo = f"http://127.0.0.4:{echo_backend.port}/cgi/"
+    extra = f"""
+<Location /pwproxyneg/>
+    {basic_lines}
+    KdelegProtocolTransition Off
+    KdelegProxyNegotiate {back}
+    ProxyPass {kerberos}
+</Location>
+<Location /pwechoneg/>
+    {basic_lines}
+    KdelegProtocolTransition Off
+    KdelegProxyNegotiate {back}
+    ProxyPass {echo}
+</Location>
+<Location /pwecho/>
+    {basic_lines}
+    ProxyPass {echo}
+</Location>
+<Location /pwechounset/>
+    {basic_lines}
+    RequestHeader unset Authorization
+    ProxyPass {echo}
+</Location>
+"""
+    httpd = kd_httpd("pwproxy", "127.0.0.2", server_name=kdc.host("node1"), env=kdc.r.env(),
+                     conf_fn=lambda d: front_conf(kdc, kdc_backend, d, extra=extra),
+                     extra_modules=("auth_basic",) + PROXY_MODULES)
+    httpd.allowed |= {"KD00301", "AH01617", "AH01631", "AH01807"}
+    return httpd
+
+
+def basic_header(user, password):
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def test_proxy_negotiate_replaces_the_password(proxy_front, users):
+    """KdelegProxyNegotiate: the back end gets a Negotiate token made from
+    the password login's ticket (S4U2Proxy, no protocol transition), and
+    authenticates the user with it; the Basic header, the password in it,
+    never leaves the front end."""
+    kdc = users
+    password = kdlab.USERS["alice"]
+    mark = kdc.r.kdc_log_mark()
+    status, _, body = basic(proxy_front, "/pwproxyneg/env.cgi", "alice", password)
+    assert status == 200, body
+    env = kdclient.cgi_env(body)   # the Kerberos back end's CGI
+    assert env["REMOTE_USER"] == kdc.user("alice") and env["AUTH_TYPE"] == "Negotiate", body
+    assert kdc.s4u2proxy(kdc.r.kdc_log_since(mark), "HTTP/backend")
+    status, _, body = basic(proxy_front, "/pwechoneg/env.cgi", "alice", password)
+    assert status == 200, body
+    got = kdclient.cgi_env(body).get("HTTP_AUTHORIZATION", "")
+    assert got.startswith("Negotiate ") and len(got) > 100, body
+    assert basic_header("alice", password) not in body and password not in body
+    assert base64.b64encode(password.encode()).decode() not in body
+
+
+def test_proxied_basic_is_forwarded_unless_unset(proxy_front, users):
+    """Without KdelegProxyNegotiate, mod_proxy forwards the client's
+    Authorization header as it does for any Basic provider: the password
+    reaches the back end. RequestHeader unset Authorization keeps it on the
+    front end, after the provider has checked it."""
+    sent = basic_header("kd791user", PASSWORD)
+    status, _, body = basic(proxy_front, "/pwecho/env.cgi", "kd791user", PASSWORD)
+    assert status == 200, body
+    assert kdclient.cgi_env(body).get("HTTP_AUTHORIZATION") == sent, body
+    status, _, body = basic(proxy_front, "/pwechounset/env.cgi", "kd791user", PASSWORD)
+    assert status == 200, body
+    env = kdclient.cgi_env(body)
+    assert "HTTP_AUTHORIZATION" not in env and PASSWORD not in body, body
+    # still a checked login: a wrong password is not proxied at all
+    status, _, body = basic(proxy_front, "/pwechounset/env.cgi", "kd791user", WRONG)
+    assert status == 401 and "HTTP_" not in body, body
