@@ -178,7 +178,11 @@ static kd_cause get_tgt(apr_pool_t *p, check_state *s, const kd_password_request
         if (*ntstatus != 0)
             nt = apr_psprintf(p, " (NTSTATUS 0x%08x)", (unsigned)*ntstatus);
         cause = kd_cause_from_password_error(code, *ntstatus);
-        kd_result_fail(res, p, cause, "password", "the KDC refused the password of %s: %s%s",
+        /* No KDC answered: nothing was said about the password. */
+        kd_result_fail(res, p, cause, "password",
+                       cause == KD_CAUSE_KDC_UNREACHABLE
+                           ? "no KDC answered to check the password of %s: %s%s"
+                           : "the KDC refused the password of %s: %s%s",
                        req->user->principal, krb5_text(p, s->ctx, code), nt);
         res->krb5_code = code;
         return cause;

@@ -508,6 +508,8 @@ def unreachable(httpd, mark, user):
     assert kdclient.causes(lines) == ["kdc-unreachable"], lines
     level, _, msg = found[0]
     assert level == "error" and user in msg, found
+    # said as an outage, not as a refused password
+    assert "no KDC answered to check the password" in msg and "refused the password" not in msg
     assert not any("answered without asking the KDC" in l for l in lines), lines
     return msg
 
@@ -535,7 +537,15 @@ def test_kdc_down_fails_closed(relayed_front, users, relay):
     the right password and a wrong one alike (nothing tells them apart);
     never 401 (a wrong password to the user), and never remembered."""
     front = relayed_front
+    # alice logged in before: her success is remembered, and serves her
+    # (where nothing is delegated) while the KDC is down
+    alice = kdlab.USERS["alice"]
+    assert basic(front, "/pw/env.cgi", "alice", alice)[0] == 200
     relay.down()
+    asked = relay.requests
+    status, _, body = basic(front, "/pw/env.cgi", "alice", alice)
+    assert status == 200 and kdclient.cgi_env(body)["REMOTE_USER"] == users.user("alice"), body
+    assert relay.requests == asked
     for password in (PASSWORD, WRONG, PASSWORD):
         mark = front.error_log_mark()
         status, headers, body = basic(front, "/pw/env.cgi", "kd791user", password)

@@ -1,7 +1,9 @@
 #include "kd_unit.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "kd_password.h"
 
@@ -194,6 +196,51 @@ START_TEST(token_refuses_unusable_name)
 }
 END_TEST
 
+/* A KDC that refuses connections: kdc-unreachable, said as such (not as
+ * a refused password), and the password is in no message. */
+START_TEST(token_kdc_down_is_unreachable)
+{
+    char dir[] = "/tmp/kd-unit-pw-XXXXXX", path[64];
+    const char *saved = getenv("KRB5_CONFIG");
+    char *keep = saved ? strdup(saved) : NULL;
+    kd_user_name name = {"alice@DOWN.TEST", 0, NULL};
+    kd_password_request req = {&name, "Unit-secret-pw", "HTTP/www.down.test"};
+    unsigned char *tok;
+    size_t len;
+    uint32_t nt;
+    kd_result res;
+    FILE *f;
+
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/krb5.conf", dir);
+    f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    /* port 1 on loopback: nothing listens, TCP and UDP are refused at once */
+    fputs("[libdefaults]\n default_realm = DOWN.TEST\n dns_lookup_kdc = false\n"
+          " udp_preference_limit = 1\n"
+          "[realms]\n DOWN.TEST = {\n  kdc = 127.0.0.1:1\n }\n", f);
+    fclose(f);
+    setenv("KRB5_CONFIG", path, 1);
+    kd_result_init(&res);
+    ck_assert_int_eq(kd_password_token(kd_test_pool, &req, &tok, &len, &nt, &res),
+                     KD_CAUSE_KDC_UNREACHABLE);
+    if (keep) {
+        setenv("KRB5_CONFIG", keep, 1);
+        free(keep);
+    }
+    else
+        unsetenv("KRB5_CONFIG");
+    unlink(path);
+    rmdir(dir);
+    ck_assert_ptr_null(tok);
+    ck_assert_int_eq(res.cause, KD_CAUSE_KDC_UNREACHABLE);
+    ck_assert_ptr_nonnull(res.detail);
+    ck_assert_ptr_nonnull(strstr(res.detail, "no KDC answered"));
+    ck_assert_ptr_null(strstr(res.detail, "refused the password"));
+    ck_assert_ptr_null(strstr(res.detail, "Unit-secret-pw"));
+}
+END_TEST
+
 Suite *kd_password_suite(void)
 {
     Suite *s = suite_create("kd_password");
@@ -210,6 +257,7 @@ Suite *kd_password_suite(void)
     tcase_add_test(tc, cache_put_get_expire_drop);
     tcase_add_test(tc, cache_is_bounded);
     tcase_add_test(tc, token_refuses_unusable_name);
+    tcase_add_test(tc, token_kdc_down_is_unreachable);
     suite_add_tcase(s, tc);
     return s;
 }
