@@ -21,7 +21,15 @@ AuthBasicProvider kdeleg and AuthFormProvider kdeleg.
 - TLS: AuthBasicProvider kdeleg in a server without SSLEngine on is a
   start-up error (KD00220) unless KdelegPasswordWithoutTLS On; one set in
   .htaccess, which start-up cannot see, is refused per request
-  (password-without-tls) without asking the KDC."""
+  (password-without-tls) without asking the KDC.
+- A KDC that refuses connections, or accepts and never answers (a
+  kdlab.KdcRelay in front of the real one, stopped or silent): 500 with
+  cause kdc-unreachable, never 401, never remembered by the failure cache;
+  when the KDC is back the right password works at once.
+- Behind mod_proxy: with KdelegProxyNegotiate the back end gets Negotiate
+  made from the password login's ticket, never the Basic header; without
+  it the Basic header (the password) is forwarded, unless RequestHeader
+  unset Authorization."""
 
 import base64
 import os
