@@ -204,6 +204,14 @@ static const kd_cause_info catalogue[KD_CAUSE__COUNT] = {
      "kdeleg-replay (its directory must stay writable, semaphores must not be removed) "
      "and the error log around the failure",
      "the same: raise KdelegReplayCache, or fix the kdeleg-replay mutex (Mutex directive)"},
+    {KD_CAUSE_SHARED_STORE_DOWN, "shared-store-down", 503, 1,
+     "the store the farm shares (KdelegReplayCache memcache:/redis:) did not answer, or "
+     "refused the claim: the token was refused rather than accepted with no farm-wide "
+     "replay check (the detail names the store)",
+     "start the store or open the path to it (memcached/redis on the named host and port); "
+     "if it answers with an out-of-memory error it is full: give it more memory (it must "
+     "never evict: memcached -M, redis maxmemory-policy noeviction)",
+     "the same: the shared store is independent of the KDC"},
     {KD_CAUSE_NEGOTIATE_FAILED, "negotiate-failed", 401, 0,
      "the Kerberos exchange failed for a reason not listed above (see the detail)",
      "read the detail; enable Kerberos event logging on the client",

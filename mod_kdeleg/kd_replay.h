@@ -18,6 +18,7 @@ typedef enum {
     KD_REPLAY_SEEN,      /* seen before and still inside the replay window */
     KD_REPLAY_FULL,      /* no room without forgetting a live entry */
     KD_REPLAY_UNAVAILABLE, /* the table could not be used (its lock failed) */
+    KD_REPLAY_SHARED_DOWN, /* the farm's shared store did not confirm the claim */
 } kd_replay_result;
 
 /* Bytes needed for a table of at least `slots` entries, and the number of

@@ -1,4 +1,5 @@
 #include "kd_session.h"
+#include "kd_store.h"
 
 #include <ctype.h>
 #include <string.h>
@@ -134,6 +135,14 @@ kd_session_keys *kd_session_keys_parse(apr_pool_t *p, const char *text, size_t l
         return NULL;
     }
     return keys;
+}
+
+int kd_session_keys_derive(const kd_session_keys *keys, int i, const char *label,
+                           unsigned char out[32])
+{
+    if (i < 0 || i >= keys->n)
+        return -1;
+    return kd_store_derive(keys->keys[i].key, label, out);
 }
 
 int kd_session_keys_count(const kd_session_keys *keys)

@@ -84,6 +84,11 @@ typedef enum {
 kd_session_keys *kd_session_keys_parse(apr_pool_t *p, const char *text, size_t len,
                                        const char **err);
 int kd_session_keys_count(const kd_session_keys *keys);
+/* A 32-byte key derived (HKDF-SHA256) from key i under a label, for
+ * another use of the same file (the farm's shared-store keys). 0 on
+ * success. */
+int kd_session_keys_derive(const kd_session_keys *keys, int i, const char *label,
+                           unsigned char out[32]);
 /* Hex id of key i (for logs and the status page; never the key). */
 const char *kd_session_key_id(apr_pool_t *p, const kd_session_keys *keys, int i);
 

@@ -59,7 +59,7 @@ static int post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, s
     /* Shared memory and mutexes only for the server that will run. */
     if (ap_state_query(AP_SQ_MAIN_STATE) != AP_SQ_MS_CREATE_PRE_CONFIG
         && ((rv = kdeleg_cache_post_config(pconf, ptemp, s)) != OK
-            || (rv = kdeleg_replay_post_config(pconf, s)) != OK
+            || (rv = kdeleg_replay_post_config(pconf, ptemp, s)) != OK
             || (rv = kdeleg_revoke_post_config(pconf, s)) != OK
             || (rv = kdeleg_status_post_config(pconf, s)) != OK))
         return rv;

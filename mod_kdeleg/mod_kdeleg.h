@@ -14,6 +14,7 @@
 #include "kd_accept.h"
 #include "kd_groups.h"
 #include "kd_replay.h"
+#include "kd_store.h"
 #include "kd_session.h"
 #include "kd_stats.h"
 #include "kd_spn.h"
@@ -78,6 +79,12 @@ typedef struct {
     /* KdelegReplayCache (main server only). */
     int replay_configured;         /* the directive was given */
     apr_size_t replay_bytes;       /* table size; 0 = off (MIT's replay cache) */
+    struct kdeleg_store *replay_store; /* memcache:/redis: shared by the farm; NULL = none */
+    /* KdelegCacheKeyFile (main server only): the farm's keys, from which
+     * the shared stores' keys are derived. */
+    const char *cache_key_file;    /* NULL = unset */
+    const kd_session_keys *cache_keys;
+    long cache_key_uid;            /* owner of cache_key_file, checked in post_config */
 } kdeleg_mod_conf;
 
 /* Per server and virtual host. */
@@ -354,10 +361,31 @@ void *kdeleg_kept_table_base(const kdeleg_kept_table *t);
 apr_size_t kdeleg_kept_table_size(const kdeleg_kept_table *t);
 apr_global_mutex_t *kdeleg_kept_table_child_mutex(const kdeleg_kept_table *t, apr_pool_t *pchild);
 
+/* A store the farm shares, memcached or redis (mod_kdeleg_store.c):
+ * made from its spec while the configuration is read, connections per
+ * child. kdeleg_store_claim claims every key (one per farm key) in one
+ * round trip: CLAIMED, TAKEN (by anyone, anywhere), or FAILED with *why
+ * naming the store. kdeleg_store_ping: 1 if it answers. */
+typedef struct kdeleg_store kdeleg_store;
+const char *kdeleg_store_create(apr_pool_t *p, const char *spec, kdeleg_store **out);
+const char *kdeleg_store_name(const kdeleg_store *st);
+void kdeleg_store_child_init(kdeleg_store *st, apr_pool_t *pchild);
+kd_store_answer kdeleg_store_claim(kdeleg_store *st, apr_pool_t *p, const char *const *keys,
+                                   int n, unsigned ttl, const char **why);
+void kdeleg_store_check_eviction(kdeleg_store *st, server_rec *s, apr_pool_t *ptemp);
+int kdeleg_store_ping(kdeleg_store *st, apr_pool_t *p, const char **why);
+
+/* A key file (KdelegSessionKeyFile, KdelegCacheKeyFile): read at
+ * start-up as root, refused when others may read or write it. */
+const char *kdeleg_read_key_file(cmd_parms *cmd, const char *directive, const char *arg,
+                                 const char **path, const kd_session_keys **keys, long *uid);
+
 /* The node's replay cache (mod_kdeleg_replay.c). */
-const char *kdeleg_replay_set(cmd_parms *cmd, void *dconf, const char *arg);
+const char *kdeleg_replay_set(cmd_parms *cmd, void *dconf, const char *arg1,
+                              const char *arg2);
+const char *kdeleg_cache_key_file_set(cmd_parms *cmd, void *dconf, const char *arg);
 int kdeleg_replay_pre_config(apr_pool_t *pconf);
-int kdeleg_replay_post_config(apr_pool_t *pconf, server_rec *s);
+int kdeleg_replay_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s);
 void kdeleg_replay_child_init(apr_pool_t *pchild, server_rec *s);
 int kdeleg_replay_active(void);
 /* KdelegReplayCache off was configured (known before post_config). */
@@ -371,12 +399,22 @@ void kdeleg_revoke_child_init(apr_pool_t *pchild, server_rec *s);
 int kdeleg_is_revoked(const char *principal, long long issued_ms);
 int kdeleg_revoke_principal(request_rec *r, const char *principal, long long before_ms,
                             long long until);
-/* Before the exchange, is the authenticator known (lookup); after it,
- * claim it. KD_REPLAY_UNAVAILABLE when the table's lock failed (*lock_rv
- * says why): the caller refuses, it never goes on unchecked. */
+/* Before the exchange, is the authenticator known to this node (lookup);
+ * after it, claim it on the node and then, with a shared store, in the
+ * farm. KD_REPLAY_UNAVAILABLE when the table's lock failed (why->lock_rv),
+ * KD_REPLAY_SHARED_DOWN when the shared store did not confirm the claim
+ * (why->detail names it): the caller refuses, it never goes on unchecked.
+ * KD_REPLAY_SEEN with why->elsewhere set: another node claimed it. */
+typedef struct {
+    apr_status_t lock_rv;
+    const char *detail;
+    int elsewhere;
+} kdeleg_replay_why;
 kd_replay_result kdeleg_replay_seen(const unsigned char tag[KD_REPLAY_TAG_BYTES],
-                                    apr_status_t *lock_rv);
-kd_replay_result kdeleg_replay_record(const unsigned char tag[KD_REPLAY_TAG_BYTES],
-                                      apr_status_t *lock_rv);
+                                    kdeleg_replay_why *why);
+kd_replay_result kdeleg_replay_record(apr_pool_t *p, const unsigned char tag[KD_REPLAY_TAG_BYTES],
+                                      kdeleg_replay_why *why);
+/* The shared replay store, or NULL (for the health endpoint). */
+kdeleg_store *kdeleg_replay_store(void);
 
 #endif

@@ -286,35 +286,40 @@ static int reuse_exchange(request_rec *r, const kdeleg_dir_conf *conf, const kde
     return fail(r, &res, st->spn);
 }
 
-/* The node's replay table refused the authenticator: seen before (a copy
- * raced in through another worker), or the table cannot be used (full, or
- * its lock failed), where the token is refused rather than let through
- * unchecked. */
+/* The replay check refused the authenticator: seen before (a copy raced
+ * in through another worker, or another node of the farm claimed it), or
+ * the check cannot be made (the table is full, its lock failed, the
+ * farm's store does not answer), where the token is refused rather than
+ * let through unchecked. */
 static int replay_refused(request_rec *r, const kd_token_info *info, kd_replay_result rc,
-                          apr_status_t lock_rv)
+                          const kdeleg_replay_why *why)
 {
     const char *spn = kd_token_ticket_principal(r->pool, info);
     kd_result res;
     int status;
+    char errbuf[128];
 
     kd_result_init(&res);
-    if (rc == KD_REPLAY_SEEN) {
+    switch (rc) {
+    case KD_REPLAY_SEEN:
         kd_result_fail(&res, r->pool, KD_CAUSE_REPLAY, "accept",
-                       "authenticator for %s seen before on this node", spn);
+                       "authenticator for %s seen before %s", spn,
+                       why->elsewhere ? "in the farm (the shared store had it)" : "on this node");
         return fail(r, &res, spn);
-    }
-    if (rc == KD_REPLAY_FULL) {
+    case KD_REPLAY_FULL:
         kdeleg_log_request(r, APLOG_ERR, 0, KDLOGNO(00304), ap_escape_logitem(r->pool, spn),
                            "the replay cache is full: raise KdelegReplayCache (about 20 bytes x "
                            "requests per second x 11 minutes, x1.5), or set it off "
                            "to use MIT's file replay cache");
         kd_result_fail(&res, r->pool, KD_CAUSE_REPLAY_CACHE_UNAVAILABLE, "replay", "full");
-    }
-    else {
-        char errbuf[128];
+        break;
+    case KD_REPLAY_SHARED_DOWN:
+        kd_result_fail(&res, r->pool, KD_CAUSE_SHARED_STORE_DOWN, "replay", "%s", why->detail);
+        break;
+    default:
         kd_result_fail(&res, r->pool, KD_CAUSE_REPLAY_CACHE_UNAVAILABLE, "replay",
                        "cannot lock the replay cache: %s",
-                       apr_strerror(lock_rv, errbuf, sizeof(errbuf)));
+                       apr_strerror(why->lock_rv, errbuf, sizeof(errbuf)));
     }
     status = fail(r, &res, spn);
     apr_table_setn(r->err_headers_out, "Retry-After", "5");
@@ -332,7 +337,7 @@ static int authenticate(request_rec *r, const kdeleg_dir_conf *conf)
     unsigned char *tok;
     size_t len;
     kd_replay_result rc;
-    apr_status_t lock_rv;
+    kdeleg_replay_why why;
     unsigned char tag[KD_REPLAY_TAG_BYTES];
     int status;
     const char *authorization;
@@ -352,8 +357,8 @@ static int authenticate(request_rec *r, const kdeleg_dir_conf *conf)
     /* A known authenticator is refused before any cryptography. */
     if (kdeleg_replay_active()) {
         kd_replay_tag(info.authenticator, info.authenticator_len, tag);
-        if ((rc = kdeleg_replay_seen(tag, &lock_rv)) != KD_REPLAY_FRESH)
-            return replay_refused(r, &info, rc, lock_rv);
+        if ((rc = kdeleg_replay_seen(tag, &why)) != KD_REPLAY_FRESH)
+            return replay_refused(r, &info, rc, &why);
     }
     spns = kdeleg_conf_spns(r, conf);
     params.replay_checked = kdeleg_replay_active();
@@ -369,8 +374,9 @@ static int authenticate(request_rec *r, const kdeleg_dir_conf *conf)
     if (kd_acceptor_accept(kdeleg_acceptor_for(conf), r->pool, &info,
                            &params, &out, &res) != KD_CAUSE_NONE)
         return fail(r, &res, kd_token_ticket_principal(r->pool, &info));
-    if (params.replay_checked && (rc = kdeleg_replay_record(tag, &lock_rv)) != KD_REPLAY_FRESH)
-        return replay_refused(r, &info, rc, lock_rv);
+    if (params.replay_checked
+        && (rc = kdeleg_replay_record(r->pool, tag, &why)) != KD_REPLAY_FRESH)
+        return replay_refused(r, &info, rc, &why);
     return succeed(r, conf, &info, &out, NULL);
 }
 

@@ -557,9 +557,13 @@ const command_rec kdeleg_directives[] = {
                    "tickets to SPN), e.g. websvc@EXAMPLE.COM"),
     AP_INIT_TAKE2("KdelegNetbiosDomain", add_netbios_domain, NULL, RSRC_CONF,
                   "NETBIOS REALM: protocol transition maps NETBIOS\\user to user@REALM"),
-    AP_INIT_TAKE1("KdelegReplayCache", kdeleg_replay_set, NULL, RSRC_CONF,
-                  "size of the replay cache shared by all children (default 16M), or off "
-                  "for MIT's file replay cache"),
+    AP_INIT_TAKE12("KdelegReplayCache", kdeleg_replay_set, NULL, RSRC_CONF,
+                   "size of the replay cache shared by all children (default 16M), or off "
+                   "for MIT's file replay cache; and memcache:HOST:PORT or redis:HOST:PORT to "
+                   "share the check with every node of the farm"),
+    AP_INIT_TAKE1("KdelegCacheKeyFile", kdeleg_cache_key_file_set, NULL, RSRC_CONF,
+                  "the farm's keys (one base64 32-byte key per line, the same file on every "
+                  "node), from which the shared store's keys are derived"),
     AP_INIT_TAKE1("KdelegCache", kdeleg_cache_set, NULL, RSRC_CONF,
                   "socache provider for delegated tickets shared by all children "
                   "(default shmcb), or none"),

@@ -2,11 +2,19 @@
  * (KdelegReplayCache, default 16M). Instead of MIT's file replay cache,
  * which opens, locks and rewrites a file on every request and serialises
  * every worker of the host on that lock, a fixed table shared by all
- * children, checked before the exchange and filled after it succeeds. */
+ * children, checked before the exchange and filled after it succeeds.
+ *
+ * With KdelegReplayCache memcache:/redis: the farm shares the check: once
+ * the node's table has claimed an authenticator (it stays in front: a
+ * copy replayed to the same node never reaches the store), the store
+ * claims it for the farm, atomically. A store that does not confirm the
+ * claim fails the login closed (shared-store-down). */
 #include "mod_kdeleg.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <unixd.h>
 
 #include <http_core.h>
 #include <http_log.h>
@@ -26,6 +34,9 @@ static struct {
     void *table;            /* this generation's view of the table, NULL = off */
     apr_global_mutex_t *mutex;
     uint32_t lifetime;      /* seconds an authenticator stays replayable */
+    kdeleg_store *store;    /* the farm's shared store, NULL = node only */
+    int n_keys;             /* farm keys (one per line of KdelegCacheKeyFile) */
+    unsigned char (*keys)[32]; /* derived for replay claims, in pconf */
 } replay;
 
 /* The table outlives configuration generations (kdeleg_kept_table): a
@@ -36,16 +47,11 @@ static struct {
 
 static kdeleg_kept_table *kept; /* this generation's, set in post_config */
 
-const char *kdeleg_replay_set(cmd_parms *cmd, void *dconf, const char *arg)
+static const char *replay_size(kdeleg_mod_conf *mc, const char *arg)
 {
-    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
-    kdeleg_mod_conf *mc = kdeleg_srv_conf_of(cmd->server)->mc;
     char *end;
     apr_int64_t n;
 
-    if (err)
-        return err;
-    mc->replay_configured = 1;
     if (strcasecmp(arg, "off") == 0) {
         mc->replay_bytes = 0;
         return NULL;
@@ -58,9 +64,57 @@ const char *kdeleg_replay_set(cmd_parms *cmd, void *dconf, const char *arg)
     else if (*end == 'G' || *end == 'g')
         n *= 1024 * 1024 * 1024, end++;
     if (*end != '\0' || n < 1024 || n > (apr_int64_t)4096 * 1024 * 1024)
-        return "KdelegReplayCache: a size between 1K and 4G (e.g. 16M), or off";
+        return "KdelegReplayCache: a size between 1K and 4G (e.g. 16M), or off, and optionally "
+               "a shared store (memcache:HOST:PORT or redis:HOST:PORT)";
     mc->replay_bytes = (apr_size_t)n;
     return NULL;
+}
+
+static int is_store(const char *arg)
+{
+    return strncmp(arg, "memcache:", 9) == 0 || strncmp(arg, "redis:", 6) == 0;
+}
+
+/* KdelegReplayCache SIZE|off, STORE, or SIZE STORE (either order). */
+const char *kdeleg_replay_set(cmd_parms *cmd, void *dconf, const char *arg1, const char *arg2)
+{
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    kdeleg_mod_conf *mc = kdeleg_srv_conf_of(cmd->server)->mc;
+    const char *args[2] = {arg1, arg2};
+    int i, sized = 0;
+
+    if (err)
+        return err;
+    mc->replay_configured = 1;
+    mc->replay_bytes = KD_REPLAY_DEFAULT_BYTES;
+    mc->replay_store = NULL;
+    for (i = 0; i < 2 && args[i] != NULL; i++) {
+        if (is_store(args[i])) {
+            if (mc->replay_store != NULL)
+                return "KdelegReplayCache: one shared store";
+            if ((err = kdeleg_store_create(cmd->pool, args[i], &mc->replay_store)) != NULL)
+                return apr_psprintf(cmd->pool, "KdelegReplayCache %s: %s", args[i], err);
+        }
+        else if (sized++ || (err = replay_size(mc, args[i])) != NULL)
+            return err ? err : "KdelegReplayCache: one size";
+    }
+    /* The node's table stands in front of the store, and MIT's file cache
+     * cannot: a shared store without it is refused, not half-used. */
+    if (mc->replay_store != NULL && mc->replay_bytes == 0)
+        return "KdelegReplayCache: a shared store needs the node's table in front of it "
+               "(a size, not off)";
+    return NULL;
+}
+
+const char *kdeleg_cache_key_file_set(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    kdeleg_mod_conf *mc = kdeleg_srv_conf_of(cmd->server)->mc;
+
+    if (err)
+        return err;
+    return kdeleg_read_key_file(cmd, "KdelegCacheKeyFile", arg, &mc->cache_key_file,
+                                &mc->cache_keys, &mc->cache_key_uid);
 }
 
 int kdeleg_replay_pre_config(apr_pool_t *pconf)
@@ -72,10 +126,64 @@ int kdeleg_replay_pre_config(apr_pool_t *pconf)
 static apr_status_t replay_cleanup(void *data)
 {
     replay.table = NULL;
+    replay.store = NULL;
     return APR_SUCCESS;
 }
 
-int kdeleg_replay_post_config(apr_pool_t *pconf, server_rec *s)
+/* The farm's replay keys: one per key of KdelegCacheKeyFile, derived so
+ * that the same file gives every node the same keys and nothing else
+ * (sessions, cache entries) shares them. */
+static int derive_farm_keys(apr_pool_t *pconf, server_rec *s, const kdeleg_mod_conf *mc)
+{
+    int i;
+
+    if (mc->cache_keys == NULL) {
+        ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_EMERG, 0, s, KDLOGNO(00607)
+                     "KdelegReplayCache %s needs KdelegCacheKeyFile: the farm's keys, the same "
+                     "file on every node, name the claims in the store (without them nodes "
+                     "cannot agree, and whoever writes to the store could plant claims)",
+                     kdeleg_store_name(mc->replay_store));
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    replay.n_keys = kd_session_keys_count(mc->cache_keys);
+    replay.keys = apr_pcalloc(pconf, sizeof(*replay.keys) * (apr_size_t)replay.n_keys);
+    for (i = 0; i < replay.n_keys; i++)
+        if (kd_session_keys_derive(mc->cache_keys, i, "replay claim v1", replay.keys[i]) != 0) {
+            ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_EMERG, 0, s, KDLOGNO(00608)
+                         "KdelegCacheKeyFile %s: cannot derive the replay keys (OpenSSL HKDF)",
+                         mc->cache_key_file);
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
+    return OK;
+}
+
+static int shared_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s,
+                              const kdeleg_mod_conf *mc)
+{
+    int status;
+
+    if (mc->cache_key_file && mc->cache_key_uid != 0
+        && mc->cache_key_uid != (long)ap_unixd_config.user_id
+        && mc->cache_key_uid != (long)getuid()) {
+        ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_EMERG, 0, s, KDLOGNO(00609)
+                     "KdelegCacheKeyFile %s: owned by uid %ld, neither root nor the user httpd "
+                     "runs as (chown root %s)", mc->cache_key_file, mc->cache_key_uid,
+                     mc->cache_key_file);
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    if (mc->replay_store == NULL)
+        return OK;
+    if ((status = derive_farm_keys(pconf, s, mc)) != OK)
+        return status;
+    replay.store = mc->replay_store;
+    /* Asked once, when httpd really starts (not in its configuration
+     * check, which also runs post_config). */
+    if (ap_state_query(AP_SQ_MAIN_STATE) != AP_SQ_MS_CREATE_PRE_CONFIG)
+        kdeleg_store_check_eviction(replay.store, s, ptemp);
+    return OK;
+}
+
+int kdeleg_replay_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
 {
     const kdeleg_mod_conf *mc = kdeleg_srv_conf_of(s)->mc;
     apr_status_t rv;
@@ -97,9 +205,10 @@ int kdeleg_replay_post_config(apr_pool_t *pconf, server_rec *s)
     apr_pool_cleanup_register(pconf, NULL, replay_cleanup, apr_pool_cleanup_null);
     ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s, KDLOGNO(00602)
                  "replay cache: %" APR_SIZE_T_FMT " entries shared by all children, each kept "
-                 "%u s", kd_replay_slots_in(kdeleg_kept_table_size(kept)),
-                 (unsigned)replay.lifetime);
-    return OK;
+                 "%u s%s%s", kd_replay_slots_in(kdeleg_kept_table_size(kept)),
+                 (unsigned)replay.lifetime, mc->replay_store ? ", then claimed in " : "",
+                 mc->replay_store ? kdeleg_store_name(mc->replay_store) : "");
+    return shared_post_config(pconf, ptemp, s, mc);
 }
 
 void kdeleg_replay_child_init(apr_pool_t *pchild, server_rec *s)
@@ -111,6 +220,8 @@ void kdeleg_replay_child_init(apr_pool_t *pchild, server_rec *s)
                      "replay cache: cannot attach the mutex; this child uses MIT's replay cache");
         replay.table = NULL;
     }
+    if (replay.store != NULL)
+        kdeleg_store_child_init(replay.store, pchild);
 }
 
 int kdeleg_replay_off(const kdeleg_mod_conf *mc)
@@ -123,14 +234,14 @@ int kdeleg_replay_active(void)
     return replay.table != NULL;
 }
 
-static kd_replay_result locked(const unsigned char *tag, int claim, apr_status_t *lock_rv)
+static kd_replay_result locked(const unsigned char *tag, int claim, kdeleg_replay_why *why)
 {
     uint32_t now = (uint32_t)apr_time_sec(apr_time_now());
     kd_replay_result rv;
 
     /* Without the lock the table cannot be read or written safely: the
      * caller refuses the token rather than accept it unchecked. */
-    if ((*lock_rv = apr_global_mutex_lock(replay.mutex)) != APR_SUCCESS)
+    if ((why->lock_rv = apr_global_mutex_lock(replay.mutex)) != APR_SUCCESS)
         return KD_REPLAY_UNAVAILABLE;
     rv = claim ? kd_replay_claim(replay.table, tag, now, replay.lifetime)
                : kd_replay_lookup(replay.table, tag, now);
@@ -138,16 +249,60 @@ static kd_replay_result locked(const unsigned char *tag, int claim, apr_status_t
     return rv;
 }
 
-kd_replay_result kdeleg_replay_seen(const unsigned char tag[KD_REPLAY_TAG_BYTES],
-                                    apr_status_t *lock_rv)
+static void why_init(kdeleg_replay_why *why)
 {
-    return locked(tag, 0, lock_rv);
+    why->lock_rv = APR_SUCCESS;
+    why->detail = NULL;
+    why->elsewhere = 0;
 }
 
-/* Two copies of one token racing through different workers: only the
- * first claims it. */
-kd_replay_result kdeleg_replay_record(const unsigned char tag[KD_REPLAY_TAG_BYTES],
-                                      apr_status_t *lock_rv)
+kd_replay_result kdeleg_replay_seen(const unsigned char tag[KD_REPLAY_TAG_BYTES],
+                                    kdeleg_replay_why *why)
 {
-    return locked(tag, 1, lock_rv);
+    why_init(why);
+    return locked(tag, 0, why);
+}
+
+/* The farm's claim, under every farm key at once (during a rotation the
+ * nodes share at least one of them). */
+static kd_replay_result claim_in_farm(apr_pool_t *p, const unsigned char *tag,
+                                      kdeleg_replay_why *why)
+{
+    const char **keys = apr_palloc(p, sizeof(*keys) * (apr_size_t)replay.n_keys);
+    int i;
+
+    for (i = 0; i < replay.n_keys; i++) {
+        char *key = apr_palloc(p, KD_STORE_KEY_MAX);
+        kd_store_key(replay.keys[i], "r", tag, KD_REPLAY_TAG_BYTES, key);
+        keys[i] = key;
+    }
+    switch (kdeleg_store_claim(replay.store, p, keys, replay.n_keys, replay.lifetime,
+                               &why->detail)) {
+    case KD_STORE_CLAIMED:
+        return KD_REPLAY_FRESH;
+    case KD_STORE_TAKEN:
+        why->elsewhere = 1;
+        return KD_REPLAY_SEEN;
+    default:
+        return KD_REPLAY_SHARED_DOWN;
+    }
+}
+
+/* Two copies of one token racing through different workers, or through
+ * different nodes of a farm with a shared store: only the first claims
+ * it. */
+kd_replay_result kdeleg_replay_record(apr_pool_t *p, const unsigned char tag[KD_REPLAY_TAG_BYTES],
+                                      kdeleg_replay_why *why)
+{
+    kd_replay_result rv;
+
+    why_init(why);
+    if ((rv = locked(tag, 1, why)) != KD_REPLAY_FRESH || replay.store == NULL)
+        return rv;
+    return claim_in_farm(p, tag, why);
+}
+
+kdeleg_store *kdeleg_replay_store(void)
+{
+    return replay.store;
 }

@@ -97,10 +97,12 @@ const char *kdeleg_set_session(cmd_parms *cmd, void *dconf, int on)
     return NULL;
 }
 
-/* Read at start-up, as root: the file must be private to the server. */
-const char *kdeleg_set_session_key_file(cmd_parms *cmd, void *dconf, const char *arg)
+/* Read at start-up, as root: the file must be private to the server,
+ * since whoever reads it can mint sessions or open shared entries. */
+const char *kdeleg_read_key_file(cmd_parms *cmd, const char *directive, const char *arg,
+                                 const char **path_out, const kd_session_keys **keys,
+                                 long *uid)
 {
-    kdeleg_srv_conf *conf = ap_get_module_config(cmd->server->module_config, &kdeleg_module);
     const char *path = ap_server_root_relative(cmd->pool, arg), *err;
     apr_file_t *f;
     apr_finfo_t fi;
@@ -109,44 +111,51 @@ const char *kdeleg_set_session_key_file(cmd_parms *cmd, void *dconf, const char 
     apr_status_t rv;
 
     if (path == NULL)
-        return apr_pstrcat(cmd->pool, "KdelegSessionKeyFile: bad path '", arg, "'", NULL);
+        return apr_psprintf(cmd->pool, "%s: bad path '%s'", directive, arg);
     if ((rv = apr_file_open(&f, path, APR_FOPEN_READ, 0, cmd->temp_pool)) != APR_SUCCESS)
-        return apr_psprintf(cmd->pool, "KdelegSessionKeyFile %s: cannot be read: %pm", path,
-                            &rv);
+        return apr_psprintf(cmd->pool, "%s %s: cannot be read: %pm", directive, path, &rv);
     rv = apr_file_info_get(&fi, APR_FINFO_PROT | APR_FINFO_SIZE | APR_FINFO_TYPE | APR_FINFO_OWNER,
                            f);
     if (rv == APR_SUCCESS && fi.filetype != APR_REG)
         rv = APR_EBADF;
     if (rv == APR_SUCCESS && (fi.protection & (APR_FPROT_GWRITE | APR_FPROT_WWRITE))) {
         apr_file_close(f);
-        return apr_psprintf(cmd->pool, "KdelegSessionKeyFile %s: writable by its group or by "
-                            "everyone; whoever can write it can mint sessions (chmod 0600)",
-                            path);
+        return apr_psprintf(cmd->pool, "%s %s: writable by its group or by everyone; whoever "
+                            "can write it chooses the keys, and forges what they seal "
+                            "(chmod 0600)", directive, path);
     }
     if (rv == APR_SUCCESS && (fi.protection & APR_FPROT_WREAD)) {
         apr_file_close(f);
-        return apr_psprintf(cmd->pool, "KdelegSessionKeyFile %s: readable by everyone; the keys "
-                            "seal every user's session (chmod 0600, or 0640 for the httpd "
-                            "group)", path);
+        return apr_psprintf(cmd->pool, "%s %s: readable by everyone; whoever reads the keys "
+                            "forges what they seal (chmod 0600, or 0640 for the httpd group)",
+                            directive, path);
     }
     if (rv == APR_SUCCESS && fi.size > MAX_KEY_FILE) {
         apr_file_close(f);
-        return apr_psprintf(cmd->pool, "KdelegSessionKeyFile %s: larger than %d bytes; not a "
-                            "key file", path, MAX_KEY_FILE);
+        return apr_psprintf(cmd->pool, "%s %s: larger than %d bytes; not a key file",
+                            directive, path, MAX_KEY_FILE);
     }
     text = apr_palloc(cmd->temp_pool, MAX_KEY_FILE + 1);
     if (rv == APR_SUCCESS)
         rv = apr_file_read_full(f, text, (apr_size_t)fi.size, &got);
     apr_file_close(f);
     if (rv != APR_SUCCESS && rv != APR_EOF)
-        return apr_psprintf(cmd->pool, "KdelegSessionKeyFile %s: %pm", path, &rv);
-    conf->session_keys = kd_session_keys_parse(cmd->pool, text, (size_t)fi.size, &err);
+        return apr_psprintf(cmd->pool, "%s %s: %pm", directive, path, &rv);
+    *keys = kd_session_keys_parse(cmd->pool, text, (size_t)fi.size, &err);
     memset(text, 0, (size_t)fi.size); /* no key copy left in the temp pool */
-    if (conf->session_keys == NULL)
-        return apr_psprintf(cmd->pool, "KdelegSessionKeyFile %s: %s", path, err);
-    conf->session_key_file = path;
-    conf->session_key_uid = (long)fi.user; /* checked once User is known (post_config) */
+    if (*keys == NULL)
+        return apr_psprintf(cmd->pool, "%s %s: %s", directive, path, err);
+    *path_out = path;
+    *uid = (long)fi.user; /* checked once User is known (post_config) */
     return NULL;
+}
+
+const char *kdeleg_set_session_key_file(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    kdeleg_srv_conf *conf = ap_get_module_config(cmd->server->module_config, &kdeleg_module);
+
+    return kdeleg_read_key_file(cmd, "KdelegSessionKeyFile", arg, &conf->session_key_file,
+                                &conf->session_keys, &conf->session_key_uid);
 }
 
 const char *kdeleg_set_session_lifetime(cmd_parms *cmd, void *dconf, const char *arg)
@@ -1074,22 +1083,27 @@ static int transfer_refused(request_rec *r, const kdeleg_dir_conf *conf, const c
     return DECLINED;
 }
 
-/* Spent once per node: the token's id goes into the replay table. */
-static const char *spend(const kd_session *t)
+/* Spent once: the token's id goes into the replay table, and with a
+ * shared replay store (KdelegReplayCache memcache:/redis:) into the
+ * farm's, so a token is good once per farm. */
+static const char *spend(apr_pool_t *p, const kd_session *t)
 {
     unsigned char tag[KD_REPLAY_TAG_BYTES];
-    apr_status_t lock_rv;
+    kdeleg_replay_why why;
 
     if (!kdeleg_replay_active())
         return "single use cannot be enforced: KdelegReplayCache is off";
     kd_replay_tag(t->id, sizeof(t->id), tag);
-    switch (kdeleg_replay_record(tag, &lock_rv)) {
+    switch (kdeleg_replay_record(p, tag, &why)) {
     case KD_REPLAY_FRESH:
         return NULL;
     case KD_REPLAY_SEEN:
-        return "used before (a transfer token is good once)";
+        return why.elsewhere ? "used before on another node (a transfer token is good once)"
+                             : "used before (a transfer token is good once)";
     case KD_REPLAY_FULL:
         return "the replay table is full";
+    case KD_REPLAY_SHARED_DOWN:
+        return apr_pstrcat(p, "single use cannot be checked: ", why.detail, NULL);
     default:
         return "the replay table cannot be locked";
     }
@@ -1115,7 +1129,7 @@ static const char *transfer_problem(request_rec *r, const kdeleg_dir_conf *conf,
                              : "no state cookie: the bounce did not start in this browser";
     if (kdeleg_is_revoked(t->principal, t->issued_ms))
         return "revoked (KdelegSessionLogout on this node)";
-    return spend(t);
+    return spend(r->pool, t);
 }
 
 /* Back on the virtual name with a token: exchange it for a host-only

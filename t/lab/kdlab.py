@@ -92,6 +92,13 @@ Haproxy(base_dir, ip, port, backends, name="haproxy", tls=None, global_options=(
     X-Forwarded-Proto: https added
 
 KdcRelay(ip, upstream)      a TCP hop between a server and a real KDC
+
+Memcached(base_dir, ip, port=None, memory_mb=64, no_evict=True)
+Redis(base_dir, ip, port=None, policy="noeviction", maxmemory="64mb")
+    start(); stop(); kill() (SIGKILL); pause()/resume() (SIGSTOP/SIGCONT);
+    spec -> "memcache:IP:PORT" / "redis:IP:PORT" (KdelegReplayCache);
+    command(...) -> the raw reply (memcached text protocol; redis RESP);
+    Memcached.stats() -> dict; Redis.dbsize() -> int
     (upstream = (ip, port)), run in threads of the test process. mode
     "forward" relays each request; "blackhole" accepts connections and
     reads requests but never answers (a closed port is refused at once,
@@ -1755,6 +1762,137 @@ host all all 127.0.0.0/8 gss include_realm=0 krb_realm={r}
 
     def log_since(self, mark):
         return lines_since(self.log, mark)
+
+
+# ------------------------------------------------------- shared stores
+
+def _store_talk(ip, port, request, until, timeout=5):
+    """Send request (bytes) to a store and read until `until(reply)` holds."""
+    with socket.create_connection((ip, port), timeout=timeout) as sock:
+        sock.sendall(request)
+        reply = b""
+        while not until(reply):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            reply += chunk
+        return reply
+
+
+class _Store:
+    """A store server on ip:port, started in its own session and stopped by
+    its recorded PID."""
+    binary = kind = ""
+
+    def __init__(self, base_dir, ip, port=None, name=None):
+        self.base = os.path.abspath(base_dir)
+        self.ip, self.port = ip, port or free_port(ip)
+        self.name = name or self.kind
+        self.dir = os.path.join(self.base, self.name)
+        self.log = os.path.join(self.dir, f"{self.name}.log")
+
+    @property
+    def spec(self):
+        """What KdelegReplayCache names it by."""
+        return f"{self.kind}:{self.ip}:{self.port}"
+
+    def _args(self):
+        raise NotImplementedError
+
+    def start(self, timeout=10):
+        _mkdir(self.dir)
+        proc = _spawn(self.base, self.name, self._args(), base_env(), self.log)
+        try:
+            _wait_for(lambda: _check_running(proc, self.name, self.log) and
+                      _port_open(self.ip, self.port), timeout,
+                      f"{self.name} on {self.ip}:{self.port}", lambda: _tail(self.log))
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    @property
+    def pid(self):
+        return recorded_pid(self.base, self.name)
+
+    def stop(self, timeout=10):
+        stop_recorded(self.base, [self.name], timeout)
+
+    def kill(self):
+        """SIGKILL, as a crash: no goodbye to connected clients."""
+        pid = self.pid
+        if pid:
+            _signal(pid, signal.SIGKILL)
+            _reap(pid)
+
+    def pause(self):
+        """SIGSTOP: connections are accepted by the kernel, never answered."""
+        _signal(self.pid, signal.SIGSTOP)
+
+    def resume(self):
+        _signal(self.pid, signal.SIGCONT)
+
+
+class Memcached(_Store):
+    """memcached; no_evict=True runs it with -M (a full store refuses new
+    entries with SERVER_ERROR instead of evicting live ones)."""
+    binary, kind = "/usr/bin/memcached", "memcache"
+
+    def __init__(self, base_dir, ip, port=None, name=None, memory_mb=64, no_evict=True):
+        super().__init__(base_dir, ip, port, name or "memcached")
+        self.memory_mb, self.no_evict = memory_mb, no_evict
+
+    def _args(self):
+        user = "memcache" if _user_exists("memcache") else "nobody"
+        args = [self.binary, "-l", self.ip, "-p", str(self.port), "-U", "0",
+                "-m", str(self.memory_mb), "-c", "1024", "-u", user]
+        return args + (["-M"] if self.no_evict else [])
+
+    def command(self, text):
+        """One text-protocol command; the reply up to its end."""
+        ends = (b"END\r\n", b"STORED\r\n", b"NOT_STORED\r\n", b"ERROR\r\n",
+                b"DELETED\r\n", b"NOT_FOUND\r\n", b"OK\r\n")
+        return _store_talk(self.ip, self.port, text.encode(),
+                           lambda r: r.startswith(b"VERSION") and r.endswith(b"\r\n")
+                           or any(r.endswith(e) for e in ends)).decode()
+
+    def stats(self):
+        return dict(line.split()[1:3] for line in self.command("stats\r\n").splitlines()
+                    if line.startswith("STAT "))
+
+
+class Redis(_Store):
+    """redis-server without persistence; policy: its maxmemory-policy."""
+    binary, kind = "/usr/bin/redis-server", "redis"
+
+    def __init__(self, base_dir, ip, port=None, name=None, policy="noeviction",
+                 maxmemory="64mb"):
+        super().__init__(base_dir, ip, port, name or "redis")
+        self.policy, self.maxmemory = policy, maxmemory
+
+    def _args(self):
+        return [self.binary, "--bind", self.ip, "--port", str(self.port), "--save", "",
+                "--appendonly", "no", "--dir", self.dir, "--protected-mode", "no",
+                "--maxmemory", self.maxmemory, "--maxmemory-policy", self.policy,
+                "--daemonize", "no", "--logfile", ""]
+
+    def command(self, *args):
+        """One command; the raw RESP reply."""
+        req = f"*{len(args)}\r\n" + "".join(f"${len(str(a).encode())}\r\n{a}\r\n"
+                                             for a in args)
+        return _store_talk(self.ip, self.port, req.encode(),
+                           lambda r: r.endswith(b"\r\n")).decode()
+
+    def dbsize(self):
+        return int(self.command("DBSIZE").strip().lstrip(":"))
+
+
+def _user_exists(name):
+    try:
+        pwd.getpwnam(name)
+        return True
+    except KeyError:
+        return False
 
 
 # -------------------------------------------------------------------- CLI

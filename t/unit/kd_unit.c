@@ -66,6 +66,7 @@ int main(void)
     srunner_add_suite(sr, kd_pac_suite());
     srunner_add_suite(sr, kd_password_suite());
     srunner_add_suite(sr, kd_replay_suite());
+    srunner_add_suite(sr, kd_store_suite());
     srunner_add_suite(sr, kd_s4u_suite());
     srunner_add_suite(sr, kd_result_suite());
     srunner_add_suite(sr, kd_revoke_suite());

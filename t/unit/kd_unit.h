@@ -26,6 +26,7 @@ Suite *kd_identity_suite(void);
 Suite *kd_log_suite(void);
 Suite *kd_pac_suite(void);
 Suite *kd_password_suite(void);
+Suite *kd_store_suite(void);
 Suite *kd_replay_suite(void);
 Suite *kd_s4u_suite(void);
 Suite *kd_result_suite(void);
