@@ -23,6 +23,7 @@ requests, so nothing is left to which child answered."""
 import os
 import re
 import shutil
+import threading
 import time
 
 import pytest
@@ -207,11 +208,13 @@ def test_kdc_unreachable_and_back(node_factory, kdc, relay):
     assert answer(h) == (200, OK)
     mark = h.error_log_mark()
     relay.refuse()
+    asked = relay.requests
     try:
         wait_for(h, 503)
         for _ in range(10):
             assert answer(h) == (503, UNAVAILABLE)
             time.sleep(0.1)
+        assert relay.requests == asked   # refused: nothing reached the relay
     finally:
         relay.resume()
     wait_for(h, 200)
@@ -231,6 +234,49 @@ def test_kdc_probe_rate_limited(node_factory, kdc, relay):
     for _ in range(60):
         assert answer(h) == (200, OK)
     assert relay.requests == asked
+
+
+def test_probe_in_progress_holds_nobody(node_factory, kdc, relay):
+    """A KDC that accepts and never answers holds the one probe under way;
+    the health requests meanwhile get the last answer at once and ask the
+    KDC nothing themselves. When the probe gives up the node is
+    unavailable; a KDC that answers again brings it back within an
+    interval, though requests hold that failure for 30 s (kd_accept.c):
+    the probe does not."""
+    h = node_factory(interval=1)
+    h.allowed |= {DOWN}
+    assert answer(h) == (200, OK)
+    relay.mode = "blackhole"
+    results, threads = [], []
+    try:
+        time.sleep(1.2)                   # the interval passes: the next request probes
+        asked = relay.requests
+        for _ in range(12):
+            t = threading.Thread(target=lambda: results.append(timed(h)))
+            t.start()
+            threads.append(t)
+            time.sleep(0.05)
+        time.sleep(1)
+        # the first is the probe, held by the KDC; the others were answered
+        assert len(results) == 11, results
+        assert all(code == 200 and took < 1 for code, took in results), results
+        assert relay.requests == asked + 1
+    finally:
+        relay.refuse()                    # the probe's KDC hangs up; no other answers
+        relay.close_held()
+        for t in threads:
+            t.join(40)
+    assert len(results) == 12
+    wait_for(h, 503, timeout=40)
+    relay.mode = "forward"
+    relay.resume()
+    wait_for(h, 200, timeout=10)
+
+
+def timed(h):
+    started = time.monotonic()
+    code, _, _ = health(h)
+    return code, time.monotonic() - started
 
 
 def test_body_reveals_nothing(node_factory, kdc, relay):

@@ -1503,7 +1503,13 @@ class KdcRelay:
 
     def refuse(self):
         """Stop listening: connections to the relay are refused at once, as
-        to a KDC host whose KDC is down."""
+        to a KDC host whose KDC is down. shutdown() first: it wakes the
+        thread blocked in accept(), which close() alone would not, and
+        that would keep the port listening."""
+        try:
+            self._sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         self._sock.close()
 
     def resume(self):
