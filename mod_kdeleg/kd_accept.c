@@ -483,6 +483,13 @@ static cred_entry *take_current(kd_acceptor *a, const char *key, const apr_finfo
 /* Under lock: e becomes key's entry, replacing (retiring) any other. */
 static void install(kd_acceptor *a, cred_entry *e, const apr_finfo_t *fi)
 {
+    const cred_entry *old = (const cred_entry *)kd_credtab_get(a->table, e->base.key);
+
+    /* a new TGT (renewal, the health check's probe) of the same account
+     * keeps what its predecessor learnt about that account's rights */
+    if (old != NULL && e->account != NULL && old->account != NULL
+        && strcmp(old->account, e->account) == 0)
+        e->transition_seen = old->transition_seen;
     e->mtime = fi->mtime;
     e->ctime = fi->ctime;
     e->inode = fi->inode;

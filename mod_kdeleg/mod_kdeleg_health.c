@@ -17,10 +17,12 @@
  *     never makes the others wait or ask too.
  * Only a KDC that does not answer (kdc-unreachable) takes the node out. A
  * KDC that answers and refuses (a stale key, a disabled or unknown
- * account) is reachable: it refuses every node alike, and taking them all
- * out would turn a delegation fault into an outage of every page,
- * authenticated or not; that refusal is logged (KD00854) and the node
- * stays in service. */
+ * account) is reachable, and the refusal is about the account or its key:
+ * nodes share that keytab, so it usually refuses every node alike, and
+ * taking them all out would turn a delegation fault into an outage of
+ * every page, even those served from sessions or by tickets issued before
+ * a password change. That refusal is logged (KD00854) and the node stays
+ * in service. */
 #include "mod_kdeleg.h"
 
 #include <string.h>
@@ -185,8 +187,8 @@ static void note_refusal(request_rec *r, health_slot *h, kd_cause cause, const c
     if (log)
         kdeleg_log_request(r, APLOG_WARNING, 0, KDLOGNO(00854), spn,
                            "health check: the KDC answers but refuses the service TGT (cause "
-                           "%s: %s); the node stays in service (every node would be refused "
-                           "alike), but delegation fails until that is fixed",
+                           "%s: %s); the node stays in service (taking it out cannot fix the "
+                           "account or its key), but delegation fails until that is fixed",
                            kd_cause_name(cause), ap_escape_logitem(r->pool, detail ? detail : ""));
 }
 
@@ -213,21 +215,22 @@ static int node_healthy(request_rec *r, const char **why)
 {
     const kdeleg_dir_conf *conf = ap_get_module_config(r->per_dir_config, &kdeleg_module);
     const apr_array_header_t *spns = kdeleg_conf_spns(r, conf);
-    kd_acceptor *a = kdeleg_acceptor_for(conf);
+    const char *keytab = kdeleg_conf_keytab(conf);
     const char *spn, *account, *detail = NULL, *store_why = NULL;
+    kd_acceptor *a;
     health_slot *h;
     kd_result res;
     kd_cause cause;
 
-    if (health_lock == NULL || a == NULL || spns->nelts == 0) {
-        *why = "no usable configuration in this child (out of memory, or no service name)";
+    if (health_lock == NULL || keytab == NULL || spns->nelts == 0
+        || (a = kdeleg_acceptor_for(conf)) == NULL) {
+        *why = "no keytab or no service name configured here, or out of memory";
         return 0;
     }
     spn = kd_spn_unparse(r->pool, &APR_ARRAY_IDX(spns, 0, kd_spn));
     account = kdeleg_conf_service_account(conf, spn);
     apr_thread_mutex_lock(health_lock);
-    h = slot_of(apr_pstrcat(r->pool, kdeleg_conf_keytab(conf), "|", spn, "|",
-                            account ? account : "", NULL));
+    h = slot_of(apr_pstrcat(r->pool, keytab, "|", spn, "|", account ? account : "", NULL));
     apr_thread_mutex_unlock(health_lock);
     if (h == NULL) {
         *why = "too many keytab and service name pairs for the health check in this child";

@@ -23,6 +23,7 @@ requests, so nothing is left to which child answered."""
 import os
 import re
 import shutil
+import struct
 import threading
 import time
 
@@ -114,6 +115,27 @@ def break_keytab(path, how, other):
         shutil.copy(other, path)
     if how != "missing":
         kdlab._share_with_httpd(path, 0o640)
+
+
+def forged_keytab(path, principals):
+    """A keytab (format 0x502) naming principals, all with one random
+    AES256 key: the names the configuration wants, keys the KDC does not
+    know."""
+    def counted(b):
+        return struct.pack(">H", len(b)) + b
+    key = os.urandom(32)
+    out = b"\x05\x02"
+    for p in sorted(principals):
+        name, _, realm = p.rpartition("@")
+        parts = name.split("/")
+        entry = (struct.pack(">H", len(parts)) + counted(realm.encode())
+                 + b"".join(counted(c.encode()) for c in parts)
+                 + struct.pack(">IIB", 1, int(time.time()), 1)   # KRB5_NT_PRINCIPAL, kvno 1
+                 + struct.pack(">H", 18) + counted(key) + struct.pack(">I", 1))
+        out += struct.pack(">i", len(entry)) + entry
+    with open(path, "wb") as f:
+        f.write(out)
+    kdlab._share_with_httpd(path, 0o640)
 
 
 def health(httpd, method="GET", path="/kdeleg-health"):
@@ -222,6 +244,32 @@ def test_kdc_unreachable_and_back(node_factory, kdc, relay):
     assert len(down) == 1 and len(up) == 1, (down, up)
     assert "cause kdc-unreachable" in down[0][2], down
     assert numbered(h, mark, REFUSED) == []
+
+
+def test_kdc_refusal_keeps_the_node_in(node_factory, kdc):
+    """A keytab with the right names and wrong keys: the KDC answers the
+    probe and refuses (or its answer does not decrypt). Reachable, so the
+    node stays in service; the refusal is logged once, not per probe."""
+    h = node_factory(interval=1)
+    h.allowed |= {REFUSED}
+    assert answer(h) == (200, OK)
+    mark = h.error_log_mark()
+    os.rename(h.keytab, h.keytab + ".saved")
+    forged_keytab(h.keytab, {kdc.spn("node1"), kdc.impersonator("node1")})
+    try:
+        deadline = time.monotonic() + 15
+        while not numbered(h, mark, REFUSED) and time.monotonic() < deadline:
+            assert answer(h) == (200, OK)
+            time.sleep(0.2)
+        for _ in range(15):   # probes go on, every second: the answer and the log stay
+            assert answer(h) == (200, OK)
+            time.sleep(0.2)
+    finally:
+        os.replace(h.keytab + ".saved", h.keytab)
+    refused = numbered(h, mark, REFUSED)
+    assert len(refused) == 1, refused
+    assert refused[0][0] == "warn" and "cause" in refused[0][2], refused
+    assert numbered(h, mark, DOWN) == []
 
 
 def test_kdc_probe_rate_limited(node_factory, kdc, relay):
