@@ -55,17 +55,21 @@ typedef struct {
     apr_time_t probed;          /* when the last probe ended; 0: never */
     int probing;                /* a probe is under way */
     kd_cause kdc_cause;         /* its result: KD_CAUSE_NONE when the TGT came */
-    const char *kdc_detail;     /* why not (in slot_pool), for the log only */
+    char kdc_detail[512];       /* why not, for the log only (a fixed buffer: a KDC down
+                                   for days must not grow the child's memory) */
     health_state reported;      /* the state last logged */
     int refusal_logged;         /* the KDC's refusal was logged (KD00854) */
 } health_slot;
 
-static apr_pool_t *slot_pool;           /* the child's, for slots and their details */
+static apr_pool_t *slot_pool;           /* the child's, for the slots */
 static apr_thread_mutex_t *health_lock; /* guards slots and every slot's fields */
 static apr_hash_t *slots;               /* key -> health_slot* */
 
-/* The shared store (mod_kdeleg_store.c) joins here: until it does, there
- * is no store to ask and nothing to refuse on its behalf. */
+/* the shared store (mod_kdeleg_store.c) joins here: until it does, there
+ * is no store to ask and nothing to refuse on its behalf. At the merge this
+ * stub goes and mod_kdeleg.h declares
+ *   int kdeleg_store_healthy(server_rec *s, const char **why);
+ * (1: the store answers or none is configured; 0 with *why: it does not). */
 static int kdeleg_store_healthy(server_rec *s, const char **why)
 {
     (void)s;
@@ -132,8 +136,9 @@ static void probe(request_rec *r, health_slot *h, kd_acceptor *a, const char *sp
     cause = kd_acceptor_probe_kdc(a, r->pool, spn, account, &res);
     apr_thread_mutex_lock(health_lock);
     h->kdc_cause = cause;
-    h->kdc_detail = cause == KD_CAUSE_NONE ? NULL
-                    : apr_pstrdup(slot_pool, res.detail ? res.detail : kd_cause_name(cause));
+    apr_cpystrn(h->kdc_detail, cause == KD_CAUSE_NONE ? ""
+                               : res.detail ? res.detail : kd_cause_name(cause),
+                sizeof(h->kdc_detail));
     h->probed = apr_time_now();
     h->probing = 0;
     apr_thread_mutex_unlock(health_lock);
@@ -169,7 +174,7 @@ static kd_cause kdc_answer(request_rec *r, health_slot *h, kd_acceptor *a, const
     }
     apr_thread_mutex_lock(health_lock);
     cause = h->probed == 0 ? KD_CAUSE_NONE : h->kdc_cause; /* no answer: nothing known */
-    *detail = h->kdc_detail ? apr_pstrdup(r->pool, h->kdc_detail) : NULL;
+    *detail = apr_pstrdup(r->pool, h->kdc_detail);
     apr_thread_mutex_unlock(health_lock);
     return cause;
 }
