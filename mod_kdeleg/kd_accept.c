@@ -54,6 +54,7 @@ struct kd_acceptor {
      * Its pool has an allocator of its own, cleared under lock. */
     apr_pool_t *index_pool;
     kd_keytab_index *index;
+    const char *index_error;    /* why index is NULL (in index_pool or static) */
     apr_finfo_t index_stamp;
     unsigned long acquisitions; /* guarded by lock */
     /* Fetching the service's own TGT (KDC I/O): one at a time per keytab,
@@ -482,12 +483,43 @@ static cred_entry *take_current(kd_acceptor *a, const char *key, const apr_finfo
 /* Under lock: e becomes key's entry, replacing (retiring) any other. */
 static void install(kd_acceptor *a, cred_entry *e, const apr_finfo_t *fi)
 {
+    const cred_entry *old = (const cred_entry *)kd_credtab_get(a->table, e->base.key);
+
+    /* a new TGT (renewal, the health check's probe) of the same account
+     * keeps what its predecessor learnt about that account's rights */
+    if (old != NULL && e->account != NULL && old->account != NULL
+        && strcmp(old->account, e->account) == 0)
+        e->transition_seen = old->transition_seen;
     e->mtime = fi->mtime;
     e->ctime = fi->ctime;
     e->inode = fi->inode;
     e->size = fi->size;
     a->acquisitions++;
     kd_credtab_install(a->table, &e->base);
+}
+
+/* Under lock: the index of the keytab's names as of fi, re-read only
+ * when the file changed; NULL and *err when it cannot be read. */
+static const kd_keytab_index *index_current(kd_acceptor *a, const apr_finfo_t *fi,
+                                            const char **err)
+{
+    *err = NULL;
+    if (a->index_pool == NULL) {
+        *err = "out of memory";
+        return NULL;
+    }
+    /* a file that did not read is not read again until it changes */
+    if ((a->index == NULL && a->index_error == NULL)
+        || keytab_changed_since(&a->index_stamp, fi)) {
+        apr_pool_clear(a->index_pool);
+        a->index_error = NULL;
+        a->index = kd_keytab_index_read(a->index_pool, a->ctx, a->keytab, &a->index_error);
+        if (a->index == NULL && a->index_error == NULL)
+            a->index_error = "unreadable";
+        a->index_stamp = *fi;
+    }
+    *err = a->index_error;
+    return a->index;
 }
 
 /* Under lock: the keytab's spelling of principal ("svc/host@realm"),
@@ -500,18 +532,8 @@ static const char *keytab_spelling(kd_acceptor *a, apr_pool_t *p, const char *pr
     const char *slash = strchr(principal, '/'), *at = strrchr(principal, '@');
 
     *elsewhere = 0;
-    *err = NULL;
-    if (a->index_pool == NULL) {
-        *err = "out of memory";
+    if (index_current(a, fi, err) == NULL)
         return NULL;
-    }
-    if (a->index == NULL || keytab_changed_since(&a->index_stamp, fi)) {
-        apr_pool_clear(a->index_pool);
-        a->index = kd_keytab_index_read(a->index_pool, a->ctx, a->keytab, err);
-        a->index_stamp = *fi;
-        if (a->index == NULL)
-            return NULL;
-    }
     if (slash == NULL || at == NULL || at < slash)
         return NULL;
     return kd_keytab_index_spelling(a->index, p, apr_pstrmemdup(p, principal,
@@ -718,11 +740,23 @@ static kd_cause fetch_impersonator(kd_acceptor *a, apr_pool_t *p, const char *ke
     return res->cause;
 }
 
+/* The keytab file's identity now (what tells a change), or keytab-unusable. */
+static kd_cause stat_keytab(kd_acceptor *a, apr_pool_t *p, apr_finfo_t *fi, kd_result *res)
+{
+    apr_status_t rv = apr_stat(fi, a->keytab, APR_FINFO_MTIME | APR_FINFO_CTIME
+                                              | APR_FINFO_INODE | APR_FINFO_SIZE, p);
+    char errbuf[128];
+
+    if (rv == APR_SUCCESS)
+        return KD_CAUSE_NONE;
+    return kd_result_fail(res, p, KD_CAUSE_KEYTAB_UNUSABLE, "acquire", "keytab %s: %s",
+                          a->keytab, apr_strerror(rv, errbuf, sizeof(errbuf)));
+}
+
 static kd_cause get_cred(kd_acceptor *a, apr_pool_t *p, const char *principal, int impersonator,
                          const char *account, int no_rcache, cred_entry **out, kd_result *res)
 {
     apr_finfo_t fi;
-    apr_status_t rv;
     cred_entry *e, *expiring;
     const char *key = entry_key(p, principal, impersonator, account, no_rcache);
     kd_cause cause = KD_CAUSE_NONE;
@@ -730,13 +764,8 @@ static kd_cause get_cred(kd_acceptor *a, apr_pool_t *p, const char *principal, i
     if (a->ctx == NULL || a->fetch_ctx == NULL || a->table == NULL)
         return kd_result_fail(res, p, KD_CAUSE_INTERNAL_ERROR, "acquire",
                               "no Kerberos context (krb5.conf unreadable?)");
-    rv = apr_stat(&fi, a->keytab,
-                  APR_FINFO_MTIME | APR_FINFO_CTIME | APR_FINFO_INODE | APR_FINFO_SIZE, p);
-    if (rv != APR_SUCCESS) {
-        char errbuf[128];
-        return kd_result_fail(res, p, KD_CAUSE_KEYTAB_UNUSABLE, "acquire", "keytab %s: %s",
-                              a->keytab, apr_strerror(rv, errbuf, sizeof(errbuf)));
-    }
+    if (stat_keytab(a, p, &fi, res) != KD_CAUSE_NONE)
+        return res->cause;
     kd_credtab_lock(a->table);
     e = take_current(a, key, &fi, &expiring);
     if (e == NULL && !impersonator)
@@ -968,6 +997,85 @@ static kd_cause describe_client(apr_pool_t *p, gss_name_t src, gss_OID mech,
             gss_release_buffer(&ignored, &buf);
         }
     }
+    return KD_CAUSE_NONE;
+}
+
+/* ------------------------------------------------ the health check */
+
+/* Under lock: is spn in the index (its realm, or any realm without one)? */
+static int spn_in_index(const kd_keytab_index *ix, apr_pool_t *p, const kd_spn *spn)
+{
+    int elsewhere;
+
+    if (kd_keytab_index_spelling(ix, p, spn->service, spn->host, spn->realm ? spn->realm : "",
+                                 &elsewhere) != NULL)
+        return 1;
+    return spn->realm == NULL && elsewhere;
+}
+
+/* Under lock: the first of spns the index lacks, or NULL. */
+static const char *first_missing(const kd_keytab_index *ix, apr_pool_t *p, const kd_spn *spns,
+                                 int n_spns)
+{
+    int i;
+
+    for (i = 0; i < n_spns; i++)
+        if (!spn_in_index(ix, p, &spns[i]))
+            return kd_spn_unparse(p, &spns[i]);
+    return NULL;
+}
+
+kd_cause kd_acceptor_keytab_ready(kd_acceptor *a, apr_pool_t *p, const kd_spn *spns, int n_spns,
+                                  kd_result *res)
+{
+    const kd_keytab_index *ix;
+    const char *err, *missing = NULL;
+    apr_finfo_t fi;
+
+    if (a->ctx == NULL || a->table == NULL)
+        return kd_result_fail(res, p, KD_CAUSE_INTERNAL_ERROR, "health",
+                              "no Kerberos context (krb5.conf unreadable?)");
+    if (stat_keytab(a, p, &fi, res) != KD_CAUSE_NONE)
+        return res->cause;
+    kd_credtab_lock(a->table);
+    if ((ix = index_current(a, &fi, &err)) != NULL)
+        missing = first_missing(ix, p, spns, n_spns);
+    kd_credtab_unlock(a->table);
+    if (ix == NULL)
+        return kd_result_fail(res, p, KD_CAUSE_KEYTAB_UNUSABLE, "health", "keytab %s: %s",
+                              a->keytab, err ? err : "unreadable");
+    if (missing != NULL)
+        return kd_result_fail(res, p, KD_CAUSE_KEYTAB_UNUSABLE, "health",
+                              "keytab %s has no key for %s (nor for its host/ alias)",
+                              a->keytab, missing);
+    return KD_CAUSE_NONE;
+}
+
+/* Like fetch_impersonator, but the KDC is asked whatever is cached or
+ * held: the probe is there to learn whether it answers now. */
+kd_cause kd_acceptor_probe_kdc(kd_acceptor *a, apr_pool_t *p, const char *spn,
+                               const char *account, kd_result *res)
+{
+    const char *key = entry_key(p, spn, 1, account, 0), *spelling, *err;
+    apr_finfo_t fi;
+    cred_entry *e;
+    int elsewhere;
+
+    if (a->ctx == NULL || a->fetch_ctx == NULL || a->table == NULL)
+        return kd_result_fail(res, p, KD_CAUSE_INTERNAL_ERROR, "health",
+                              "no Kerberos context (krb5.conf unreadable?)");
+    if (stat_keytab(a, p, &fi, res) != KD_CAUSE_NONE)
+        return res->cause;
+    if (apr_thread_mutex_lock(a->fetch_lock) != APR_SUCCESS)
+        return kd_result_fail(res, p, KD_CAUSE_INTERNAL_ERROR, "health", "lock failed");
+    kd_credtab_lock(a->table);
+    spelling = keytab_spelling(a, p, spn, &fi, &elsewhere, &err);
+    kd_credtab_unlock(a->table);
+    e = fetch_tgt(a, p, key, spelling ? spelling : spn, account, &fi, res);
+    apr_thread_mutex_unlock(a->fetch_lock);
+    if (e == NULL)
+        return res->cause;
+    put_cred(a, e); /* installed: the table keeps it for the requests */
     return KD_CAUSE_NONE;
 }
 

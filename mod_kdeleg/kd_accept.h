@@ -106,6 +106,26 @@ kd_cause kd_acceptor_s4u2self(kd_acceptor *a, apr_pool_t *p, const char *spn,
                               kd_ticket_cache *cache, kd_delegation **out,
                               const char **impersonator, kd_result *res);
 
+/* The health check (SetHandler kdeleg-health). Is the keytab usable for
+ * every one of spns: there, readable, holding a key (or its host alias)
+ * for each, in the SPN's realm or, for an SPN without one, in any? Cheap
+ * enough for every request: a stat, and the acceptor's index of the
+ * keytab's names, re-read only when the file changed. KD_CAUSE_NONE, or
+ * keytab-unusable with the detail in res. */
+kd_cause kd_acceptor_keytab_ready(kd_acceptor *a, apr_pool_t *p, const kd_spn *spns, int n_spns,
+                                  kd_result *res);
+
+/* The health check's KDC probe: ask the KDC now for spn's service TGT,
+ * exactly as kd_acceptor_impersonator would take it (account, keytab,
+ * forwardable), whatever is cached or held, and install the TGT it gets
+ * (a renewal for the requests that follow). A KDC that does not answer is
+ * held for them as any fetch's failure; an answer clears that. Waits for
+ * a fetch in progress: callers rate-limit the probe. KD_CAUSE_NONE, or the
+ * cause (kdc-unreachable: no KDC answered; anything else: the KDC or the
+ * keytab refused) with the detail in res. */
+kd_cause kd_acceptor_probe_kdc(kd_acceptor *a, apr_pool_t *p, const char *spn,
+                               const char *account, kd_result *res);
+
 /* How often acceptor credentials were acquired (for tests and the status page). */
 unsigned long kd_acceptor_acquisitions(const kd_acceptor *a);
 

@@ -23,6 +23,8 @@ typedef enum {
     KD_STAT_TRANSFERS_REDEEMED, /* fallback transfer tokens exchanged for a session */
     KD_STAT_SESSION_LOGOUTS,   /* sessions revoked by KdelegSessionLogout */
     KD_STAT_SESSIONS_TOO_LARGE, /* sessions not issued: too many groups for a cookie */
+    KD_STAT_HEALTH_OK,         /* kdeleg-health answered 200 */
+    KD_STAT_HEALTH_UNAVAILABLE, /* kdeleg-health answered 503 */
     KD_STAT__COUNT
 } kd_stat;
 

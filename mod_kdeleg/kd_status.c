@@ -353,6 +353,8 @@ static const char *const auto_names[KD_STAT__COUNT] = {
     [KD_STAT_TRANSFERS_REDEEMED] = "KdelegTransfersRedeemed",
     [KD_STAT_SESSION_LOGOUTS] = "KdelegSessionLogouts",
     [KD_STAT_SESSIONS_TOO_LARGE] = "KdelegSessionsTooLarge",
+    [KD_STAT_HEALTH_OK] = "KdelegHealthOk",
+    [KD_STAT_HEALTH_UNAVAILABLE] = "KdelegHealthUnavailable",
 };
 
 const char *kd_status_auto_name(kd_stat s)

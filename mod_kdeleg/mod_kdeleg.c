@@ -85,6 +85,7 @@ static void child_init(apr_pool_t *pchild, server_rec *s)
     kdeleg_cache_child_init(pchild, s);
     kdeleg_replay_child_init(pchild, s);
     kdeleg_revoke_child_init(pchild, s);
+    kdeleg_health_child_init(pchild);
     kd_s4u_child_init(pchild);
 }
 
@@ -100,6 +101,7 @@ static void register_hooks(apr_pool_t *p)
     kdeleg_password_register_hooks(p);
     kdeleg_indicator_register_hooks(p);
     kdeleg_status_register_hooks(p);
+    kdeleg_health_register_hooks(p);
 }
 
 AP_DECLARE_MODULE(kdeleg) = {

@@ -23,7 +23,8 @@
 /* Our own log numbers: KDLOGNO(00101) -> "KD00101: ". httpd's AH numbers
  * belong to httpd. Ranges: 001xx start-up, 002xx config, 003xx
  * authentication, 004xx delegation, 005xx ticket cache, 006xx replay cache,
- * 007xx sessions and the FQDN fallback, 008xx status page and statistics. */
+ * 007xx sessions and the FQDN fallback, 008xx status page and statistics
+ * (0085x the health check). */
 #define KDLOGNO(n) "KD" #n ": "
 
 /* A request's log line, with its context first:
@@ -102,6 +103,7 @@ typedef struct {
     int session_lifetime;          /* KdelegSessionLifetime seconds; KD_UNSET = unset */
     const char *cookie_domain;     /* KdelegCookieDomain; NULL = unset */
     int password_without_tls;      /* KdelegPasswordWithoutTLS; KD_UNSET = unset (Off) */
+    int health_interval;           /* KdelegHealthInterval seconds; KD_UNSET = unset (10) */
 } kdeleg_srv_conf;
 
 /* Per directory. Directives valid at server level too (RSRC_CONF |
@@ -286,6 +288,11 @@ void kdeleg_note_target(const char *target, kd_cause cause);
 int kdeleg_status_post_config(apr_pool_t *pconf, server_rec *s);
 void kdeleg_status_register_hooks(apr_pool_t *p);
 
+/* The health check, SetHandler kdeleg-health (mod_kdeleg_health.c). */
+const char *kdeleg_set_health_interval(cmd_parms *cmd, void *dconf, const char *arg);
+void kdeleg_health_child_init(apr_pool_t *pchild);
+void kdeleg_health_register_hooks(apr_pool_t *p);
+
 /* Start-up checks (mod_kdeleg_config.c). */
 int kdeleg_check_keytabs(apr_pool_t *p, server_rec *s);
 int kdeleg_prepare_ccache_dir(apr_pool_t *p, server_rec *s);
@@ -414,7 +421,10 @@ kd_replay_result kdeleg_replay_seen(const unsigned char tag[KD_REPLAY_TAG_BYTES]
                                     kdeleg_replay_why *why);
 kd_replay_result kdeleg_replay_record(apr_pool_t *p, const unsigned char tag[KD_REPLAY_TAG_BYTES],
                                       kdeleg_replay_why *why);
-/* The shared replay store, or NULL (for the health endpoint). */
+/* The shared replay store, or NULL. kdeleg_store_healthy: 1 when no
+ * store is configured or it answers a ping (within its timeout; a store
+ * held as down answers 0 at once), else 0 and *why names it. */
 kdeleg_store *kdeleg_replay_store(void);
+int kdeleg_store_healthy(apr_pool_t *p, const char **why);
 
 #endif

@@ -56,6 +56,7 @@ void *kdeleg_srv_conf_create(apr_pool_t *p, server_rec *s)
     conf->session = KD_UNSET;
     conf->session_lifetime = KD_UNSET;
     conf->password_without_tls = KD_UNSET;
+    conf->health_interval = KD_UNSET;
     return conf;
 }
 
@@ -79,6 +80,7 @@ void *kdeleg_srv_conf_merge(apr_pool_t *p, void *basev, void *addv)
     KD_MERGE(session_lifetime, KD_UNSET);
     KD_MERGE(cookie_domain, NULL);
     KD_MERGE(password_without_tls, KD_UNSET);
+    KD_MERGE(health_interval, KD_UNSET);
     return conf;
 }
 
@@ -628,6 +630,9 @@ const command_rec kdeleg_directives[] = {
                   RSRC_CONF | ACCESS_CONF,
                   "seconds a refused (user, password) is refused without asking the KDC "
                   "(default 30, 0 = off)"),
+    AP_INIT_TAKE1("KdelegHealthInterval", kdeleg_set_health_interval, NULL, RSRC_CONF,
+                  "seconds between the health check's KDC probes in each child process "
+                  "(default 10); the last answer serves in between"),
     {NULL},
 };
 

@@ -306,3 +306,11 @@ kdeleg_store *kdeleg_replay_store(void)
 {
     return replay.store;
 }
+
+/* For the health endpoint: a node whose logins would all be refused with
+ * shared-store-down should leave the balancer's pool. */
+int kdeleg_store_healthy(apr_pool_t *p, const char **why)
+{
+    *why = NULL;
+    return replay.store == NULL || kdeleg_store_ping(replay.store, p, why);
+}

@@ -213,7 +213,8 @@ AUTO_NAMES = {"KdelegAuthenticated": "auth_ok", "KdelegAuthFailed": "auth_failed
               "KdelegTicketCacheMisses": "ticket_cache_misses",
               "KdelegTransfersRedeemed": "transfers_redeemed",
               "KdelegSessionLogouts": "session_logouts",
-              "KdelegSessionsTooLarge": "sessions_too_large"}
+              "KdelegSessionsTooLarge": "sessions_too_large",
+              "KdelegHealthOk": "health_ok", "KdelegHealthUnavailable": "health_unavailable"}
 
 
 def test_counters_on_server_status(kd_httpd, realm, alice_ccache):

@@ -28,7 +28,13 @@ from kdsite import key_file, lb_conf, make_site
 STORE_IP = "127.0.0.11"
 # Lines these tests provoke on purpose: the store down (KD00301 names the
 # cause), start-up warnings about the store.
-STORE_LINES = {"KD00604", "KD00605", "KD00606"}
+STORE_LINES = {"KD00604", "KD00605", "KD00606", "KD00852"}
+HEALTH = """
+<Location /kdeleg-health>
+    SetHandler kdeleg-health
+    Require ip 127.0.0.0/8
+</Location>
+"""
 KEY_LINE = re.compile(r"^kdeleg:r:[0-9a-f]{32}$")
 
 
@@ -69,7 +75,7 @@ def mit_backend(kd_httpd, mit):
 
 
 def farm(kd_httpd, haproxy_factory, kdc, lab_dir, backend, store, keys=(KEY_A,), nodes=None):
-    conf = f"KdelegReplayCache {store.spec}\n" if store else ""
+    conf = HEALTH + (f"KdelegReplayCache {store.spec}\n" if store else "")
     if keys:
         conf += f"KdelegCacheKeyFile {cache_key_file(lab_dir, 'farm-800', *keys)}\n"
     return make_site(kd_httpd, haproxy_factory, kdc, lab_dir, backend, nodes=nodes,
@@ -359,3 +365,28 @@ def test_transfer_token_is_good_once_per_farm(kd_httpd, haproxy_factory, kdc, la
     assert status == 401 and "kdeleg_session=" not in headers.get("set-cookie", "")
     refused = kdclient.kd_lines(second.error_log_since(mark), "KD00703")
     assert refused and "used before on another node" in refused[0][2], refused
+
+
+@pytest.mark.parametrize("kind", ["memcache", "redis"])
+def test_health_follows_the_store(kd_httpd, haproxy_factory, mit, lab_dir, mit_backend,
+                                  store_factory, kind):
+    """The balancer's health check says 503 while the store is down (every
+    login there would be refused), and 200 again once it is back."""
+    store = store_factory(kind)
+    site = farm(kd_httpd, haproxy_factory, mit, lab_dir, mit_backend, store,
+                nodes=(("node1", "node1"),))
+    node1 = site.nodes[0]
+
+    def health():
+        return site.direct(node1, None)._send(site.url("/kdeleg-health"))[0]
+    assert health() == 200
+    store.kill()
+    mark = node1.error_log_mark()
+    assert health() == 503
+    down = kdclient.kd_lines(node1.error_log_since(mark), "KD00852")
+    assert down and "shared-store-down" in down[0][2] and store.spec in down[0][2]
+    store.start()
+    deadline = time.monotonic() + 15
+    while health() != 200:
+        assert time.monotonic() < deadline, "health never came back"
+        time.sleep(0.2)

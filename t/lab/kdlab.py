@@ -85,8 +85,11 @@ Httpd(base_dir, name, ip, port=None, module_path=None, mpm="event",
 private_ccache_dir(httpd_dir) -> <httpd_dir>/ccache, 0700, owned by the httpd
                             user: a KdelegCcacheDir as an administrator makes it
 
-Haproxy(base_dir, ip, port, backends, name="haproxy", tls=None, global_options=())
+Haproxy(base_dir, ip, port, backends, name="haproxy", tls=None, global_options=(),
+        httpchk=None)
     start(); stop(); url(path="/"); scheme   round robin over [(ip, port), ...]
+    httpchk="GET /kdeleg-health": health checks every 300 ms (fall 2, rise 2),
+    state changes in its log
     tls=None plain http; ("passthrough",) mode tcp, TLS ends at the nodes;
     ("terminate", bundle_path) https at haproxy, plain http to the nodes,
     X-Forwarded-Proto: https added
@@ -102,7 +105,9 @@ Redis(base_dir, ip, port=None, policy="noeviction", maxmemory="64mb")
     (upstream = (ip, port)), run in threads of the test process. mode
     "forward" relays each request; "blackhole" accepts connections and
     reads requests but never answers (a closed port is refused at once,
-    which proves nothing about timeouts). .requests counts requests seen,
+    which proves nothing about timeouts). refuse() stops listening (every
+    connection refused at once: a KDC that is down), resume() listens on
+    the same port again. .requests counts requests seen,
     .krb5_conf(realm_conf, path) writes a copy of a realm's krb5.conf whose
     KDC is the relay; close_held() hangs up the connections the black hole
     holds; down() stops listening (connections refused at once, as by a
@@ -1388,14 +1393,19 @@ class Haproxy:
                                   (TestCA.bundle: cert + key), the nodes
                                   plain http; adds X-Forwarded-Proto: https.
     global_options: extra lines for the global section, e.g.
-    ("tune.bufsize 65536",) for requests with very large headers."""
+    ("tune.bufsize 65536",) for requests with very large headers.
+    httpchk: a request line, e.g. "GET /kdeleg-health": haproxy checks
+    every server with it (option httpchk; every 300 ms, 2 failures take a
+    server out, 2 successes bring it back) and logs each change of state
+    ("Server be/s1 is DOWN", "... is UP") to its log."""
 
     def __init__(self, base_dir, ip, port, backends, name="haproxy", tls=None,
-                 global_options=()):
+                 global_options=(), httpchk=None):
         self.base = os.path.abspath(base_dir)
         self.ip, self.port, self.name = ip, port or free_port(ip), name
         self.backends = list(backends)
         self.global_options = tuple(global_options)
+        self.httpchk = httpchk
         self.tls = tuple(tls) if tls else None
         if not (self.tls is None or self.tls == ("passthrough",) or
                 (len(self.tls) == 2 and self.tls[0] == "terminate")):
@@ -1413,8 +1423,11 @@ class Haproxy:
         return f"{self.scheme}://{host or self.ip}:{self.port}{path}"
 
     def _config(self):
-        servers = "".join(f"    server s{i} {ip}:{port}\n"
+        check = " check inter 300ms fall 2 rise 2" if self.httpchk else ""
+        servers = "".join(f"    server s{i} {ip}:{port}{check}\n"
                           for i, (ip, port) in enumerate(self.backends, 1))
+        if self.httpchk:
+            servers = f"    option httpchk {self.httpchk}\n" + servers
         mode, bind, frontend = "http", f"{self.ip}:{self.port}", ""
         if self.tls and self.tls[0] == "passthrough":
             mode = "tcp"
@@ -1475,9 +1488,15 @@ class KdcRelay:
         self.requests = 0
         self._lock = threading.Lock()
         self._held = []
+        self.port = 0
+        self._closed = False
+        self._listen()
+
+    def _listen(self):
+        import threading
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind((ip, 0))
+        self._sock.bind((self.ip, self.port))
         self._sock.listen(128)
         self.port = self._sock.getsockname()[1]
         self._closed = False
@@ -1491,6 +1510,14 @@ class KdcRelay:
             except OSError:
                 return
             threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def refuse(self):
+        """Stop listening: connections are refused at once (see down())."""
+        self.down()
+
+    def resume(self):
+        """Listen again on the same port, forwarding (see up())."""
+        self.up()
 
     @staticmethod
     def _read_message(conn):
@@ -1563,14 +1590,7 @@ class KdcRelay:
 
     def up(self):
         """Listen again on the same address and port after down()."""
-        import threading
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.ip, self.port))
-        sock.listen(128)
-        with self._lock:
-            self._sock = sock
-        threading.Thread(target=self._accept, args=(sock,), daemon=True).start()
+        self._listen()
 
     def close(self):
         self._closed = True

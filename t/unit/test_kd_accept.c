@@ -3,7 +3,12 @@
  * Real exchanges are covered by the integration tests. */
 #include "kd_unit.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <apr_strings.h>
+#include <krb5.h>
 #include "kd_accept.h"
 
 static kd_token_info ticket_for(const char *sname)
@@ -143,6 +148,91 @@ START_TEST(indicator_find_is_exact)
 }
 END_TEST
 
+/* A keytab file holding one key for each of names. */
+static const char *keytab_of(const char *const *names, int n)
+{
+    char *path = apr_pstrdup(kd_test_pool, "/tmp/kd_unit_health_XXXXXX");
+    int fd = mkstemp(path), i;
+    krb5_context ctx;
+    krb5_keytab kt;
+    unsigned char keybytes[32] = {7, 8, 9};
+
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    unlink(path); /* krb5 creates it in its own format */
+    ck_assert_int_eq(krb5_init_context(&ctx), 0);
+    ck_assert_int_eq(krb5_kt_resolve(ctx, apr_pstrcat(kd_test_pool, "FILE:", path, NULL), &kt), 0);
+    for (i = 0; i < n; i++) {
+        krb5_keytab_entry e;
+        memset(&e, 0, sizeof(e));
+        ck_assert_int_eq(krb5_parse_name(ctx, names[i], &e.principal), 0);
+        e.vno = 2;
+        e.key.enctype = ENCTYPE_AES256_CTS_HMAC_SHA1_96;
+        e.key.length = sizeof(keybytes);
+        e.key.contents = keybytes;
+        ck_assert_int_eq(krb5_kt_add_entry(ctx, kt, &e), 0);
+        krb5_free_principal(ctx, e.principal);
+    }
+    krb5_kt_close(ctx, kt);
+    krb5_free_context(ctx);
+    return path;
+}
+
+static kd_cause ready(kd_acceptor *a, const char *spn_text, kd_result *res)
+{
+    kd_spn spn;
+
+    ck_assert_ptr_null(kd_spn_parse(kd_test_pool, spn_text, &spn));
+    kd_result_init(res);
+    return kd_acceptor_keytab_ready(a, kd_test_pool, &spn, 1, res);
+}
+
+/* The health check's keytab verdict: every SPN's key (or its host alias)
+ * there, in its realm or, without one, in any; a file that goes missing,
+ * turns to garbage or comes back is judged again at once. */
+START_TEST(keytab_ready_judges_the_file)
+{
+    static const char *const names[] = {"HTTP/a.example.test@EXAMPLE.TEST",
+                                        "host/b.example.test@EXAMPLE.TEST"};
+    const char *path = keytab_of(names, 2), *saved = apr_pstrcat(kd_test_pool, path, ".saved",
+                                                                 NULL);
+    kd_acceptor *a = kd_acceptors_get(kd_acceptors_create(kd_test_pool), path);
+    kd_result res;
+    FILE *f;
+
+    ck_assert_int_eq(ready(a, "HTTP/a.example.test", &res), KD_CAUSE_NONE);
+    ck_assert_int_eq(ready(a, "HTTP/A.Example.Test@EXAMPLE.TEST", &res), KD_CAUSE_NONE);
+    ck_assert_int_eq(ready(a, "HTTP/b.example.test", &res), KD_CAUSE_NONE); /* host alias */
+    ck_assert_int_eq(ready(a, "HTTP/a.example.test@OTHER.TEST", &res), KD_CAUSE_KEYTAB_UNUSABLE);
+    ck_assert_ptr_nonnull(strstr(res.detail, "no key for HTTP/a.example.test@OTHER.TEST"));
+    ck_assert_int_eq(ready(a, "HTTP/c.example.test", &res), KD_CAUSE_KEYTAB_UNUSABLE);
+    ck_assert_int_eq(rename(path, saved), 0);
+    ck_assert_int_eq(ready(a, "HTTP/a.example.test", &res), KD_CAUSE_KEYTAB_UNUSABLE);
+    ck_assert_ptr_nonnull(strstr(res.detail, "No such file"));
+    f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("not a keytab at all, not even its version number", f);
+    fclose(f);
+    ck_assert_int_eq(ready(a, "HTTP/a.example.test", &res), KD_CAUSE_KEYTAB_UNUSABLE);
+    ck_assert_int_eq(rename(saved, path), 0);
+    ck_assert_int_eq(ready(a, "HTTP/a.example.test", &res), KD_CAUSE_NONE);
+    unlink(path);
+}
+END_TEST
+
+/* No keytab, no KDC exchange: the probe says keytab-unusable. */
+START_TEST(probe_without_keytab_asks_no_kdc)
+{
+    kd_acceptor *a = kd_acceptors_get(kd_acceptors_create(kd_test_pool), "/nonexistent.keytab");
+    kd_result res;
+
+    kd_result_init(&res);
+    ck_assert_int_eq(kd_acceptor_probe_kdc(a, kd_test_pool, "HTTP/a.example.test", NULL, &res),
+                     KD_CAUSE_KEYTAB_UNUSABLE);
+    ck_assert_uint_eq(kd_acceptor_acquisitions(a), 0);
+}
+END_TEST
+
 Suite *kd_accept_suite(void)
 {
     Suite *s = suite_create("kd_accept");
@@ -156,6 +246,8 @@ Suite *kd_accept_suite(void)
     tcase_add_test(tc, no_name_no_logon_info);
     tcase_add_test(tc, no_name_no_indicators);
     tcase_add_test(tc, indicator_find_is_exact);
+    tcase_add_test(tc, keytab_ready_judges_the_file);
+    tcase_add_test(tc, probe_without_keytab_asks_no_kdc);
     suite_add_tcase(s, tc);
     return s;
 }
