@@ -323,3 +323,23 @@ shared_port = kdlab.shared_port  # balancer and nodes on one port number
 # Fixtures several test modules share live in kdfixtures.py, loaded as a
 # plugin so every test module sees them and none imports another.
 pytest_plugins = ["kdfixtures"]
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--mit-run-of-shared-tests", action="store_true",
+        help="of a test that runs against both KDCs, keep only its MIT run; tests that "
+             "only Active Directory has still run. The sanitizer stage uses it: the "
+             "module's code paths are the same on both realms, the KDC is what differs.")
+
+
+def pytest_collection_modifyitems(config, items):
+    if not config.getoption("--mit-run-of-shared-tests"):
+        return
+    keep, drop = [], []
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        (drop if params.get("kdc") == "ad" else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
