@@ -182,6 +182,149 @@ kd_store_answer kd_store_claim_reply(kd_store_kind kind, const char *buf, size_t
     return KD_STORE_FAILED;
 }
 
+/* ------------------------------------------------------------ set, get */
+
+int kd_store_set_request(apr_pool_t *p, kd_store_kind kind, const char *key,
+                         const unsigned char *value, size_t len, unsigned ttl, char **req,
+                         size_t *req_len)
+{
+    size_t cap = len + 2 * KD_STORE_KEY_MAX + 128, at = 0;
+    char ttl_text[16];
+    char *buf;
+    int rc;
+
+    if (len > KD_STORE_VALUE_MAX)
+        return -1;
+    buf = apr_palloc(p, cap);
+    snprintf(ttl_text, sizeof(ttl_text), "%u", ttl);
+    if (kind == KD_STORE_MEMCACHE)
+        rc = append(buf, cap, &at, "set %s 0 %u %u\r\n", key, ttl, (unsigned)len);
+    else
+        rc = append(buf, cap, &at, "*5\r\n$3\r\nSET\r\n$%u\r\n%s\r\n$%u\r\n",
+                    (unsigned)strlen(key), key, (unsigned)len);
+    if (rc != 0 || cap - at < len + 2)
+        return -1;
+    memcpy(buf + at, value, len); /* binary: both protocols carry a length */
+    at += len;
+    if (kind == KD_STORE_MEMCACHE)
+        rc = append(buf, cap, &at, "\r\n");
+    else
+        rc = append(buf, cap, &at, "\r\n$2\r\nEX\r\n$%u\r\n%s\r\n",
+                    (unsigned)strlen(ttl_text), ttl_text);
+    *req = buf;
+    *req_len = at;
+    return rc;
+}
+
+int kd_store_get_request(apr_pool_t *p, kd_store_kind kind, const char *key, char **req,
+                         size_t *req_len)
+{
+    *req = kind == KD_STORE_MEMCACHE
+               ? apr_psprintf(p, "get %s\r\n", key)
+               : apr_psprintf(p, "*2\r\n$3\r\nGET\r\n$%u\r\n%s\r\n",
+                              (unsigned)strlen(key), key);
+    *req_len = strlen(*req);
+    return 0;
+}
+
+/* A decimal length at text (n bytes), or -1. */
+static long parse_length(const char *text, size_t n)
+{
+    long v = 0;
+    size_t i;
+
+    if (n == 0 || n > 7)
+        return -1;
+    for (i = 0; i < n; i++) {
+        if (text[i] < '0' || text[i] > '9')
+            return -1;
+        v = v * 10 + (text[i] - '0');
+    }
+    return v;
+}
+
+static kd_store_answer get_failed(const char *buf, size_t n, const char **detail,
+                                  size_t *detail_len)
+{
+    *detail = buf;
+    *detail_len = n;
+    return KD_STORE_FAILED;
+}
+
+/* memcached: "VALUE KEY FLAGS BYTES\r\n" DATA "\r\nEND\r\n", or "END\r\n". */
+static kd_store_answer memcache_get_reply(const char *buf, size_t len, size_t *used,
+                                          const unsigned char **value, size_t *value_len,
+                                          const char **detail, size_t *detail_len)
+{
+    long n = line_length(buf, len), bytes;
+    const char *last;
+
+    if (n < 0)
+        return len < KD_STORE_REPLY_MAX ? KD_STORE_INCOMPLETE
+                                        : get_failed("(reply line too long)", 21, detail,
+                                                     detail_len);
+    if (line_is(buf, n, "END")) {
+        *used = (size_t)n + 2;
+        return KD_STORE_ABSENT;
+    }
+    if (n < 6 || memcmp(buf, "VALUE ", 6) != 0)
+        return get_failed(buf, (size_t)n, detail, detail_len);
+    last = buf + n;
+    while (last > buf && last[-1] != ' ')
+        last--;
+    if ((bytes = parse_length(last, (size_t)(buf + n - last))) < 0 || bytes > KD_STORE_VALUE_MAX)
+        return get_failed(buf, (size_t)n, detail, detail_len);
+    if (len < (size_t)n + 2 + (size_t)bytes + 7)
+        return KD_STORE_INCOMPLETE;
+    if (memcmp(buf + n + 2 + bytes, "\r\nEND\r\n", 7) != 0)
+        return get_failed("(a value without its END)", 25, detail, detail_len);
+    *value = (const unsigned char *)buf + n + 2;
+    *value_len = (size_t)bytes;
+    *used = (size_t)n + 2 + (size_t)bytes + 7;
+    return KD_STORE_FOUND;
+}
+
+/* redis: "$N\r\n" DATA "\r\n", or "$-1\r\n" (RESP2) / "_\r\n" (RESP3). */
+static kd_store_answer redis_get_reply(const char *buf, size_t len, size_t *used,
+                                       const unsigned char **value, size_t *value_len,
+                                       const char **detail, size_t *detail_len)
+{
+    long n = line_length(buf, len), bytes;
+
+    if (n < 0)
+        return len < KD_STORE_REPLY_MAX ? KD_STORE_INCOMPLETE
+                                        : get_failed("(reply line too long)", 21, detail,
+                                                     detail_len);
+    if (line_is(buf, n, "$-1") || line_is(buf, n, "_")) {
+        *used = (size_t)n + 2;
+        return KD_STORE_ABSENT;
+    }
+    if (n < 2 || buf[0] != '$' || (bytes = parse_length(buf + 1, (size_t)n - 1)) < 0
+        || bytes > KD_STORE_VALUE_MAX)
+        return get_failed(buf, (size_t)n, detail, detail_len);
+    if (len < (size_t)n + 2 + (size_t)bytes + 2)
+        return KD_STORE_INCOMPLETE;
+    if (memcmp(buf + n + 2 + bytes, "\r\n", 2) != 0)
+        return get_failed("(a value without its end)", 25, detail, detail_len);
+    *value = (const unsigned char *)buf + n + 2;
+    *value_len = (size_t)bytes;
+    *used = (size_t)n + 2 + (size_t)bytes + 2;
+    return KD_STORE_FOUND;
+}
+
+kd_store_answer kd_store_get_reply(kd_store_kind kind, const char *buf, size_t len,
+                                   size_t *used, const unsigned char **value,
+                                   size_t *value_len, const char **detail, size_t *detail_len)
+{
+    *detail = NULL;
+    *detail_len = 0;
+    *value = NULL;
+    *value_len = 0;
+    return kind == KD_STORE_MEMCACHE
+               ? memcache_get_reply(buf, len, used, value, value_len, detail, detail_len)
+               : redis_get_reply(buf, len, used, value, value_len, detail, detail_len);
+}
+
 /* ------------------------------------------------------------ eviction */
 
 const char *kd_store_eviction_question(kd_store_kind kind)

@@ -32,7 +32,13 @@ typedef enum {
     KD_STORE_TAKEN,       /* somebody claimed it first */
     KD_STORE_FAILED,      /* the store answered with an error (out of memory, ...) */
     KD_STORE_INCOMPLETE,  /* the reply has not arrived whole yet */
+    KD_STORE_FOUND,       /* a get: the value is there */
+    KD_STORE_ABSENT,      /* a get: no such key (or it expired) */
 } kd_store_answer;
+
+/* The largest value a node writes or reads back: a sealed ticket with a
+ * big Active Directory PAC fits. */
+#define KD_STORE_VALUE_MAX 65536
 
 #define KD_STORE_MAC_BYTES 16                         /* of the HMAC, in the key */
 #define KD_STORE_KEY_MAX (7 + 8 + 1 + 2 * KD_STORE_MAC_BYTES + 1)
@@ -61,6 +67,23 @@ int kd_store_claim_request(kd_store_kind kind, const char *key, unsigned ttl, ch
  * length in *detail_len). */
 kd_store_answer kd_store_claim_reply(kd_store_kind kind, const char *buf, size_t len,
                                      size_t *used, const char **detail, size_t *detail_len);
+
+/* Entries that are written whole and read back (the farm's ticket cache,
+ * revocations): a plain set with an expiry, last writer wins (the values
+ * are sealed, so a writer without the farm key cannot forge one), and a
+ * get. The request is allocated in p. The reply to a set is read with
+ * kd_store_claim_reply (CLAIMED means stored). */
+int kd_store_set_request(apr_pool_t *p, kd_store_kind kind, const char *key,
+                         const unsigned char *value, size_t len, unsigned ttl, char **req,
+                         size_t *req_len);
+int kd_store_get_request(apr_pool_t *p, kd_store_kind kind, const char *key, char **req,
+                         size_t *req_len);
+/* The reply to a get at the start of buf: FOUND with *value and *value_len
+ * pointing into buf, ABSENT, FAILED (*detail as for a claim), or
+ * INCOMPLETE. A value over KD_STORE_VALUE_MAX is FAILED. */
+kd_store_answer kd_store_get_reply(kd_store_kind kind, const char *buf, size_t len,
+                                   size_t *used, const unsigned char **value,
+                                   size_t *value_len, const char **detail, size_t *detail_len);
 
 /* What the store says of its eviction policy, from its reply to the
  * question the glue asks at start-up (memcached "stats settings", redis

@@ -30,8 +30,18 @@ typedef struct {
 
 typedef struct kd_ticket_cache kd_ticket_cache;
 
-kd_ticket_cache *kd_ticket_cache_create(apr_pool_t *p, const unsigned char key[KD_SEAL_KEY_BYTES],
-                                        kd_store store);
+/* keys[0] seals what is written; every key opens what is read, so the
+ * nodes of a farm keep sharing entries while a new key file is rolled out
+ * (the keys of KdelegCacheKeyFile, newest first). n_keys >= 1. */
+#define KD_TICKET_CACHE_KEYS_MAX 8
+kd_ticket_cache *kd_ticket_cache_create(apr_pool_t *p,
+                                        const unsigned char (*keys)[KD_SEAL_KEY_BYTES],
+                                        int n_keys, kd_store store);
+
+/* The longest an entry is used, counted from the ticket's start, however
+ * long the ticket itself lives: delegation rights removed at the KDC take
+ * effect within it. 0: the ticket's own lifetime. */
+void kd_ticket_cache_set_max_lifetime(kd_ticket_cache *c, int seconds);
 
 /* A cached ticket for target valid for at least the margin: 1 and *creds
  * (free with krb5_free_creds), else 0. Here and in put, c may be NULL (no

@@ -76,6 +76,9 @@ typedef struct {
     int cache_disabled;            /* KdelegCache none */
     const ap_socache_provider_t *cache_provider; /* NULL = unset (shmcb when loaded) */
     const char *cache_provider_name;
+    struct kdeleg_store *cache_store; /* KdelegCache memcache:/redis:, our own client */
+    int cache_max_lifetime;        /* KdelegCacheMaxLifetime, seconds */
+    int cache_max_lifetime_set;
     ap_socache_instance_t *cache_instance; /* made by the provider when the directive is read */
     /* KdelegReplayCache (main server only). */
     int replay_configured;         /* the directive was given */
@@ -351,6 +354,7 @@ void kdeleg_delegate_register_hooks(apr_pool_t *p);
 /* The node's ticket cache (mod_kdeleg_cache.c). */
 kd_ticket_cache *kdeleg_cache_tickets(void);
 const char *kdeleg_cache_set(cmd_parms *cmd, void *dconf, const char *arg);
+const char *kdeleg_cache_max_lifetime_set(cmd_parms *cmd, void *dconf, const char *arg);
 int kdeleg_cache_pre_config(apr_pool_t *pconf);
 int kdeleg_cache_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s);
 void kdeleg_cache_child_init(apr_pool_t *pchild, server_rec *s);
@@ -380,6 +384,12 @@ void kdeleg_store_child_init(kdeleg_store *st, apr_pool_t *pchild);
 kd_store_answer kdeleg_store_claim(kdeleg_store *st, apr_pool_t *p, const char *const *keys,
                                    int n, unsigned ttl, const char **why);
 void kdeleg_store_check_eviction(kdeleg_store *st, server_rec *s, apr_pool_t *ptemp);
+/* Whole values (sealed by the caller): kdeleg_store_get answers FOUND
+ * (*value in p), ABSENT or FAILED (*why); kdeleg_store_set 0 or -1 (*why). */
+kd_store_answer kdeleg_store_get(kdeleg_store *st, apr_pool_t *p, const char *key,
+                                 const unsigned char **value, apr_size_t *len, const char **why);
+int kdeleg_store_set(kdeleg_store *st, apr_pool_t *p, const char *key,
+                     const unsigned char *value, apr_size_t len, unsigned ttl, const char **why);
 int kdeleg_store_ping(kdeleg_store *st, apr_pool_t *p, const char **why);
 
 /* A key file (KdelegSessionKeyFile, KdelegCacheKeyFile): read at

@@ -567,8 +567,12 @@ const command_rec kdeleg_directives[] = {
                   "the farm's keys (one base64 32-byte key per line, the same file on every "
                   "node), from which the shared store's keys are derived"),
     AP_INIT_TAKE1("KdelegCache", kdeleg_cache_set, NULL, RSRC_CONF,
-                  "socache provider for delegated tickets shared by all children "
-                  "(default shmcb), or none"),
+                  "where delegated tickets are kept: a socache provider shared by the node's "
+                  "children (default shmcb), memcache:HOST:PORT or redis:HOST:PORT shared by "
+                  "the farm, or none"),
+    AP_INIT_TAKE1("KdelegCacheMaxLifetime", kdeleg_cache_max_lifetime_set, NULL, RSRC_CONF,
+                  "seconds a cached delegated ticket is used at most, from its start "
+                  "(default 3600; 0 = the ticket's own lifetime)"),
     AP_INIT_FLAG("KdelegAllowAnonymous", set_allow_anonymous, NULL, RSRC_CONF | ACCESS_CONF,
                  "On: accept anonymous tickets (WELLKNOWN/ANONYMOUS); refused by default"),
     AP_INIT_ITERATE("KdelegRealms", add_realm, NULL, RSRC_CONF | ACCESS_CONF,

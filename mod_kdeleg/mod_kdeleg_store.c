@@ -366,3 +366,74 @@ int kdeleg_store_ping(kdeleg_store *st, apr_pool_t *p, const char **why)
     }
     return 1;
 }
+
+/* ------------------------------------------------------------ set, get */
+
+typedef struct {
+    kd_store_answer answer;
+    const unsigned char *value;
+    size_t value_len;
+    const char *detail;
+    size_t detail_len;
+} get_reply;
+
+static int get_complete(const kdeleg_store *st, const char *buf, apr_size_t len, void *baton)
+{
+    get_reply *gr = baton;
+    size_t used = 0;
+
+    gr->answer = kd_store_get_reply(st->kind, buf, len, &used, &gr->value, &gr->value_len,
+                                    &gr->detail, &gr->detail_len);
+    if (gr->answer == KD_STORE_INCOMPLETE)
+        return 0;
+    return gr->answer == KD_STORE_FAILED ? 2 : 1;
+}
+
+kd_store_answer kdeleg_store_get(kdeleg_store *st, apr_pool_t *p, const char *key,
+                                 const unsigned char **value, apr_size_t *len, const char **why)
+{
+    apr_size_t cap = KD_STORE_VALUE_MAX + KD_STORE_REPLY_MAX + 16, got;
+    char *reply = apr_palloc(p, cap), *req;
+    size_t req_len;
+    get_reply gr;
+
+    memset(&gr, 0, sizeof(gr));
+    kd_store_get_request(p, st->kind, key, &req, &req_len);
+    if ((*why = talk(st, p, req, req_len, reply, cap, &got, get_complete, &gr)) != NULL)
+        return KD_STORE_FAILED;
+    if (gr.answer == KD_STORE_FAILED) {
+        *why = apr_psprintf(p, "%s refused the read: %s", st->name,
+                            ap_escape_logitem(p, apr_pstrmemdup(p, gr.detail, gr.detail_len)));
+        return KD_STORE_FAILED;
+    }
+    *value = gr.value;
+    *len = gr.value_len;
+    return gr.answer;
+}
+
+int kdeleg_store_set(kdeleg_store *st, apr_pool_t *p, const char *key,
+                     const unsigned char *value, apr_size_t len, unsigned ttl, const char **why)
+{
+    char reply[KD_STORE_REPLY_MAX + 16], *req;
+    size_t req_len;
+    apr_size_t got;
+    claim_replies cr;
+
+    if (kd_store_set_request(p, st->kind, key, value, len, ttl, &req, &req_len) != 0) {
+        *why = "the value is larger than the store takes from us";
+        return -1;
+    }
+    memset(&cr, 0, sizeof(cr));
+    cr.n = 1;
+    if ((*why = talk(st, p, req, req_len, reply, sizeof(reply), &got, claims_complete, &cr))
+        != NULL)
+        return -1;
+    if (cr.answer[0] != KD_STORE_CLAIMED) {
+        *why = apr_psprintf(p, "%s refused the write: %s", st->name,
+                            cr.detail ? ap_escape_logitem(p, apr_pstrmemdup(p, cr.detail,
+                                                                            cr.detail_len))
+                                      : "not stored");
+        return -1;
+    }
+    return 0;
+}

@@ -3,7 +3,8 @@
  * says, a pipeline of claim replies is read within the bytes received,
  * each reply consumes at least one line, and an answer of CLAIMED is
  * exactly the protocol's success line. Eviction replies and store specs
- * parse without reading past the input. */
+ * parse without reading past the input, and a get's value lies inside
+ * the reply. */
 #include "fuzz_common.h"
 #include "kd_store.h"
 
@@ -31,6 +32,25 @@ static void claims(kd_store_kind kind, const char *buf, size_t len)
     }
 }
 
+/* A get's reply: a value found lies inside the reply, within the limit. */
+static void get_reply(kd_store_kind kind, const char *buf, size_t len)
+{
+    size_t used = 0, value_len, detail_len;
+    const unsigned char *value;
+    const char *detail;
+    kd_store_answer a = kd_store_get_reply(kind, buf, len, &used, &value, &value_len, &detail,
+                                           &detail_len);
+
+    if (a == KD_STORE_FOUND) {
+        FUZZ_ASSERT(value_len <= KD_STORE_VALUE_MAX && used <= len);
+        FUZZ_ASSERT((const char *)value >= buf && (const char *)value + value_len <= buf + len);
+    }
+    if (a == KD_STORE_ABSENT)
+        FUZZ_ASSERT(used >= 3 && used <= len);
+    if (a == KD_STORE_FAILED)
+        FUZZ_ASSERT(detail != NULL);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     apr_pool_t *p = fuzz_pool();
@@ -44,6 +64,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memcpy(exact, data, size);
     claims(KD_STORE_MEMCACHE, exact, size);
     claims(KD_STORE_REDIS, exact, size);
+    get_reply(KD_STORE_MEMCACHE, exact, size);
+    get_reply(KD_STORE_REDIS, exact, size);
     never = kd_store_never_evicts(KD_STORE_MEMCACHE, exact, size);
     FUZZ_ASSERT(never >= -2 && never <= 1);
     never = kd_store_never_evicts(KD_STORE_REDIS, exact, size);

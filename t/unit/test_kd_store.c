@@ -160,6 +160,85 @@ static int evicts(kd_store_kind kind, const char *text)
     return kd_store_never_evicts(kind, text, strlen(text));
 }
 
+/* A set carries the value with its length (binary-safe) and the expiry. */
+START_TEST(set_requests_frame_binary_values)
+{
+    const unsigned char value[] = {'a', 0, '\r', '\n', 0xff};
+    char *req;
+    size_t len;
+
+    ck_assert_int_eq(kd_store_set_request(kd_test_pool, KD_STORE_MEMCACHE, "kdeleg:t:ab", value,
+                                          sizeof(value), 600, &req, &len), 0);
+    ck_assert_uint_eq(len, strlen("set kdeleg:t:ab 0 600 5\r\n") + 5 + 2);
+    ck_assert_mem_eq(req, "set kdeleg:t:ab 0 600 5\r\na\0\r\n\xff\r\n", len);
+    ck_assert_int_eq(kd_store_set_request(kd_test_pool, KD_STORE_REDIS, "k", value,
+                                          sizeof(value), 7, &req, &len), 0);
+    ck_assert_mem_eq(req, "*5\r\n$3\r\nSET\r\n$1\r\nk\r\n$5\r\na\0\r\n\xff\r\n"
+                          "$2\r\nEX\r\n$1\r\n7\r\n", len);
+    ck_assert_int_ne(kd_store_set_request(kd_test_pool, KD_STORE_REDIS, "k", value,
+                                          KD_STORE_VALUE_MAX + 1, 7, &req, &len), 0);
+    ck_assert_int_eq(kd_store_get_request(kd_test_pool, KD_STORE_MEMCACHE, "k", &req, &len), 0);
+    ck_assert_str_eq(req, "get k\r\n");
+    ck_assert_int_eq(kd_store_get_request(kd_test_pool, KD_STORE_REDIS, "k", &req, &len), 0);
+    ck_assert_str_eq(req, "*2\r\n$3\r\nGET\r\n$1\r\nk\r\n");
+}
+END_TEST
+
+static kd_store_answer get(kd_store_kind kind, const char *reply, size_t len,
+                           const unsigned char **value, size_t *value_len, size_t *used)
+{
+    const char *detail;
+    size_t detail_len;
+
+    return kd_store_get_reply(kind, reply, len, used, value, value_len, &detail, &detail_len);
+}
+
+/* Found, absent, every truncation incomplete, and lies refused. */
+START_TEST(get_replies_parse)
+{
+    static const char mc[] = "VALUE kdeleg:t:ab 0 5\r\na\0\r\n\xff\r\nEND\r\n";
+    static const char rd[] = "$5\r\na\0\r\n\xff\r\n";
+    const unsigned char *value;
+    size_t value_len, used, i;
+
+    ck_assert_int_eq(get(KD_STORE_MEMCACHE, mc, sizeof(mc) - 1, &value, &value_len, &used),
+                     KD_STORE_FOUND);
+    ck_assert_uint_eq(value_len, 5);
+    ck_assert_mem_eq(value, "a\0\r\n\xff", 5);
+    ck_assert_uint_eq(used, sizeof(mc) - 1);
+    ck_assert_int_eq(get(KD_STORE_REDIS, rd, sizeof(rd) - 1, &value, &value_len, &used),
+                     KD_STORE_FOUND);
+    ck_assert_mem_eq(value, "a\0\r\n\xff", 5);
+    for (i = 0; i < sizeof(mc) - 1; i++)
+        ck_assert_int_eq(get(KD_STORE_MEMCACHE, mc, i, &value, &value_len, &used),
+                         KD_STORE_INCOMPLETE);
+    for (i = 0; i < sizeof(rd) - 1; i++)
+        ck_assert_int_eq(get(KD_STORE_REDIS, rd, i, &value, &value_len, &used),
+                         KD_STORE_INCOMPLETE);
+    ck_assert_int_eq(get(KD_STORE_MEMCACHE, "END\r\n", 5, &value, &value_len, &used),
+                     KD_STORE_ABSENT);
+    ck_assert_int_eq(get(KD_STORE_REDIS, "$-1\r\n", 5, &value, &value_len, &used),
+                     KD_STORE_ABSENT);
+    ck_assert_int_eq(get(KD_STORE_REDIS, "_\r\n", 3, &value, &value_len, &used),
+                     KD_STORE_ABSENT);
+    /* errors, lies about the length, values over the limit */
+    ck_assert_int_eq(get(KD_STORE_MEMCACHE, "SERVER_ERROR x\r\n", 16, &value, &value_len, &used),
+                     KD_STORE_FAILED);
+    ck_assert_int_eq(get(KD_STORE_MEMCACHE, "VALUE k 0 2\r\nabcdEND\r\n", 22, &value,
+                         &value_len, &used), KD_STORE_FAILED);
+    ck_assert_int_eq(get(KD_STORE_MEMCACHE, "VALUE k 0 99999999\r\n", 20, &value, &value_len,
+                         &used), KD_STORE_FAILED);
+    ck_assert_int_eq(get(KD_STORE_REDIS, "$70000\r\n", 8, &value, &value_len, &used),
+                     KD_STORE_FAILED);
+    ck_assert_int_eq(get(KD_STORE_REDIS, "$-5\r\n", 5, &value, &value_len, &used),
+                     KD_STORE_FAILED);
+    ck_assert_int_eq(get(KD_STORE_REDIS, "-ERR wrong\r\n", 12, &value, &value_len, &used),
+                     KD_STORE_FAILED);
+    ck_assert_int_eq(get(KD_STORE_REDIS, "$2\r\nabcd", 8, &value, &value_len, &used),
+                     KD_STORE_FAILED);
+}
+END_TEST
+
 START_TEST(eviction_policy_is_read)
 {
     ck_assert_int_eq(evicts(KD_STORE_MEMCACHE, "STAT maxbytes 67108864\r\nSTAT evictions off\r\n"
@@ -193,6 +272,8 @@ Suite *kd_store_suite(void)
     tcase_add_test(tc, claim_replies_parse);
     tcase_add_test(tc, overlong_reply_fails);
     tcase_add_test(tc, eviction_policy_is_read);
+    tcase_add_test(tc, set_requests_frame_binary_values);
+    tcase_add_test(tc, get_replies_parse);
     suite_add_tcase(s, tc);
     return s;
 }

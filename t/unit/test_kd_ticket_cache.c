@@ -62,10 +62,10 @@ static krb5_creds *make_creds(krb5_context ctx, const char *client, const char *
 
 START_TEST(hit_miss_and_isolation)
 {
-    unsigned char key[KD_SEAL_KEY_BYTES] = {1, 2, 3};
+    unsigned char key[1][KD_SEAL_KEY_BYTES] = {{1, 2, 3}};
     mem_store m = {apr_hash_make(kd_test_pool), 0};
     kd_store store = {&m, mem_get, mem_put};
-    kd_ticket_cache *c = kd_ticket_cache_create(kd_test_pool, key, store);
+    kd_ticket_cache *c = kd_ticket_cache_create(kd_test_pool, key, 1, store);
     krb5_context ctx;
     krb5_creds *in, *out = NULL;
     apr_hash_index_t *hi;
@@ -109,10 +109,10 @@ END_TEST
 
 START_TEST(nearly_expired_tickets_are_not_cached)
 {
-    unsigned char key[KD_SEAL_KEY_BYTES] = {9};
+    unsigned char key[1][KD_SEAL_KEY_BYTES] = {{9}};
     mem_store m = {apr_hash_make(kd_test_pool), 0};
     kd_store store = {&m, mem_get, mem_put};
-    kd_ticket_cache *c = kd_ticket_cache_create(kd_test_pool, key, store);
+    kd_ticket_cache *c = kd_ticket_cache_create(kd_test_pool, key, 1, store);
     krb5_context ctx;
     krb5_creds *in;
 
@@ -120,6 +120,68 @@ START_TEST(nearly_expired_tickets_are_not_cached)
     in = make_creds(ctx, "alice@EXAMPLE.TEST", "HTTP/b@EXAMPLE.TEST", KD_TICKET_MARGIN_SEC / 2);
     kd_ticket_cache_put(c, kd_test_pool, ctx, "alice@EXAMPLE.TEST", "i", "t", in);
     ck_assert_int_eq(m.puts, 0);
+    krb5_free_creds(ctx, in);
+    krb5_free_context(ctx);
+}
+END_TEST
+
+/* Two nodes in the middle of a key rotation: the one with [new, old]
+ * reads what the one with [old] wrote, and the other way round only once
+ * both have the new key; a node with an unrelated key sees nothing. */
+START_TEST(rotation_and_foreign_keys)
+{
+    unsigned char old_only[1][KD_SEAL_KEY_BYTES] = {{7}};
+    unsigned char new_old[2][KD_SEAL_KEY_BYTES] = {{8}, {7}};
+    unsigned char foreign[1][KD_SEAL_KEY_BYTES] = {{5}};
+    mem_store m = {apr_hash_make(kd_test_pool), 0};
+    kd_store store = {&m, mem_get, mem_put};
+    kd_ticket_cache *a = kd_ticket_cache_create(kd_test_pool, old_only, 1, store);
+    kd_ticket_cache *b = kd_ticket_cache_create(kd_test_pool, new_old, 2, store);
+    kd_ticket_cache *x = kd_ticket_cache_create(kd_test_pool, foreign, 1, store);
+    krb5_context ctx;
+    krb5_creds *in, *out = NULL;
+
+    ck_assert_int_eq(krb5_init_context(&ctx), 0);
+    in = make_creds(ctx, "alice@EXAMPLE.TEST", "HTTP/b@EXAMPLE.TEST", 3600);
+    kd_ticket_cache_put(a, kd_test_pool, ctx, "alice@EXAMPLE.TEST", "i", "t", in);
+    ck_assert(kd_ticket_cache_get(b, kd_test_pool, ctx, "alice@EXAMPLE.TEST", "i", "t", &out));
+    krb5_free_creds(ctx, out);
+    ck_assert(!kd_ticket_cache_get(x, kd_test_pool, ctx, "alice@EXAMPLE.TEST", "i", "t", &out));
+    kd_ticket_cache_put(b, kd_test_pool, ctx, "bob@EXAMPLE.TEST", "i", "t", in);
+    ck_assert(!kd_ticket_cache_get(a, kd_test_pool, ctx, "bob@EXAMPLE.TEST", "i", "t", &out));
+    krb5_free_creds(ctx, in);
+    krb5_free_context(ctx);
+}
+END_TEST
+
+/* A ticket older than the cache's maximum is neither kept nor served,
+ * however long it lives: removed delegation rights take effect. */
+START_TEST(max_lifetime_bounds_old_tickets)
+{
+    unsigned char key[1][KD_SEAL_KEY_BYTES] = {{3}};
+    mem_store m = {apr_hash_make(kd_test_pool), 0};
+    kd_store store = {&m, mem_get, mem_put};
+    kd_ticket_cache *c = kd_ticket_cache_create(kd_test_pool, key, 1, store);
+    krb5_context ctx;
+    krb5_creds *in, *out = NULL;
+
+    ck_assert_int_eq(krb5_init_context(&ctx), 0);
+    in = make_creds(ctx, "alice@EXAMPLE.TEST", "HTTP/b@EXAMPLE.TEST", 36000);
+    kd_ticket_cache_put(c, kd_test_pool, ctx, "alice@EXAMPLE.TEST", "i", "t", in);
+    kd_ticket_cache_set_max_lifetime(c, 600);
+    ck_assert(kd_ticket_cache_get(c, kd_test_pool, ctx, "alice@EXAMPLE.TEST", "i", "t", &out));
+    krb5_free_creds(ctx, out);
+    /* the same entry, its ticket now 700 s old */
+    in->times.starttime -= 700;
+    kd_ticket_cache_put(c, kd_test_pool, ctx, "bob@EXAMPLE.TEST", "i", "t", in);
+    ck_assert_int_eq(m.puts, 1); /* not kept */
+    /* kept while there was no maximum, then read under one */
+    in->times.starttime += 695;
+    kd_ticket_cache_set_max_lifetime(c, 0);
+    kd_ticket_cache_put(c, kd_test_pool, ctx, "carol@EXAMPLE.TEST", "i", "t", in);
+    ck_assert_int_eq(m.puts, 2);
+    kd_ticket_cache_set_max_lifetime(c, 1);
+    ck_assert(!kd_ticket_cache_get(c, kd_test_pool, ctx, "carol@EXAMPLE.TEST", "i", "t", &out));
     krb5_free_creds(ctx, in);
     krb5_free_context(ctx);
 }
@@ -152,6 +214,8 @@ Suite *kd_ticket_cache_suite(void)
     tcase_add_test(tc, hit_miss_and_isolation);
     tcase_add_test(tc, nearly_expired_tickets_are_not_cached);
     tcase_add_test(tc, no_cache_is_no_op);
+    tcase_add_test(tc, rotation_and_foreign_keys);
+    tcase_add_test(tc, max_lifetime_bounds_old_tickets);
     suite_add_tcase(s, tc);
     return s;
 }
