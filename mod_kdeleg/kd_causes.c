@@ -212,6 +212,14 @@ static const kd_cause_info catalogue[KD_CAUSE__COUNT] = {
      "if it answers with an out-of-memory error it is full: give it more memory (it must "
      "never evict: memcached -M, redis maxmemory-policy noeviction)",
      "the same: the shared store is independent of the KDC"},
+    {KD_CAUSE_FARM_KEY_MISMATCH, "farm-key-mismatch", 503, 1,
+     "the nodes of the farm do not share a key of KdelegCacheKeyFile: their claims in the "
+     "shared store would never meet, so a token used on one node could be replayed on "
+     "another; logins are refused until they share one (the detail gives both sets of key "
+     "fingerprints, which reveal nothing of the keys)",
+     "copy the same KdelegCacheKeyFile to every node (to rotate, add the new key first on "
+     "every node, then drop the old one) and restart httpd gracefully",
+     "the same: the key file is the module's, not the KDC's"},
     {KD_CAUSE_NEGOTIATE_FAILED, "negotiate-failed", 401, 0,
      "the Kerberos exchange failed for a reason not listed above (see the detail)",
      "read the detail; enable Kerberos event logging on the client",

@@ -18,6 +18,7 @@ struct kd_delegation {
     const char *user;           /* the user's principal, as the KDC names it */
     const char *key_user;       /* the name the user is cached under (as asked for) */
     const char *spn;            /* the identity the client named: cache keys, logs */
+    const char *acting_as;      /* the account configured for spn, or NULL (the keytab's) */
     krb5_data evidence;         /* DER ticket for us; length 0: cache only */
     int evidence_forwardable;   /* 1, 0, or -1 until the ticket is read */
     kd_impersonator_fn get_impersonator;
@@ -185,6 +186,20 @@ kd_delegation *kd_delegation_cache_only(apr_pool_t *p, const char *user, const c
 void kd_delegation_set_cache(kd_delegation *d, kd_ticket_cache *cache)
 {
     d->cache = cache;
+}
+
+void kd_delegation_set_acting_as(kd_delegation *d, const char *account)
+{
+    d->acting_as = account;
+}
+
+/* The impersonator in cache keys: the SPN, and the account configured to
+ * act for it. Without a configured account the SPN's own account acts
+ * (the keytab's, which the directory fixes: an SPN has one account), so
+ * the SPN alone names it on every node. */
+static const char *impersonator_key(apr_pool_t *p, const kd_delegation *d)
+{
+    return d->acting_as ? apr_pstrcat(p, d->spn, " as ", d->acting_as, NULL) : d->spn;
 }
 
 const char *kd_delegation_user(const kd_delegation *d)
@@ -552,7 +567,7 @@ done:
 
 static const char *ready_key(apr_pool_t *p, const kd_delegation *d, const char *target)
 {
-    return apr_pstrcat(p, d->key_user, "\n", d->spn, "\n", target, NULL);
+    return apr_pstrcat(p, d->key_user, "\n", impersonator_key(p, d), "\n", target, NULL);
 }
 
 /* An initiator credential over one ticket: MIT uses the matching service
@@ -633,7 +648,8 @@ static ready_cred *load_cached(apr_pool_t *p, kd_delegation *d, const char *targ
         return c;
     }
     if (delegation_ctx(d) != NULL
-        && kd_ticket_cache_get(d->cache, p, d->ctx, d->key_user, d->spn, target, &creds)) {
+        && kd_ticket_cache_get(d->cache, p, d->ctx, d->key_user, impersonator_key(p, d), target,
+                               &creds)) {
         c = make_ready(p, d, target, creds);
         krb5_free_creds(d->ctx, creds);
     }
@@ -661,7 +677,7 @@ static kd_cause ready_for(apr_pool_t *p, kd_delegation *d, const char *target, r
     d->source = "kdc";
     if (proxy_from_kdc(p, d, target, &creds, res) != KD_CAUSE_NONE)
         return res->cause;
-    kd_ticket_cache_put(d->cache, p, d->ctx, d->key_user, d->spn, target, creds);
+    kd_ticket_cache_put(d->cache, p, d->ctx, d->key_user, impersonator_key(p, d), target, creds);
     *out = make_ready(p, d, target, creds);
     krb5_free_creds(d->ctx, creds);
     if (*out == NULL)

@@ -58,6 +58,12 @@ kd_delegation *kd_delegation_cache_only(apr_pool_t *p, const char *user, const c
  * KDC, stored after. NULL: no cache. */
 void kd_delegation_set_cache(kd_delegation *d, kd_ticket_cache *cache);
 
+/* The account configured to act for the delegation's SPN
+ * (KdelegServiceAccount), or NULL: part of every cache key, so a ticket
+ * obtained as WEB1$ never serves a request that acts as websvc, on this
+ * node or another. Set before the first lookup. */
+void kd_delegation_set_acting_as(kd_delegation *d, const char *account);
+
 const char *kd_delegation_user(const kd_delegation *d);
 /* The principal the KDC was asked as, once it was ("" before). */
 const char *kd_delegation_impersonator(const kd_delegation *d);

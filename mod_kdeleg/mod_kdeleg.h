@@ -89,6 +89,8 @@ typedef struct {
     const char *cache_key_file;    /* NULL = unset */
     const kd_session_keys *cache_keys;
     long cache_key_uid;            /* owner of cache_key_file, checked in post_config */
+    int revocation_interval;       /* KdelegRevocationCheckInterval, seconds */
+    int revocation_interval_set;
 } kdeleg_mod_conf;
 
 /* Per server and virtual host. */
@@ -414,6 +416,18 @@ int kdeleg_revoke_pre_config(apr_pool_t *pconf);
 int kdeleg_revoke_post_config(apr_pool_t *pconf, server_rec *s);
 void kdeleg_revoke_child_init(apr_pool_t *pchild, server_rec *s);
 int kdeleg_is_revoked(const char *principal, long long issued_ms);
+/* The node's table, then the farm's list (KdelegReplayCache STORE): REVOKED,
+ * NOT_REVOKED, or REVOCATION_UNKNOWN when the store cannot be read and this
+ * child has not read the principal's entry within
+ * KdelegRevocationCheckInterval (the caller refuses; *why says why). */
+#define KDELEG_NOT_REVOKED 0
+#define KDELEG_REVOKED 1
+#define KDELEG_REVOCATION_UNKNOWN (-1)
+int kdeleg_session_revoked(apr_pool_t *p, const char *principal, long long issued_ms,
+                           const char **why);
+int kdeleg_revoke_shared(void);
+const char *kdeleg_revocation_interval_set(cmd_parms *cmd, void *dconf, const char *arg);
+/* -2: revoked on the node, but the farm's store did not take it (logged). */
 int kdeleg_revoke_principal(request_rec *r, const char *principal, long long before_ms,
                             long long until);
 /* Before the exchange, is the authenticator known to this node (lookup);
@@ -426,6 +440,7 @@ typedef struct {
     apr_status_t lock_rv;
     const char *detail;
     int elsewhere;
+    int key_mismatch;   /* SHARED_DOWN because the nodes share no farm key */
 } kdeleg_replay_why;
 kd_replay_result kdeleg_replay_seen(const unsigned char tag[KD_REPLAY_TAG_BYTES],
                                     kdeleg_replay_why *why);

@@ -314,7 +314,9 @@ static int replay_refused(request_rec *r, const kd_token_info *info, kd_replay_r
         kd_result_fail(&res, r->pool, KD_CAUSE_REPLAY_CACHE_UNAVAILABLE, "replay", "full");
         break;
     case KD_REPLAY_SHARED_DOWN:
-        kd_result_fail(&res, r->pool, KD_CAUSE_SHARED_STORE_DOWN, "replay", "%s", why->detail);
+        kd_result_fail(&res, r->pool,
+                       why->key_mismatch ? KD_CAUSE_FARM_KEY_MISMATCH : KD_CAUSE_SHARED_STORE_DOWN,
+                       "replay", "%s", why->detail);
         break;
     default:
         kd_result_fail(&res, r->pool, KD_CAUSE_REPLAY_CACHE_UNAVAILABLE, "replay",

@@ -570,6 +570,10 @@ const command_rec kdeleg_directives[] = {
                   "where delegated tickets are kept: a socache provider shared by the node's "
                   "children (default shmcb), memcache:HOST:PORT or redis:HOST:PORT shared by "
                   "the farm, or none"),
+    AP_INIT_TAKE1("KdelegRevocationCheckInterval", kdeleg_revocation_interval_set, NULL,
+                  RSRC_CONF,
+                  "seconds a child trusts what it last read of a principal's logout in the "
+                  "farm's store (default 10; 0 = every request)"),
     AP_INIT_TAKE1("KdelegCacheMaxLifetime", kdeleg_cache_max_lifetime_set, NULL, RSRC_CONF,
                   "seconds a cached delegated ticket is used at most, from its start "
                   "(default 3600; 0 = the ticket's own lifetime)"),

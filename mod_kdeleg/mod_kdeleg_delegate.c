@@ -122,8 +122,9 @@ static void note_targets(const apr_array_header_t *targets)
 
 /* The node's cache first: when it holds every target's ticket for this
  * user, no evidence and no KDC are needed. NULL when it does not. */
-static kd_delegation *from_cache(request_rec *r, kdeleg_auth_state *st,
-                                 const apr_array_header_t *targets, kd_ticket_cache *cache)
+static kd_delegation *from_cache(request_rec *r, const kdeleg_dir_conf *conf,
+                                 kdeleg_auth_state *st, const apr_array_header_t *targets,
+                                 kd_ticket_cache *cache)
 {
     kd_delegation *cached;
     kd_result res;
@@ -132,6 +133,7 @@ static kd_delegation *from_cache(request_rec *r, kdeleg_auth_state *st,
     if (cache == NULL)
         return NULL;
     cached = kd_delegation_cache_only(r->pool, st->principal, st->spn, cache);
+    kd_delegation_set_acting_as(cached, kdeleg_conf_service_account(conf, st->spn));
     if (ensure_all(r, st, cached, targets, 1, &res, &failed) != 0) {
         kdeleg_note(KD_STAT_TICKET_CACHE_MISSES);
         return NULL;
@@ -158,7 +160,7 @@ int kdeleg_delegate(request_rec *r, const kdeleg_dir_conf *conf, kdeleg_auth_sta
                        "no evidence credential");
         why_not = &internal;
     }
-    if (delegation == NULL && (st->delegation = from_cache(r, st, targets, cache)) != NULL)
+    if (delegation == NULL && (st->delegation = from_cache(r, conf, st, targets, cache)) != NULL)
         goto deliver;
     if (delegation == NULL && source != NULL) {
         kd_result_init(&res);
@@ -168,6 +170,7 @@ int kdeleg_delegate(request_rec *r, const kdeleg_dir_conf *conf, kdeleg_auth_sta
     }
     if (delegation == NULL)
         return delegation_failed(r, conf, st, why_not, NULL);
+    kd_delegation_set_acting_as(delegation, kdeleg_conf_service_account(conf, st->spn));
     kd_delegation_set_cache(delegation, cache);
     if (ensure_all(r, st, delegation, targets, 0, &res, &failed) != 0)
         return delegation_failed(r, conf, st, &res, failed);
@@ -209,7 +212,7 @@ int kdeleg_delegate_cached(request_rec *r, const kdeleg_dir_conf *conf, kdeleg_a
 
     if (targets->nelts == 0)
         return OK;
-    if ((st->delegation = from_cache(r, st, targets, kdeleg_cache_tickets())) == NULL)
+    if ((st->delegation = from_cache(r, conf, st, targets, kdeleg_cache_tickets())) == NULL)
         return DECLINED;
     return deliver(r, conf, st);
 }

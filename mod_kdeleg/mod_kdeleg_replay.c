@@ -21,8 +21,10 @@
 #include <util_mutex.h>
 #include <apr_global_mutex.h>
 #include <apr_strings.h>
+#include <apr_thread_mutex.h>
 
 #include "kd_replay.h"
+#include "kd_store.h"
 
 APLOG_USE_MODULE(kdeleg);
 
@@ -37,7 +39,24 @@ static struct {
     kdeleg_store *store;    /* the farm's shared store, NULL = node only */
     int n_keys;             /* farm keys (one per line of KdelegCacheKeyFile) */
     unsigned char (*keys)[32]; /* derived for replay claims, in pconf */
+    const char *fingerprints;  /* of those keys, space-separated: they reveal nothing */
 } replay;
+
+/* Do the nodes share a key? Each node writes the fingerprints of its keys
+ * to one entry of the store and reads the others' back, at most every
+ * KD_FARM_KEYS_EVERY per child. Nodes whose files share no key would claim
+ * tokens under names that never meet, which silently ends the farm-wide
+ * replay check: their logins are refused with farm-key-mismatch. */
+#define KD_FARM_KEYS_ENTRY "kdeleg:farm-keys"
+#define KD_FARM_KEYS_EVERY apr_time_from_sec(10)
+#define KD_FARM_KEYS_TTL (24 * 3600)
+
+static struct {
+    apr_thread_mutex_t *lock;  /* per child */
+    apr_time_t checked;
+    int mismatch;
+    char theirs[256];          /* the fingerprints found, when they mismatch */
+} keycheck;
 
 /* The table outlives configuration generations (kdeleg_kept_table): a
  * graceful restart (daily, with Debian's logrotate) must not forget which
@@ -154,6 +173,13 @@ static int derive_farm_keys(apr_pool_t *pconf, server_rec *s, const kdeleg_mod_c
                          mc->cache_key_file);
             return HTTP_INTERNAL_SERVER_ERROR;
         }
+    replay.fingerprints = "";
+    for (i = 0; i < replay.n_keys; i++) {
+        char id[KD_STORE_KEY_MAX];
+        kd_store_key(replay.keys[i], "id", (const unsigned char *)"", 0, id);
+        replay.fingerprints = apr_pstrcat(pconf, replay.fingerprints, i ? " " : "",
+                                          strrchr(id, ':') + 1, NULL);
+    }
     return OK;
 }
 
@@ -220,8 +246,13 @@ void kdeleg_replay_child_init(apr_pool_t *pchild, server_rec *s)
                      "replay cache: cannot attach the mutex; this child uses MIT's replay cache");
         replay.table = NULL;
     }
-    if (replay.store != NULL)
+    if (replay.store != NULL) {
         kdeleg_store_child_init(replay.store, pchild);
+        memset(&keycheck, 0, sizeof(keycheck));
+        if (apr_thread_mutex_create(&keycheck.lock, APR_THREAD_MUTEX_DEFAULT, pchild)
+            != APR_SUCCESS)
+            keycheck.lock = NULL; /* then every claim reads the entry */
+    }
 }
 
 int kdeleg_replay_off(const kdeleg_mod_conf *mc)
@@ -254,6 +285,7 @@ static void why_init(kdeleg_replay_why *why)
     why->lock_rv = APR_SUCCESS;
     why->detail = NULL;
     why->elsewhere = 0;
+    why->key_mismatch = 0;
 }
 
 kd_replay_result kdeleg_replay_seen(const unsigned char tag[KD_REPLAY_TAG_BYTES],
@@ -261,6 +293,84 @@ kd_replay_result kdeleg_replay_seen(const unsigned char tag[KD_REPLAY_TAG_BYTES]
 {
     why_init(why);
     return locked(tag, 0, why);
+}
+
+/* Whether the fingerprints in `theirs` share one with ours. */
+static int share_a_key(const char *theirs, apr_size_t len)
+{
+    const char *ours = replay.fingerprints, *end;
+
+    for (; *ours; ours = *end ? end + 1 : end) {
+        apr_size_t n, i;
+        end = strchr(ours, ' ');
+        if (end == NULL)
+            end = ours + strlen(ours);
+        n = (apr_size_t)(end - ours);
+        for (i = 0; i + n <= len; i++)
+            if (memcmp(theirs + i, ours, n) == 0 && (i == 0 || theirs[i - 1] == ' ')
+                && (i + n == len || theirs[i + n] == ' '))
+                return 1;
+    }
+    return 0;
+}
+
+/* Read the farm's entry and write ours: 1 when the last writer shares no
+ * key with this node (its fingerprints in theirs), 0 otherwise, including
+ * when the store cannot be reached (the claim then says so). */
+static int read_farm_keys(apr_pool_t *p, char *theirs, apr_size_t cap)
+{
+    const unsigned char *value;
+    apr_size_t len;
+    const char *why;
+    int mismatch = 0;
+    kd_store_answer a = kdeleg_store_get(replay.store, p, KD_FARM_KEYS_ENTRY, &value, &len, &why);
+
+    if (a == KD_STORE_FAILED)
+        return 0;
+    if (a == KD_STORE_FOUND && !share_a_key((const char *)value, len)) {
+        mismatch = 1;
+        apr_cpystrn(theirs, apr_pstrmemdup(p, (const char *)value, len < cap ? len : cap - 1),
+                    cap);
+    }
+    /* Ours goes in either way, so that the other node sees the mismatch
+     * too, and a consistent farm keeps the newest set. */
+    if (a == KD_STORE_ABSENT || mismatch || len != strlen(replay.fingerprints)
+        || memcmp(value, replay.fingerprints, len) != 0)
+        kdeleg_store_set(replay.store, p, KD_FARM_KEYS_ENTRY,
+                         (const unsigned char *)replay.fingerprints,
+                         strlen(replay.fingerprints), KD_FARM_KEYS_TTL, &why);
+    return mismatch;
+}
+
+/* 1 (and *why) when the farm's nodes do not share a key, from this
+ * child's last look, renewed when it is older than KD_FARM_KEYS_EVERY. */
+static int farm_keys_mismatch(apr_pool_t *p, const char **why)
+{
+    char theirs[sizeof(keycheck.theirs)] = "";
+    apr_time_t now = apr_time_now();
+    int mismatch, fresh = 0;
+
+    if (keycheck.lock != NULL && apr_thread_mutex_lock(keycheck.lock) == APR_SUCCESS) {
+        fresh = keycheck.checked && now - keycheck.checked < KD_FARM_KEYS_EVERY;
+        mismatch = keycheck.mismatch;
+        apr_cpystrn(theirs, keycheck.theirs, sizeof(theirs));
+        apr_thread_mutex_unlock(keycheck.lock);
+    }
+    if (!fresh) {
+        mismatch = read_farm_keys(p, theirs, sizeof(theirs));
+        if (keycheck.lock != NULL && apr_thread_mutex_lock(keycheck.lock) == APR_SUCCESS) {
+            keycheck.checked = now;
+            keycheck.mismatch = mismatch;
+            apr_cpystrn(keycheck.theirs, theirs, sizeof(keycheck.theirs));
+            apr_thread_mutex_unlock(keycheck.lock);
+        }
+    }
+    if (mismatch)
+        *why = apr_psprintf(p, "another node of the farm writes to %s with keys this node does "
+                            "not have (its key fingerprints: %s; this node's: %s): give every "
+                            "node the same KdelegCacheKeyFile",
+                            kdeleg_store_name(replay.store), theirs, replay.fingerprints);
+    return mismatch;
 }
 
 /* The farm's claim, under every farm key at once (during a rotation the
@@ -271,6 +381,10 @@ static kd_replay_result claim_in_farm(apr_pool_t *p, const unsigned char *tag,
     const char **keys = apr_palloc(p, sizeof(*keys) * (apr_size_t)replay.n_keys);
     int i;
 
+    if (farm_keys_mismatch(p, &why->detail)) {
+        why->key_mismatch = 1;
+        return KD_REPLAY_SHARED_DOWN;
+    }
     for (i = 0; i < replay.n_keys; i++) {
         char *key = apr_palloc(p, KD_STORE_KEY_MAX);
         kd_store_key(replay.keys[i], "r", tag, KD_REPLAY_TAG_BYTES, key);
@@ -312,5 +426,9 @@ kdeleg_store *kdeleg_replay_store(void)
 int kdeleg_store_healthy(apr_pool_t *p, const char **why)
 {
     *why = NULL;
-    return replay.store == NULL || kdeleg_store_ping(replay.store, p, why);
+    if (replay.store == NULL)
+        return 1;
+    if (!kdeleg_store_ping(replay.store, p, why))
+        return 0;
+    return !farm_keys_mismatch(p, why);
 }

@@ -766,7 +766,8 @@ int kdeleg_session_authenticate(request_rec *r, const kdeleg_dir_conf *conf)
     apr_array_header_t *values;
     kd_session s;
     kd_session_status st;
-    int status;
+    const char *why;
+    int status, revoked;
 
     if (!sessions_on(sc))
         return DECLINED;
@@ -777,10 +778,14 @@ int kdeleg_session_authenticate(request_rec *r, const kdeleg_dir_conf *conf)
     if (values->nelts == 0)
         return DECLINED;
     st = open_session(r, conf, values, &s);
-    if (st == KD_SESSION_OK && kdeleg_is_revoked(s.principal, s.issued_ms)) {
-        log_invalid(r, "session cookie", "revoked (KdelegSessionLogout on this node)",
-                    s.principal);
-        clear_cookie(r, name);
+    if (st == KD_SESSION_OK
+        && (revoked = kdeleg_session_revoked(r->pool, s.principal, s.issued_ms, &why))
+               != KDELEG_NOT_REVOKED) {
+        log_invalid(r, "session cookie", why, s.principal);
+        /* A store that is down says nothing of this session: it is
+         * refused now and kept for when the store answers. */
+        if (revoked == KDELEG_REVOKED)
+            clear_cookie(r, name);
         return DECLINED;
     }
     if (st != KD_SESSION_OK) {
@@ -924,13 +929,15 @@ static int holds_session(request_rec *r, const kdeleg_dir_conf *conf)
 {
     const kdeleg_srv_conf *sc = kdeleg_srv_conf_of(r->server);
     apr_array_header_t *values;
+    const char *why;
     kd_session s;
 
     if (!sessions_on(sc))
         return 0;
     values = cookie_values(r, session_cookie_name(r, conf));
     return values->nelts > 0 && open_session(r, conf, values, &s) == KD_SESSION_OK
-           && !kdeleg_is_revoked(s.principal, s.issued_ms);
+           && kdeleg_session_revoked(r->pool, s.principal, s.issued_ms, &why)
+                  == KDELEG_NOT_REVOKED;
 }
 
 int kdeleg_fqdn_bounce(request_rec *r, const kdeleg_dir_conf *conf, kd_cause cause)
@@ -1115,6 +1122,7 @@ static const char *transfer_problem(request_rec *r, const kdeleg_dir_conf *conf,
 {
     apr_array_header_t *states = cookie_values(r, cookie_name(r, KD_STATE_COOKIE));
     unsigned char hash[KD_STATE_HASH_BYTES];
+    const char *why;
     int i, match = 0;
 
     if (strcmp(t->origin, site_origin(r, scope_host(r))) != 0)
@@ -1127,8 +1135,8 @@ static const char *transfer_problem(request_rec *r, const kdeleg_dir_conf *conf,
     if (!match)
         return states->nelts ? "the state cookie does not match (login CSRF?)"
                              : "no state cookie: the bounce did not start in this browser";
-    if (kdeleg_is_revoked(t->principal, t->issued_ms))
-        return "revoked (KdelegSessionLogout on this node)";
+    if (kdeleg_session_revoked(r->pool, t->principal, t->issued_ms, &why) != KDELEG_NOT_REVOKED)
+        return why;
     return spend(r->pool, t);
 }
 
@@ -1187,21 +1195,27 @@ static int logout_fixups(request_rec *r)
 }
 
 /* Revoke (principal, issued before now) for the session this request
- * carries in this scope; returns the principal, or NULL. */
-static const char *revoke_session(request_rec *r, const kdeleg_dir_conf *conf, const char *name)
+ * carries in this scope; returns the principal, or NULL. *farm_failed:
+ * the farm's store did not take the logout. */
+static const char *revoke_session(request_rec *r, const kdeleg_dir_conf *conf, const char *name,
+                                  int *farm_failed)
 {
     apr_array_header_t *values = cookie_values(r, name);
     kd_session s;
 
+    *farm_failed = 0;
     if (values->nelts == 0 || open_session(r, conf, values, &s) != KD_SESSION_OK)
         return NULL;
     /* until the longest session this node could have issued ends */
-    kdeleg_revoke_principal(r, s.principal, now_ms(), apr_time_sec(apr_time_now()) + 7 * 24 * 3600);
+    *farm_failed = kdeleg_revoke_principal(r, s.principal, now_ms(),
+                                           apr_time_sec(apr_time_now()) + 7 * 24 * 3600) == -2;
     kdeleg_note(KD_STAT_SESSION_LOGOUTS);
     kdeleg_log_request(r, APLOG_NOTICE, 0, KDLOGNO(00723), "-",
                        "logout: every session of %s issued until now (by any node, in any scope) "
-                       "is refused on this node",
-                       ap_escape_logitem(r->pool, s.principal));
+                       "is refused on %s",
+                       ap_escape_logitem(r->pool, s.principal),
+                       kdeleg_revoke_shared() && !*farm_failed ? "every node of the farm"
+                                                               : "this node");
     return s.principal;
 }
 
@@ -1210,6 +1224,7 @@ static int logout_handler(request_rec *r)
     const kdeleg_srv_conf *sc = kdeleg_srv_conf_of(r->server);
     const kdeleg_dir_conf *conf;
     const char *name, *who = NULL;
+    int farm_failed = 0;
 
     if (r->handler == NULL || strcmp(r->handler, KD_LOGOUT_HANDLER) != 0)
         return DECLINED;
@@ -1220,14 +1235,24 @@ static int logout_handler(request_rec *r)
     conf = ap_get_module_config(r->per_dir_config, &kdeleg_module);
     name = session_cookie_name(r, conf);
     if (sessions_on(sc))
-        who = revoke_session(r, conf, name);
+        who = revoke_session(r, conf, name, &farm_failed);
     clear_cookie(r, name);
+    if (farm_failed) {
+        /* The cookie is gone from this browser and the node refuses the
+         * session, but copies could still open elsewhere: say so. */
+        apr_table_setn(r->err_headers_out, "Retry-After", "5");
+        apr_table_setn(r->notes, "kdeleg-cause", "shared-store-down");
+        r->status = HTTP_SERVICE_UNAVAILABLE;
+    }
     ap_set_content_type(r, "text/html; charset=utf-8");
     apr_table_setn(r->err_headers_out, "Cache-Control", "no-store");
     if (!r->header_only)
         ap_rprintf(r, "<!DOCTYPE html>\n<html><head><title>Signed out</title></head><body>"
                       "<p>%s</p></body></html>\n",
-                   who ? "Your session has ended." : "You have no session here.");
+                   farm_failed ? "Your session has ended here, but the other servers could not "
+                                 "be told yet. Please sign out again in a moment."
+                   : who       ? "Your session has ended."
+                               : "You have no session here.");
     return OK;
 }
 

@@ -147,6 +147,7 @@ START_TEST(every_row_is_reachable)
         KD_CAUSE_REPLAY_CACHE_UNAVAILABLE,        /* replay glue: test_100 full, test_780 lock */
         KD_CAUSE_PASSWORD_WITHOUT_TLS,            /* password glue: test_791 plain http */
         KD_CAUSE_SHARED_STORE_DOWN,               /* shared replay store: test_800 */
+        KD_CAUSE_FARM_KEY_MISMATCH,               /* nodes with other key files: test_850 */
     };
     /* AS exchanges with a password: AD's NTSTATUS first (test_791 on AD) */
     static const uint32_t nt_codes[] = {
