@@ -213,10 +213,11 @@ static const kd_cause_info catalogue[KD_CAUSE__COUNT] = {
      "never evict: memcached -M, redis maxmemory-policy noeviction)",
      "the same: the shared store is independent of the KDC"},
     {KD_CAUSE_FARM_KEY_MISMATCH, "farm-key-mismatch", 503, 1,
-     "the nodes of the farm do not share a key of KdelegCacheKeyFile: their claims in the "
-     "shared store would never meet, so a token used on one node could be replayed on "
-     "another; logins are refused until they share one (the detail gives both sets of key "
-     "fingerprints, which reveal nothing of the keys)",
+     "this node shares no key of KdelegCacheKeyFile with the node that wrote the farm's key "
+     "fingerprints to the shared store first: their claims would never meet, so a token "
+     "used on one node could be replayed on the other; this node refuses logins (and fails "
+     "its health check) until they share one (the detail gives both sets of fingerprints, "
+     "which reveal nothing of the keys)",
      "copy the same KdelegCacheKeyFile to every node (to rotate, add the new key first on "
      "every node, then drop the old one) and restart httpd gracefully",
      "the same: the key file is the module's, not the KDC's"},

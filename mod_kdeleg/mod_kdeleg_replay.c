@@ -42,14 +42,15 @@ static struct {
     const char *fingerprints;  /* of those keys, space-separated: they reveal nothing */
 } replay;
 
-/* Do the nodes share a key? Each node writes the fingerprints of its keys
- * to one entry of the store and reads the others' back, at most every
- * KD_FARM_KEYS_EVERY per child. Nodes whose files share no key would claim
- * tokens under names that never meet, which silently ends the farm-wide
- * replay check: their logins are refused with farm-key-mismatch. */
+/* Do the nodes share a key? One entry of the store holds the fingerprints
+ * of the keys of the node that wrote it first; every node reads it at
+ * most every KD_FARM_KEYS_EVERY per child. Nodes whose files share no key
+ * would claim tokens under names that never meet, which silently ends the
+ * farm-wide replay check: a node that shares no key with the entry's
+ * owner refuses logins with farm-key-mismatch. */
 #define KD_FARM_KEYS_ENTRY "kdeleg:farm-keys"
 #define KD_FARM_KEYS_EVERY apr_time_from_sec(10)
-#define KD_FARM_KEYS_TTL (24 * 3600)
+#define KD_FARM_KEYS_TTL 60 /* seconds; refreshed every KD_FARM_KEYS_EVERY by its owner */
 
 static struct {
     apr_thread_mutex_t *lock;  /* per child */
@@ -314,32 +315,34 @@ static int share_a_key(const char *theirs, apr_size_t len)
     return 0;
 }
 
-/* Read the farm's entry and write ours: 1 when the last writer shares no
- * key with this node (its fingerprints in theirs), 0 otherwise, including
- * when the store cannot be reached (the claim then says so). */
+/* Read the farm's entry: 1 when its writer shares no key with this node
+ * (its fingerprints in theirs), 0 otherwise, including when the store
+ * cannot be reached (the claim then says so). The entry belongs to the
+ * node that wrote it first and keeps it fresh: a node that disagrees never
+ * overwrites it, so all its children see the same mismatch and it leaves
+ * the balancer's pool (the health check fails), while the farm it
+ * disagrees with goes on. Once the owner is gone the entry expires within
+ * KD_FARM_KEYS_TTL and the next node to look writes its own. */
 static int read_farm_keys(apr_pool_t *p, char *theirs, apr_size_t cap)
 {
     const unsigned char *value;
-    apr_size_t len;
+    apr_size_t len, ours = strlen(replay.fingerprints);
     const char *why;
-    int mismatch = 0;
     kd_store_answer a = kdeleg_store_get(replay.store, p, KD_FARM_KEYS_ENTRY, &value, &len, &why);
 
     if (a == KD_STORE_FAILED)
         return 0;
-    if (a == KD_STORE_FOUND && !share_a_key((const char *)value, len)) {
-        mismatch = 1;
+    if (a == KD_STORE_FOUND && !(len == ours && memcmp(value, replay.fingerprints, len) == 0)) {
+        if (share_a_key((const char *)value, len))
+            return 0; /* a rotation in progress: the owner keeps the entry */
         apr_cpystrn(theirs, apr_pstrmemdup(p, (const char *)value, len < cap ? len : cap - 1),
                     cap);
+        return 1;
     }
-    /* Ours goes in either way, so that the other node sees the mismatch
-     * too, and a consistent farm keeps the newest set. */
-    if (a == KD_STORE_ABSENT || mismatch || len != strlen(replay.fingerprints)
-        || memcmp(value, replay.fingerprints, len) != 0)
-        kdeleg_store_set(replay.store, p, KD_FARM_KEYS_ENTRY,
-                         (const unsigned char *)replay.fingerprints,
-                         strlen(replay.fingerprints), KD_FARM_KEYS_TTL, &why);
-    return mismatch;
+    /* absent, or ours: write it (again), which keeps it from expiring */
+    kdeleg_store_set(replay.store, p, KD_FARM_KEYS_ENTRY,
+                     (const unsigned char *)replay.fingerprints, ours, KD_FARM_KEYS_TTL, &why);
+    return 0;
 }
 
 /* 1 (and *why) when the farm's nodes do not share a key, from this

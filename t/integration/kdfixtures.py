@@ -5,7 +5,7 @@ import pytest
 
 from conftest import negotiate_conf, shared_port
 from kdlb import Site, key_file, lb_conf, novip_keytab
-from kdnames import BACKEND, EXPECTED, KEY_A, NODE1, NODE1_IP, NODE2, NODE2_IP, PROXY_MODULES, VIP_IP
+from kdnames import STORE_IP, BACKEND, EXPECTED, KEY_A, NODE1, NODE1_IP, NODE2, NODE2_IP, PROXY_MODULES, VIP_IP
 
 
 @pytest.fixture(scope="module")
@@ -55,3 +55,21 @@ def blind_site(site_factory, realm, lab_dir):
     """Neither node holds the VIP key: every VIP ticket needs the fallback."""
     return site_factory(keytabs=(novip_keytab(realm, lab_dir, "node1"),
                                  novip_keytab(realm, lab_dir, "node2")))
+
+
+@pytest.fixture
+def store_factory(lab_dir):
+    """make(kind, **kw): a real memcached or redis-server on STORE_IP,
+    started by PID, stopped (and resumed first if paused) afterwards."""
+    import kdlab
+    started = []
+
+    def make(kind, **kw):
+        cls = kdlab.Memcached if kind == "memcache" else kdlab.Redis
+        s = cls(lab_dir, STORE_IP, name=f"{kind}-{len(started)}", **kw).start()
+        started.append(s)
+        return s
+    yield make
+    for s in started:
+        s.resume() if s.pid else None
+        s.stop()

@@ -24,6 +24,7 @@ BADOPTION = "KDC can't fulfill requested option"
 WEB_PASSWORD = "web-Secret-1"
 
 # A session key file's key (base64 of 32 bytes), and a second one for rotation.
+STORE_IP = "127.0.0.11"  # memcached / redis shared by the farm
 KEY_A = "q83vEjRWeJq83vEjRWeJq83vEjRWeJq83vEjRWeJq8M="
 KEY_B = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
 

@@ -29,6 +29,15 @@ def key_file(lab_dir, name="site-720"):
     return path
 
 
+def cache_key_file(lab_dir, name, *keys):
+    """A KdelegCacheKeyFile: the farm's keys, the same file on every node."""
+    path = os.path.join(lab_dir, f"{name}.farmkeys")
+    with open(path, "w") as f:
+        f.write("# the farm's keys: the same file on every node\n" + "\n".join(keys) + "\n")
+    os.chmod(path, 0o600)
+    return path
+
+
 def node_only_keytab(kdc, node):
     """A keytab with the node's own key only, never given the shared VIP
     account's: MIT HTTP/<node>; AD the computer account as a domain join

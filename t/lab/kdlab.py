@@ -1898,10 +1898,13 @@ class Redis(_Store):
 
     def command(self, *args):
         """One command; the raw RESP reply."""
+        return self.command_bytes(*args).decode()
+
+    def command_bytes(self, *args):
+        """One command; the raw RESP reply as bytes (values may be binary)."""
         req = f"*{len(args)}\r\n" + "".join(f"${len(str(a).encode())}\r\n{a}\r\n"
                                              for a in args)
-        return _store_talk(self.ip, self.port, req.encode(),
-                           lambda r: r.endswith(b"\r\n")).decode()
+        return _store_talk(self.ip, self.port, req.encode(), lambda r: r.endswith(b"\r\n"))
 
     def dbsize(self):
         return int(self.command("DBSIZE").strip().lstrip(":"))
