@@ -602,7 +602,7 @@ static ready_cred *build_ready(kd_delegation *d, const char *key, krb5_creds *cr
     gss_release_name(&ignored, &name);
     if (GSS_ERROR(major))
         goto fail;
-    c->expires = apr_time_from_sec(creds->times.endtime - KD_TICKET_MARGIN_SEC);
+    c->expires = apr_time_from_sec(kd_ticket_cache_usable_until(d->cache, creds));
     krb5_free_unparsed_name(d->ctx, client);
     krb5_free_string(d->ctx, full_name);
     krb5_cc_close(d->ctx, cc); /* the MEMORY ccache lives on until destroyed */

@@ -62,16 +62,22 @@ static int find_sealed(kd_ticket_cache *c, apr_pool_t *p, const char *user,
     return 0;
 }
 
+krb5_timestamp kd_ticket_cache_usable_until(const kd_ticket_cache *c, const krb5_creds *creds)
+{
+    krb5_timestamp start = creds->times.starttime ? creds->times.starttime
+                                                  : creds->times.authtime;
+    krb5_timestamp until = creds->times.endtime - KD_TICKET_MARGIN_SEC;
+
+    if (c != NULL && c->max_lifetime > 0 && start + c->max_lifetime < until)
+        until = start + c->max_lifetime;
+    return until;
+}
+
 /* Still usable: a margin before it expires, and within the cache's own
  * maximum from its start. */
 static int usable(const kd_ticket_cache *c, const krb5_creds *creds, krb5_timestamp now)
 {
-    krb5_timestamp start = creds->times.starttime ? creds->times.starttime
-                                                  : creds->times.authtime;
-
-    if (creds->times.endtime - now < KD_TICKET_MARGIN_SEC)
-        return 0;
-    return c->max_lifetime == 0 || now - start < c->max_lifetime;
+    return now < kd_ticket_cache_usable_until(c, creds);
 }
 
 int kd_ticket_cache_get(kd_ticket_cache *c, apr_pool_t *p, krb5_context ctx, const char *user,
@@ -123,9 +129,7 @@ void kd_ticket_cache_put(kd_ticket_cache *c, apr_pool_t *p, krb5_context ctx, co
     slot_id(c->keys[0], p, user, impersonator, target, id);
     /* The store forgets it when it is no longer usable, whichever comes
      * first: the ticket's end (less the margin) or the cache's maximum. */
-    keep = (apr_int64_t)(creds->times.endtime - now - KD_TICKET_MARGIN_SEC);
-    if (c->max_lifetime > 0 && keep > c->max_lifetime)
-        keep = c->max_lifetime;
+    keep = (apr_int64_t)(kd_ticket_cache_usable_until(c, creds) - now);
     if (kd_seal(p, c->keys[0], id, sizeof(id), (unsigned char *)data->data, data->length, &sealed,
                 &sealed_len) == 0)
         c->store.put(c->store.baton, p, id, sizeof(id), apr_time_now() + apr_time_from_sec(keep),

@@ -43,6 +43,12 @@ kd_ticket_cache *kd_ticket_cache_create(apr_pool_t *p,
  * effect within it. 0: the ticket's own lifetime. */
 void kd_ticket_cache_set_max_lifetime(kd_ticket_cache *c, int seconds);
 
+/* When a ticket stops being used (unix seconds): the margin before its end,
+ * or the cache's maximum from its start if that comes first. The same
+ * bound for the process's ready credentials as for the cache. c may be
+ * NULL (no maximum). */
+krb5_timestamp kd_ticket_cache_usable_until(const kd_ticket_cache *c, const krb5_creds *creds);
+
 /* A cached ticket for target valid for at least the margin: 1 and *creds
  * (free with krb5_free_creds), else 0. Here and in put, c may be NULL (no
  * cache configured): nothing is found and nothing is stored. */
