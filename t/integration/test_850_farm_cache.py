@@ -94,6 +94,25 @@ def test_one_s4u2proxy_for_the_whole_farm(kd_httpd, haproxy_factory, kdc, lab_di
         assert int(store.stats()["curr_items"]) == 1
 
 
+def test_entries_survive_a_restart(kd_httpd, haproxy_factory, kdc, lab_dir, kdc_backend,
+                                   kdc_alice, store_factory):
+    """The sealing keys come from KdelegCacheKeyFile, not from the process:
+    after a full stop and start node1 still opens what it wrote (before,
+    a restart made a new random key and emptied the cache)."""
+    store = store_factory("memcache")
+    site = farm(kd_httpd, haproxy_factory, kdc, lab_dir, kdc_backend,
+                f"KdelegCache {store.spec}\n")
+    node1 = site.nodes[0]
+    kmark = kdc.r.kdc_log_mark()
+    assert deleg(site, node1, kdc_alice)[0] == 200
+    node1.stop()
+    node1.start(kdc.r.env())
+    mark = node1.error_log_mark()
+    assert deleg(site, node1, kdc_alice)[0] == 200
+    assert [a.split("via=")[1] for a in audits(node1, mark)] == ["cache"]
+    assert len(kdc.s4u2proxy(kdc.r.kdc_log_since(kmark), "HTTP/backend")) == 1
+
+
 def test_impersonator_is_part_of_the_key(kd_httpd, haproxy_factory, kdc, lab_dir, kdc_backend,
                                          kdc_alice, store_factory):
     """node2 is configured to act for the VIP as its own account (AD:
