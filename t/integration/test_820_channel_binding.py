@@ -1,0 +1,218 @@
+"""TLS channel binding (issue 17, item 4), on both KDCs: KdelegChannelBinding
+off|allow|require with RFC 5929 tls-server-end-point bindings, a
+python-gssapi client sending the right, wrong or no bindings, straight to
+an https httpd (mod_ssl's certificate) and through a haproxy that
+terminates TLS (KdelegChannelBindingCert names the certificate the client
+saw); the bound/unbound counters; and what headless Chromium sends.
+
+Topology: node1 on 127.0.0.2 (https, or plain http behind haproxy),
+haproxy on 127.0.0.10 as vip.<domain>."""
+
+import hashlib
+
+import pytest
+
+import kdclient
+from kdsite import VIP_IP
+
+PAGE = "/private/cgi/env.cgi"
+WRONG = b"tls-server-end-point:" + hashlib.sha256(b"another server's certificate").digest()
+# KD00301: the refused logins; KD00312: require on plain http
+ALLOWED = {"KD00301"}
+
+
+def conf(kdc, mode, extra=""):
+    return lambda d: site_conf(kdc, d, mode, extra)
+
+
+def site_conf(kdc, d, mode, extra):
+    host, vip = kdc.host("node1"), kdc.host("vip")
+    return f"""
+KdelegKeytab {kdc.r.keytab('node1')}
+KdelegServiceNames HTTP/{host} HTTP/{vip}
+KdelegChannelBinding {mode}
+{extra}
+ScriptAlias /private/cgi/ "{d}/cgi-bin/"
+<Location /private>
+    AuthType Negotiate
+    Require valid-user
+</Location>
+<Location /kdeleg-status>
+    SetHandler kdeleg-status
+    Require ip 127.0.0.0/8
+</Location>
+"""
+
+
+@pytest.fixture
+def tls_node(kd_httpd, kdc, test_ca):
+    """make(mode): node1 on https with mod_ssl, KdelegChannelBinding mode."""
+    def make(mode):
+        host = kdc.host("node1")
+        node = kd_httpd(f"cb-{mode}", "127.0.0.2", server_name=host, env=kdc.r.env(),
+                        conf_fn=conf(kdc, mode),
+                        tls=test_ca.issue(f"{kdc.kind}-cb-node1", [host]))
+        node.cafile = test_ca.pem
+        node.allowed |= ALLOWED
+        return node
+    return make
+
+
+def bindings_of(node, host):
+    """The binding a client makes for what node shows it."""
+    return kdclient.tls_server_end_point(
+        kdclient.peer_certificate(host, node.ip, node.port, node.cafile))
+
+
+def login(httpd, ccache, host, bindings):
+    """(status, env or body, token) for one fresh token with bindings
+    (None: none), over the connection httpd.scheme says."""
+    tok = kdclient.Token(ccache, host, bindings=bindings)
+    status, headers, body = kdclient.request(httpd, PAGE, host=host,
+                                             headers={"Authorization": tok.header})
+    if status == 200:
+        # the server's mutual-authentication reply still verifies
+        assert tok.finish(headers.get("www-authenticate")), headers
+        return status, kdclient.cgi_env(body)
+    return status, body
+
+
+def counters(node):
+    c = kdclient.status(node, host=getattr(node, "status_host", None))["counters"]
+    return (c["channel_bound_logins"], c["channel_unbound_logins"],
+            c["failures_channel-binding-missing"], c["failures_channel-binding-mismatch"])
+
+
+def causes_since(node, mark):
+    return kdclient.causes(node.error_log_since(mark))
+
+
+# mode -> (right, wrong, absent): status, and what the counters gained
+EXPECTED = {
+    # no bindings passed: MIT ignores what the client bound to
+    "off": ((200, (0, 0, 0, 0)), (200, (0, 0, 0, 0)), (200, (0, 0, 0, 0))),
+    "allow": ((200, (1, 0, 0, 0)), (401, (0, 0, 0, 1)), (200, (0, 1, 0, 0))),
+    "require": ((200, (1, 0, 0, 0)), (401, (0, 0, 0, 1)), (401, (0, 0, 1, 0))),
+}
+
+
+@pytest.mark.parametrize("mode", ["off", "allow", "require"])
+def test_direct_tls(tls_node, kdc, kdc_alice, mode):
+    """python-gssapi with right, wrong and no bindings, straight to mod_ssl."""
+    node = tls_node(mode)
+    host = kdc.host("node1")
+    right = bindings_of(node, host)
+    for bindings, (status, gained) in zip((right, WRONG, None), EXPECTED[mode]):
+        before, mark = counters(node), node.error_log_mark()
+        got = login(node, kdc_alice, host, bindings)
+        assert got[0] == status, (mode, bindings, got)
+        if status == 200:
+            assert got[1]["REMOTE_USER"] == kdc.user("alice")
+        else:
+            assert "alice" not in got[1]
+            cause = "channel-binding-mismatch" if bindings == WRONG else "channel-binding-missing"
+            assert causes_since(node, mark) == [cause]
+            assert kdclient.status_agrees(node, cause)
+        after = counters(node)
+        assert tuple(a - b for a, b in zip(after, before)) == gained, (mode, bindings, after)
+
+
+def test_binding_is_the_certificates_own(tls_node, kdc, kdc_alice, test_ca):
+    """Bindings for another certificate of the same name and CA do not pass:
+    the hash is of this server's certificate, not of its name."""
+    import ssl
+    node = tls_node("require")
+    host = kdc.host("node1")
+    other, _ = test_ca.issue(f"{kdc.kind}-cb-node1-other", [host])
+    with open(other) as f:
+        der = ssl.PEM_cert_to_DER_cert(f.read())
+    assert der != kdclient.peer_certificate(host, node.ip, node.port, node.cafile)
+    assert login(node, kdc_alice, host, kdclient.tls_server_end_point(der))[0] == 401
+
+
+@pytest.fixture
+def terminated(kd_httpd, haproxy_factory, kdc, test_ca):
+    """make(mode, cert=True): node1 on plain http behind haproxy, which
+    terminates TLS with the VIP's certificate; with cert, the node names
+    that certificate in KdelegChannelBindingCert."""
+    def make(mode, cert=True):
+        vip = kdc.host("vip")
+        vip_cert, _ = test_ca.issue(f"{kdc.kind}-cb-vip", [vip])
+        extra = f"KdelegChannelBindingCert {vip_cert}" if cert else ""
+        node = kd_httpd(f"cb-lb-{mode}", "127.0.0.2", server_name=f"https://{vip}",
+                        env=kdc.r.env(), conf_fn=conf(kdc, mode, extra))
+        node.allowed |= ALLOWED
+        node.status_host = vip  # ServerName is a URL: not a Host header
+        proxy = haproxy_factory(VIP_IP, node.port, [(node.ip, node.port)],
+                                tls=("terminate", test_ca.bundle(f"{kdc.kind}-cb-vip", [vip])))
+        proxy.cafile = test_ca.pem
+        proxy.server_name = vip
+        return node, proxy
+    return make
+
+
+@pytest.mark.parametrize("mode", ["allow", "require"])
+def test_through_terminating_haproxy(terminated, kdc, kdc_alice, mode):
+    """The client binds to haproxy's certificate; the node, on plain http,
+    checks against KdelegChannelBindingCert."""
+    node, proxy = terminated(mode)
+    vip = kdc.host("vip")
+    right = kdclient.tls_server_end_point(
+        kdclient.peer_certificate(vip, proxy.ip, proxy.port, proxy.cafile))
+    for bindings, (status, gained) in zip((right, WRONG, None), EXPECTED[mode]):
+        before, mark = counters(node), node.error_log_mark()
+        got = login(proxy, kdc_alice, vip, bindings)
+        assert got[0] == status, (mode, bindings, got)
+        if status == 200:
+            assert got[1]["REMOTE_USER"] == kdc.user("alice")
+            assert "HTTPS" not in got[1]  # the node itself speaks plain http
+        after = counters(node)
+        assert tuple(a - b for a, b in zip(after, before)) == gained, (mode, bindings, after)
+        if status != 200:
+            assert len(causes_since(node, mark)) == 1
+
+
+def test_require_on_plain_http_without_cert(terminated, kdc, kdc_alice):
+    """An administrator's mistake: require behind a terminating balancer
+    with no KdelegChannelBindingCert. Nothing to bind to: every login fails
+    as channel-binding-missing, and the node says why once, at WARN."""
+    node, proxy = terminated("require", cert=False)
+    node.allowed |= {"KD00312"}
+    vip = kdc.host("vip")
+    right = kdclient.tls_server_end_point(
+        kdclient.peer_certificate(vip, proxy.ip, proxy.port, proxy.cafile))
+    mark = node.error_log_mark()
+    for bindings in (right, None):
+        assert login(proxy, kdc_alice, vip, bindings)[0] == 401
+    lines = node.error_log_since(mark)
+    assert kdclient.causes(lines) == ["channel-binding-missing"] * 2
+    warned = kdclient.kd_lines(lines, "KD00312")
+    assert len(warned) >= 1 and warned[0][0] == "warn", warned
+    assert "KdelegChannelBindingCert" in warned[0][2]
+
+
+def test_bad_cert_file_stops_the_start(kd_httpd, kdc, lab_dir):
+    """KdelegChannelBindingCert is read and hashed at start-up: a file that
+    is not a certificate is a configuration error naming it."""
+    import os
+    bad = os.path.join(lab_dir, "cb-not-a-cert.pem")
+    with open(bad, "w") as f:
+        f.write("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
+    with pytest.raises(Exception) as e:
+        kd_httpd("cb-bad", "127.0.0.2", server_name=kdc.host("node1"), env=kdc.r.env(),
+                 conf_fn=conf(kdc, "require", f"KdelegChannelBindingCert {bad}"))
+    assert "KdelegChannelBindingCert" in str(e.value), str(e.value)[-2000:]
+
+
+def test_headless_chromium_with_allow(tls_node, kdc, kdc_alice, lab_dir):
+    """What headless Chromium (Debian, GSSAPI through MIT) sends, recorded
+    by the counters: it logs in under allow whatever it is."""
+    node = tls_node("allow")
+    host = kdc.host("node1")
+    before = counters(node)
+    dom = kdclient.chromium(kdc.r, kdc_alice, {host: node.ip},
+                            f"https://{host}:{node.port}{PAGE}", lab_dir, cafile=node.cafile)
+    assert f"REMOTE_USER={kdc.user('alice')}" in dom, dom[-2000:]
+    bound, unbound = (a - b for a, b in list(zip(counters(node), before))[:2])
+    assert bound + unbound == 1, (bound, unbound)
+    print(f"chromium on {kdc.kind}: {'bound' if bound else 'unbound'}")
