@@ -216,10 +216,11 @@ static const kd_cause_info catalogue[KD_CAUSE__COUNT] = {
      "KdelegChannelBinding require: the client's token is not bound to this TLS channel "
      "(it sent no channel bindings, or the request came over plain http where there is no "
      "TLS certificate to bind to)",
-     "the client must send channel bindings (Extended Protection): Windows clients and Edge "
-     "do; a client that cannot, or a registry SuppressExtendedProtection=1, needs "
-     "KdelegChannelBinding allow here (IIS tokenChecking=\"Allow\" is the same choice); "
-     "behind a balancer that terminates TLS set KdelegChannelBindingCert",
+     "the client must send channel bindings (Extended Protection for Authentication, which "
+     "Windows clients send through SSPI when the application asks for it); a client that "
+     "cannot, or one where the Lsa registry value SuppressExtendedProtection stops it, needs "
+     "KdelegChannelBinding allow here (what IIS calls tokenChecking=\"Allow\"); behind a "
+     "balancer that terminates TLS set KdelegChannelBindingCert",
      "MIT clients bind only when the application passes bindings (curl and browsers on "
      "Linux do not): use KdelegChannelBinding allow for them; behind a balancer that "
      "terminates TLS set KdelegChannelBindingCert"},
