@@ -108,6 +108,10 @@ static const kd_chanbind *connection_binding(request_rec *r)
             kdeleg_log_request(r, APLOG_ERR, 0, KDLOGNO(00311), "-",
                                "channel binding: no binding for this TLS connection (%s); "
                                "no bindings are passed", err ? err : "unknown");
+        else
+            kdeleg_log_request(r, APLOG_DEBUG, 0, KDLOGNO(00314), "-",
+                               "channel binding: hashed mod_ssl's certificate for this "
+                               "connection (%s)", cb->hash_name);
     }
     apr_pool_userdata_setn(cb, KD_CHANBIND_CONN, NULL, c->pool);
     return cb->data ? cb : NULL;

@@ -130,6 +130,38 @@ def test_binding_is_the_certificates_own(tls_node, kdc, kdc_alice, test_ca):
     assert login(node, kdc_alice, host, kdclient.tls_server_end_point(der))[0] == 401
 
 
+def test_hashed_once_per_connection(kd_httpd, kdc, kdc_alice, test_ca):
+    """Three logins on one keep-alive TLS connection: mod_ssl's certificate
+    is hashed for the first (KD00314) and reused; each login is counted
+    (KD00313). A second connection hashes again."""
+    host = kdc.host("node1")
+    node = kd_httpd("cb-keepalive", "127.0.0.2", server_name=host, env=kdc.r.env(),
+                    conf_fn=conf(kdc, "require", "LogLevel warn kdeleg:debug"),
+                    tls=test_ca.issue(f"{kdc.kind}-cb-node1", [host]))
+    node.cafile = test_ca.pem
+    right = bindings_of(node, host)
+    mark = node.error_log_mark()
+    for connections in range(2):
+        conn = kdclient.connection("https", host, node.ip, node.port, node.cafile)
+        try:
+            for _ in range(3):
+                tok = kdclient.Token(kdc_alice, host, bindings=right)
+                conn.request("GET", PAGE, headers={"Host": f"{host}:{node.port}",
+                                                   "Authorization": tok.header})
+                resp = conn.getresponse()
+                resp.read()
+                assert resp.status == 200
+        finally:
+            conn.close()
+    lines = node.error_log_since(mark)
+    hashed = kdclient.kd_lines(lines, "KD00314")
+    assert len(hashed) == 2 and "(SHA256)" in hashed[0][2], hashed
+    noted = kdclient.kd_lines(lines, "KD00313")
+    assert len(noted) == 6 and all("bound to this TLS channel" in m for _, _, m in noted)
+    # never a token in the log
+    assert tok.b64[20:60] not in "".join(lines)
+
+
 @pytest.fixture
 def terminated(kd_httpd, haproxy_factory, kdc, test_ca):
     """make(mode, cert=True): node1 on plain http behind haproxy, which
