@@ -316,6 +316,8 @@ int kdeleg_conf_channel_binding(const kdeleg_dir_conf *conf);
 /* Fill params' channel binding fields for r's connection. */
 void kdeleg_channel_binding_params(request_rec *r, const kdeleg_dir_conf *conf,
                                    kd_accept_params *params);
+/* The per-connection slot the certificate's hash is kept in. */
+void kdeleg_chanbind_register_hooks(apr_pool_t *p);
 /* After an accepted token: the bound/unbound counters and a debug line. */
 void kdeleg_channel_binding_note(request_rec *r, const kdeleg_dir_conf *conf,
                                  const kd_accept_out *out);

@@ -5,8 +5,10 @@
  * administrator can measure before requiring bindings. */
 #include "mod_kdeleg.h"
 
+#include <stdlib.h>
 #include <string.h>
 
+#include <http_connection.h>
 #include <http_log.h>
 #include <http_ssl.h>
 #include <apr_atomic.h>
@@ -17,9 +19,6 @@ APLOG_USE_MODULE(kdeleg);
 
 /* The largest certificate file read: a chain of a few certificates. */
 #define KD_CHANBIND_FILE_MAX (256 * 1024)
-
-/* Per-connection cache key (pool userdata). */
-#define KD_CHANBIND_CONN "kdeleg-chanbind"
 
 const char *kdeleg_set_channel_binding(cmd_parms *cmd, void *dconf, const char *arg)
 {
@@ -81,40 +80,109 @@ int kdeleg_conf_channel_binding(const kdeleg_dir_conf *conf)
     return conf->channel_binding == KD_UNSET ? KD_CHANBIND_OFF : conf->channel_binding;
 }
 
-/* mod_ssl's certificate for c, hashed; NULL on plain http. Cached on c's
- * pool: one hash per connection, not per request. Under HTTP/2 the TLS
- * state is on the master connection, so that is where it is looked up;
- * the cache stays on c, the connection this thread owns (the master's
- * pool is not ours to allocate from while its streams run in parallel). */
+/* Where a connection keeps its certificate's hash: made in pre_connection
+ * for every master connection, by the thread that owns it. Under HTTP/2
+ * the streams of one connection run on several threads at once, and each
+ * has a connection of its own (c->master is the TLS one) whose pool lives
+ * no longer than the stream: so the hash is kept here, on the master,
+ * published with one compare-and-swap, in malloc'ed memory the master's
+ * pool frees (its pool is not safe to allocate from while streams run). */
+typedef struct {
+    volatile void *binding;        /* conn_binding *, NULL until the first login
+                                      (apr_atomic_casptr's type) */
+} conn_slot;
+
+typedef struct {
+    kd_chanbind cb;                /* cb.data NULL: this TLS connection has none */
+    unsigned char data[];
+} conn_binding;
+
+static apr_status_t free_binding(void *data)
+{
+    conn_slot *slot = data;
+
+    free((void *)slot->binding);
+    slot->binding = NULL;
+    return APR_SUCCESS;
+}
+
+static int make_slot(conn_rec *c, void *csd)
+{
+    conn_slot *slot;
+
+    (void)csd;
+    if (c->master != NULL)
+        return DECLINED;
+    slot = apr_pcalloc(c->pool, sizeof(*slot));
+    apr_pool_cleanup_register(c->pool, slot, free_binding, apr_pool_cleanup_null);
+    ap_set_module_config(c->conn_config, &kdeleg_module, slot);
+    return DECLINED;
+}
+
+void kdeleg_chanbind_register_hooks(apr_pool_t *p)
+{
+    (void)p;
+    ap_hook_pre_connection(make_slot, NULL, NULL, APR_HOOK_MIDDLE);
+}
+
+/* mod_ssl's certificate for tls, hashed into malloc'ed memory (cb.data
+ * NULL when there is none: logged, and kept so, for the connection). */
+static conn_binding *hash_certificate(request_rec *r, conn_rec *tls)
+{
+    const char *pem = ap_ssl_var_lookup(r->pool, r->server, tls, r, "SSL_SERVER_CERT");
+    const char *err = NULL;
+    kd_chanbind cb;
+    conn_binding *out;
+
+    memset(&cb, 0, sizeof(cb));
+    if (pem == NULL || *pem == '\0')
+        err = "mod_ssl gave no SSL_SERVER_CERT";
+    else
+        kd_chanbind_from_pem(r->pool, pem, strlen(pem), &cb, &err);
+    if ((out = calloc(1, sizeof(*out) + cb.len)) == NULL)
+        return NULL;
+    if (cb.data == NULL) {
+        kdeleg_log_request(r, APLOG_ERR, 0, KDLOGNO(00311), "-",
+                           "channel binding: no binding for this TLS connection (%s); "
+                           "no bindings are passed", err ? err : "unknown");
+        return out;
+    }
+    memcpy(out->data, cb.data, cb.len);
+    out->cb.data = out->data;
+    out->cb.len = cb.len;
+    kdeleg_log_request(r, APLOG_DEBUG, 0, KDLOGNO(00314), "-",
+                       "channel binding: hashed mod_ssl's certificate for this "
+                       "connection (%s)", cb.hash_name);
+    return out;
+}
+
+/* mod_ssl's certificate for r's connection, hashed on its first login and
+ * kept for the connection's life; NULL on plain http or when there is none. */
 static const kd_chanbind *connection_binding(request_rec *r)
 {
-    conn_rec *c = r->connection, *tls = c->master ? c->master : c;
-    void *cached = NULL;
-    kd_chanbind *cb;
-    const char *err = NULL;
+    conn_rec *tls = r->connection->master ? r->connection->master : r->connection;
+    conn_slot *slot = ap_get_module_config(tls->conn_config, &kdeleg_module);
+    conn_binding *mine, *theirs;
 
-    apr_pool_userdata_get(&cached, KD_CHANBIND_CONN, c->pool);
-    if (cached != NULL)
-        return ((kd_chanbind *)cached)->data ? cached : NULL;
-    cb = apr_pcalloc(c->pool, sizeof(*cb));
-    if (ap_ssl_conn_is_ssl(tls)) {
-        const char *pem = ap_ssl_var_lookup(r->pool, r->server, tls, r, "SSL_SERVER_CERT");
-
-        if (pem == NULL || *pem == '\0')
-            err = "mod_ssl gave no SSL_SERVER_CERT";
-        else
-            kd_chanbind_from_pem(c->pool, pem, strlen(pem), cb, &err);
-        if (cb->data == NULL)
-            kdeleg_log_request(r, APLOG_ERR, 0, KDLOGNO(00311), "-",
-                               "channel binding: no binding for this TLS connection (%s); "
-                               "no bindings are passed", err ? err : "unknown");
-        else
-            kdeleg_log_request(r, APLOG_DEBUG, 0, KDLOGNO(00314), "-",
-                               "channel binding: hashed mod_ssl's certificate for this "
-                               "connection (%s)", cb->hash_name);
+    if (!ap_ssl_conn_is_ssl(tls))
+        return NULL;
+    if (slot == NULL) /* a connection made before our hook ran: hash, keep nothing */
+        slot = apr_pcalloc(r->pool, sizeof(*slot));
+    if ((theirs = apr_atomic_casptr(&slot->binding, NULL, NULL)) != NULL)
+        return theirs->cb.data ? &theirs->cb : NULL;
+    if ((mine = hash_certificate(r, tls)) == NULL)
+        return NULL;
+    /* Two streams may race here: the first to publish wins, the other
+     * frees its own copy of the same hash. */
+    if ((theirs = apr_atomic_casptr(&slot->binding, mine, NULL)) != NULL) {
+        free(mine);
+        mine = theirs;
     }
-    apr_pool_userdata_setn(cb, KD_CHANBIND_CONN, NULL, c->pool);
-    return cb->data ? cb : NULL;
+    else if (slot != ap_get_module_config(tls->conn_config, &kdeleg_module)) {
+        /* the request's own slot: the request pool frees it */
+        apr_pool_cleanup_register(r->pool, slot, free_binding, apr_pool_cleanup_null);
+    }
+    return mine->cb.data ? &mine->cb : NULL;
 }
 
 /* require on plain http (no TLS here, no KdelegChannelBindingCert) fails
