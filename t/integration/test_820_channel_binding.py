@@ -117,6 +117,47 @@ def test_direct_tls(tls_node, kdc, kdc_alice, mode):
         assert tuple(a - b for a, b in zip(after, before)) == gained, (mode, bindings, after)
 
 
+def test_inner_scope_overrides(kd_httpd, kdc, kdc_alice, test_ca):
+    """require at server level, off in one Location, allow in another: each
+    directory merges the mode on its own."""
+    host = kdc.host("node1")
+    extra = """
+Alias /open/ "{d}/cgi-bin/"
+Alias /measure/ "{d}/cgi-bin/"
+<Location /open/>
+    AuthType Negotiate
+    Require valid-user
+    KdelegChannelBinding off
+    Options +ExecCGI
+    SetHandler cgi-script
+</Location>
+<Location /measure/>
+    AuthType Negotiate
+    Require valid-user
+    KdelegChannelBinding allow
+    Options +ExecCGI
+    SetHandler cgi-script
+</Location>
+"""
+    node = kd_httpd("cb-scopes", "127.0.0.2", server_name=host, env=kdc.r.env(),
+                    conf_fn=lambda d: site_conf(kdc, d, "require", extra.replace("{d}", d)),
+                    tls=test_ca.issue(f"{kdc.kind}-cb-node1", [host]))
+    node.cafile = test_ca.pem
+    node.allowed |= ALLOWED
+
+    def get(path, bindings):
+        tok = kdclient.Token(kdc_alice, host, bindings=bindings)
+        return kdclient.request(node, path, host=host, headers={"Authorization": tok.header})[0]
+
+    assert get(PAGE, None) == 401
+    assert get("/open/env.cgi", None) == 200
+    assert get("/open/env.cgi", WRONG) == 200
+    before = counters(node)
+    assert get("/measure/env.cgi", None) == 200
+    assert get("/measure/env.cgi", WRONG) == 401
+    assert counters(node)[1] - before[1] == 1
+
+
 def test_binding_is_the_certificates_own(tls_node, kdc, kdc_alice, test_ca):
     """Bindings for another certificate of the same name and CA do not pass:
     the hash is of this server's certificate, not of its name."""
