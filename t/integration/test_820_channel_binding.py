@@ -115,6 +115,11 @@ def test_direct_tls(tls_node, kdc, kdc_alice, mode):
             assert kdclient.status_agrees(node, cause)
         after = counters(node)
         assert tuple(a - b for a, b in zip(after, before)) == gained, (mode, bindings, after)
+    # the same counters for Prometheus
+    prom = kdclient.status(node, "prometheus")
+    assert f'kdeleg_events_total{{event="channel_bound_logins"}} {after[0]}' in prom
+    assert f'kdeleg_events_total{{event="channel_unbound_logins"}} {after[1]}' in prom
+    assert f'kdeleg_failures_total{{cause="channel-binding-mismatch"}} {after[3]}' in prom
 
 
 def test_inner_scope_overrides(kd_httpd, kdc, kdc_alice, test_ca):
