@@ -166,8 +166,12 @@ static const kd_chanbind *connection_binding(request_rec *r)
 
     if (!ap_ssl_conn_is_ssl(tls))
         return NULL;
-    if (slot == NULL) /* a connection made before our hook ran: hash, keep nothing */
+    if (slot == NULL) {
+        /* A connection our pre_connection hook did not see: a slot for
+         * this request only, freed with it. */
         slot = apr_pcalloc(r->pool, sizeof(*slot));
+        apr_pool_cleanup_register(r->pool, slot, free_binding, apr_pool_cleanup_null);
+    }
     if ((theirs = apr_atomic_casptr(&slot->binding, NULL, NULL)) != NULL)
         return theirs->cb.data ? &theirs->cb : NULL;
     if ((mine = hash_certificate(r, tls)) == NULL)
@@ -177,10 +181,6 @@ static const kd_chanbind *connection_binding(request_rec *r)
     if ((theirs = apr_atomic_casptr(&slot->binding, mine, NULL)) != NULL) {
         free(mine);
         mine = theirs;
-    }
-    else if (slot != ap_get_module_config(tls->conn_config, &kdeleg_module)) {
-        /* the request's own slot: the request pool frees it */
-        apr_pool_cleanup_register(r->pool, slot, free_binding, apr_pool_cleanup_null);
     }
     return mine->cb.data ? &mine->cb : NULL;
 }

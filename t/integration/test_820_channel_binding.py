@@ -355,6 +355,18 @@ def test_bad_cert_file_stops_the_start(kd_httpd, kdc, lab_dir):
     assert "KdelegChannelBindingCert" in str(e.value), str(e.value)[-2000:]
 
 
+def test_curl_with_allow_and_require(tls_node, kdc, kdc_alice):
+    """curl --negotiate (Debian's 7.88, GSSAPI through MIT) sends no
+    bindings: accepted unbound under allow, refused under require."""
+    host = kdc.host("node1")
+    for mode, status, gained in (("allow", 200, (0, 1, 0, 0)), ("require", 401, (0, 0, 1, 0))):
+        node = tls_node(mode)
+        before = counters(node)
+        code, body = kdclient.curl_negotiate(kdc.r, node, PAGE, kdc_alice, host=host)
+        assert code == status, (mode, body[-500:])
+        assert tuple(a - b for a, b in zip(counters(node), before)) == gained, mode
+
+
 def test_headless_chromium_with_allow(tls_node, kdc, kdc_alice, lab_dir):
     """What headless Chromium (Debian, GSSAPI through MIT) sends, recorded
     by the counters: it logs in under allow whatever it is."""
