@@ -1194,9 +1194,27 @@ static kd_cause check_enctype(apr_pool_t *p, const cred_entry *e, const kd_token
                           (int)info->ticket_etype);
 }
 
+/* The bindings a client makes for TLS (RFC 5929 with GSS-API, as
+ * Windows' SEC_CHANNEL_BINDINGS and MIT clients fill them): no addresses,
+ * address types GSS_C_AF_UNSPEC, the application data only. MIT checks
+ * the whole structure's checksum, so every field matters. */
+static gss_channel_bindings_t channel_bindings(const kd_accept_params *params,
+                                               struct gss_channel_bindings_struct *cb)
+{
+    if (params->cb_data == NULL)
+        return GSS_C_NO_CHANNEL_BINDINGS;
+    memset(cb, 0, sizeof(*cb));
+    cb->initiator_addrtype = GSS_C_AF_UNSPEC;
+    cb->acceptor_addrtype = GSS_C_AF_UNSPEC;
+    cb->application_data.value = (void *)params->cb_data;
+    cb->application_data.length = params->cb_len;
+    return cb;
+}
+
 kd_cause kd_acceptor_accept(kd_acceptor *a, apr_pool_t *p, const kd_token_info *info,
                             const kd_accept_params *params, kd_accept_out *out, kd_result *res)
 {
+    struct gss_channel_bindings_struct cb;
     OM_uint32 major, minor, ignored, flags = 0, lifetime = 0;
     gss_ctx_id_t ctx = GSS_C_NO_CONTEXT;
     gss_buffer_desc in, reply = GSS_C_EMPTY_BUFFER;
@@ -1227,8 +1245,9 @@ kd_cause kd_acceptor_accept(kd_acceptor *a, apr_pool_t *p, const kd_token_info *
      * mechglue renumbers krb5 minor codes and causes could not be told apart. */
     in.value = (void *)info->krb5_token;
     in.length = info->krb5_token_len;
-    major = gss_accept_sec_context(&minor, &ctx, entry->cred, &in, GSS_C_NO_CHANNEL_BINDINGS,
-                                   &src, &mech, &reply, &flags, &lifetime, NULL);
+    major = gss_accept_sec_context(&minor, &ctx, entry->cred, &in,
+                                   channel_bindings(params, &cb), &src, &mech, &reply, &flags,
+                                   &lifetime, NULL);
     if (GSS_ERROR(major)) {
         res->gss_major = major;
         res->krb5_code = (krb5_error_code)minor;
@@ -1244,6 +1263,16 @@ kd_cause kd_acceptor_accept(kd_acceptor *a, apr_pool_t *p, const kd_token_info *
         cause = kd_result_fail(res, p, KD_CAUSE_MALFORMED_TOKEN, "accept",
                                "the client started a multi-round exchange, which HTTP "
                                "Negotiate with Kerberos never needs");
+        goto done;
+    }
+    /* MIT (1.19+) accepts a token without bindings even when we pass
+     * some, and says so only by leaving GSS_C_CHANNEL_BOUND_FLAG out. */
+    out->channel_bound = params->cb_data != NULL && (flags & GSS_C_CHANNEL_BOUND_FLAG) != 0;
+    if (params->cb_required && !out->channel_bound) {
+        cause = kd_result_fail(res, p, KD_CAUSE_CHANNEL_BINDING_MISSING, "accept",
+                               "ticket for %s: %s", out->spn,
+                               params->cb_data ? "the token carries no channel bindings"
+                                               : "there is no TLS certificate to bind to");
         goto done;
     }
     cause = describe_client(p, src, mech, params, out, res);

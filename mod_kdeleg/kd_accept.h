@@ -43,6 +43,13 @@ typedef struct {
     int replay_checked;        /* the node's replay table handles replays: no MIT rcache */
     const kd_service_account *accounts; /* KdelegServiceAccount */
     int n_accounts;
+    /* KdelegChannelBinding: the channel bindings' application data (RFC
+     * 5929, kd_chanbind), NULL for none. A token bound to other data is
+     * refused (channel-binding-mismatch); an unbound one is accepted
+     * unless cb_required (channel-binding-missing). */
+    const unsigned char *cb_data;
+    size_t cb_len;
+    int cb_required;
 } kd_accept_params;
 
 typedef struct {
@@ -55,6 +62,7 @@ typedef struct {
      * pool), or NULL and why not in delegation_failure. */
     kd_delegation *delegation;
     kd_result delegation_failure;
+    int channel_bound;             /* the token carried the bindings given in cb_data */
     /* On success: the accepted name, for kd_accept_logon_info. */
     kd_accepted_name *name;
 } kd_accept_out;

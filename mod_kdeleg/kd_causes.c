@@ -221,6 +221,27 @@ static const kd_cause_info catalogue[KD_CAUSE__COUNT] = {
      "copy the same KdelegCacheKeyFile to every node (to rotate, add the new key first on "
      "every node, then drop the old one) and restart httpd gracefully",
      "the same: the key file is the module's, not the KDC's"},
+    {KD_CAUSE_CHANNEL_BINDING_MISSING, "channel-binding-missing", 401, 0,
+     "KdelegChannelBinding require: the client's token is not bound to this TLS channel "
+     "(it sent no channel bindings, or the request came over plain http where there is no "
+     "TLS certificate to bind to)",
+     "the client must send channel bindings (Extended Protection for Authentication, which "
+     "Windows clients send through SSPI when the application asks for it); a client that "
+     "cannot, or one where the Lsa registry value SuppressExtendedProtection stops it, needs "
+     "KdelegChannelBinding allow here (what IIS calls tokenChecking=\"Allow\"); behind a "
+     "balancer that terminates TLS set KdelegChannelBindingCert",
+     "MIT clients bind only when the application passes bindings (curl and browsers on "
+     "Linux do not): use KdelegChannelBinding allow for them; behind a balancer that "
+     "terminates TLS set KdelegChannelBindingCert"},
+    {KD_CAUSE_CHANNEL_BINDING_MISMATCH, "channel-binding-mismatch", 401, 0,
+     "the client's channel bindings are for another TLS certificate than the one this server "
+     "binds to (GSS_S_BAD_BINDINGS): a TLS-terminating man-in-the-middle, or a balancer "
+     "whose certificate is not KdelegChannelBindingCert",
+     "if a balancer or TLS inspection proxy terminates TLS, set KdelegChannelBindingCert to "
+     "the certificate clients see (and renew it there and here together); otherwise treat "
+     "it as an attack: the token was made for another server's certificate",
+     "the same: KdelegChannelBindingCert must be the certificate the client saw; a "
+     "mismatch without a balancer means the token was relayed"},
     {KD_CAUSE_NEGOTIATE_FAILED, "negotiate-failed", 401, 0,
      "the Kerberos exchange failed for a reason not listed above (see the detail)",
      "read the detail; enable Kerberos event logging on the client",
@@ -256,6 +277,10 @@ kd_cause kd_cause_by_name(const char *name)
 
 kd_cause kd_cause_from_accept_error(OM_uint32 major, krb5_error_code minor)
 {
+    /* Whatever minor code comes with it: the token decrypted, and only the
+     * bindings differ. */
+    if (GSS_ROUTINE_ERROR(major) == GSS_S_BAD_BINDINGS)
+        return KD_CAUSE_CHANNEL_BINDING_MISMATCH;
     switch (minor) {
     case KRB5KRB_AP_ERR_BADKEYVER:
     case KRB5_KT_KVNONOTFOUND:

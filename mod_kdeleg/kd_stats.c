@@ -32,7 +32,7 @@ static const char *const stat_names[KD_STAT__COUNT] = {
     "auth_ok",          "auth_failed",          "session_ok",        "s4u2self_ok",
     "s4u2proxy_ok",     "fqdn_redirects",       "ticket_cache_hits", "ticket_cache_misses",
     "transfers_redeemed", "session_logouts", "sessions_too_large", "health_ok",
-    "health_unavailable",
+    "health_unavailable", "channel_bound_logins", "channel_unbound_logins",
 };
 
 const char *kd_stat_name(kd_stat s)

@@ -25,6 +25,8 @@ typedef enum {
     KD_STAT_SESSIONS_TOO_LARGE, /* sessions not issued: too many groups for a cookie */
     KD_STAT_HEALTH_OK,         /* kdeleg-health answered 200 */
     KD_STAT_HEALTH_UNAVAILABLE, /* kdeleg-health answered 503 */
+    KD_STAT_CHANNEL_BOUND,     /* logins whose token was bound to the TLS channel */
+    KD_STAT_CHANNEL_UNBOUND,   /* logins accepted unbound (KdelegChannelBinding allow) */
     KD_STAT__COUNT
 } kd_stat;
 

@@ -355,6 +355,8 @@ static const char *const auto_names[KD_STAT__COUNT] = {
     [KD_STAT_SESSIONS_TOO_LARGE] = "KdelegSessionsTooLarge",
     [KD_STAT_HEALTH_OK] = "KdelegHealthOk",
     [KD_STAT_HEALTH_UNAVAILABLE] = "KdelegHealthUnavailable",
+    [KD_STAT_CHANNEL_BOUND] = "KdelegChannelBoundLogins",
+    [KD_STAT_CHANNEL_UNBOUND] = "KdelegChannelUnboundLogins",
 };
 
 const char *kd_status_auto_name(kd_stat s)

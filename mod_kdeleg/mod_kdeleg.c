@@ -102,6 +102,7 @@ static void register_hooks(apr_pool_t *p)
     kdeleg_indicator_register_hooks(p);
     kdeleg_status_register_hooks(p);
     kdeleg_health_register_hooks(p);
+    kdeleg_chanbind_register_hooks(p);
 }
 
 AP_DECLARE_MODULE(kdeleg) = {

@@ -12,6 +12,7 @@
 #include <ap_expr.h>
 
 #include "kd_accept.h"
+#include "kd_chanbind.h"
 #include "kd_groups.h"
 #include "kd_replay.h"
 #include "kd_store.h"
@@ -109,6 +110,8 @@ typedef struct {
     const char *cookie_domain;     /* KdelegCookieDomain; NULL = unset */
     int password_without_tls;      /* KdelegPasswordWithoutTLS; KD_UNSET = unset (Off) */
     int health_interval;           /* KdelegHealthInterval seconds; KD_UNSET = unset (10) */
+    const kd_chanbind *chanbind_cert; /* KdelegChannelBindingCert, hashed when read;
+                                         NULL = unset (mod_ssl's certificate) */
 } kdeleg_srv_conf;
 
 /* Per directory. Directives valid at server level too (RSRC_CONF |
@@ -138,6 +141,8 @@ typedef struct {
     /* The challenge. */
     int negotiate_once;            /* KdelegNegotiateOnce; KD_UNSET = unset (Off) */
     int auth_optional;             /* KdelegAuthOptional; KD_UNSET = unset (Off) */
+    int channel_binding;           /* KdelegChannelBinding (kdeleg_channel_binding);
+                                      KD_UNSET = unset (off) */
     /* Diagnostics. */
     int selftest;                  /* KdelegSelfTest; KD_UNSET = unset (Off) */
     const char *selftest_user;     /* KdelegSelfTestUser; NULL = unset */
@@ -303,6 +308,24 @@ int kdeleg_check_keytabs(apr_pool_t *p, server_rec *s);
 int kdeleg_prepare_ccache_dir(apr_pool_t *p, server_rec *s);
 /* The tag in this process's credential cache names: instance and PID. */
 const char *kdeleg_ccache_tag(apr_pool_t *p);
+
+/* TLS channel binding (mod_kdeleg_chanbind.c). */
+typedef enum {
+    KD_CHANBIND_OFF = 0,           /* no bindings passed: bound and unbound tokens alike */
+    KD_CHANBIND_ALLOW,             /* bindings passed: wrong ones refused, none accepted */
+    KD_CHANBIND_REQUIRE,           /* a token must carry the right bindings */
+} kdeleg_channel_binding;
+const char *kdeleg_set_channel_binding(cmd_parms *cmd, void *dconf, const char *arg);
+const char *kdeleg_set_channel_binding_cert(cmd_parms *cmd, void *dconf, const char *arg);
+int kdeleg_conf_channel_binding(const kdeleg_dir_conf *conf);
+/* Fill params' channel binding fields for r's connection. */
+void kdeleg_channel_binding_params(request_rec *r, const kdeleg_dir_conf *conf,
+                                   kd_accept_params *params);
+/* The per-connection slot the certificate's hash is kept in. */
+void kdeleg_chanbind_register_hooks(apr_pool_t *p);
+/* After an accepted token: the bound/unbound counters and a debug line. */
+void kdeleg_channel_binding_note(request_rec *r, const kdeleg_dir_conf *conf,
+                                 const kd_accept_out *out);
 
 /* Authentication (mod_kdeleg_auth.c). */
 void kdeleg_auth_register_hooks(apr_pool_t *p);

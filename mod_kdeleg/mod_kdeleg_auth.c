@@ -373,12 +373,14 @@ static int authenticate(request_rec *r, const kdeleg_dir_conf *conf)
     params.accounts = conf->service_accounts
                           ? (const kd_service_account *)conf->service_accounts->elts : NULL;
     params.n_accounts = conf->service_accounts ? conf->service_accounts->nelts : 0;
+    kdeleg_channel_binding_params(r, conf, &params);
     if (kd_acceptor_accept(kdeleg_acceptor_for(conf), r->pool, &info,
                            &params, &out, &res) != KD_CAUSE_NONE)
         return fail(r, &res, kd_token_ticket_principal(r->pool, &info));
     if (params.replay_checked
         && (rc = kdeleg_replay_record(r->pool, tag, &why)) != KD_REPLAY_FRESH)
         return replay_refused(r, &info, rc, &why);
+    kdeleg_channel_binding_note(r, conf, &out);
     return succeed(r, conf, &info, &out, NULL);
 }
 

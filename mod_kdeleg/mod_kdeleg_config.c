@@ -81,6 +81,7 @@ void *kdeleg_srv_conf_merge(apr_pool_t *p, void *basev, void *addv)
     KD_MERGE(cookie_domain, NULL);
     KD_MERGE(password_without_tls, KD_UNSET);
     KD_MERGE(health_interval, KD_UNSET);
+    KD_MERGE(chanbind_cert, NULL);
     return conf;
 }
 
@@ -105,6 +106,7 @@ void *kdeleg_dir_conf_create(apr_pool_t *p, char *dir)
     conf->allow_anonymous = KD_UNSET;
     conf->negotiate_once = KD_UNSET;
     conf->auth_optional = KD_UNSET;
+    conf->channel_binding = KD_UNSET;
     conf->publish_groups = KD_UNSET;
     conf->password_cache = KD_UNSET;
     conf->password_failure_cache = KD_UNSET;
@@ -143,6 +145,7 @@ void *kdeleg_dir_conf_merge(apr_pool_t *p, void *basev, void *addv)
     KD_MERGE(session_logout, NULL);
     KD_MERGE(negotiate_once, KD_UNSET);
     KD_MERGE(auth_optional, KD_UNSET);
+    KD_MERGE(channel_binding, KD_UNSET);
     KD_MERGE(selftest, KD_UNSET);
     KD_MERGE(selftest_user, NULL);
     conf->group_map = (base->group_map && add->group_map)
@@ -638,6 +641,13 @@ const command_rec kdeleg_directives[] = {
                   RSRC_CONF | ACCESS_CONF,
                   "seconds a refused (user, password) is refused without asking the KDC "
                   "(default 30, 0 = off)"),
+    AP_INIT_TAKE1("KdelegChannelBinding", kdeleg_set_channel_binding, NULL,
+                  RSRC_CONF | ACCESS_CONF,
+                  "TLS channel binding (RFC 5929 tls-server-end-point): off (default), allow "
+                  "(wrong bindings refused, none accepted) or require"),
+    AP_INIT_TAKE1("KdelegChannelBindingCert", kdeleg_set_channel_binding_cert, NULL, RSRC_CONF,
+                  "PEM file of the certificate clients see, when a balancer in front "
+                  "terminates TLS"),
     AP_INIT_TAKE1("KdelegHealthInterval", kdeleg_set_health_interval, NULL, RSRC_CONF,
                   "seconds between the health check's KDC probes in each child process "
                   "(default 10); the last answer serves in between"),

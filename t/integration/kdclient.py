@@ -28,16 +28,23 @@ class Token:
     """One initiator context: .header for the request, .finish() checks the
     server's mutual-authentication reply and completes the context."""
 
-    def __init__(self, ccache, host, mech=SPNEGO, service="HTTP"):
+    def __init__(self, ccache, host, mech=SPNEGO, service="HTTP", bindings=None):
+        """bindings: channel bindings' application data (bytes, e.g.
+        tls_server_end_point(...)), sent as Windows and MIT clients send
+        them: address types GSS_C_AF_UNSPEC, no addresses."""
         # The environment names the default for anything run later; the
         # context itself takes its credentials from this ccache explicitly,
         # so threads acting as different users never borrow each other's.
         os.environ["KRB5CCNAME"] = ccache
         creds = gssapi.Credentials(usage="initiate", store={"ccache": ccache})
         name = gssapi.Name(f"{service}@{host}", gssapi.NameType.hostbased_service)
+        cb = None
+        if bindings is not None:
+            # address types left unset: python-gssapi sends GSS_C_AF_UNSPEC
+            cb = gssapi.raw.ChannelBindings(application_data=bindings)
         self.ctx = gssapi.SecurityContext(
             name=name, usage="initiate", mech=mech, creds=creds,
-            flags=gssapi.RequirementFlag.mutual_authentication)
+            flags=gssapi.RequirementFlag.mutual_authentication, channel_bindings=cb)
         self.raw = self.ctx.step()
         self.b64 = base64.b64encode(self.raw).decode()
         self.header = "Negotiate " + self.b64
@@ -50,6 +57,31 @@ class Token:
         assert scheme == "Negotiate" and reply, f"no reply token in {www_authenticate!r}"
         self.ctx.step(base64.b64decode(reply))
         return self.ctx.complete
+
+
+def tls_server_end_point(der):
+    """RFC 5929 channel binding data for a DER server certificate:
+    "tls-server-end-point:" + its hash under the signature's digest, SHA-256
+    for MD5, SHA-1 or a signature without one (Ed25519). Independent of
+    mod_kdeleg's kd_chanbind (python cryptography)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    cert = x509.load_der_x509_certificate(der)
+    algo = cert.signature_hash_algorithm
+    if algo is None or isinstance(algo, (hashes.MD5, hashes.SHA1)):
+        algo = hashes.SHA256()
+    digest = hashes.Hash(algo)
+    digest.update(der)
+    return b"tls-server-end-point:" + digest.finalize()
+
+
+def peer_certificate(host, ip, port, cafile):
+    """The DER certificate ip:port shows a client asking for host (verified
+    against cafile): what a client binds its token to."""
+    ctx = ssl.create_default_context(cafile=cafile)
+    with socket.create_connection((ip, port), timeout=10) as sock:
+        with ctx.wrap_socket(sock, server_hostname=host) as tls:
+            return tls.getpeercert(binary_form=True)
 
 
 class PinnedHTTPSConnection(http.client.HTTPSConnection):

@@ -114,6 +114,11 @@ def test_debian_apache2_loads_module(module_path):
     ("KdelegCookieDomain test", "KdelegCookieDomain"),
     ("KdelegSessionKeyFile /nonexistent/keys", "KdelegSessionKeyFile"),
     ("<Location /x>\nKdelegSession On\n</Location>", "KdelegSession"),
+    ("KdelegChannelBinding maybe", "KdelegChannelBinding"),
+    ("KdelegChannelBindingCert /nonexistent/cert.pem", "KdelegChannelBindingCert"),
+    ("KdelegChannelBindingCert /etc/hostname", "KdelegChannelBindingCert"),
+    ("<Location /x>\nKdelegChannelBindingCert /etc/hostname\n</Location>",
+     "KdelegChannelBindingCert"),
 ])
 def test_bad_directive_values_name_the_directive(module_path, line, named):
     """httpd refuses to start and the message names the directive."""

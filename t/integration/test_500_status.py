@@ -214,7 +214,9 @@ AUTO_NAMES = {"KdelegAuthenticated": "auth_ok", "KdelegAuthFailed": "auth_failed
               "KdelegTransfersRedeemed": "transfers_redeemed",
               "KdelegSessionLogouts": "session_logouts",
               "KdelegSessionsTooLarge": "sessions_too_large",
-              "KdelegHealthOk": "health_ok", "KdelegHealthUnavailable": "health_unavailable"}
+              "KdelegHealthOk": "health_ok", "KdelegHealthUnavailable": "health_unavailable",
+              "KdelegChannelBoundLogins": "channel_bound_logins",
+              "KdelegChannelUnboundLogins": "channel_unbound_logins"}
 
 
 def test_counters_on_server_status(kd_httpd, realm, alice_ccache):

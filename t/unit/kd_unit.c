@@ -58,6 +58,7 @@ int main(void)
     sr = srunner_create(kd_accept_suite());
     srunner_add_suite(sr, kd_base64_suite());
     srunner_add_suite(sr, kd_causes_suite());
+    srunner_add_suite(sr, kd_chanbind_suite());
     srunner_add_suite(sr, kd_der_suite());
     srunner_add_suite(sr, kd_groups_suite());
     srunner_add_suite(sr, kd_gss_suite());

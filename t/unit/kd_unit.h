@@ -19,6 +19,7 @@ const unsigned char *kd_test_file(const char *path, size_t *len);
 Suite *kd_accept_suite(void);
 Suite *kd_base64_suite(void);
 Suite *kd_causes_suite(void);
+Suite *kd_chanbind_suite(void);
 Suite *kd_der_suite(void);
 Suite *kd_groups_suite(void);
 Suite *kd_gss_suite(void);

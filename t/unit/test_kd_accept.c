@@ -28,7 +28,7 @@ static kd_token_info ticket_for(const char *sname)
 static kd_accept_params params_for(const char *spn_text)
 {
     kd_spn *spn = apr_palloc(kd_test_pool, sizeof(*spn));
-    kd_accept_params params = {spn, 1, 0, 0, 0, NULL, 0};
+    kd_accept_params params = {spn, 1, 0, 0, 0, NULL, 0, NULL, 0, 0};
 
     ck_assert_ptr_null(kd_spn_parse(kd_test_pool, spn_text, spn));
     return params;

@@ -127,6 +127,7 @@ START_TEST(every_row_is_reachable)
         KRB5KRB_AP_ERR_BADKEYVER, KRB5KRB_AP_ERR_MODIFIED, KRB5KRB_AP_ERR_SKEW,
         KRB5KRB_AP_ERR_REPEAT, KRB5KRB_AP_ERR_TKT_EXPIRED, KRB5_KT_NOTFOUND,
         KRB5KDC_ERR_ETYPE_NOSUPP, ASN1_BAD_ID, 12345};
+    /* GSS_S_BAD_BINDINGS: channel-binding-mismatch (test_820) */
     static const krb5_error_code kdc_codes[] = {
         KRB5KDC_ERR_BADOPTION, KRB5KDC_ERR_S_PRINCIPAL_UNKNOWN, KRB5KDC_ERR_C_PRINCIPAL_UNKNOWN,
         KRB5_KDC_UNREACH, KRB5KRB_ERR_GENERIC, KRB5KDC_ERR_CLIENT_REVOKED, 12345};
@@ -148,6 +149,7 @@ START_TEST(every_row_is_reachable)
         KD_CAUSE_PASSWORD_WITHOUT_TLS,            /* password glue: test_791 plain http */
         KD_CAUSE_SHARED_STORE_DOWN,               /* shared replay store: test_800 */
         KD_CAUSE_FARM_KEY_MISMATCH,               /* nodes with other key files: test_850 */
+        KD_CAUSE_CHANNEL_BINDING_MISSING,         /* kd_accept require: test_820 */
     };
     /* AS exchanges with a password: AD's NTSTATUS first (test_791 on AD) */
     static const uint32_t nt_codes[] = {
@@ -158,6 +160,7 @@ START_TEST(every_row_is_reachable)
 
     for (i = 0; i < sizeof(accept_codes) / sizeof(accept_codes[0]); i++)
         seen[kd_cause_from_accept_error(GSS_S_FAILURE, accept_codes[i])] = 1;
+    seen[kd_cause_from_accept_error(GSS_S_BAD_BINDINGS, 0)] = 1;
     for (i = 0; i < sizeof(kdc_codes) / sizeof(kdc_codes[0]); i++)
         seen[kd_cause_from_kdc_error(kdc_codes[i])] = 1;
     for (i = 0; i < sizeof(nt_codes) / sizeof(nt_codes[0]); i++)

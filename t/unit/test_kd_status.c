@@ -54,6 +54,7 @@ START_TEST(empty_model)
         "\"s4u2proxy_ok\": 0, \"fqdn_redirects\": 0, \"ticket_cache_hits\": 0, "
         "\"ticket_cache_misses\": 0, \"transfers_redeemed\": 0, \"session_logouts\": 0, "
         "\"sessions_too_large\": 0, \"health_ok\": 0, \"health_unavailable\": 0, "
+        "\"channel_bound_logins\": 0, \"channel_unbound_logins\": 0, "
         "\"failures_no-token\": 0, \"failures_malformed-token\": 0, ";
     kd_status *m = kd_status_make(kd_test_pool);
 
@@ -414,7 +415,9 @@ START_TEST(server_status_auto)
                      "KdelegSessionLogouts: 0\n"
                      "KdelegSessionsTooLarge: 0\n"
                      "KdelegHealthOk: 0\n"
-                     "KdelegHealthUnavailable: 0\n");
+                     "KdelegHealthUnavailable: 0\n"
+                     "KdelegChannelBoundLogins: 0\n"
+                     "KdelegChannelUnboundLogins: 0\n");
     for (i = 0; i < KD_STAT__COUNT; i++) {
         const char *name = kd_status_auto_name((kd_stat)i);
         ck_assert_int_eq(strncmp(name, "Kdeleg", 6), 0);
