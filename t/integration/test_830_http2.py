@@ -1,0 +1,302 @@
+"""HTTP/2 (issue 17, item 5): mod_http2 over TLS (`Protocols h2 http/1.1`,
+ALPN), on both KDCs. Under HTTP/2 one TLS connection carries many
+requests at once, each a stream on a secondary connection of its own
+(c->master set); nothing a stream authenticated may serve another.
+
+- SSO, sessions and delegation through KdelegProxyNegotiate with
+  `curl --http2` (the response really is HTTP/2: curl's %{http_version},
+  httpd's access log, mod_http2's HTTP2=on for the CGI).
+- python3-h2 on ONE connection: interleaved streams carrying the tokens of
+  alice, bob and carol, streams with no token, a bad token, a replayed
+  token, session cookies of each user: every stream answers for its own
+  user (its own mutual-authentication token), the rest get 401.
+- The FQDN fallback over h2: haproxy passing TLS through (mode tcp), the
+  way a farm that wants h2 from browsers to nodes runs it (a terminating
+  haproxy 2.6 speaks HTTP/1.1 to the nodes, where HTTP/2 is not the
+  module's business); curl and headless Chromium.
+- prefork: mod_http2 refuses it (AH10034) and ALPN offers http/1.1 only.
+- Header size under h2 (AD, big PACs): LimitRequestFieldSize applies per
+  header, the answer is 431.
+
+Topology: node1 on 127.0.0.2 (https, h2), a mod_kdeleg back end on
+127.0.0.4 (http/1.1); for the fallback haproxy on 127.0.0.10 as the VIP in
+front of node2 (127.0.0.3) without the VIP key."""
+
+import base64
+import os
+import re
+import subprocess
+
+import pytest
+
+import kdclient
+from kdsite import key_file, make_tls_site, node_only_keytab
+from kdnames import PROXY_MODULES
+
+H2_MODULES = PROXY_MODULES + ("http2",)
+USERS = ("alice", "bob", "carol")
+WHOAMI = "/private/whoami.txt"
+
+
+def front_conf(kdc, d, backend, keys, extra=""):
+    """node1 on https with h2 first: /private (static whoami.txt and
+    env.cgi) echoes the request's user and method in response headers,
+    /deleg/ is proxied to the back end with a fresh token for the user."""
+    os.makedirs(f"{d}/htdocs/private", exist_ok=True)
+    with open(f"{d}/htdocs/private/whoami.txt", "w") as f:
+        f.write("whoami\n")
+    return f"""
+Protocols h2 http/1.1
+KdelegKeytab {kdc.r.keytab('node1')}
+KdelegServiceNames HTTP/{kdc.host('node1')}
+KdelegSession On
+KdelegSessionKeyFile {keys}
+ScriptAlias /private/cgi/ "{d}/cgi-bin/"
+<Location /private>
+    AuthType Negotiate
+    Require valid-user
+    Header set X-User "expr=%{{REMOTE_USER}}"
+    Header set X-Kdeleg-Method "expr=%{{reqenv:KDELEG_AUTH_METHOD}}"
+</Location>
+<Location /deleg/>
+    AuthType Negotiate
+    Require valid-user
+    KdelegProxyNegotiate HTTP/{kdc.host('backend')}
+    ProxyPass http://127.0.0.4:{backend.port}/private/cgi/
+</Location>
+<Location /kdeleg-status>
+    SetHandler kdeleg-status
+    Require ip 127.0.0.0/8
+</Location>
+{extra}"""
+
+
+@pytest.fixture
+def h2_front(kd_httpd, kdc, kdc_backend, test_ca, lab_dir):
+    """make(mpm="event", extra="") -> node1 speaking h2 over TLS."""
+    def make(mpm="event", extra=""):
+        keys = key_file(lab_dir, f"site-830-{kdc.kind}")
+        node = kd_httpd("h2-node1", "127.0.0.2", server_name=kdc.host("node1"), mpm=mpm,
+                        env=kdc.r.env(), extra_modules=H2_MODULES,
+                        tls=test_ca.issue(f"{kdc.kind}-node1", [kdc.host("node1")]),
+                        conf_fn=lambda d: front_conf(kdc, d, kdc_backend, keys, extra))
+        node.cafile = test_ca.pem
+        return node
+    return make
+
+
+@pytest.fixture
+def tgts(kdc):
+    """{user: ccache} for alice, bob and carol in the realm under test."""
+    return {u: kdc.r.kinit(u, kdc.r.path("ccache", f"{u}-830.cc")) for u in USERS}
+
+
+def curl(node, path, *args, ccache=None, host=None, realm=None):
+    """curl --http2 (TLS, ALPN) to the node: (status, http version, headers
+    text, body). With ccache: --negotiate with that user's tickets."""
+    host = host or node.server_name
+    auth = ["--negotiate", "-u", ":"] if ccache else []
+    env = (realm or {}).env(ccache) if ccache else {"PATH": "/usr/bin:/bin"}
+    proc = subprocess.run(
+        ["curl", "-s", "--http2", "--cacert", node.cafile, "-D", "/dev/stderr",
+         "-w", "\n%{http_code} %{http_version}", *auth, *args,
+         "--resolve", f"{host}:{node.port}:{node.ip}", f"https://{host}:{node.port}{path}"],
+        env=env, capture_output=True, text=True, timeout=30)
+    body, _, tail = proc.stdout.rpartition("\n")
+    code, version = tail.split()
+    return int(code), version, proc.stderr, body
+
+
+def h2_lines(node, mark):
+    """Access log lines since mark, as (request line, status, user)."""
+    with open(node.access_log) as f:
+        f.seek(mark)
+        lines = f.read().splitlines()
+    out = []
+    for line in lines:
+        m = re.search(r'^\S+ \S+ (\S+) \[[^]]+\] "([^"]*)" (\d+)', line)
+        if m:
+            out.append((m.group(2), int(m.group(3)), m.group(1)))
+    return out
+
+
+def access_mark(node):
+    return os.path.getsize(node.access_log) if os.path.exists(node.access_log) else 0
+
+
+def h2(node, cafile=None):
+    return kdclient.H2Connection(node.server_name, node.ip, node.port, cafile or node.cafile)
+
+
+def bad_token():
+    """A Negotiate header whose token is not SPNEGO nor Kerberos."""
+    return "Negotiate " + base64.b64encode(b"\x60\x03\x06\x01\x00" + b"x" * 40).decode()
+
+
+# ------------------------------------------------------------ curl --http2
+
+def test_sso_with_curl_over_http2(h2_front, kdc, kdc_alice):
+    """curl --http2 --negotiate: 200 as alice over HTTP/2 (curl says 2,
+    httpd's access log HTTP/2.0, mod_http2 tells the CGI HTTP2=on), with
+    the mutual-authentication token. (curl 7.88 sends its token on the
+    first request: no 401 leg.)"""
+    node = h2_front()
+    mark = access_mark(node)
+    status, version, head, body = curl(node, "/private/cgi/env.cgi", ccache=kdc_alice,
+                                       realm=kdc.r)
+    assert (status, version) == (200, "2"), (head, body)
+    env = kdclient.cgi_env(body)
+    assert env["REMOTE_USER"] == kdc.user("alice")
+    assert env["KDELEG_AUTH_METHOD"] == "kerberos"
+    assert env["SERVER_PROTOCOL"] == "HTTP/2.0" and env["HTTP2"] == "on"
+    assert re.search(r"(?im)^www-authenticate: Negotiate \S+", head), head
+    lines = h2_lines(node, mark)
+    assert [(r.split()[-1], s, u) for r, s, u in lines] == [
+        ("HTTP/2.0", 200, kdc.user("alice"))], lines
+
+
+def test_session_cookie_issued_and_honoured_over_http2(h2_front, kdc, kdc_alice, lab_dir):
+    """The session cookie minted on an h2 stream (__Host-, Secure) opens on
+    a later h2 connection that sends no token at all."""
+    node = h2_front()
+    jar = os.path.join(lab_dir, f"jar-830-{kdc.kind}.txt")
+    status, version, head, _ = curl(node, WHOAMI, "-c", jar, ccache=kdc_alice, realm=kdc.r)
+    assert (status, version) == (200, "2"), head
+    cookie = re.search(r"(?im)^set-cookie: (__Host-kdeleg_session=[^;]+);(.*)$", head)
+    assert cookie and "Secure" in cookie.group(2), head
+    status, version, head, _ = curl(node, WHOAMI, "-b", jar)   # no --negotiate
+    assert (status, version) == (200, "2"), head
+    assert re.search(r"(?im)^x-user: " + re.escape(kdc.user("alice")) + r"\s*$", head), head
+    assert re.search(r"(?im)^x-kdeleg-method: session\s*$", head), head
+
+
+def test_delegation_through_proxy_negotiate_over_http2(h2_front, kdc, kdc_alice, kdc_backend):
+    """An h2 request to a KdelegProxyNegotiate location: the back end (on
+    HTTP/1.1) authenticates a fresh token for alice, made by S4U2Proxy."""
+    node = h2_front()
+    mark = kdc.r.kdc_log_mark()
+    status, version, head, body = curl(node, "/deleg/env.cgi", ccache=kdc_alice, realm=kdc.r)
+    assert (status, version) == (200, "2"), (head, body)
+    env = kdclient.cgi_env(body)
+    assert env["REMOTE_USER"] == kdc.user("alice")              # what the back end saw
+    assert env["KDELEG_AUTH_METHOD"] == "kerberos"
+    assert env["KDELEG_SPN"] == kdc.spn("backend")
+    assert env["SERVER_PROTOCOL"] == "HTTP/1.1"                 # the back-end hop
+    assert len(kdc.s4u2proxy(kdc.r.kdc_log_since(mark), "HTTP/backend")) == 1
+
+
+def test_prefork_gets_no_http2(h2_front, kdc, kdc_alice):
+    """mod_http2 does not run under prefork: it says so at start (AH10034),
+    ALPN offers http/1.1 only, and SSO goes on over HTTP/1.1."""
+    node = h2_front(mpm="prefork")
+    node.allowed.add("AH10034")
+    status, version, _, body = curl(node, "/private/cgi/env.cgi", ccache=kdc_alice, realm=kdc.r)
+    assert (status, version) == (200, "1.1"), body
+    assert kdclient.cgi_env(body)["REMOTE_USER"] == kdc.user("alice")
+    assert any("AH10034" in l for l in node.error_log_since(node.start_mark))
+
+
+# ------------------------------------------------------------ one connection, many users
+
+def user_header(headers):
+    return headers.get("x-user")
+
+
+def own_session(headers):
+    """The __Host-kdeleg_session=VALUE pair a response set, or None."""
+    m = re.search(r"(__Host-kdeleg_session=[^;]+);", headers.get("set-cookie", ""))
+    return m.group(1) if m else None
+
+
+def test_streams_of_different_users_never_share_an_identity(h2_front, kdc, tgts):
+    """One TLS connection, ALPN h2. Round 1: every stream leaves in one
+    write, interleaved: tokens of alice, bob and carol (static page and
+    CGI), no token, a bad token, each three times. Each 200 names its own
+    user, with a mutual-authentication reply that completes that user's own
+    context; tokenless and bad streams get 401 with a bare challenge and
+    nothing of anyone. Round 2, same connection: each user's session cookie
+    opens as that user, a replayed token of alice is refused, a stream with
+    no credentials is still challenged, and a token beats another user's
+    cookie."""
+    node = h2_front()
+    with h2(node) as c:
+        sent = []   # (stream id, who: user / "none" / "bad", token or None)
+        for _ in range(3):
+            for user in USERS:
+                for path in (WHOAMI, "/private/cgi/env.cgi"):
+                    tok = kdclient.Token(tgts[user], kdc.host("node1"))
+                    sent.append((c.send(path, {"authorization": tok.header}, flush=False),
+                                 user, tok, path))
+            sent.append((c.send(WHOAMI, flush=False), "none", None, WHOAMI))
+            sent.append((c.send(WHOAMI, {"authorization": bad_token()}, flush=False),
+                         "bad", None, WHOAMI))
+        got = c.responses([sid for sid, _, _, _ in sent])
+        sessions = {}
+        for sid, who, tok, path in sent:
+            status, headers, body = got[sid]
+            if who in USERS:
+                assert status == 200, (who, status, body[:300])
+                assert user_header(headers) == kdc.user(who), (sid, who, headers)
+                assert headers["x-kdeleg-method"] == "kerberos"
+                if path != WHOAMI:
+                    env = kdclient.cgi_env(body)
+                    assert env["REMOTE_USER"] == kdc.user(who) and env["HTTP2"] == "on"
+                    assert env["H2_STREAM_ID"] == str(sid)
+                # this user's own reply token: another stream's would not verify
+                assert tok.finish(headers["www-authenticate"]), (who, headers)
+                sessions.setdefault(who, own_session(headers))
+            else:
+                assert status == 401, (who, status)
+                assert headers["www-authenticate"] == "Negotiate", (who, headers)
+                assert "x-user" not in headers and own_session(headers) is None
+        assert all(sessions[u] for u in USERS) and len(set(sessions.values())) == len(USERS)
+
+        replayed = next(t for _, who, t, _ in sent if who == "alice")
+        round2 = [(c.send(WHOAMI, {"cookie": sessions[u]}, flush=False), u) for u in USERS]
+        round2.append((c.send(WHOAMI, {"authorization": replayed.header}, flush=False),
+                       "replay"))
+        round2.append((c.send(WHOAMI, flush=False), "none"))
+        bob_token = kdclient.Token(tgts["bob"], kdc.host("node1"))
+        round2.append((c.send(WHOAMI, {"cookie": sessions["alice"],
+                                       "authorization": bob_token.header}, flush=False),
+                       "bob-token-alice-cookie"))
+        got = c.responses([sid for sid, _ in round2])
+    for sid, who in round2:
+        status, headers, _ = got[sid]
+        if who in USERS:
+            assert (status, user_header(headers)) == (200, kdc.user(who)), (who, headers)
+            assert headers["x-kdeleg-method"] == "session"
+        elif who == "bob-token-alice-cookie":
+            assert (status, user_header(headers)) == (200, kdc.user("bob")), headers
+            assert headers["x-kdeleg-method"] == "kerberos"
+        else:
+            assert status == 401 and "x-user" not in headers, (who, status, headers)
+    assert "replay" in kdclient.causes(node.error_log_since(node.start_mark))
+
+
+def test_delegation_on_one_connection_stays_per_user(h2_front, kdc, tgts, kdc_backend):
+    """Delegation through KdelegProxyNegotiate for alice and bob on
+    interleaved streams of one connection: one stream each, then two each
+    from the ticket cache. The back end sees each stream's own user, never
+    the other's ticket. (Concurrent first misses of one user would each ask
+    the KDC: the cache is filled, not locked, hence the warm-up round.)"""
+    node = h2_front()
+    mark = kdc.r.kdc_log_mark()
+    with h2(node) as c:
+        for per_user in (1, 2):
+            sent = []
+            for _ in range(per_user):
+                for user in ("alice", "bob"):
+                    tok = kdclient.Token(tgts[user], kdc.host("node1"))
+                    sent.append((c.send("/deleg/env.cgi", {"authorization": tok.header},
+                                        flush=False), user))
+            got = c.responses([sid for sid, _ in sent])
+            for sid, user in sent:
+                status, _, body = got[sid]
+                assert status == 200, (user, body[:300])
+                env = kdclient.cgi_env(body)
+                assert env["REMOTE_USER"] == kdc.user(user), (sid, user, env.get("REMOTE_USER"))
+                assert env["KDELEG_SPN"] == kdc.spn("backend")
+    lines = kdc.r.kdc_log_since(mark)
+    # one S4U2Proxy per user: the other two streams of each came from the cache
+    assert [len(kdc.s4u2proxy(lines, "HTTP/backend", u)) for u in ("alice", "bob")] == [1, 1]
