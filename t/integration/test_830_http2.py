@@ -300,3 +300,113 @@ def test_delegation_on_one_connection_stays_per_user(h2_front, kdc, tgts, kdc_ba
     lines = kdc.r.kdc_log_since(mark)
     # one S4U2Proxy per user: the other two streams of each came from the cache
     assert [len(kdc.s4u2proxy(lines, "HTTP/backend", u)) for u in ("alice", "bob")] == [1, 1]
+
+
+# ------------------------------------------------------------ the FQDN fallback
+
+@pytest.fixture
+def h2_site(kd_httpd, haproxy_factory, kdc, lab_dir, kdc_backend, test_ca):
+    """haproxy passing TLS through to node2, which speaks h2 and lacks the
+    VIP's key: every VIP ticket needs the fallback."""
+    return make_tls_site(kd_httpd, haproxy_factory, kdc, lab_dir, kdc_backend, test_ca,
+                         "passthrough", nodes=(("node2", node_only_keytab(kdc, "node2")),),
+                         extra="Protocols h2 http/1.1\n", modules=("http2",))
+
+
+@pytest.mark.parametrize("proto", ["2", "1.1"])
+def test_fqdn_fallback_with_curl(h2_site, kdc, kdc_alice, lab_dir, proto):
+    """curl through haproxy (TLS passed through, ALPN end to end) to the
+    VIP: redirected to node2's own name, Kerberos there, the transfer
+    token back to the VIP, the page as alice by session; every request of
+    the chain on HTTP/2 (and, for contrast, all on HTTP/1.1). curl sends
+    its Negotiate token unasked, also with the transfer token on the way
+    back, for the VIP this node cannot serve: the transfer token is
+    redeemed first (it was not, and the way back ended in 500)."""
+    site, node = h2_site, h2_site.nodes[0]
+    jar = os.path.join(lab_dir, f"jar-830-fallback-{kdc.kind}-{proto}.txt")
+    marks, amark = site.marks(), access_mark(node)
+    vip, port = kdc.host("vip"), site.proxy.port
+    proc = subprocess.run(
+        ["curl", "-s", f"--http{proto}", "--cacert", site.cafile, "--negotiate", "-u", ":",
+         "-L", "--location-trusted", "-c", jar, "-b", jar,
+         "-w", "\n%{http_code} %{http_version} %{num_redirects} %{url_effective}",
+         "--resolve", f"{vip}:{port}:{site.proxy.ip}",
+         "--resolve", f"{kdc.host('node2')}:{port}:{node.ip}",
+         site.url("/private/cgi/env.cgi?a=1")],
+        env=kdc.r.env(kdc_alice), capture_output=True, text=True, timeout=60)
+    body, _, tail = proc.stdout.rpartition("\n")
+    code, version, redirects, effective = tail.split()
+    assert (code, version) == ("200", proto), proc.stdout
+    assert effective == site.url("/private/cgi/env.cgi?a=1") and int(redirects) == 3
+    env = kdclient.cgi_env(body)
+    assert env["REMOTE_USER"] == kdc.user("alice") and env["KDELEG_AUTH_METHOD"] == "session"
+    assert env["QUERY_STRING"] == "a=1" and (env.get("HTTP2") == "on") == (proto == "2")
+    assert len(site.lines(marks, "KD00701")) == 1 and len(site.lines(marks, "KD00709")) == 1
+    lines = h2_lines(node, amark)
+    want = " HTTP/2.0" if proto == "2" else " HTTP/1.1"
+    assert len(lines) == 4 and all(r.endswith(want) for r, _, _ in lines), lines
+    # the last request carried the cookie and, unasked, the VIP token again
+    assert len(site.lines(marks, "KD00712")) == 1
+
+
+pytestmark_chromium = pytest.mark.skipif(not os.path.exists(kdclient.CHROMIUM),
+                                         reason="Debian chromium is not installed "
+                                                "(t/install-deps)")
+
+
+def page_env(dom):
+    """env.cgi's text/plain output as Chromium renders it (inside <pre>)."""
+    text = re.sub(r"<[^>]+>", "\n", dom)
+    return kdclient.cgi_env(text.replace("&amp;", "&"))
+
+
+def chromium_protocols(lines):
+    """Chromium's requests as (protocol, status, carried a user), in order."""
+    return [(r.rsplit(" ", 1)[1], status, user != "-") for r, status, user in lines]
+
+
+@pytestmark_chromium
+def test_chromium_follows_the_fallback_over_http2(h2_site, kdc, kdc_alice, lab_dir, test_ca):
+    """Headless Chromium, trusting the lab CA, to the bookmarked VIP URL: the
+    node's name, Kerberos there, the way back, the page as alice. What
+    Chromium 156 does with h2 (recorded): the first request to each origin
+    goes out on h2 (ALPN); on the 401 Negotiate challenge Chromium marks
+    the origin "HTTP/1.1 required" (Negotiate is a connection-based scheme
+    to it: net/http PrepareForAuthRestart, SetHTTP11Required) and, as a
+    rule, sends the token and every later request on a new HTTP/1.1
+    connection; in 1 run of the first 16 here the token still went on the
+    open h2 connection. Either way the module answers the same."""
+    site, node = h2_site, h2_site.nodes[0]
+    marks, amark = site.marks(), access_mark(node)
+    dom = kdclient.chromium(kdc.r, kdc_alice, site.resolve, site.url("/private/cgi/env.cgi?a=1"),
+                            lab_dir, cafile=test_ca.pem)
+    env = page_env(dom)
+    assert env.get("REMOTE_USER") == kdc.user("alice"), dom[:2000]
+    assert env["KDELEG_AUTH_METHOD"] == "session" and env["QUERY_STRING"] == "a=1"
+    assert env["SERVER_PROTOCOL"] == "HTTP/1.1" and "HTTP2" not in env
+    assert len(site.lines(marks, "KD00701")) == 1 and len(site.lines(marks, "KD00709")) == 1
+    seen = chromium_protocols([l for l in h2_lines(node, amark) if "/private/" in l[0]])
+    # VIP: 401, 302 to the node; node: 401, 302 back as alice; VIP: 302
+    # (token redeemed), 200
+    assert [(s, u) for _, s, u in seen] == [(401, False), (302, False), (401, False),
+                                            (302, True), (302, False), (200, True)], seen
+    assert seen[0][0] == "HTTP/2.0" and seen[2][0] == "HTTP/2.0", seen  # each origin's first
+    assert {p for p, _, _ in seen} <= {"HTTP/2.0", "HTTP/1.1"}
+
+
+@pytestmark_chromium
+def test_chromium_reaches_the_back_end_over_http2(h2_front, kdc, kdc_alice, lab_dir, test_ca):
+    """Chromium to a KdelegProxyNegotiate location on the h2 node: the back
+    end's page as alice. The challenge went out on h2, the token as a rule
+    on HTTP/1.1 (see above)."""
+    node = h2_front()
+    amark = access_mark(node)
+    dom = kdclient.chromium(kdc.r, kdc_alice, {kdc.host("node1"): node.ip},
+                            f"https://{kdc.host('node1')}:{node.port}/deleg/env.cgi",
+                            lab_dir, cafile=test_ca.pem)
+    env = page_env(dom)
+    assert env.get("REMOTE_USER") == kdc.user("alice"), dom[:2000]
+    assert env["KDELEG_SPN"] == kdc.spn("backend")
+    seen = chromium_protocols([l for l in h2_lines(node, amark) if "/deleg/" in l[0]])
+    assert seen[0] == ("HTTP/2.0", 401, False) and seen[1][1:] == (200, True), seen
+    assert len(seen) == 2
