@@ -24,6 +24,7 @@ front of node2 (127.0.0.3) without the VIP key."""
 
 import base64
 import os
+import random
 import re
 import subprocess
 
@@ -410,3 +411,69 @@ def test_chromium_reaches_the_back_end_over_http2(h2_front, kdc, kdc_alice, lab_
     seen = chromium_protocols([l for l in h2_lines(node, amark) if "/deleg/" in l[0]])
     assert seen[0] == ("HTTP/2.0", 401, False) and seen[1][1:] == (200, True), seen
     assert len(seen) == 2
+
+
+# ------------------------------------------------------------ header size (big PACs)
+
+@pytest.mark.parametrize("limit, user, expected", [
+    (8190, "biggroups", 431),      # httpd's default limit: mod_http2 answers 431
+    (None, "biggroups", 200),      # the lab's LimitRequestFieldSize 131072
+    (None, "hugegroups", 200),
+])
+def test_big_pac_tokens_over_http2(h2_front, kdc, limit, user, expected):
+    """Users in many groups (AD only: the MIT KDC issues no PAC) over h2.
+    mod_http2 checks each header against LimitRequestFieldSize as httpd
+    does on HTTP/1.1 (name + 2 + value), but answers 431, not 400, and
+    logs AH10180 at info; mod_kdeleg sees nothing. With the limit raised,
+    the 650-group (8,949-byte) and 3000-group (34,021-byte) headers pass
+    HPACK and authenticate; the other streams on the connection go on."""
+    if kdc.kind != "ad":
+        pytest.skip("the MIT KDC issues no PAC: a user's groups do not grow its ticket")
+    node = h2_front(extra=f"LimitRequestFieldSize {limit}\n" if limit else "")
+    if user == "hugegroups":
+        node.allowed.add("KD00726")   # too many groups for a session cookie
+    ccache = kdc.r.kinit(user, kdc.r.path("ccache", f"{user}-830.cc"))
+    alice = kdc.r.kinit("alice", kdc.r.path("ccache", "alice-830-big.cc"))
+    mark = node.error_log_mark()
+    big = kdclient.Token(ccache, kdc.host("node1"))
+    assert len("authorization: " + big.header) > 8190
+    with h2(node) as c:
+        ids = [c.send(WHOAMI, {"authorization": big.header}, flush=False),
+               c.send(WHOAMI, {"authorization": kdclient.Token(alice, kdc.host("node1")).header})]
+        got = c.responses(ids)
+    status, headers, _ = got[ids[0]]
+    assert status == expected, (status, headers)
+    if expected == 200:
+        assert headers["x-user"] == kdc.user(user)
+    else:
+        assert "x-user" not in headers
+        assert any("AH10180" in l for l in node.error_log_since(mark))
+        assert not kdclient.kd_lines(node.error_log_since(mark), "KD00301")
+    assert got[ids[1]][0] == 200 and got[ids[1]][1]["x-user"] == kdc.user("alice")
+
+
+def test_header_beyond_64k_ends_the_connection(h2_front, kdc):
+    """A header field whose HPACK encoding passes 64 KiB never reaches
+    httpd over h2, whatever LimitRequestFieldSize says: nghttp2 (under
+    mod_http2) refuses the header block and ends the whole connection with
+    COMPRESSION_ERROR (9), every stream on it. Base64 Huffman-codes to
+    about 6.5 bits a character, so this is a token of about 60,700 bytes
+    (81,000 characters); mod_kdeleg takes up to 65,535 (87,380), and
+    Windows' default MaxTokenSize is 48,000. Shown with token-sized
+    headers of 60,000 and 64,000 random bytes; over HTTP/1.1 both are read
+    (and refused as no Kerberos token). No KDC needed."""
+    if kdc.kind != "mit":
+        pytest.skip("no KDC involved: the MIT run shows it")
+    node = h2_front()
+    rnd = random.Random(830)
+    fits, too_big = ("Negotiate " + base64.b64encode(rnd.randbytes(n)).decode()
+                     for n in (60000, 64000))
+    with h2(node) as c:
+        sid = c.send(WHOAMI, {"authorization": fits})
+        assert c.responses([sid])[sid][0] == 401        # read, and refused
+        sid = c.send(WHOAMI, {"authorization": too_big})
+        with pytest.raises(AssertionError, match="ended the connection"):
+            c.responses([sid])
+        assert c.closed.error_code == 9, c.closed       # COMPRESSION_ERROR
+    for header in (fits, too_big):
+        assert kdclient.request(node, WHOAMI, headers={"Authorization": header})[0] == 401
