@@ -257,6 +257,10 @@ def test_streams_of_different_users_never_share_an_identity(h2_front, kdc, tgts)
         round2.append((c.send(WHOAMI, {"authorization": replayed.header}, flush=False),
                        "replay"))
         round2.append((c.send(WHOAMI, flush=False), "none"))
+        # HTTP/2 lets a client split Cookie into several fields (RFC 9113
+        # 8.2.3): bob's session among other cookies, in a field of its own
+        round2.append((c.send(WHOAMI, {"cookie": ["a=1", sessions["bob"], "b=2"]}, flush=False),
+                       "bob-split-cookie"))
         bob_token = kdclient.Token(tgts["bob"], kdc.host("node1"))
         round2.append((c.send(WHOAMI, {"cookie": sessions["alice"],
                                        "authorization": bob_token.header}, flush=False),
@@ -266,6 +270,9 @@ def test_streams_of_different_users_never_share_an_identity(h2_front, kdc, tgts)
         status, headers, _ = got[sid]
         if who in USERS:
             assert (status, user_header(headers)) == (200, kdc.user(who)), (who, headers)
+            assert headers["x-kdeleg-method"] == "session"
+        elif who == "bob-split-cookie":
+            assert (status, user_header(headers)) == (200, kdc.user("bob")), headers
             assert headers["x-kdeleg-method"] == "session"
         elif who == "bob-token-alice-cookie":
             assert (status, user_header(headers)) == (200, kdc.user("bob")), headers
@@ -359,6 +366,37 @@ def page_env(dom):
     """env.cgi's text/plain output as Chromium renders it (inside <pre>)."""
     text = re.sub(r"<[^>]+>", "\n", dom)
     return kdclient.cgi_env(text.replace("&amp;", "&"))
+
+
+def test_balancer_terminating_tls_speaks_http2_nodes_see_http11(
+        kd_httpd, haproxy_factory, kdc, lab_dir, kdc_backend, test_ca, kdc_alice):
+    """The other layout: haproxy terminates TLS and offers h2 to clients
+    (alpn h2,http/1.1); the nodes get HTTP/1.1 and learn the scheme from
+    ServerName https://vip:port. curl --http2 to the VIP: HTTP/2 on the
+    client's side, HTTP/1.1 in the nodes' logs, SSO and then the session
+    on both nodes."""
+    site = make_tls_site(kd_httpd, haproxy_factory, kdc, lab_dir, kdc_backend, test_ca,
+                         "terminate", proxy_options={"h2": True})
+    jar = os.path.join(lab_dir, f"jar-830-terminate-{kdc.kind}.txt")
+    amarks = [access_mark(n) for n in site.nodes]
+    vip, port = kdc.host("vip"), site.proxy.port
+    served = []
+    for i in range(3):
+        auth = ["--negotiate", "-u", ":"] if i == 0 else []
+        proc = subprocess.run(
+            ["curl", "-s", "--http2", "--cacert", site.cafile, *auth, "-c", jar, "-b", jar,
+             "-w", "\n%{http_code} %{http_version}",
+             "--resolve", f"{vip}:{port}:{site.proxy.ip}", site.url("/private/cgi/env.cgi")],
+            env=kdc.r.env(kdc_alice), capture_output=True, text=True, timeout=30)
+        body, _, tail = proc.stdout.rpartition("\n")
+        assert tail == "200 2", proc.stdout
+        env = kdclient.cgi_env(body)
+        assert env["REMOTE_USER"] == kdc.user("alice") and "HTTP2" not in env
+        assert env["KDELEG_AUTH_METHOD"] == ("kerberos" if i == 0 else "session")
+        served.append(env["SERVER_ADDR"])
+    assert len(set(served)) == 2                       # round robin: both nodes served
+    lines = [l for n, m in zip(site.nodes, amarks) for l in h2_lines(n, m)]
+    assert len(lines) == 3 and all(r.endswith(" HTTP/1.1") for r, _, _ in lines), lines
 
 
 def chromium_protocols(lines):

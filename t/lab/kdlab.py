@@ -1402,6 +1402,9 @@ class Haproxy:
     source=IP                     connect to the nodes from IP (default:
                                   whatever the kernel picks, 127.0.0.1), so
                                   that a node can tell the balancer apart.
+    h2=True                       with "terminate": offer HTTP/2 to clients
+                                  (ALPN h2,http/1.1); the nodes still get
+                                  HTTP/1.1.
     global_options: extra lines for the global section, e.g.
     ("tune.bufsize 65536",) for requests with very large headers.
     httpchk: a request line, e.g. "GET /kdeleg-health": haproxy checks
@@ -1411,11 +1414,12 @@ class Haproxy:
 
     def __init__(self, base_dir, ip, port, backends, name="haproxy", tls=None,
                  global_options=(), httpchk=None, forwardfor=False, send_proxy=False,
-                 source=None):
+                 source=None, h2=False):
         self.base = os.path.abspath(base_dir)
         self.ip, self.port, self.name = ip, port or free_port(ip), name
         self.backends = list(backends)
         self.forwardfor, self.send_proxy, self.source = forwardfor, send_proxy, source
+        self.h2 = h2
         self.global_options = tuple(global_options)
         self.httpchk = httpchk
         self.tls = tuple(tls) if tls else None
@@ -1447,8 +1451,10 @@ class Haproxy:
         if self.tls and self.tls[0] == "passthrough":
             mode = "tcp"
         elif self.tls:
-            bind += f" ssl crt {self.tls[1]}"
+            bind += f" ssl crt {self.tls[1]}" + (" alpn h2,http/1.1" if self.h2 else "")
             frontend = "    http-request set-header X-Forwarded-Proto https\n"
+        if self.h2 and not (self.tls and self.tls[0] == "terminate"):
+            raise ValueError("h2 needs tls=('terminate', bundle) (passthrough: the nodes' ALPN)")
         if self.forwardfor:
             if mode != "http":
                 raise ValueError("forwardfor needs mode http (TLS passthrough: send_proxy)")
