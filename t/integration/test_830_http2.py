@@ -34,7 +34,7 @@ import kdclient
 from kdsite import key_file, make_tls_site, node_only_keytab
 from kdnames import PROXY_MODULES
 
-H2_MODULES = PROXY_MODULES + ("http2",)
+H2_MODULES = PROXY_MODULES + ("http2", "auth_basic")
 USERS = ("alice", "bob", "carol")
 WHOAMI = "/private/whoami.txt"
 
@@ -68,6 +68,13 @@ ScriptAlias /private/cgi/ "{d}/cgi-bin/"
 <Location /kdeleg-status>
     SetHandler kdeleg-status
     Require ip 127.0.0.0/8
+</Location>
+ScriptAlias /pw/ "{d}/cgi-bin/"
+<Location /pw/>
+    AuthType Basic
+    AuthName "web"
+    AuthBasicProvider kdeleg
+    Require valid-user
 </Location>
 {extra}"""
 
@@ -184,6 +191,74 @@ def test_delegation_through_proxy_negotiate_over_http2(h2_front, kdc, kdc_alice,
     assert env["KDELEG_SPN"] == kdc.spn("backend")
     assert env["SERVER_PROTOCOL"] == "HTTP/1.1"                 # the back-end hop
     assert len(kdc.s4u2proxy(kdc.r.kdc_log_since(mark), "HTTP/backend")) == 1
+
+
+def test_password_over_http2(h2_front, kdc):
+    """AuthBasicProvider kdeleg needs TLS (no KdelegPasswordWithoutTLS
+    here): an h2 stream, whose own connection is a secondary one, counts as
+    TLS through its master connection, and the password is checked by the
+    KDC."""
+    import kdlab
+    node = h2_front()
+    password = kdlab.USERS["alice"]
+    status, version, head, body = curl(node, "/pw/env.cgi", "-u", f"alice:{password}")
+    assert (status, version) == (200, "2"), (head, body)
+    env = kdclient.cgi_env(body)
+    assert env["REMOTE_USER"] == kdc.user("alice") and env["KDELEG_AUTH_METHOD"] == "password"
+    assert env["HTTP2"] == "on"
+
+
+def test_client_certificate_transition_over_http2(h2_front, kdc, kdc_backend, test_ca):
+    """Protocol transition for a user from a verified client certificate
+    (server-wide SSLVerifyClient require, SSLUserName): the module asks
+    mod_ssl for SSL_CLIENT_VERIFY with the stream's connection, and mod_ssl
+    answers from the master connection, where the handshake happened. The
+    back end sees alice, all on HTTP/2. (Per location: the next test.)"""
+    node = h2_front(extra=f"""
+SSLCACertificateFile "{test_ca.pem}"
+SSLVerifyClient require
+SSLVerifyDepth 2
+SSLUserName SSL_CLIENT_S_DN_CN
+KdelegUserRealm {kdc.realm}
+<Location /cert/>
+    Require valid-user
+    KdelegProtocolTransition On
+    KdelegProxyNegotiate HTTP/{kdc.host('backend')}
+    ProxyPass http://127.0.0.4:{kdc_backend.port}/private/cgi/
+</Location>
+""")
+    cert, key = test_ca.issue_client("client-alice", "alice")
+    status, version, head, body = curl(node, "/cert/env.cgi", "--cert", cert, "--key", key)
+    assert (status, version) == (200, "2"), (head, body)
+    env = kdclient.cgi_env(body)
+    assert env["REMOTE_USER"] == kdc.user("alice") and env["KDELEG_SPN"] == kdc.spn("backend")
+
+
+def test_per_location_client_certificate_moves_to_http11(h2_front, kdc, kdc_backend,
+                                                        test_ca):
+    """SSLVerifyClient inside a Location needs a TLS renegotiation, which
+    HTTP/2 forbids: mod_http2 resets the stream with HTTP_1_1_REQUIRED,
+    curl retries on HTTP/1.1, renegotiates, and the transition works
+    there. (Browsers do the same on that error.)"""
+    node = h2_front(extra=f"""
+SSLCACertificateFile "{test_ca.pem}"
+SSLVerifyDepth 2
+SSLUserName SSL_CLIENT_S_DN_CN
+KdelegUserRealm {kdc.realm}
+<Location /cert/>
+    SSLVerifyClient require
+    Require valid-user
+    KdelegProtocolTransition On
+    KdelegProxyNegotiate HTTP/{kdc.host('backend')}
+    ProxyPass http://127.0.0.4:{kdc_backend.port}/private/cgi/
+</Location>
+""")
+    cert, key = test_ca.issue_client("client-alice", "alice")
+    status, version, head, body = curl(node, "/cert/env.cgi", "--cert", cert, "--key", key,
+                                       "-v")
+    assert (status, version) == (200, "1.1"), (head, body)
+    assert "HTTP_1_1_REQUIRED" in head
+    assert kdclient.cgi_env(body)["REMOTE_USER"] == kdc.user("alice")
 
 
 def test_prefork_gets_no_http2(h2_front, kdc, kdc_alice):
