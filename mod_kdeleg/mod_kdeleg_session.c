@@ -793,6 +793,9 @@ int kdeleg_session_instead(request_rec *r, const kdeleg_dir_conf *conf, kd_cause
                        "the client's Negotiate token cannot be used here (cause %s); its "
                        "session for %s serves the request instead",
                        kd_cause_name(cause), ap_escape_logitem(r->pool, s.principal));
+    /* counted as the fallback counts the failures it handles: a node whose
+     * keytab lost the virtual name's key shows on the status page */
+    kdeleg_note_failure(r, cause, spn);
     return use_session(r, conf, &s);
 }
 
