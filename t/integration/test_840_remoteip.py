@@ -37,6 +37,7 @@ from kdnames import NODE1_IP, PROXY_MODULES, VIP_IP
 CLIENT_IP = "127.0.0.99"    # the user's machine
 BALANCER_IP = "127.0.0.12"  # haproxy's address towards the nodes
 SPOOFED = "10.9.8.7"        # what a client would like to be
+INSIDE = "127.0.0.0/28"     # the nodes' inside network: admins and the balancer
 ADDR_LOG = "logs/addr.log"
 
 
@@ -57,6 +58,12 @@ def node_conf(kdc, d, how):
     return negotiate_conf(kdc.r, d, "node1", [f"HTTP/{kdc.host('vip')}"], extra=f"""
 {remoteip_lines(how)}LogFormat "%a %{{c}}a %h %u \\"%r\\" %>s" addrs
 CustomLog "{d}/{ADDR_LOG}" addrs
+# the inside network: admins (127.0.0.1) and the balancer (127.0.0.12), not
+# the client (127.0.0.99)
+<Location /inside-status>
+    SetHandler kdeleg-status
+    Require ip {INSIDE}
+</Location>
 """)
 
 
@@ -216,6 +223,24 @@ def test_a_client_cannot_choose_its_address(farm, realm, kdc):
     clients = [f["client"] for f in status_json(kdc, proxy)["recent_failures"][:2]]
     assert clients == [CLIENT_IP, CLIENT_IP]
     assert not any(SPOOFED in l for l in node.error_log_since(emark))
+
+
+@pytest.mark.parametrize("how, expected", [(None, 200), ("xff", 403)])
+def test_require_ip_sees_the_balancer_without_remoteip(farm, kdc, how, expected):
+    """Why it matters beyond logs: `Require ip <inside network>` on the
+    status page, where the balancer's inside address falls in that
+    network. Without mod_remoteip every client through the balancer is
+    the balancer, and an outside client reads the page (200); with it,
+    the client is itself and is refused (403)."""
+    if kdc.kind != "mit":
+        pytest.skip("no KDC involved: the MIT run shows it")
+    node, proxy = farm(how, forwardfor=True)
+    if expected == 403:
+        node.allowed.add("AH01630")   # authz_core: client denied (the refusal itself)
+    status, body = curl(kdc, proxy, "/inside-status?format=json")
+    assert status == expected, body[:300]
+    # an admin inside, straight to the node, reads it either way
+    assert kdclient.request(node, "/inside-status?format=json", host=kdc.host("vip"))[0] == 200
 
 
 # ------------------------------------------------------------ PROXY protocol, TLS, HTTP/2
