@@ -27,6 +27,7 @@ import os
 import random
 import re
 import subprocess
+import time
 
 import pytest
 
@@ -115,17 +116,23 @@ def curl(node, path, *args, ccache=None, host=None, realm=None):
     return int(code), version, proc.stderr, body
 
 
-def h2_lines(node, mark):
-    """Access log lines since mark, as (request line, status, user)."""
-    with open(node.access_log) as f:
-        f.seek(mark)
-        lines = f.read().splitlines()
-    out = []
-    for line in lines:
-        m = re.search(r'^\S+ \S+ (\S+) \[[^]]+\] "([^"]*)" (\d+)', line)
-        if m:
-            out.append((m.group(2), int(m.group(3)), m.group(1)))
-    return out
+def h2_lines(node, mark, want=1):
+    """Access log lines since mark, as (request line, status, user), once
+    there are at least want of them (or after 5 s): httpd logs a request
+    after its response went out, and the client may have read it first."""
+    deadline = time.monotonic() + 5
+    while True:
+        with open(node.access_log) as f:
+            f.seek(mark)
+            lines = f.read().splitlines()
+        out = []
+        for line in lines:
+            m = re.search(r'^\S+ \S+ (\S+) \[[^]]+\] "([^"]*)" (\d+)', line)
+            if m:
+                out.append((m.group(2), int(m.group(3)), m.group(1)))
+        if len(out) >= want or time.monotonic() > deadline:
+            return out
+        time.sleep(0.05)
 
 
 def access_mark(node):
@@ -425,7 +432,7 @@ def test_fqdn_fallback_with_curl(h2_site, kdc, kdc_alice, lab_dir, proto):
     assert env["REMOTE_USER"] == kdc.user("alice") and env["KDELEG_AUTH_METHOD"] == "session"
     assert env["QUERY_STRING"] == "a=1" and (env.get("HTTP2") == "on") == (proto == "2")
     assert len(site.lines(marks, "KD00701")) == 1 and len(site.lines(marks, "KD00709")) == 1
-    lines = h2_lines(node, amark)
+    lines = h2_lines(node, amark, want=4)
     want = " HTTP/2.0" if proto == "2" else " HTTP/1.1"
     assert len(lines) == 4 and all(r.endswith(want) for r, _, _ in lines), lines
     # the last request carried the cookie and, unasked, the VIP token again:
@@ -474,7 +481,12 @@ def test_balancer_terminating_tls_speaks_http2_nodes_see_http11(
         assert env["KDELEG_AUTH_METHOD"] == ("kerberos" if i == 0 else "session")
         served.append(env["SERVER_ADDR"])
     assert len(set(served)) == 2                       # round robin: both nodes served
-    lines = [l for n, m in zip(site.nodes, amarks) for l in h2_lines(n, m)]
+    deadline = time.monotonic() + 5
+    while True:   # each node logs after its response went out
+        lines = [l for n, m in zip(site.nodes, amarks) for l in h2_lines(n, m, want=0)]
+        if len(lines) >= 3 or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     assert len(lines) == 3 and all(r.endswith(" HTTP/1.1") for r, _, _ in lines), lines
 
 
@@ -503,7 +515,8 @@ def test_chromium_follows_the_fallback_over_http2(h2_site, kdc, kdc_alice, lab_d
     assert env["KDELEG_AUTH_METHOD"] == "session" and env["QUERY_STRING"] == "a=1"
     assert env["SERVER_PROTOCOL"] == "HTTP/1.1" and "HTTP2" not in env
     assert len(site.lines(marks, "KD00701")) == 1 and len(site.lines(marks, "KD00709")) == 1
-    seen = chromium_protocols([l for l in h2_lines(node, amark) if "/private/" in l[0]])
+    seen = chromium_protocols([l for l in h2_lines(node, amark, want=6)
+                               if "/private/" in l[0]])
     # VIP: 401, 302 to the node; node: 401, 302 back as alice; VIP: 302
     # (token redeemed), 200
     assert [(s, u) for _, s, u in seen] == [(401, False), (302, False), (401, False),
@@ -525,7 +538,7 @@ def test_chromium_reaches_the_back_end_over_http2(h2_front, kdc, kdc_alice, lab_
     env = page_env(dom)
     assert env.get("REMOTE_USER") == kdc.user("alice"), dom[:2000]
     assert env["KDELEG_SPN"] == kdc.spn("backend")
-    seen = chromium_protocols([l for l in h2_lines(node, amark) if "/deleg/" in l[0]])
+    seen = chromium_protocols([l for l in h2_lines(node, amark, want=2) if "/deleg/" in l[0]])
     assert seen[0] == ("HTTP/2.0", 401, False) and seen[1][1:] == (200, True), seen
     assert len(seen) == 2
 

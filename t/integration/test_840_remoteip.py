@@ -27,6 +27,7 @@ import re
 import socket
 import ssl
 import subprocess
+import time
 
 import pytest
 
@@ -112,13 +113,20 @@ def curl(kdc, proxy, path, *args, ccache=None, interface=CLIENT_IP, tls=False, c
     return int(code), body
 
 
-def addr_lines(node, mark=0):
-    """The addrs access log since byte mark: [(%a, %{c}a, %h, %u, request, status)]."""
-    with open(f"{node.dir}/{ADDR_LOG}") as f:
-        f.seek(mark)
-        text = f.read()
-    return [m.groups() for m in re.finditer(r'^(\S+) (\S+) (\S+) (\S+) "([^"]*)" (\d+)$',
-                                            text, re.M)]
+def addr_lines(node, mark=0, want=1):
+    """The addrs access log since byte mark: [(%a, %{c}a, %h, %u, request,
+    status)], once it has want lines (or after 5 s): httpd logs a request
+    after its response went out, and curl may have read it first."""
+    deadline = time.monotonic() + 5
+    while True:
+        with open(f"{node.dir}/{ADDR_LOG}") as f:
+            f.seek(mark)
+            text = f.read()
+        lines = [m.groups() for m in
+                 re.finditer(r'^(\S+) (\S+) (\S+) (\S+) "([^"]*)" (\d+)$', text, re.M)]
+        if len(lines) >= want or time.monotonic() > deadline:
+            return lines
+        time.sleep(0.05)
 
 
 def addr_mark(node):
@@ -164,7 +172,7 @@ def exercise(kdc, node, proxy, ccache, tls=False):
     assert env["REMOTE_USER"] == kdc.user("alice")
     code, _ = curl(kdc, proxy, "/private/", "-H", f"Authorization: {ntlm_header()}", **kw)
     assert code == 401
-    return env, addr_lines(node, amark), failure_lines(node, emark)
+    return env, addr_lines(node, amark, want=2), failure_lines(node, emark)
 
 
 # ------------------------------------------------------------ X-Forwarded-For
