@@ -518,10 +518,12 @@ def test_chromium_follows_the_fallback_over_http2(h2_site, kdc, kdc_alice, lab_d
     seen = chromium_protocols([l for l in h2_lines(node, amark, want=6)
                                if "/private/" in l[0]])
     # VIP: 401, 302 to the node; node: 401, 302 back as alice; VIP: 302
-    # (token redeemed), 200
-    assert [(s, u) for _, s, u in seen] == [(401, False), (302, False), (401, False),
-                                            (302, True), (302, False), (200, True)], seen
-    assert seen[0][0] == "HTTP/2.0" and seen[2][0] == "HTTP/2.0", seen  # each origin's first
+    # (token redeemed), 200. Sorted: a line may be logged after the next
+    # request's, when Chromium follows a redirect at once.
+    assert sorted((s, u) for _, s, u in seen) == [(200, True), (302, False), (302, False),
+                                                  (302, True), (401, False), (401, False)], seen
+    # each origin's first request, the challenged one, went out on h2
+    assert [p for p, s, _ in seen if s == 401] == ["HTTP/2.0", "HTTP/2.0"], seen
     assert {p for p, _, _ in seen} <= {"HTTP/2.0", "HTTP/1.1"}
 
 
@@ -539,8 +541,9 @@ def test_chromium_reaches_the_back_end_over_http2(h2_front, kdc, kdc_alice, lab_
     assert env.get("REMOTE_USER") == kdc.user("alice"), dom[:2000]
     assert env["KDELEG_SPN"] == kdc.spn("backend")
     seen = chromium_protocols([l for l in h2_lines(node, amark, want=2) if "/deleg/" in l[0]])
-    assert seen[0] == ("HTTP/2.0", 401, False) and seen[1][1:] == (200, True), seen
-    assert len(seen) == 2
+    by_status = {s: (p, u) for p, s, u in seen}   # in whichever order they were logged
+    assert len(seen) == 2 and by_status[401] == ("HTTP/2.0", False), seen
+    assert by_status[200][1] is True, seen
 
 
 # ------------------------------------------------------------ header size (big PACs)
