@@ -233,6 +233,14 @@ void kdeleg_session_register_hooks(apr_pool_t *p);
 /* A valid session cookie: OK (identity set), a status that ends the
  * request, or DECLINED (no usable cookie: authenticate with Kerberos). */
 int kdeleg_session_authenticate(request_rec *r, const kdeleg_dir_conf *conf);
+/* Only the FQDN fallback's transfer token, if the request carries one:
+ * the redirect that issues the session, or DECLINED (none, or refused). */
+int kdeleg_session_redeem(request_rec *r, const kdeleg_dir_conf *conf);
+/* The client's Negotiate token failed here with cause: its session cookie
+ * of this scope serves the request instead when the fallback would handle
+ * the cause and the session needs no Kerberos here; else DECLINED. */
+int kdeleg_session_instead(request_rec *r, const kdeleg_dir_conf *conf, kd_cause cause,
+                           const char *spn);
 /* Did the client send one of our session cookies or a transfer token
  * (where sessions are on)? */
 int kdeleg_session_offered(request_rec *r);

@@ -328,6 +328,16 @@ static int replay_refused(request_rec *r, const kd_token_info *info, kd_replay_r
     return status;
 }
 
+/* The client's token failed: its session may serve instead (see
+ * kdeleg_session_instead), else the failure as usual. */
+static int token_failed(request_rec *r, const kdeleg_dir_conf *conf, const kd_result *res,
+                        const char *spn)
+{
+    int status = kdeleg_session_instead(r, conf, res->cause, spn);
+
+    return status != DECLINED ? status : fail(r, res, spn);
+}
+
 /* The exchange itself: a session cookie, else the Negotiate token. */
 static int authenticate(request_rec *r, const kdeleg_dir_conf *conf)
 {
@@ -344,17 +354,25 @@ static int authenticate(request_rec *r, const kdeleg_dir_conf *conf)
     int status;
     const char *authorization;
 
-    /* A Negotiate token always wins: it is how a client whose session
-     * cannot serve this node (delegation) answers our re-challenge. */
+    /* A Negotiate token always wins over a session cookie: it is how a
+     * client whose session cannot serve this node (delegation) answers
+     * our re-challenge. Not over a transfer token: that is the way back
+     * from the node leg of the FQDN fallback, and clients that send
+     * Negotiate unasked (curl, .NET PreAuthenticate) send it again with
+     * it, for the virtual name this node has just failed to serve; the
+     * failure would end the way back. Redeemed once, it is spent. */
     authorization = apr_table_get(r->headers_in, "Authorization");
-    if (!offers_negotiate(authorization)
-        && (status = kdeleg_session_authenticate(r, conf)) != DECLINED)
+    if (offers_negotiate(authorization)) {
+        if ((status = kdeleg_session_redeem(r, conf)) != DECLINED)
+            return status;
+    }
+    else if ((status = kdeleg_session_authenticate(r, conf)) != DECLINED)
         return status;
     kd_result_init(&res);
     if (kd_token_from_header(r->pool, authorization, &tok, &len,
                              &res) != KD_CAUSE_NONE
         || kd_token_sniff(r->pool, tok, len, &info, &res) != KD_CAUSE_NONE)
-        return fail(r, &res, NULL);
+        return token_failed(r, conf, &res, NULL);
 
     /* A known authenticator is refused before any cryptography. */
     if (kdeleg_replay_active()) {
@@ -376,7 +394,7 @@ static int authenticate(request_rec *r, const kdeleg_dir_conf *conf)
     kdeleg_channel_binding_params(r, conf, &params);
     if (kd_acceptor_accept(kdeleg_acceptor_for(conf), r->pool, &info,
                            &params, &out, &res) != KD_CAUSE_NONE)
-        return fail(r, &res, kd_token_ticket_principal(r->pool, &info));
+        return token_failed(r, conf, &res, kd_token_ticket_principal(r->pool, &info));
     if (params.replay_checked
         && (rc = kdeleg_replay_record(r->pool, tag, &why)) != KD_REPLAY_FRESH)
         return replay_refused(r, &info, rc, &why);

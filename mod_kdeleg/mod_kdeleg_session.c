@@ -759,6 +759,48 @@ static int use_session(request_rec *r, const kdeleg_dir_conf *conf, const kd_ses
 
 static int redeem_transfer(request_rec *r, const kdeleg_dir_conf *conf);
 
+int kdeleg_session_redeem(request_rec *r, const kdeleg_dir_conf *conf)
+{
+    if (!sessions_on(kdeleg_srv_conf_of(r->server)))
+        return DECLINED;
+    return redeem_transfer(r, conf);
+}
+
+static int bounceable(kd_cause cause);
+
+/* Clients that send Negotiate unasked (curl, .NET PreAuthenticate) send
+ * it also beside the session the FQDN fallback gave them, for the
+ * virtual name this node cannot serve with Kerberos: a token that always
+ * wins would fail every request after the way back. The session serves
+ * instead, as it would have without the token, when the cause is one the
+ * fallback exists for. Not when the location needs the client's ticket
+ * for delegation (a session cannot give it without protocol transition):
+ * that stays the fallback's KD00710. */
+int kdeleg_session_instead(request_rec *r, const kdeleg_dir_conf *conf, kd_cause cause,
+                           const char *spn)
+{
+    apr_array_header_t *values;
+    const char *why;
+    kd_session s;
+
+    if (!sessions_on(kdeleg_srv_conf_of(r->server)) || !bounceable(cause) || r->main != NULL
+        || (kdeleg_conf_delegates(conf) && !kdeleg_conf_protocol_transition(conf)))
+        return DECLINED;
+    values = cookie_values(r, session_cookie_name(r, conf));
+    if (values->nelts == 0 || open_session(r, conf, values, &s) != KD_SESSION_OK
+        || kdeleg_session_revoked(r->pool, s.principal, s.issued_ms, &why)
+               != KDELEG_NOT_REVOKED)
+        return DECLINED;
+    kdeleg_log_request(r, APLOG_INFO, 0, KDLOGNO(00712), spn ? spn : "-",
+                       "the client's Negotiate token cannot be used here (cause %s); its "
+                       "session for %s serves the request instead",
+                       kd_cause_name(cause), ap_escape_logitem(r->pool, s.principal));
+    /* counted as the fallback counts the failures it handles: a node whose
+     * keytab lost the virtual name's key shows on the status page */
+    kdeleg_note_failure(r, cause, spn);
+    return use_session(r, conf, &s);
+}
+
 int kdeleg_session_authenticate(request_rec *r, const kdeleg_dir_conf *conf)
 {
     const kdeleg_srv_conf *sc = kdeleg_srv_conf_of(r->server);

@@ -388,6 +388,115 @@ class Browser:
         raise AssertionError(f"more than {max_hops} hops: {self.chain}")
 
 
+# ---------------------------------------------------------------- HTTP/2
+
+class H2Connection:
+    """ONE HTTP/2 connection (TLS, ALPN h2, python3-h2) to ip:port for a URL
+    naming host, verified against cafile: many streams on it, as a browser
+    or a balancer multiplexes them. send() opens a stream and returns its
+    id without waiting; responses(ids) reads until every one of them ended
+    and returns {id: (status, headers, body)} (headers: lower-case names,
+    repeated ones joined by '\\n', as request() gives them); a stream the
+    server reset has status None.
+
+        with H2Connection(host, ip, port, ca) as c:
+            a = c.send("/x", {"authorization": ...}); b = c.send("/x")
+            got = c.responses([a, b])"""
+
+    def __init__(self, host, ip, port, cafile, timeout=30):
+        import h2.config
+        import h2.connection
+        ctx = ssl.create_default_context(cafile=cafile)
+        ctx.set_alpn_protocols(["h2"])
+        sock = socket.create_connection((ip, port), timeout)
+        try:
+            self.sock = ctx.wrap_socket(sock, server_hostname=host)
+        except BaseException:
+            sock.close()
+            raise
+        self.alpn = self.sock.selected_alpn_protocol()
+        if self.alpn != "h2":
+            self.sock.close()
+            raise AssertionError(f"the server chose ALPN {self.alpn!r}, not h2")
+        self.authority = f"{host}:{port}"
+        self.h2 = h2.connection.H2Connection(
+            h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
+        self.h2.initiate_connection()
+        self.sock.sendall(self.h2.data_to_send())
+        self._got = {}   # stream id -> [status, headers, body bytes, ended]
+        self.closed = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        try:
+            self.h2.close_connection()
+            self.sock.sendall(self.h2.data_to_send())
+        except Exception:  # the server may have gone already
+            pass
+        self.sock.close()
+
+    def send(self, path, headers=None, method="GET", body=None, flush=True):
+        """Open a stream (HEADERS, END_STREAM unless body); its id. With
+        flush=False the frames wait in the buffer for the next send or
+        responses(), so several streams leave in one TCP write."""
+        sid = self.h2.get_next_available_stream_id()
+        hdrs = [(":method", method), (":scheme", "https"), (":authority", self.authority),
+                (":path", path)]
+        for k, v in (headers or {}).items():
+            for one in (v if isinstance(v, list) else [v]):
+                hdrs.append((k.lower(), one))
+        self.h2.send_headers(sid, hdrs, end_stream=body is None)
+        if body is not None:
+            self.h2.send_data(sid, body.encode() if isinstance(body, str) else body,
+                              end_stream=True)
+        self._got[sid] = [None, {}, b"", False]
+        if flush:
+            self.sock.sendall(self.h2.data_to_send())
+        return sid
+
+    def _event(self, ev):
+        import h2.events
+        if isinstance(ev, h2.events.ResponseReceived):
+            got = self._got[ev.stream_id]
+            for k, v in ev.headers:
+                if k == ":status":
+                    got[0] = int(v)
+                else:
+                    got[1][k] = got[1][k] + "\n" + v if k in got[1] else v
+        elif isinstance(ev, h2.events.DataReceived):
+            self._got[ev.stream_id][2] += ev.data
+            self.h2.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+        elif isinstance(ev, (h2.events.StreamEnded, h2.events.StreamReset)):
+            self._got[ev.stream_id][3] = True
+        elif isinstance(ev, h2.events.ConnectionTerminated):
+            self.closed = ev
+
+    def responses(self, ids):
+        ids = list(ids)
+        self.sock.sendall(self.h2.data_to_send())
+        while not all(self._got[i][3] for i in ids):
+            if self.closed is not None:
+                raise AssertionError(f"the server ended the connection: {self.closed}")
+            data = self.sock.recv(65536)
+            if not data:
+                raise AssertionError("the server closed the connection")
+            for ev in self.h2.receive_data(data):
+                self._event(ev)
+            self.sock.sendall(self.h2.data_to_send())
+        return {i: (self._got[i][0], self._got[i][1], self._got[i][2].decode(errors="replace"))
+                for i in ids}
+
+    def get(self, path, headers=None):
+        """One stream, waited for: (status, headers, body)."""
+        sid = self.send(path, headers)
+        return self.responses([sid])[sid]
+
+
 # ---------------------------------------------------------------- Chromium
 
 CHROMIUM = "/usr/bin/chromium"

@@ -141,11 +141,13 @@ def make_site(kd_httpd, haproxy_factory, kdc, lab_dir, backend, nodes=None, extr
 
 
 def make_tls_site(kd_httpd, haproxy_factory, kdc, lab_dir, backend, test_ca, mode,
-                  nodes=None, extra="", keys=None):
+                  nodes=None, extra="", keys=None, modules=(), proxy_options=None):
     """The site on https. mode "passthrough": TLS nodes, each with a
     certificate for its own name and the VIP; "terminate": haproxy holds the
     VIP's certificate and talks plain http to nodes whose
-    ServerName https://vip:port gives the scheme and port."""
+    ServerName https://vip:port gives the scheme and port. modules: more
+    httpd modules for the nodes (e.g. "http2"); proxy_options: more
+    kdlab.Haproxy keywords (e.g. send_proxy=True)."""
     nodes = nodes or (("node1", "node1"), ("node2", "node2"))
     vip = kdc.host("vip")
     keys = keys or key_file(lab_dir, "site-750")
@@ -160,7 +162,7 @@ def make_tls_site(kd_httpd, haproxy_factory, kdc, lab_dir, backend, test_ca, mod
             kw = dict(server_name=f"https://{vip}:{port}")
             scheme = "http"
         node = kd_httpd(short, NODE_IPS[short], port=port, env=kdc.r.env(),
-                        extra_modules=PROXY_MODULES,
+                        extra_modules=PROXY_MODULES + tuple(modules),
                         conf_fn=lambda d, k=keytab, n=name, s=scheme: lb_conf(
                             kdc, d, k, n, port, keys, backend, extra, scheme=s), **kw)
         node.allowed |= EXPECTED
@@ -168,5 +170,6 @@ def make_tls_site(kd_httpd, haproxy_factory, kdc, lab_dir, backend, test_ca, mod
         started.append(node)
     tls = (("passthrough",) if mode == "passthrough"
            else ("terminate", test_ca.bundle(f"{kdc.kind}-vip", [vip])))
-    proxy = haproxy_factory(VIP_IP, port, [(n.ip, n.port) for n in started], tls=tls)
+    proxy = haproxy_factory(VIP_IP, port, [(n.ip, n.port) for n in started], tls=tls,
+                            **(proxy_options or {}))
     return Site(kdc, started, proxy, scheme="https", cafile=test_ca.pem)

@@ -1392,6 +1392,19 @@ class Haproxy:
     ("terminate", bundle_path)    haproxy speaks https with the bundle
                                   (TestCA.bundle: cert + key), the nodes
                                   plain http; adds X-Forwarded-Proto: https.
+    How the nodes learn the client's address (mod_remoteip):
+    forwardfor=True               mode http only: option forwardfor, an
+                                  X-Forwarded-For header with the client's
+                                  address appended to what the client sent;
+    send_proxy=True               the PROXY protocol (v2) header first on
+                                  every connection to a node (any mode,
+                                  also TLS passthrough);
+    source=IP                     connect to the nodes from IP (default:
+                                  whatever the kernel picks, 127.0.0.1), so
+                                  that a node can tell the balancer apart.
+    h2=True                       with "terminate": offer HTTP/2 to clients
+                                  (ALPN h2,http/1.1); the nodes still get
+                                  HTTP/1.1.
     global_options: extra lines for the global section, e.g.
     ("tune.bufsize 65536",) for requests with very large headers.
     httpchk: a request line, e.g. "GET /kdeleg-health": haproxy checks
@@ -1400,10 +1413,13 @@ class Haproxy:
     ("Server be/s1 is DOWN", "... is UP") to its log."""
 
     def __init__(self, base_dir, ip, port, backends, name="haproxy", tls=None,
-                 global_options=(), httpchk=None):
+                 global_options=(), httpchk=None, forwardfor=False, send_proxy=False,
+                 source=None, h2=False):
         self.base = os.path.abspath(base_dir)
         self.ip, self.port, self.name = ip, port or free_port(ip), name
         self.backends = list(backends)
+        self.forwardfor, self.send_proxy, self.source = forwardfor, send_proxy, source
+        self.h2 = h2
         self.global_options = tuple(global_options)
         self.httpchk = httpchk
         self.tls = tuple(tls) if tls else None
@@ -1423,17 +1439,26 @@ class Haproxy:
         return f"{self.scheme}://{host or self.ip}:{self.port}{path}"
 
     def _config(self):
-        check = " check inter 300ms fall 2 rise 2" if self.httpchk else ""
-        servers = "".join(f"    server s{i} {ip}:{port}{check}\n"
+        per_server = " check inter 300ms fall 2 rise 2" if self.httpchk else ""
+        per_server += " send-proxy-v2" if self.send_proxy else ""
+        servers = "".join(f"    server s{i} {ip}:{port}{per_server}\n"
                           for i, (ip, port) in enumerate(self.backends, 1))
         if self.httpchk:
             servers = f"    option httpchk {self.httpchk}\n" + servers
+        if self.source:
+            servers = f"    source {self.source}\n" + servers
         mode, bind, frontend = "http", f"{self.ip}:{self.port}", ""
         if self.tls and self.tls[0] == "passthrough":
             mode = "tcp"
         elif self.tls:
-            bind += f" ssl crt {self.tls[1]}"
+            bind += f" ssl crt {self.tls[1]}" + (" alpn h2,http/1.1" if self.h2 else "")
             frontend = "    http-request set-header X-Forwarded-Proto https\n"
+        if self.h2 and not (self.tls and self.tls[0] == "terminate"):
+            raise ValueError("h2 needs tls=('terminate', bundle) (passthrough: the nodes' ALPN)")
+        if self.forwardfor:
+            if mode != "http":
+                raise ValueError("forwardfor needs mode http (TLS passthrough: send_proxy)")
+            frontend += "    option forwardfor\n"
         options = "".join(f"    {line}\n" for line in self.global_options)
         return f"""global
     maxconn 512
