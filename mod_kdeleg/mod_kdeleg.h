@@ -387,6 +387,9 @@ void kdeleg_delegate_register_hooks(apr_pool_t *p);
 /* The node's ticket cache (mod_kdeleg_cache.c). */
 kd_ticket_cache *kdeleg_cache_tickets(void);
 const char *kdeleg_cache_set(cmd_parms *cmd, void *dconf, const char *arg);
+/* A directive's whole number of seconds in [min, max]: NULL and *out,
+ * else the error naming the directive and the range. */
+const char *kdeleg_parse_seconds(cmd_parms *cmd, const char *arg, int min, int max, int *out);
 const char *kdeleg_cache_max_lifetime_set(cmd_parms *cmd, void *dconf, const char *arg);
 int kdeleg_cache_pre_config(apr_pool_t *pconf);
 int kdeleg_cache_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s);

@@ -169,18 +169,11 @@ const char *kdeleg_cache_max_lifetime_set(cmd_parms *cmd, void *dconf, const cha
 {
     kdeleg_mod_conf *mc = kdeleg_srv_conf_of(cmd->server)->mc;
     const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
-    char *end;
-    long n;
 
-    if (err)
-        return err;
-    n = strtol(arg, &end, 10);
-    if (*arg == '\0' || *end != '\0' || n < 0 || n > 7 * 24 * 3600)
-        return "KdelegCacheMaxLifetime: seconds between 0 (the ticket's own lifetime) and "
-               "604800";
-    mc->cache_max_lifetime = (int)n;
-    mc->cache_max_lifetime_set = 1;
-    return NULL;
+    if (err == NULL)
+        err = kdeleg_parse_seconds(cmd, arg, 0, 7 * 24 * 3600, &mc->cache_max_lifetime);
+    mc->cache_max_lifetime_set = err == NULL;
+    return err;
 }
 
 kd_ticket_cache *kdeleg_cache_tickets(void)

@@ -416,6 +416,18 @@ static const char *set_user_realm(cmd_parms *cmd, void *dconf, const char *arg)
     return NULL;
 }
 
+const char *kdeleg_parse_seconds(cmd_parms *cmd, const char *arg, int min, int max, int *out)
+{
+    char *end;
+    long v = strtol(arg, &end, 10);
+
+    if (*arg == '\0' || *end != '\0' || v < min || v > max)
+        return apr_psprintf(cmd->pool, "%s: seconds between %d and %d", cmd->cmd->name, min,
+                            max);
+    *out = (int)v;
+    return NULL;
+}
+
 const char *kdeleg_conf_service_account(const kdeleg_dir_conf *conf, const char *spn)
 {
     if (conf->service_accounts == NULL)

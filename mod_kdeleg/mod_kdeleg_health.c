@@ -68,14 +68,9 @@ static apr_hash_t *slots;               /* key -> health_slot* */
 const char *kdeleg_set_health_interval(cmd_parms *cmd, void *dconf, const char *arg)
 {
     kdeleg_srv_conf *conf = ap_get_module_config(cmd->server->module_config, &kdeleg_module);
-    char *end;
-    long v = strtol(arg, &end, 10);
 
     (void)dconf;
-    if (*arg == '\0' || *end != '\0' || v < 1 || v > KD_HEALTH_INTERVAL_MAX)
-        return "KdelegHealthInterval: seconds between 1 and 3600";
-    conf->health_interval = (int)v;
-    return NULL;
+    return kdeleg_parse_seconds(cmd, arg, 1, KD_HEALTH_INTERVAL_MAX, &conf->health_interval);
 }
 
 static int health_interval(const server_rec *s)

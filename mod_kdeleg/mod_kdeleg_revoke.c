@@ -78,17 +78,11 @@ const char *kdeleg_revocation_interval_set(cmd_parms *cmd, void *dconf, const ch
 {
     kdeleg_mod_conf *mc = kdeleg_srv_conf_of(cmd->server)->mc;
     const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
-    char *end;
-    long n;
 
-    if (err)
-        return err;
-    n = strtol(arg, &end, 10);
-    if (*arg == '\0' || *end != '\0' || n < 0 || n > 3600)
-        return "KdelegRevocationCheckInterval: seconds between 0 (every request) and 3600";
-    mc->revocation_interval = (int)n;
-    mc->revocation_interval_set = 1;
-    return NULL;
+    if (err == NULL)
+        err = kdeleg_parse_seconds(cmd, arg, 0, 3600, &mc->revocation_interval);
+    mc->revocation_interval_set = err == NULL;
+    return err;
 }
 
 /* Two keys per key of the farm's file: one names the entries, one seals

@@ -161,13 +161,8 @@ const char *kdeleg_set_session_key_file(cmd_parms *cmd, void *dconf, const char 
 const char *kdeleg_set_session_lifetime(cmd_parms *cmd, void *dconf, const char *arg)
 {
     kdeleg_srv_conf *conf = ap_get_module_config(cmd->server->module_config, &kdeleg_module);
-    char *end;
-    long v = strtol(arg, &end, 10);
 
-    if (*arg == '\0' || *end != '\0' || v < 60 || v > 7 * 24 * 3600)
-        return "KdelegSessionLifetime: seconds between 60 and 604800";
-    conf->session_lifetime = (int)v;
-    return NULL;
+    return kdeleg_parse_seconds(cmd, arg, 60, 7 * 24 * 3600, &conf->session_lifetime);
 }
 
 const char *kdeleg_set_cookie_domain(cmd_parms *cmd, void *dconf, const char *arg)
