@@ -113,6 +113,25 @@ def test_entries_survive_a_restart(kd_httpd, haproxy_factory, kdc, lab_dir, kdc_
     assert len(kdc.s4u2proxy(kdc.r.kdc_log_since(kmark), "HTTP/backend")) == 1
 
 
+def test_cache_store_down_asks_the_kdc(kd_httpd, haproxy_factory, kdc, lab_dir, kdc_backend,
+                                       kdc_alice, store_factory):
+    """A ticket cache is not a gate: with its store dead, delegation still
+    works (the KDC is asked, then each child's own credentials serve) and
+    the store is named once per child (KD00506), not per request."""
+    store = store_factory("memcache")
+    site = farm(kd_httpd, haproxy_factory, kdc, lab_dir, kdc_backend,
+                f"KdelegCache {store.spec}\n")
+    node1 = site.nodes[0]
+    store.kill()
+    kmark, mark = kdc.r.kdc_log_mark(), node1.error_log_mark()
+    for _ in range(3):
+        status, env = deleg(site, node1, kdc_alice)
+        assert status == 200 and env["REMOTE_USER"] == kdc.user("alice"), env
+    assert 1 <= len(kdc.s4u2proxy(kdc.r.kdc_log_since(kmark), "HTTP/backend")) <= 2
+    down = [m for _, _, m in kdclient.kd_lines(node1.error_log_since(mark), "KD00506")]
+    assert 1 <= len(down) <= 2 and store.spec in down[0], down  # once per child at most
+
+
 def test_impersonator_is_part_of_the_key(kd_httpd, haproxy_factory, kdc, lab_dir, kdc_backend,
                                          kdc_alice, store_factory):
     """node2 is configured to act for the VIP as its own account (AD:
@@ -273,9 +292,12 @@ def test_store_down_refuses_sessions_and_logouts(kd_httpd, haproxy_factory, mit,
     assert status == 401
     assert "kdeleg_session=;" not in headers.get("set-cookie", "").replace(" ", "")
     assert "the farm's revocations cannot be read" in "\n".join(node2.error_log_since(mark))
+    mark1 = node1.error_log_mark()
     status, headers, body = b._send(site.url("/logout"))
     assert status == 503 and headers.get("retry-after") == "5", (status, headers)
     assert "could not be told yet" in body
+    not_shared = [m for _, _, m in kdclient.kd_lines(node1.error_log_since(mark1), "KD00728")]
+    assert len(not_shared) == 1 and "is not shared with the farm" in not_shared[0], not_shared
     store.start()
     deadline = time.monotonic() + 15
     while not uses_session(site, copy):
