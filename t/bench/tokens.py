@@ -12,7 +12,11 @@ what t/bench/tokens.lua reads, one per wrk thread.  The ccache must hold
 the user's TGT (or already the service ticket); KRB5_CONFIG must point at
 the lab's krb5.conf.  Prints "tokens: N in S s" on stderr.
 
-Library: token(host, mech=SPNEGO) -> base64 string (uses $KRB5CCNAME).
+Library: token(host, mech=SPNEGO) -> base64 string (uses $KRB5CCNAME);
+generate_users(ccaches, ...) the same as generate() with many users' ccaches
+taken in turn (shard k holds users k, k+shards, ...); login(principals,
+password, directory) makes one FILE ccache with a TGT per principal, in
+parallel (the many-users mode of t/bench/run).
 """
 
 import argparse
@@ -49,6 +53,59 @@ def _worker(args):
             f.write("\n")
     os.rename(path + ".tmp", path)
     return count
+
+
+def _users_worker(args):
+    ccaches, host, mech, count, path = args
+    name = gssapi.Name(f"HTTP@{host}", gssapi.NameType.hostbased_service)
+    creds = [None] * len(ccaches)
+    with open(path + ".tmp", "w") as f:
+        for i in range(count):
+            k = i % len(ccaches)
+            if creds[k] is None:
+                creds[k] = gssapi.Credentials(usage="initiate", store={"ccache": ccaches[k]})
+            f.write(token(host, MECHS[mech], creds[k], name))
+            f.write("\n")
+    os.rename(path + ".tmp", path)
+    return count
+
+
+def generate_users(ccaches, host, count, prefix, shards=2, mech="spnego"):
+    """As generate(), the tokens round-robin over the users of ccaches
+    ("FILE:..." each): shard k takes ccaches[k::shards] in turn.  A user's
+    first token asks the KDC for the service ticket (kept in its ccache)."""
+    shards = min(shards, len(ccaches))
+    per = [count // shards + (1 if i < count % shards else 0) for i in range(shards)]
+    paths = [f"{prefix}.{i}" for i in range(shards)]
+    jobs = [(ccaches[i::shards], host, mech, n, p) for i, (n, p) in enumerate(zip(per, paths))]
+    if shards == 1:
+        _users_worker(jobs[0])
+    else:
+        with multiprocessing.get_context("fork").Pool(shards) as pool:
+            pool.map(_users_worker, jobs)
+    return paths
+
+
+def _login_worker(args):
+    principals, password, paths = args
+    import gssapi.raw as graw
+    for principal, path in zip(principals, paths):
+        name = gssapi.Name(principal, gssapi.NameType.kerberos_principal)
+        got = graw.acquire_cred_with_password(name, password.encode(), usage="initiate")
+        graw.store_cred_into({b"ccache": ("FILE:" + path).encode()}, got.creds,
+                             usage="initiate", overwrite=True, set_default=False)
+    return len(principals)
+
+
+def login(principals, password, directory, procs=2):
+    """A TGT for each principal (one shared password) in directory/<i>.cc;
+    returns the "FILE:..." names in the order of principals."""
+    os.makedirs(directory, exist_ok=True)
+    paths = [os.path.join(directory, f"{i}.cc") for i in range(len(principals))]
+    jobs = [(principals[k::procs], password, paths[k::procs]) for k in range(procs)]
+    with multiprocessing.get_context("fork").Pool(procs) as pool:
+        pool.map(_login_worker, jobs)
+    return ["FILE:" + p for p in paths]
 
 
 def generate(ccache, host, count, prefix, shards=2, mech="spnego"):
