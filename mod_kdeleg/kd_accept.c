@@ -13,6 +13,7 @@
 #include <gssapi/gssapi_krb5.h>
 #include <profile.h>
 
+#include "kd_apreq.h"
 #include "kd_base64.h"
 #include "kd_credtab.h"
 #include "kd_gss.h"
@@ -45,6 +46,10 @@ typedef struct {
  * starts S4U2Proxy with a ticket about to lapse. */
 #define KD_TGT_RENEW_BEFORE apr_time_from_sec(300)
 
+/* More than the threads of a child (ThreadsPerChild 25 by default): a
+ * context beyond this is freed after its request. */
+#define KD_SPARE_CONTEXTS 64
+
 struct kd_acceptor {
     krb5_context ctx;           /* this acceptor's own, used under its lock only */
     const char *keytab;
@@ -63,6 +68,11 @@ struct kd_acceptor {
     krb5_context fetch_ctx;
     volatile apr_uint32_t generation; /* names MEMORY ccaches/keytabs */
     int clockskew;              /* libdefaults clockskew, seconds */
+    /* Contexts for accepting with libkrb5 directly (kd_apreq), lent to one
+     * thread at a time: a context is not safe for concurrent use, and
+     * making one per request is what this saves. Guarded by lock. */
+    krb5_context spare[KD_SPARE_CONTEXTS];
+    int n_spare;
 };
 
 struct kd_acceptors {
@@ -118,6 +128,8 @@ static apr_status_t acceptor_cleanup(void *data)
     if (a->table)
         kd_credtab_clear(a->table);
     held_clear(a);
+    while (a->n_spare > 0)
+        krb5_free_context(a->spare[--a->n_spare]);
     return APR_SUCCESS;
 }
 
@@ -806,10 +818,26 @@ static const kd_spn *spn_allowed(const kd_token_info *info, const kd_accept_para
 /* ------------------------------------------------------------ the PAC */
 
 #define KD_ATTR_LOGON_INFO "urn:mspac:logon-info"
+#define KD_NO_PAC_WHY "the ticket has no PAC logon-info the library could verify (a KDC that " \
+    "is not Active Directory, such as MIT's, or a PAC stripped by the KDC or failing its server " \
+    "checksum)"
+
 
 struct kd_accepted_name {
     apr_pool_t *pool;
-    gss_name_t name;
+    gss_name_t name;           /* accepted through GSS-API; or made lazily, below */
+    /* Accepted with libkrb5 directly (kd_apreq): the PAC was verified
+     * then; indicators are read through GSS-API from the same token, only
+     * when asked for (none of AD's tickets has any). */
+    int direct;
+    kd_apreq_pac pac;
+    const char *client;
+    kd_acceptor *acceptor;
+    const char *cred_principal;
+    const unsigned char *token;  /* the Kerberos mechanism token (a copy) */
+    size_t token_len;
+    const unsigned char *cb_data;
+    size_t cb_len;
     int read;                  /* the attribute was asked for */
     const kd_logon_info *logon_info;
     const char *why;
@@ -854,9 +882,7 @@ static void read_logon_info(kd_accepted_name *n)
     major = gss_get_name_attribute(&minor, n->name, &attr, &authenticated, &complete, &value,
                                    GSS_C_NO_BUFFER, &more);
     if (major == GSS_S_UNAVAILABLE)
-        n->why = "the ticket has no PAC logon-info the library could verify (a KDC that is not "
-                 "Active Directory, such as MIT's, or a PAC stripped by the KDC or failing its "
-                 "server checksum)";
+        n->why = KD_NO_PAC_WHY;
     else if (GSS_ERROR(major))
         n->why = apr_psprintf(n->pool, "cannot read " KD_ATTR_LOGON_INFO ": %s",
                               kd_gss_error(n->pool, major, minor));
@@ -874,6 +900,44 @@ static void read_logon_info(kd_accepted_name *n)
     gss_release_buffer(&ignored, &value);
 }
 
+static krb5_context take_context(kd_acceptor *a);
+static void put_context(kd_acceptor *a, krb5_context ctx);
+
+/* The same answers as read_logon_info, for a ticket kd_apreq accepted: its
+ * PAC verified now, with the key the credential's keytab holds now. */
+static void read_direct_logon_info(kd_accepted_name *n)
+{
+    kd_logon_info *li;
+    const char *why = NULL;
+    cred_entry *entry = NULL;
+    krb5_context ctx;
+    unsigned char *buf = NULL;
+    size_t len = 0;
+    kd_pac_state state = KD_APREQ_PAC_UNVERIFIED;
+    kd_result res;
+
+    kd_result_init(&res);
+    if (n->pac.data != NULL
+        && get_cred(n->acceptor, n->pool, n->cred_principal, 0, NULL, 1, &entry, &res)
+               == KD_CAUSE_NONE) {
+        if ((ctx = take_context(n->acceptor)) != NULL) {
+            state = kd_apreq_pac_logon_info(ctx, n->pool, entry->memkt, entry->principal,
+                                            n->client, &n->pac, &buf, &len);
+            put_context(n->acceptor, ctx);
+        }
+        put_cred(n->acceptor, entry);
+    }
+    if (state != KD_APREQ_PAC_VERIFIED || buf == NULL) {
+        n->why = KD_NO_PAC_WHY;
+        return;
+    }
+    li = apr_palloc(n->pool, sizeof(*li));
+    if (kd_pac_logon_info(n->pool, buf, len, li, &why) == 0)
+        n->logon_info = li;
+    else
+        n->why = apr_psprintf(n->pool, "the PAC logon-info does not decode: %s", why);
+}
+
 const kd_logon_info *kd_accept_logon_info(kd_accepted_name *name, const char **why)
 {
     if (name == NULL) {
@@ -883,7 +947,10 @@ const kd_logon_info *kd_accept_logon_info(kd_accepted_name *name, const char **w
     }
     if (!name->read) {
         name->read = 1;
-        read_logon_info(name);
+        if (name->direct)
+            read_direct_logon_info(name);
+        else
+            read_logon_info(name);
     }
     if (why)
         *why = name->logon_info ? NULL : name->why;
@@ -944,6 +1011,8 @@ static void read_indicators(kd_accepted_name *n)
                             "none for this login; Active Directory never does)";
 }
 
+static int reaccept(kd_accepted_name *n);
+
 const apr_array_header_t *kd_accept_indicators(kd_accepted_name *name, const char **why)
 {
     if (name == NULL) {
@@ -953,7 +1022,8 @@ const apr_array_header_t *kd_accept_indicators(kd_accepted_name *name, const cha
     }
     if (!name->indicators_read) {
         name->indicators_read = 1;
-        read_indicators(name);
+        if (name->name != GSS_C_NO_NAME || reaccept(name) == 0)
+            read_indicators(name);
     }
     if (why)
         *why = name->indicators ? NULL : name->indicators_why;
@@ -1211,6 +1281,158 @@ static gss_channel_bindings_t channel_bindings(const kd_accept_params *params,
     return cb;
 }
 
+/* ------------------------------------------------------------ accepting with libkrb5 directly */
+
+static krb5_context take_context(kd_acceptor *a)
+{
+    krb5_context ctx = NULL;
+
+    kd_credtab_lock(a->table);
+    if (a->n_spare > 0)
+        ctx = a->spare[--a->n_spare];
+    kd_credtab_unlock(a->table);
+    if (ctx == NULL && krb5_init_context(&ctx) != 0)
+        ctx = NULL;
+    return ctx;
+}
+
+static void put_context(kd_acceptor *a, krb5_context ctx)
+{
+    kd_credtab_lock(a->table);
+    if (a->n_spare < KD_SPARE_CONTEXTS) {
+        a->spare[a->n_spare++] = ctx;
+        ctx = NULL;
+    }
+    kd_credtab_unlock(a->table);
+    if (ctx != NULL)
+        krb5_free_context(ctx);
+}
+
+/* What kd_accept_logon_info and kd_accept_indicators need later. */
+static kd_accepted_name *direct_name(apr_pool_t *p, kd_acceptor *a, const char *cred_principal,
+                                     const kd_token_info *info, const kd_accept_params *params,
+                                     const kd_apreq_out *r)
+{
+    kd_accepted_name *n = apr_pcalloc(p, sizeof(*n));
+
+    n->pool = p;
+    n->direct = 1;
+    n->pac = r->pac;
+    n->client = r->client;
+    n->acceptor = a;
+    n->cred_principal = cred_principal;
+    n->token = apr_pmemdup(p, info->krb5_token, info->krb5_token_len);
+    n->token_len = info->krb5_token_len;
+    n->cb_data = params->cb_data ? apr_pmemdup(p, params->cb_data, params->cb_len) : NULL;
+    n->cb_len = params->cb_len;
+    return n;
+}
+
+static kd_cause accept_direct(kd_acceptor *a, apr_pool_t *p, const cred_entry *entry,
+                              const char *cred_principal, const kd_token_info *info,
+                              const kd_accept_params *params, kd_accept_out *out, kd_result *res)
+{
+    krb5_context ctx = take_context(a);
+    kd_apreq_in in;
+    kd_apreq_out r;
+
+    if (ctx == NULL)
+        return kd_result_fail(res, p, KD_CAUSE_INTERNAL_ERROR, "accept",
+                              "no Kerberos context (krb5.conf unreadable?)");
+    memset(&in, 0, sizeof(in));
+    in.ap_req = info->ap_req;
+    in.ap_req_len = info->ap_req_len;
+    in.mech_oid = info->krb5_token_oid;
+    in.mech_oid_len = info->krb5_token_oid_len;
+    in.keytab = entry->memkt;
+    in.server = entry->principal;
+    in.cb_data = params->cb_data;
+    in.cb_len = params->cb_len;
+    in.want_local_name = params->want_local_name;
+    kd_apreq_accept(ctx, p, &in, &r);
+    put_context(a, ctx);
+    if (r.code != 0 || r.bad_bindings || r.defective) {
+        kd_cause cause;
+        res->gss_major = r.bad_bindings ? GSS_S_BAD_BINDINGS
+                         : r.defective ? GSS_S_DEFECTIVE_TOKEN : GSS_S_FAILURE;
+        res->krb5_code = r.code;
+        cause = kd_result_fail(res, p, kd_cause_from_accept_error(res->gss_major, r.code),
+                               "accept", "ticket for %s (kvno %d, enctype %d): %s", out->spn,
+                               (int)info->ticket_kvno, (int)info->ticket_etype, r.error);
+        if (cause == KD_CAUSE_KEYTAB_UNUSABLE || cause == KD_CAUSE_KEY_VERSION_MISMATCH)
+            cause = check_enctype(p, entry, info, out->spn, res);
+        return cause;
+    }
+    out->channel_bound = params->cb_data != NULL && r.channel_bound;
+    if (params->cb_required && !out->channel_bound)
+        return kd_result_fail(res, p, KD_CAUSE_CHANNEL_BINDING_MISSING, "accept",
+                              "ticket for %s: %s", out->spn,
+                              params->cb_data ? "the token carries no channel bindings"
+                                              : "there is no TLS certificate to bind to");
+    out->client_principal = r.client;
+    out->local_name = r.local_name;
+    out->ticket_seconds_left = r.seconds_left;
+    if (r.reply_len > 0) {
+        unsigned char *wire;
+        size_t wire_len;
+        kd_token_reply(p, info, r.reply, r.reply_len, &wire, &wire_len);
+        if (wire_len > 0)
+            out->mutual_token = kd_b64_encode(p, wire, wire_len);
+    }
+    if (params->want_delegation)
+        keep_evidence(a, p, info, params, out);
+    out->name = direct_name(p, a, cred_principal, info, params, &r);
+    return KD_CAUSE_NONE;
+}
+
+/* The token accepted again, through GSS-API, for what only MIT's
+ * authorization-data plugins verify (authentication indicators). The
+ * node's replay table already holds this authenticator, so the credential
+ * has no MIT rcache either. 0 when n->name is set. */
+static int reaccept(kd_accepted_name *n)
+{
+    struct gss_channel_bindings_struct cb;
+    OM_uint32 major, minor, ignored;
+    gss_ctx_id_t ctx = GSS_C_NO_CONTEXT;
+    gss_buffer_desc in, reply = GSS_C_EMPTY_BUFFER;
+    gss_name_t src = GSS_C_NO_NAME;
+    cred_entry *entry = NULL;
+    kd_result res;
+
+    kd_result_init(&res);
+    if (!n->direct || n->token == NULL)
+        return -1;
+    if (get_cred(n->acceptor, n->pool, n->cred_principal, 0, NULL, 1, &entry, &res)
+        != KD_CAUSE_NONE) {
+        n->indicators_why = apr_psprintf(n->pool, "cannot read " KD_ATTR_AUTH_INDICATORS
+                                         ": %s", res.detail ? res.detail : "no credential");
+        return -1;
+    }
+    memset(&cb, 0, sizeof(cb));
+    cb.initiator_addrtype = GSS_C_AF_UNSPEC;
+    cb.acceptor_addrtype = GSS_C_AF_UNSPEC;
+    cb.application_data.value = (void *)n->cb_data;
+    cb.application_data.length = n->cb_len;
+    in.value = (void *)n->token;
+    in.length = n->token_len;
+    major = gss_accept_sec_context(&minor, &ctx, entry->cred, &in,
+                                   n->cb_data ? &cb : GSS_C_NO_CHANNEL_BINDINGS, &src, NULL,
+                                   &reply, NULL, NULL, NULL);
+    gss_release_buffer(&ignored, &reply);
+    if (ctx != GSS_C_NO_CONTEXT)
+        gss_delete_sec_context(&ignored, &ctx, GSS_C_NO_BUFFER);
+    put_cred(n->acceptor, entry);
+    if (GSS_ERROR(major) || (major & GSS_S_CONTINUE_NEEDED)) {
+        gss_release_name(&ignored, &src);
+        n->indicators_why = apr_psprintf(n->pool, "cannot read " KD_ATTR_AUTH_INDICATORS
+                                         ": %s", kd_gss_error(n->pool, major, minor));
+        return -1;
+    }
+    n->name = src;
+    apr_pool_cleanup_register(n->pool, n, release_name, apr_pool_cleanup_null);
+    return 0;
+}
+
 kd_cause kd_acceptor_accept(kd_acceptor *a, apr_pool_t *p, const kd_token_info *info,
                             const kd_accept_params *params, kd_accept_out *out, kd_result *res)
 {
@@ -1222,6 +1444,7 @@ kd_cause kd_acceptor_accept(kd_acceptor *a, apr_pool_t *p, const kd_token_info *
     gss_OID mech = GSS_C_NO_OID;
     cred_entry *entry = NULL;
     const kd_spn *allowed;
+    const char *cred_principal;
     kd_cause cause = KD_CAUSE_NONE;
 
     memset(out, 0, sizeof(*out));
@@ -1235,11 +1458,19 @@ kd_cause kd_acceptor_accept(kd_acceptor *a, apr_pool_t *p, const kd_token_info *
                               configured_spns(p, params));
     /* The sname is outside the ticket's encrypted part: the client spells
      * it. The credential is the configured SPN's, as the keytab spells it. */
-    if (get_cred(a, p, apr_pstrcat(p, allowed->service, "/", allowed->host, "@",
-                                   allowed->realm ? allowed->realm : info->ticket_realm, NULL),
-                 0, NULL, params->replay_checked, &entry, res) != KD_CAUSE_NONE)
+    cred_principal = apr_pstrcat(p, allowed->service, "/", allowed->host, "@",
+                                 allowed->realm ? allowed->realm : info->ticket_realm, NULL);
+    if (get_cred(a, p, cred_principal, 0, NULL, params->replay_checked, &entry, res)
+        != KD_CAUSE_NONE)
         return res->cause;
     out->spn = apr_pstrdup(p, entry->principal);
+    /* With the node's replay table, libkrb5 directly (kd_apreq); without
+     * it, GSS-API and MIT's replay cache. */
+    if (params->replay_checked && info->ap_req != NULL) {
+        cause = accept_direct(a, p, entry, cred_principal, info, params, out, res);
+        put_cred(a, entry);
+        return cause;
+    }
 
     /* The Kerberos token itself, not its SPNEGO wrapper: through SPNEGO the
      * mechglue renumbers krb5 minor codes and causes could not be told apart. */

@@ -208,6 +208,10 @@ static int parse_krb5_mech_token(apr_pool_t *p, const unsigned char *tok, size_t
         return -1;
     info->krb5_token = tok;
     info->krb5_token_len = len;
+    info->krb5_token_oid = mech.val;
+    info->krb5_token_oid_len = mech.len;
+    info->ap_req = inner + 2;
+    info->ap_req_len = inner_len - 2;
     return 0;
 }
 

@@ -60,6 +60,12 @@ typedef struct {
      * accepted with the krb5 mechanism directly so error codes stay exact. */
     const unsigned char *krb5_token;
     size_t krb5_token_len;
+    /* Inside it: the OID of its framing (DER contents; the reply is framed
+     * alike) and the AP-REQ after the TOK_ID, for libkrb5 directly. */
+    const unsigned char *krb5_token_oid;
+    size_t krb5_token_oid_len;
+    const unsigned char *ap_req;
+    size_t ap_req_len;
     /* DER contents of the Kerberos OID the client offered in SPNEGO (the
      * standard or Microsoft's variant); the reply must name the same one. */
     const unsigned char *krb5_oid;

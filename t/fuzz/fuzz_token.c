@@ -3,8 +3,11 @@
  * builder. First byte: 0 = the input is the header value, else it is the
  * decoded token itself (so the fuzzer reaches the DER code directly).
  * The same DER bytes are also read as a KDC error's e-data (the NTSTATUS
- * a password check looks for: bytes from the network, unauthenticated). */
+ * a password check looks for: bytes from the network, unauthenticated).
+ * They are also read as an authenticator's RFC 4121 checksum (decrypted,
+ * but the client chose every byte of it). */
 #include "fuzz_common.h"
+#include "kd_apreq.h"
 #include "kd_password.h"
 #include "kd_token.h"
 
@@ -29,6 +32,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     else
         c = KD_CAUSE_NO_TOKEN;
+    if (size > 1 && data[0] != 0) {
+        static const unsigned char cb_md5[16] = {1, 2, 3};
+        unsigned flags;
+        int bound, rv = kd_apreq_gss_checksum(tok, len, data[0] & 1 ? cb_md5 : NULL, &flags,
+                                              &bound);
+        FUZZ_ASSERT(rv == 0 || rv == -1 || rv == -2);
+        FUZZ_ASSERT(rv != 0 || (len >= 24 && !(bound && !(data[0] & 1))));
+    }
     if (size > 1 && data[0] != 0) {
         uint32_t nt = kd_password_ntstatus(data + 1, size - 1);
         /* a status is only ever found in the shape that carries one */

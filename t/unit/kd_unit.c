@@ -56,6 +56,7 @@ int main(void)
 
     apr_initialize();
     sr = srunner_create(kd_accept_suite());
+    srunner_add_suite(sr, kd_apreq_suite());
     srunner_add_suite(sr, kd_base64_suite());
     srunner_add_suite(sr, kd_causes_suite());
     srunner_add_suite(sr, kd_chanbind_suite());

@@ -17,6 +17,7 @@ const char *kd_test_vector(const char *name);
 const unsigned char *kd_test_file(const char *path, size_t *len);
 
 Suite *kd_accept_suite(void);
+Suite *kd_apreq_suite(void);
 Suite *kd_base64_suite(void);
 Suite *kd_causes_suite(void);
 Suite *kd_chanbind_suite(void);
