@@ -13,10 +13,14 @@
  * one, so a restarted store serves again without an httpd restart. */
 #include "mod_kdeleg.h"
 
+#include <errno.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 
 #include <http_log.h>
 #include <apr_network_io.h>
+#include <apr_portable.h>
 #include <apr_strings.h>
 #include <apr_thread_mutex.h>
 
@@ -94,6 +98,32 @@ void kdeleg_store_child_init(kdeleg_store *st, apr_pool_t *pchild)
     apr_pool_cleanup_register(pchild, st, drop_idle, apr_pool_cleanup_null);
 }
 
+/* Once connected, reads and writes block, each bounded by KD_STORE_TIMEOUT
+ * in the kernel (SO_RCVTIMEO, SO_SNDTIMEO): a claim's reply costs one
+ * system call, where APR's timeout makes it read, poll and read again. */
+static apr_status_t kernel_timeouts(apr_socket_t *sock)
+{
+    struct timeval tv;
+    apr_os_sock_t fd;
+    apr_status_t rv = apr_os_sock_get(&fd, sock);
+
+    tv.tv_sec = (time_t)apr_time_sec(KD_STORE_TIMEOUT);
+    tv.tv_usec = (suseconds_t)apr_time_usec(KD_STORE_TIMEOUT);
+    if (rv == APR_SUCCESS
+        && (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) != 0
+            || setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) != 0))
+        rv = APR_FROM_OS_ERROR(errno);
+    if (rv == APR_SUCCESS)
+        rv = apr_socket_timeout_set(sock, -1);
+    return rv;
+}
+
+/* A kernel timeout (SO_RCVTIMEO) ends a blocking call with EAGAIN. */
+static apr_status_t timed_out_as_timeup(apr_status_t rv)
+{
+    return APR_STATUS_IS_EAGAIN(rv) ? APR_TIMEUP : rv;
+}
+
 static apr_status_t conn_open(const kdeleg_store *st, store_conn **out)
 {
     store_conn *c;
@@ -109,6 +139,8 @@ static apr_status_t conn_open(const kdeleg_store *st, store_conn **out)
         rv = apr_socket_timeout_set(c->sock, KD_STORE_TIMEOUT);
     if (rv == APR_SUCCESS)
         rv = apr_socket_connect(c->sock, st->addr);
+    if (rv == APR_SUCCESS)
+        rv = kernel_timeouts(c->sock);
     if (rv == APR_SUCCESS)
         apr_socket_opt_set(c->sock, APR_TCP_NODELAY, 1);
     if (rv != APR_SUCCESS) {
@@ -162,7 +194,7 @@ static apr_status_t send_all(apr_socket_t *sock, const char *buf, apr_size_t len
 
     while (len > 0 && rv == APR_SUCCESS) {
         apr_size_t n = len;
-        rv = apr_socket_send(sock, buf, &n);
+        rv = timed_out_as_timeup(apr_socket_send(sock, buf, &n));
         buf += n;
         len -= n;
     }
@@ -187,7 +219,7 @@ static apr_status_t exchange(const kdeleg_store *st, store_conn *c, const char *
         apr_size_t n = cap - *got;
         if (n == 0)
             return APR_ENOSPC;
-        rv = apr_socket_recv(c->sock, reply + *got, &n);
+        rv = timed_out_as_timeup(apr_socket_recv(c->sock, reply + *got, &n));
         *got += n;
         if (rv == APR_EOF && n > 0)
             rv = APR_SUCCESS; /* the data first; EOF again on the next read */
