@@ -1,15 +1,22 @@
 #include "kd_replay.h"
 
+#include <pthread.h>
 #include <string.h>
 #include <krb5.h>
+#include <openssl/evp.h>
 #include <profile.h>
 #include <openssl/sha.h>
 
 #define SLOTS_PER_BUCKET 16
 #define MAGIC 0x6b647270u /* "kdrp" */
 
+#define TAG_WORDS (KD_REPLAY_TAG_BYTES / 4)
+
+/* Every field is read and written with atomics, so a lookup may run
+ * without the lock (kd_replay_lookup): a slot is written only under the
+ * lock and only once expired, its tag first and its expiry last. */
 typedef struct {
-    unsigned char tag[KD_REPLAY_TAG_BYTES];
+    uint32_t tag[TAG_WORDS];
     uint32_t expires; /* unix seconds; 0 = never used */
 } slot;
 
@@ -42,12 +49,24 @@ void kd_replay_init(void *mem, size_t bytes)
     h->magic = MAGIC;
 }
 
+/* SHA-256 fetched from the provider once per process: SHA256() fetches
+ * it (under a lock) on every call. */
+static EVP_MD *sha256;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+
+static void fetch_sha256(void)
+{
+    sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
 void kd_replay_tag(const unsigned char *authenticator, size_t len,
                    unsigned char tag[KD_REPLAY_TAG_BYTES])
 {
     unsigned char digest[SHA256_DIGEST_LENGTH];
 
-    SHA256(authenticator, len, digest);
+    pthread_once(&sha256_once, fetch_sha256);
+    if (sha256 == NULL || EVP_Digest(authenticator, len, digest, NULL, sha256, NULL) != 1)
+        SHA256(authenticator, len, digest);
     memcpy(tag, digest, KD_REPLAY_TAG_BYTES);
 }
 
@@ -63,12 +82,17 @@ static slot *bucket_at(const void *mem, const unsigned char *tag, int which)
     return (slot *)((char *)mem + sizeof(header)) + (size_t)(index % h->buckets) * SLOTS_PER_BUCKET;
 }
 
-static int holds(const slot *b, const unsigned char *tag, uint32_t now)
+static int holds(const slot *b, const uint32_t *w, uint32_t now)
 {
-    int i;
+    int i, k;
 
     for (i = 0; i < SLOTS_PER_BUCKET; i++) {
-        if (b[i].expires > now && memcmp(b[i].tag, tag, KD_REPLAY_TAG_BYTES) == 0)
+        if (__atomic_load_n(&b[i].expires, __ATOMIC_ACQUIRE) <= now)
+            continue;
+        for (k = 0; k < TAG_WORDS && __atomic_load_n(&b[i].tag[k], __ATOMIC_RELAXED) == w[k];
+             k++)
+            ;
+        if (k == TAG_WORDS)
             return 1;
     }
     return 0;
@@ -81,7 +105,7 @@ static slot *free_slot(slot *b, uint32_t now, int *used)
 
     *used = 0;
     for (i = 0; i < SLOTS_PER_BUCKET; i++) {
-        if (b[i].expires > now)
+        if (__atomic_load_n(&b[i].expires, __ATOMIC_RELAXED) > now)
             (*used)++;
         else if (found == NULL)
             found = &b[i];
@@ -89,10 +113,15 @@ static slot *free_slot(slot *b, uint32_t now, int *used)
     return found;
 }
 
+/* Without the lock: a concurrent claim can at worst make a tag being
+ * written now look absent, and the claim under the lock decides. */
 kd_replay_result kd_replay_lookup(const void *mem, const unsigned char tag[KD_REPLAY_TAG_BYTES],
                                   uint32_t now)
 {
-    return holds(bucket_at(mem, tag, 0), tag, now) || holds(bucket_at(mem, tag, 1), tag, now)
+    uint32_t w[TAG_WORDS];
+
+    memcpy(w, tag, sizeof(w));
+    return holds(bucket_at(mem, tag, 0), w, now) || holds(bucket_at(mem, tag, 1), w, now)
                ? KD_REPLAY_SEEN : KD_REPLAY_FRESH;
 }
 
@@ -100,17 +129,22 @@ kd_replay_result kd_replay_claim(void *mem, const unsigned char tag[KD_REPLAY_TA
                                  uint32_t now, uint32_t lifetime)
 {
     slot *a = bucket_at(mem, tag, 0), *b = bucket_at(mem, tag, 1), *fa, *fb, *target;
-    int used_a, used_b;
+    uint32_t w[TAG_WORDS];
+    int used_a, used_b, k;
 
-    if (holds(a, tag, now) || holds(b, tag, now))
+    memcpy(w, tag, sizeof(w));
+    if (holds(a, w, now) || holds(b, w, now))
         return KD_REPLAY_SEEN;
     fa = free_slot(a, now, &used_a);
     fb = free_slot(b, now, &used_b);
     target = fa && (!fb || used_a <= used_b) ? fa : fb; /* the emptier bucket */
     if (target == NULL)
         return KD_REPLAY_FULL;
-    memcpy(target->tag, tag, KD_REPLAY_TAG_BYTES);
-    target->expires = now + lifetime;
+    /* Expired (or never used): no lookup matches it while it changes. */
+    __atomic_store_n(&target->expires, 0, __ATOMIC_RELAXED);
+    for (k = 0; k < TAG_WORDS; k++)
+        __atomic_store_n(&target->tag[k], w[k], __ATOMIC_RELAXED);
+    __atomic_store_n(&target->expires, now + lifetime, __ATOMIC_RELEASE);
     return KD_REPLAY_FRESH;
 }
 

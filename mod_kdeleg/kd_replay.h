@@ -37,8 +37,9 @@ uint32_t kd_replay_lifetime(void);
 void kd_replay_tag(const unsigned char *authenticator, size_t len,
                    unsigned char tag[KD_REPLAY_TAG_BYTES]);
 
-/* Under the caller's lock. lookup: SEEN or FRESH. claim: records the tag
- * until now + lifetime, or says SEEN / FULL. */
+/* lookup: SEEN or FRESH, without a lock (a tag being claimed at this
+ * moment may look FRESH; the claim decides). claim, under the caller's
+ * lock: records the tag until now + lifetime, or says SEEN / FULL. */
 kd_replay_result kd_replay_lookup(const void *mem, const unsigned char tag[KD_REPLAY_TAG_BYTES],
                                   uint32_t now);
 kd_replay_result kd_replay_claim(void *mem, const unsigned char tag[KD_REPLAY_TAG_BYTES],

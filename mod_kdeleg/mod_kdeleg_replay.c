@@ -238,10 +238,27 @@ int kdeleg_replay_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *
     return shared_post_config(pconf, ptemp, s, mc);
 }
 
+/* Map every page of the table into this child now. A shared mapping's
+ * pages are not copied into a child's page tables at fork: each one would
+ * otherwise fault on its first lookup, under the table's lock, and every
+ * other worker would wait for it. 64M is 16,384 pages: a few milliseconds
+ * once per child. */
+static void map_every_page(const void *table, apr_size_t bytes)
+{
+    const volatile unsigned char *b = table;
+    apr_size_t at;
+    unsigned sum = 0;
+
+    for (at = 0; at < bytes; at += 4096)
+        sum += b[at];
+    (void)sum;
+}
+
 void kdeleg_replay_child_init(apr_pool_t *pchild, server_rec *s)
 {
     if (replay.table == NULL)
         return;
+    map_every_page(replay.table, kdeleg_kept_table_size(kept));
     if ((replay.mutex = kdeleg_kept_table_child_mutex(kept, pchild)) == NULL) {
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, KDLOGNO(00603)
                      "replay cache: cannot attach the mutex; this child uses MIT's replay cache");
@@ -266,17 +283,16 @@ int kdeleg_replay_active(void)
     return replay.table != NULL;
 }
 
-static kd_replay_result locked(const unsigned char *tag, int claim, kdeleg_replay_why *why)
+static kd_replay_result claim_locked(const unsigned char *tag, kdeleg_replay_why *why)
 {
     uint32_t now = (uint32_t)apr_time_sec(apr_time_now());
     kd_replay_result rv;
 
-    /* Without the lock the table cannot be read or written safely: the
-     * caller refuses the token rather than accept it unchecked. */
+    /* Without the lock the table cannot be written safely: the caller
+     * refuses the token rather than accept it unchecked. */
     if ((why->lock_rv = apr_global_mutex_lock(replay.mutex)) != APR_SUCCESS)
         return KD_REPLAY_UNAVAILABLE;
-    rv = claim ? kd_replay_claim(replay.table, tag, now, replay.lifetime)
-               : kd_replay_lookup(replay.table, tag, now);
+    rv = kd_replay_claim(replay.table, tag, now, replay.lifetime);
     apr_global_mutex_unlock(replay.mutex);
     return rv;
 }
@@ -289,11 +305,13 @@ static void why_init(kdeleg_replay_why *why)
     why->key_mismatch = 0;
 }
 
+/* A look before any cryptography, without the lock: two per login made
+ * every worker queue on it (the lock is the claim's, after the accept). */
 kd_replay_result kdeleg_replay_seen(const unsigned char tag[KD_REPLAY_TAG_BYTES],
                                     kdeleg_replay_why *why)
 {
     why_init(why);
-    return locked(tag, 0, why);
+    return kd_replay_lookup(replay.table, tag, (uint32_t)apr_time_sec(apr_time_now()));
 }
 
 /* Whether the fingerprints in `theirs` share one with ours. */
@@ -414,7 +432,7 @@ kd_replay_result kdeleg_replay_record(apr_pool_t *p, const unsigned char tag[KD_
     kd_replay_result rv;
 
     why_init(why);
-    if ((rv = locked(tag, 1, why)) != KD_REPLAY_FRESH || replay.store == NULL)
+    if ((rv = claim_locked(tag, why)) != KD_REPLAY_FRESH || replay.store == NULL)
         return rv;
     return claim_in_farm(p, tag, why);
 }
