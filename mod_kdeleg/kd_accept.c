@@ -833,7 +833,10 @@ struct kd_accepted_name {
     kd_apreq_pac pac;
     const char *client;
     kd_acceptor *acceptor;
-    const char *cred_principal;
+    /* The credential that accepted, held until the pool goes: its MEMORY
+     * keytab has the key that decrypted the ticket (the PAC's checksum is
+     * made with it), its GSS credential can accept the token again. */
+    cred_entry *entry;
     const unsigned char *token;  /* the Kerberos mechanism token (a copy) */
     size_t token_len;
     const unsigned char *cb_data;
@@ -909,23 +912,15 @@ static void read_direct_logon_info(kd_accepted_name *n)
 {
     kd_logon_info *li;
     const char *why = NULL;
-    cred_entry *entry = NULL;
     krb5_context ctx;
     unsigned char *buf = NULL;
     size_t len = 0;
     kd_pac_state state = KD_APREQ_PAC_UNVERIFIED;
-    kd_result res;
 
-    kd_result_init(&res);
-    if (n->pac.data != NULL
-        && get_cred(n->acceptor, n->pool, n->cred_principal, 0, NULL, 1, &entry, &res)
-               == KD_CAUSE_NONE) {
-        if ((ctx = take_context(n->acceptor)) != NULL) {
-            state = kd_apreq_pac_logon_info(ctx, n->pool, entry->memkt, entry->principal,
-                                            n->client, &n->pac, &buf, &len);
-            put_context(n->acceptor, ctx);
-        }
-        put_cred(n->acceptor, entry);
+    if (n->pac.data != NULL && (ctx = take_context(n->acceptor)) != NULL) {
+        state = kd_apreq_pac_logon_info(ctx, n->pool, n->entry->memkt, n->entry->principal,
+                                        n->client, &n->pac, &buf, &len);
+        put_context(n->acceptor, ctx);
     }
     if (state != KD_APREQ_PAC_VERIFIED || buf == NULL) {
         n->why = KD_NO_PAC_WHY;
@@ -1283,6 +1278,23 @@ static gss_channel_bindings_t channel_bindings(const kd_accept_params *params,
 
 /* ------------------------------------------------------------ accepting with libkrb5 directly */
 
+/* After an accept, either way: the reply token (the AP-REP when mutual
+ * authentication was asked for; for SPNEGO a NegTokenResp even without
+ * one) and the evidence ticket. */
+static void reply_and_evidence(kd_acceptor *a, apr_pool_t *p, const kd_token_info *info,
+                               const kd_accept_params *params, const void *reply,
+                               size_t reply_len, kd_accept_out *out)
+{
+    unsigned char *wire;
+    size_t wire_len;
+
+    kd_token_reply(p, info, reply, reply_len, &wire, &wire_len);
+    if (wire_len > 0)
+        out->mutual_token = kd_b64_encode(p, wire, wire_len);
+    if (params->want_delegation)
+        keep_evidence(a, p, info, params, out);
+}
+
 static krb5_context take_context(kd_acceptor *a)
 {
     krb5_context ctx = NULL;
@@ -1309,7 +1321,7 @@ static void put_context(kd_acceptor *a, krb5_context ctx)
 }
 
 /* What kd_accept_logon_info and kd_accept_indicators need later. */
-static kd_accepted_name *direct_name(apr_pool_t *p, kd_acceptor *a, const char *cred_principal,
+static kd_accepted_name *direct_name(apr_pool_t *p, kd_acceptor *a, cred_entry *entry,
                                      const kd_token_info *info, const kd_accept_params *params,
                                      const kd_apreq_out *r)
 {
@@ -1320,7 +1332,7 @@ static kd_accepted_name *direct_name(apr_pool_t *p, kd_acceptor *a, const char *
     n->pac = r->pac;
     n->client = r->client;
     n->acceptor = a;
-    n->cred_principal = cred_principal;
+    n->entry = entry;
     n->token = apr_pmemdup(p, info->krb5_token, info->krb5_token_len);
     n->token_len = info->krb5_token_len;
     n->cb_data = params->cb_data ? apr_pmemdup(p, params->cb_data, params->cb_len) : NULL;
@@ -1328,9 +1340,11 @@ static kd_accepted_name *direct_name(apr_pool_t *p, kd_acceptor *a, const char *
     return n;
 }
 
-static kd_cause accept_direct(kd_acceptor *a, apr_pool_t *p, const cred_entry *entry,
-                              const char *cred_principal, const kd_token_info *info,
-                              const kd_accept_params *params, kd_accept_out *out, kd_result *res)
+/* On success the entry is held by out->name until p is cleared; else it
+ * is still the caller's. */
+static kd_cause accept_direct(kd_acceptor *a, apr_pool_t *p, cred_entry *entry,
+                              const kd_token_info *info, const kd_accept_params *params,
+                              kd_accept_out *out, kd_result *res)
 {
     krb5_context ctx = take_context(a);
     kd_apreq_in in;
@@ -1372,16 +1386,9 @@ static kd_cause accept_direct(kd_acceptor *a, apr_pool_t *p, const cred_entry *e
     out->client_principal = r.client;
     out->local_name = r.local_name;
     out->ticket_seconds_left = r.seconds_left;
-    if (r.reply_len > 0) {
-        unsigned char *wire;
-        size_t wire_len;
-        kd_token_reply(p, info, r.reply, r.reply_len, &wire, &wire_len);
-        if (wire_len > 0)
-            out->mutual_token = kd_b64_encode(p, wire, wire_len);
-    }
-    if (params->want_delegation)
-        keep_evidence(a, p, info, params, out);
-    out->name = direct_name(p, a, cred_principal, info, params, &r);
+    reply_and_evidence(a, p, info, params, r.reply, r.reply_len, out);
+    out->name = direct_name(p, a, entry, info, params, &r);
+    kd_credtab_release_with(a->table, &entry->base, p);
     return KD_CAUSE_NONE;
 }
 
@@ -1396,18 +1403,9 @@ static int reaccept(kd_accepted_name *n)
     gss_ctx_id_t ctx = GSS_C_NO_CONTEXT;
     gss_buffer_desc in, reply = GSS_C_EMPTY_BUFFER;
     gss_name_t src = GSS_C_NO_NAME;
-    cred_entry *entry = NULL;
-    kd_result res;
 
-    kd_result_init(&res);
     if (!n->direct || n->token == NULL)
         return -1;
-    if (get_cred(n->acceptor, n->pool, n->cred_principal, 0, NULL, 1, &entry, &res)
-        != KD_CAUSE_NONE) {
-        n->indicators_why = apr_psprintf(n->pool, "cannot read " KD_ATTR_AUTH_INDICATORS
-                                         ": %s", res.detail ? res.detail : "no credential");
-        return -1;
-    }
     memset(&cb, 0, sizeof(cb));
     cb.initiator_addrtype = GSS_C_AF_UNSPEC;
     cb.acceptor_addrtype = GSS_C_AF_UNSPEC;
@@ -1415,13 +1413,12 @@ static int reaccept(kd_accepted_name *n)
     cb.application_data.length = n->cb_len;
     in.value = (void *)n->token;
     in.length = n->token_len;
-    major = gss_accept_sec_context(&minor, &ctx, entry->cred, &in,
+    major = gss_accept_sec_context(&minor, &ctx, n->entry->cred, &in,
                                    n->cb_data ? &cb : GSS_C_NO_CHANNEL_BINDINGS, &src, NULL,
                                    &reply, NULL, NULL, NULL);
     gss_release_buffer(&ignored, &reply);
     if (ctx != GSS_C_NO_CONTEXT)
         gss_delete_sec_context(&ignored, &ctx, GSS_C_NO_BUFFER);
-    put_cred(n->acceptor, entry);
     if (GSS_ERROR(major) || (major & GSS_S_CONTINUE_NEEDED)) {
         gss_release_name(&ignored, &src);
         n->indicators_why = apr_psprintf(n->pool, "cannot read " KD_ATTR_AUTH_INDICATORS
@@ -1467,8 +1464,8 @@ kd_cause kd_acceptor_accept(kd_acceptor *a, apr_pool_t *p, const kd_token_info *
     /* With the node's replay table, libkrb5 directly (kd_apreq); without
      * it, GSS-API and MIT's replay cache. */
     if (params->replay_checked && info->ap_req != NULL) {
-        cause = accept_direct(a, p, entry, cred_principal, info, params, out, res);
-        put_cred(a, entry);
+        if ((cause = accept_direct(a, p, entry, info, params, out, res)) != KD_CAUSE_NONE)
+            put_cred(a, entry);
         return cause;
     }
 
@@ -1513,13 +1510,7 @@ kd_cause kd_acceptor_accept(kd_acceptor *a, apr_pool_t *p, const kd_token_info *
     out->ticket_seconds_left = (lifetime == GSS_C_INDEFINITE || lifetime <= (OM_uint32)a->clockskew)
                                    ? 0 : (long)lifetime - a->clockskew;
     if (cause == KD_CAUSE_NONE) {
-        unsigned char *wire;
-        size_t wire_len;
-        kd_token_reply(p, info, reply.value, reply.length, &wire, &wire_len);
-        if (wire_len > 0)
-            out->mutual_token = kd_b64_encode(p, wire, wire_len);
-        if (params->want_delegation)
-            keep_evidence(a, p, info, params, out);
+        reply_and_evidence(a, p, info, params, reply.value, reply.length, out);
         out->name = keep_name(p, &src);
     }
 

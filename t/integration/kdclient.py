@@ -28,10 +28,11 @@ class Token:
     """One initiator context: .header for the request, .finish() checks the
     server's mutual-authentication reply and completes the context."""
 
-    def __init__(self, ccache, host, mech=SPNEGO, service="HTTP", bindings=None):
+    def __init__(self, ccache, host, mech=SPNEGO, service="HTTP", bindings=None, mutual=True):
         """bindings: channel bindings' application data (bytes, e.g.
         tls_server_end_point(...)), sent as Windows and MIT clients send
-        them: address types GSS_C_AF_UNSPEC, no addresses."""
+        them: address types GSS_C_AF_UNSPEC, no addresses. mutual=False:
+        the token does not ask for mutual authentication."""
         # The environment names the default for anything run later; the
         # context itself takes its credentials from this ccache explicitly,
         # so threads acting as different users never borrow each other's.
@@ -44,7 +45,9 @@ class Token:
             cb = gssapi.raw.ChannelBindings(application_data=bindings)
         self.ctx = gssapi.SecurityContext(
             name=name, usage="initiate", mech=mech, creds=creds,
-            flags=gssapi.RequirementFlag.mutual_authentication, channel_bindings=cb)
+            flags=(gssapi.RequirementFlag.mutual_authentication if mutual
+                   else gssapi.RequirementFlag.integrity),
+            channel_bindings=cb)
         self.raw = self.ctx.step()
         self.b64 = base64.b64encode(self.raw).decode()
         self.header = "Negotiate " + self.b64

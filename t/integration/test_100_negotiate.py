@@ -1,6 +1,7 @@
 """AuthType Negotiate against a real LDAP-backed MIT KDC: the success paths,
 under mpm_event and mpm_prefork."""
 
+import base64
 import os
 import shutil
 
@@ -58,6 +59,45 @@ def test_mutual_authentication_completes(node1, alice_ccache, mech):
     assert kdclient.cgi_env(body)["REMOTE_USER"] == "alice@EXAMPLE.TEST"
     # the server proved it holds the service key: the client's context completes
     assert tok.finish(headers["www-authenticate"]) is True
+
+
+def _der(tag, body):
+    n = len(body)
+    size = bytes([n]) if n < 0x80 else (bytes([0x81, n]) if n < 0x100
+                                        else bytes([0x82, n >> 8, n & 0xff]))
+    return bytes([tag]) + size + body
+
+
+def _spnego_init(krb5_token):
+    """A NegTokenInit offering only Kerberos, around a raw Kerberos token
+    (MIT's SPNEGO initiator itself always asks for mutual authentication)."""
+    krb5_oid = bytes.fromhex("2a864886f712010202")
+    mech_types = _der(0xa0, _der(0x30, _der(0x06, krb5_oid)))
+    init = _der(0xa0, _der(0x30, mech_types + _der(0xa2, _der(0x04, krb5_token))))
+    return _der(0x60, _der(0x06, bytes.fromhex("2b0601050502")) + init)
+
+
+def test_without_mutual_authentication_no_ap_rep(node1, alice_ccache):
+    """A token that does not ask for mutual authentication gets no AP-REP:
+    a raw Kerberos token no reply at all; the same token in SPNEGO its
+    NegTokenResp (accept-completed, the mechanism, no response token)."""
+    raw = kdclient.Token(alice_ccache, NODE1, mech=kdclient.KRB5, mutual=False)
+    status, headers, body = kdclient.request(node1, "/private/cgi/env.cgi",
+                                             headers={"Authorization": raw.header})
+    assert status == 200, body
+    assert headers.get("www-authenticate") is None
+    inner = kdclient.Token(alice_ccache, NODE1, mech=kdclient.KRB5, mutual=False)
+    wrapped = base64.b64encode(_spnego_init(inner.raw)).decode()
+    status, headers, body = kdclient.request(node1, "/private/cgi/env.cgi",
+                                             headers={"Authorization": "Negotiate " + wrapped})
+    assert status == 200, body
+    scheme, _, reply = headers.get("www-authenticate", "").partition(" ")
+    assert scheme == "Negotiate" and reply
+    resp = base64.b64decode(reply)
+    negstate = bytes([0xa0, 0x03, 0x0a, 0x01, 0x00])
+    mech = bytes([0xa1, 0x0b, 0x06, 0x09]) + bytes.fromhex("2a864886f712010202")
+    # [1] { SEQUENCE { negState accept-completed, supportedMech } }: nothing more
+    assert resp == _der(0xa1, _der(0x30, negstate + mech)), resp.hex()
 
 
 def test_virtual_name_ticket_accepted(node1, alice_ccache):
