@@ -264,6 +264,33 @@ def test_token_never_reaches_a_handler_a_back_end_or_the_log(site, kdc, kdc_alic
             assert token not in f.read()
 
 
+def test_refusals_never_log_the_cookie_or_the_token(site, kdc, kdc_alice):
+    """A cookie that does not open (a flipped byte) and a transfer token
+    that does not open are each refused with KD00703 (session-invalid),
+    naming what was ignored and why; neither value is in the error log."""
+    b = site.browser(kdc_alice)
+    assert b.get(site.url("/private/index.html"))[0] == 200
+    cookie = b.cookie("kdeleg_session")[0]
+    middle = len(cookie) // 2
+    tampered = cookie[:middle] + ("A" if cookie[middle] != "A" else "B") + cookie[middle + 1:]
+    node = site.nodes[0]
+    mark = node.error_log_mark()
+    status, headers, _ = send(site, node, site.url("/private/index.html"),
+                              f"kdeleg_session={tampered}")
+    assert status == 401 and headers["www-authenticate"] == "Negotiate"
+    lines = kdclient.kd_lines(node.error_log_since(mark), "KD00703")
+    assert lines and "session cookie ignored: cause session-invalid" in lines[0][2], lines
+    token = base64.urlsafe_b64encode(b"\x02" + os.urandom(90)).decode().rstrip("=")
+    mark = node.error_log_mark()
+    status, _, _ = send(site, node, site.url(f"/private/index.html?kdeleg-transfer={token}"))
+    assert status == 401
+    lines = kdclient.kd_lines(node.error_log_since(mark), "KD00703")
+    assert lines and "transfer token ignored: cause session-invalid" in lines[0][2], lines
+    log = "\n".join(node.error_log_since(0))
+    for secret in (cookie, tampered, token):
+        assert secret[:24] not in log and secret[-24:] not in log
+
+
 def test_every_cookie_of_ours_is_stripped(site, kdc):
     """Session cookies of every scope and prefix, and the state cookie,
     never reach a CGI; other cookies arrive untouched."""
