@@ -1349,6 +1349,8 @@ static kd_cause accept_direct(kd_acceptor *a, apr_pool_t *p, cred_entry *entry,
     krb5_context ctx = take_context(a);
     kd_apreq_in in;
     kd_apreq_out r;
+    unsigned char *reply = NULL;
+    size_t reply_len = 0;
 
     if (ctx == NULL)
         return kd_result_fail(res, p, KD_CAUSE_INTERNAL_ERROR, "accept",
@@ -1356,8 +1358,6 @@ static kd_cause accept_direct(kd_acceptor *a, apr_pool_t *p, cred_entry *entry,
     memset(&in, 0, sizeof(in));
     in.ap_req = info->ap_req;
     in.ap_req_len = info->ap_req_len;
-    in.mech_oid = info->krb5_token_oid;
-    in.mech_oid_len = info->krb5_token_oid_len;
     in.keytab = entry->memkt;
     in.server = entry->principal;
     in.cb_data = params->cb_data;
@@ -1386,7 +1386,11 @@ static kd_cause accept_direct(kd_acceptor *a, apr_pool_t *p, cred_entry *entry,
     out->client_principal = r.client;
     out->local_name = r.local_name;
     out->ticket_seconds_left = r.seconds_left;
-    reply_and_evidence(a, p, info, params, r.reply, r.reply_len, out);
+    if (r.ap_rep != NULL
+        && kd_token_frame_ap_rep(p, info, r.ap_rep, r.ap_rep_len, &reply, &reply_len) != 0)
+        return kd_result_fail(res, p, KD_CAUSE_INTERNAL_ERROR, "accept",
+                              "the AP-REP for %s cannot be framed", out->spn);
+    reply_and_evidence(a, p, info, params, reply, reply_len, out);
     out->name = direct_name(p, a, entry, info, params, &r);
     kd_credtab_release_with(a->table, &entry->base, p);
     return KD_CAUSE_NONE;

@@ -285,38 +285,15 @@ done:
     return state;
 }
 
-static size_t der_len(unsigned char *b, size_t len)
-{
-    size_t n = 0, i;
-
-    if (len < 0x80) {
-        if (b)
-            b[0] = (unsigned char)len;
-        return 1;
-    }
-    for (i = len; i > 0; i >>= 8)
-        n++;
-    if (b) {
-        b[0] = (unsigned char)(0x80 | n);
-        for (i = 0; i < n; i++)
-            b[1 + i] = (unsigned char)(len >> (8 * (n - 1 - i)));
-    }
-    return 1 + n;
-}
-
-/* The AP-REP in the GSS framing of RFC 2743 3.1 with TOK_ID 02 00, under
- * the OID the client's token was framed with. An acceptor subkey as MIT
- * makes one (RFC 4121 for the newer enctypes), and a sequence number. */
-static void make_reply(krb5_context ctx, apr_pool_t *p, krb5_auth_context ac,
-                       const kd_apreq_in *in, kd_apreq_out *out)
+/* The AP-REP (the caller frames it): an acceptor subkey as MIT makes one
+ * (RFC 4121, for the newer enctypes), and a sequence number. */
+static void make_reply(krb5_context ctx, apr_pool_t *p, krb5_auth_context ac, kd_apreq_out *out)
 {
     krb5_key session = NULL;
     krb5_enctype etype = 0;
     krb5_int32 flags = KRB5_AUTH_CONTEXT_DO_SEQUENCE;
     krb5_data rep = {KV5M_DATA, 0, NULL};
     krb5_error_code code;
-    size_t body, n;
-    unsigned char *b;
 
     if (krb5_auth_con_getkey_k(ctx, ac, &session) == 0 && session != NULL) {
         etype = krb5_k_key_enctype(ctx, session);
@@ -330,19 +307,8 @@ static void make_reply(krb5_context ctx, apr_pool_t *p, krb5_auth_context ac,
         fail(ctx, p, out, code);
         return;
     }
-    body = 2 + in->mech_oid_len + 2 + rep.length;
-    n = 1 + der_len(NULL, body) + body;
-    out->reply = b = apr_palloc(p, n);
-    *b++ = 0x60;
-    b += der_len(b, body);
-    *b++ = 0x06;
-    *b++ = (unsigned char)in->mech_oid_len;
-    memcpy(b, in->mech_oid, in->mech_oid_len);
-    b += in->mech_oid_len;
-    *b++ = 0x02;
-    *b++ = 0x00;
-    memcpy(b, rep.data, rep.length);
-    out->reply_len = n;
+    out->ap_rep = apr_pmemdup(p, rep.data, rep.length);
+    out->ap_rep_len = rep.length;
     krb5_free_data_contents(ctx, &rep);
 }
 
@@ -361,11 +327,6 @@ void kd_apreq_accept(krb5_context ctx, apr_pool_t *p, const kd_apreq_in *in, kd_
     req.magic = KV5M_DATA;
     req.data = (char *)in->ap_req;
     req.length = (unsigned int)in->ap_req_len;
-    if (in->mech_oid_len == 0 || in->mech_oid_len > 0x7f) {
-        out->defective = 1;
-        out->error = "no Kerberos mechanism OID";
-        return;
-    }
     /* Flags 0: no MIT replay cache (the caller's table checks replays);
      * times and clock skew are checked all the same. */
     if ((code = krb5_kt_resolve(ctx, in->keytab, &kt)) != 0
@@ -386,7 +347,7 @@ void kd_apreq_accept(krb5_context ctx, apr_pool_t *p, const kd_apreq_in *in, kd_
     }
     keep_pac(ctx, p, ticket, out);
     if (out->flags & KD_GSS_MUTUAL_FLAG)
-        make_reply(ctx, p, ac, in, out);
+        make_reply(ctx, p, ac, out);
 
 done:
     if (auth)

@@ -42,8 +42,6 @@
 typedef struct {
     const unsigned char *ap_req;    /* DER AP-REQ (after the GSS framing and TOK_ID) */
     size_t ap_req_len;
-    const unsigned char *mech_oid;  /* the token's framing OID (DER contents): the reply's */
-    size_t mech_oid_len;
     const char *keytab;             /* keytab name (a MEMORY keytab) */
     const char *server;             /* acceptor principal, as the keytab spells it */
     /* TLS channel bindings' application data (kd_chanbind), NULL for none */
@@ -81,8 +79,8 @@ typedef struct {
     long seconds_left;           /* until the ticket ends */
     unsigned flags;              /* KD_GSS_* the client asked for */
     int channel_bound;           /* the token carried our bindings */
-    unsigned char *reply;        /* GSS-framed AP-REP (mutual), else NULL */
-    size_t reply_len;
+    unsigned char *ap_rep;       /* DER AP-REP (mutual authentication), else NULL */
+    size_t ap_rep_len;
     kd_apreq_pac pac;            /* the ticket's PAC, not yet verified (data NULL: none) */
 } kd_apreq_out;
 

@@ -16,6 +16,8 @@ static const unsigned char NTLMSSP_MAGIC[] = {'N', 'T', 'L', 'M', 'S', 'S', 'P',
 
 #define KD_KRB5_TOK_AP_REQ_0 0x01
 #define KD_KRB5_TOK_AP_REQ_1 0x00
+#define KD_KRB5_TOK_AP_REP_0 0x02
+#define KD_KRB5_TOK_AP_REP_1 0x00
 #define KD_MAX_NAME_COMPONENTS 8
 #define KD_MAX_MECH_TYPES 32
 
@@ -357,6 +359,27 @@ static size_t put_tlv(unsigned char *out, unsigned char tag, const unsigned char
     if (val != NULL)
         memcpy(out + n, val, len);
     return n + len;
+}
+
+int kd_token_frame_ap_rep(apr_pool_t *p, const kd_token_info *info, const unsigned char *ap_rep,
+                          size_t len, unsigned char **out, size_t *out_len)
+{
+    unsigned char *body;
+    size_t n;
+
+    *out = NULL;
+    *out_len = 0;
+    if (info->krb5_token_oid == NULL || info->krb5_token_oid_len > 0x7f || len > 0xf000)
+        return -1;
+    body = apr_palloc(p, info->krb5_token_oid_len + len + 8);
+    n = put_tlv(body, 0x06, info->krb5_token_oid, info->krb5_token_oid_len);
+    body[n++] = KD_KRB5_TOK_AP_REP_0;
+    body[n++] = KD_KRB5_TOK_AP_REP_1;
+    memcpy(body + n, ap_rep, len);
+    n += len;
+    *out = apr_palloc(p, n + 4);
+    *out_len = put_tlv(*out, 0x60, body, n);
+    return 0;
 }
 
 void kd_token_reply(apr_pool_t *p, const kd_token_info *info, const unsigned char *ap_rep,

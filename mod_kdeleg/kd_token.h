@@ -86,6 +86,12 @@ kd_cause kd_token_from_header(apr_pool_t *p, const char *value, unsigned char **
 kd_cause kd_token_sniff(apr_pool_t *p, const unsigned char *tok, size_t len,
                         kd_token_info *info, kd_result *res);
 
+/* An AP-REP (DER) as a Kerberos mechanism token: RFC 2743 3.1 framing
+ * under the OID the client's token was framed with, TOK_ID 02 00 (RFC
+ * 4121 4.1). 0, or -1 without that OID or for an oversized AP-REP. */
+int kd_token_frame_ap_rep(apr_pool_t *p, const kd_token_info *info, const unsigned char *ap_rep,
+                          size_t len, unsigned char **out, size_t *out_len);
+
 /* The reply to a client whose Kerberos token was accepted: for a raw
  * Kerberos token the AP-REP itself, for SPNEGO a NegTokenResp with
  * negState accept-completed, the client's Kerberos OID and the AP-REP

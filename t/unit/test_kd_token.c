@@ -286,6 +286,42 @@ START_TEST(raw_reply_is_the_ap_rep)
 }
 END_TEST
 
+/* An AP-REP framed as the client's token was: 0x60, the same OID, 02 00;
+ * a long AP-REP gets a long-form length; no OID or an oversized AP-REP
+ * is refused. */
+START_TEST(ap_rep_is_framed_like_the_token)
+{
+    static const unsigned char small[] = {0x6f, 0x03, 0x30, 0x01, 0x00};
+    static unsigned char big[300], huge[0xf001];
+    kd_token_info info, none;
+    unsigned char *out;
+    size_t len, oid_len;
+
+    ck_assert_int_eq(sniff(vector("krb5_raw.b64"), &info), KD_CAUSE_NONE);
+    oid_len = info.krb5_token_oid_len;
+    ck_assert_uint_eq(oid_len, 9);
+    ck_assert_int_eq(kd_token_frame_ap_rep(kd_test_pool, &info, small, sizeof(small), &out, &len),
+                     0);
+    ck_assert_uint_eq(len, 2 + 2 + oid_len + 2 + sizeof(small));
+    ck_assert_uint_eq(out[0], 0x60);
+    ck_assert_uint_eq(out[1], len - 2);
+    ck_assert_uint_eq(out[2], 0x06);
+    ck_assert_mem_eq(out + 4, info.krb5_token_oid, oid_len);
+    ck_assert_uint_eq(out[4 + oid_len], 0x02);
+    ck_assert_uint_eq(out[5 + oid_len], 0x00);
+    ck_assert_mem_eq(out + 6 + oid_len, small, sizeof(small));
+    ck_assert_int_eq(kd_token_frame_ap_rep(kd_test_pool, &info, big, sizeof(big), &out, &len), 0);
+    ck_assert_uint_eq(out[1], 0x82);
+    ck_assert_uint_eq(((size_t)out[2] << 8 | out[3]), len - 4);
+    ck_assert_int_eq(kd_token_frame_ap_rep(kd_test_pool, &info, huge, sizeof(huge), &out, &len),
+                     -1);
+    ck_assert_ptr_null(out);
+    memset(&none, 0, sizeof(none));
+    ck_assert_int_eq(kd_token_frame_ap_rep(kd_test_pool, &none, small, sizeof(small), &out, &len),
+                     -1);
+}
+END_TEST
+
 /* What we send to back ends: the Kerberos token in a NegTokenInit that our
  * own sniffer (and any Negotiate server) reads back as the same ticket. */
 START_TEST(spnego_wrap_round_trips)
@@ -395,6 +431,7 @@ Suite *kd_token_suite(void)
     tcase_add_test(tc, spnego_wrap_round_trips);
     tcase_add_test(tc, spnego_reply_is_accept_completed);
     tcase_add_test(tc, raw_reply_is_the_ap_rep);
+    tcase_add_test(tc, ap_rep_is_framed_like_the_token);
     tcase_add_test(tc, truncations_are_malformed);
     tcase_add_test(tc, bit_flips_never_crash);
     tcase_add_test(tc, junk_is_malformed);
