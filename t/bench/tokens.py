@@ -75,15 +75,8 @@ def generate_users(ccaches, host, count, prefix, shards=2, mech="spnego"):
     ("FILE:..." each): shard k takes ccaches[k::shards] in turn.  A user's
     first token asks the KDC for the service ticket (kept in its ccache)."""
     shards = min(shards, len(ccaches))
-    per = [count // shards + (1 if i < count % shards else 0) for i in range(shards)]
-    paths = [f"{prefix}.{i}" for i in range(shards)]
-    jobs = [(ccaches[i::shards], host, mech, n, p) for i, (n, p) in enumerate(zip(per, paths))]
-    if shards == 1:
-        _users_worker(jobs[0])
-    else:
-        with multiprocessing.get_context("fork").Pool(shards) as pool:
-            pool.map(_users_worker, jobs)
-    return paths
+    return _sharded(_users_worker, count, prefix, shards,
+                    lambda i, n, path: (ccaches[i::shards], host, mech, n, path))
 
 
 def _login_worker(args):
@@ -110,14 +103,21 @@ def login(principals, password, directory, procs=2):
 
 def generate(ccache, host, count, prefix, shards=2, mech="spnego"):
     """Write count tokens split over prefix.0..prefix.<shards-1>; returns the paths."""
+    return _sharded(_worker, count, prefix, shards,
+                    lambda i, n, path: (ccache, host, mech, n, path))
+
+
+def _sharded(worker, count, prefix, shards, job):
+    """count tokens over prefix.0..prefix.<shards-1>, one worker process
+    per shard (job(i, tokens, path) is its argument); returns the paths."""
     per = [count // shards + (1 if i < count % shards else 0) for i in range(shards)]
     paths = [f"{prefix}.{i}" for i in range(shards)]
-    jobs = [(ccache, host, mech, n, p) for n, p in zip(per, paths)]
+    jobs = [job(i, n, path) for i, (n, path) in enumerate(zip(per, paths))]
     if shards == 1:
-        _worker(jobs[0])
+        worker(jobs[0])
     else:
         with multiprocessing.get_context("fork").Pool(shards) as pool:
-            pool.map(_worker, jobs)
+            pool.map(worker, jobs)
     return paths
 
 
